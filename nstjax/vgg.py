@@ -36,6 +36,55 @@ from nstjax.weights import CONV_NAMES, VGGWeights
 BLOCK_SIZES = (2, 2, 4, 4, 4)
 
 
+_DN = ("NHWC", "HWIO", "NHWC")
+
+
+def _conv(x, kernel):
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=_DN)
+
+
+@jax.custom_vjp
+def conv3x3(x, kernel):
+    """3×3, stride-1, SAME convolution (NHWC, HWIO) with a layout-stable backward pass.
+
+    The input gradient is the convolution of the output gradient with the flipped kernel.
+    JAX's own transpose rule leaves XLA a kernel in ``01oi`` order; inside a
+    ``while_loop`` XLA:CPU does not fold that into a fast layout and falls back to a slow
+    generic convolution (measured 3× slower per evaluation).  Here the flipped kernel is
+    materialised behind an ``optimization_barrier`` in plain HWIO order, so every
+    convolution, forward and backward, takes the fast path, in loops and out.
+    """
+    return _conv(x, kernel)
+
+
+def _conv3x3_fwd(x, kernel):
+    return _conv(x, kernel), (x, kernel)
+
+
+def _conv3x3_bwd(res, g):
+    x, kernel = res
+    flipped = jax.lax.optimization_barrier(jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2))
+    dx = _conv(g, flipped)
+    dk = jax.vjp(lambda k: _conv(x, k), kernel)[1](g)[0]  # removed by XLA when unused
+    return dx, dk
+
+
+conv3x3.defvjp(_conv3x3_fwd, _conv3x3_bwd)
+
+
+class Conv3x3(nn.Module):
+    """A VGG convolution: ``conv3x3(x, kernel) + bias`` with params ``kernel``, ``bias``."""
+
+    features: int
+
+    @nn.compact
+    def __call__(self, x):
+        kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                            (3, 3, x.shape[-1], self.features))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        return conv3x3(x, kernel) + bias
+
+
 def _build_layer_table():
     order, aliases, conv_of = [], {}, {}
     seq = 0
@@ -99,13 +148,12 @@ class VGG19(nn.Module):
     def __call__(self, x):
         wanted = set(self.layers)
         last = max(_INDEX[n] for n in wanted)
-        conv_cls = nn.remat(nn.Conv) if self.remat else nn.Conv
+        conv_cls = nn.remat(Conv3x3) if self.remat else Conv3x3
         out = {}
         for name in LAYERS[: last + 1]:
             if name.startswith("conv"):
                 block = _CONV_OF[name]
-                x = conv_cls(int(min(64 * 2 ** (int(block[5]) - 1), 512)), (3, 3),
-                             padding="SAME", name=block)(x)
+                x = conv_cls(int(min(64 * 2 ** (int(block[5]) - 1), 512)), name=block)(x)
             elif name.startswith("relu"):
                 x = nn.relu(x)
             elif self.pooling == "avg":

@@ -1,0 +1,22 @@
+"""The one place nstjax touches jaxopt (archived upstream; it warns on import).
+
+``optax.lbfgs`` is its maintained successor and is offered beside it (``optax-lbfgs``).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import jaxopt
+
+
+def lbfgsb(fun, *, history_size: int, max_iter: int):
+    """jaxopt's L-BFGS-B with box bounds passed to ``init_state``/``update``."""
+    return jaxopt.LBFGSB(fun=fun, maxiter=max_iter, history_size=history_size, tol=0.0)
+
+
+def lbfgs(fun, *, history_size: int, max_iter: int):
+    """jaxopt's unconstrained L-BFGS (zoom line search)."""
+    return jaxopt.LBFGS(fun=fun, maxiter=max_iter, history_size=history_size, tol=0.0)
