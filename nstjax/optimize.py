@@ -110,7 +110,8 @@ def _adam_stepper(fun, lr, lower, upper):
 
 def minimize(fun: Callable, x0, *, method: str = "lbfgsb", max_iter: int = 500,
              lower=0.0, upper=1.0, lr=0.02, rtol=0.0, threshold=-jnp.inf,
-             history_size: int = 10, progress: Callable | None = None) -> OptimizeResult:
+             history_size: int = 10, progress: Callable | None = None,
+             snapshot: Callable | None = None, snapshot_every: int = 0) -> OptimizeResult:
     """Minimise ``fun`` from ``x0`` inside one ``lax.while_loop``.
 
     Pure: call it inside ``jit`` (and ``vmap`` it for sweeps).  ``lower``, ``upper``,
@@ -129,12 +130,23 @@ def minimize(fun: Callable, x0, *, method: str = "lbfgsb", max_iter: int = 500,
       history_size: L-BFGS memory.
       progress: optional host function ``(iteration, loss)`` called through
         ``jax.debug.callback`` after every iteration.
+      snapshot: optional host function ``(iteration, x)`` called every ``snapshot_every``
+        iterations (for ``--save-every``).
 
     Returns:
       An :class:`OptimizeResult`.
     """
     lower = jnp.asarray(lower, x0.dtype)
     upper = jnp.asarray(upper, x0.dtype)
+    # The solvers see f / |f(x0)|: style objectives reach 1e11-1e15, where L-BFGS-B's first
+    # steps stall and L-BFGS's first line search overshoots (measured: with the raw
+    # objective L-BFGS-B lowered the loss by 21% in 15 iterations at 96 px, with the
+    # normalised one by 87%).  Values reported back are in the caller's units.
+    x_start = jnp.clip(x0, lower, upper) if method in ("lbfgsb", "adam") else x0
+    f0 = jax.lax.stop_gradient(fun(x_start))
+    unit = jnp.where(jnp.isfinite(f0) & (jnp.abs(f0) > 1e-30), jnp.abs(f0), 1.0)
+    user_fun = fun
+    fun = lambda x: user_fun(x) / unit  # noqa: E731
     if method == "lbfgsb":
         solver = _jaxopt.lbfgsb(fun, history_size=history_size, max_iter=max_iter)
         stepper = _jaxopt_stepper(solver, (jnp.broadcast_to(lower, x0.shape),
@@ -152,6 +164,7 @@ def minimize(fun: Callable, x0, *, method: str = "lbfgsb", max_iter: int = 500,
         raise ValueError(f"unknown optimizer {method!r}; choose from {', '.join(OPTIMIZERS)}")
 
     state0, value0 = stepper.init(x0)
+    value0 = value0 * unit
     history0 = jnp.full((max_iter,), jnp.nan, jnp.float32)
     status0 = jnp.where(jnp.isfinite(value0), Status.MAX_ITER, Status.NON_FINITE)
     # carry: iteration, iterate, solver state, loss at iterate, history, done, status
@@ -165,6 +178,7 @@ def minimize(fun: Callable, x0, *, method: str = "lbfgsb", max_iter: int = 500,
     def body(carry):
         i, x, state, value, history, _, _ = carry
         x_new, state_new, value_new = stepper.step(x, state)
+        value_new = value_new * unit
         finite = jnp.isfinite(value_new) & jnp.all(jnp.isfinite(x_new))
         rel = jnp.abs(value_new - value) <= rtol * jnp.abs(value)
         status = jnp.where(~finite, Status.NON_FINITE,
@@ -178,11 +192,14 @@ def minimize(fun: Callable, x0, *, method: str = "lbfgsb", max_iter: int = 500,
         history = history.at[i].set(value_new.astype(jnp.float32))
         if progress is not None:
             jax.debug.callback(progress, i + 1, value_new)
+        if snapshot is not None and snapshot_every > 0:
+            jax.lax.cond((i + 1) % snapshot_every == 0,
+                         lambda: jax.debug.callback(snapshot, i + 1, x_keep), lambda: None)
         return (i + 1, x_keep, state_keep, value_keep, history, status != Status.MAX_ITER,
                 status)
 
     n_iter, x, _, value, history, _, status = jax.lax.while_loop(cond, body, carry0)
     if method in ("lbfgs", "optax-lbfgs"):
         x = jnp.clip(x, lower, upper)
-        value = jnp.where(status == Status.NON_FINITE, value, fun(x))
+        value = jnp.where(status == Status.NON_FINITE, value, user_fun(x))
     return OptimizeResult(x=x, value=value, history=history, n_iter=n_iter, status=status)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import threading
 from typing import Callable, NamedTuple, Sequence
 
 import jax
@@ -60,7 +59,7 @@ class StyleConfig:
     style_loss: str = "gram"
     content_loss: str = "sum"
     content_weight: float = 1.0
-    style_weight: float = 1.0
+    style_weight: float = 10.0
     tv_weight: float = 0.0
     style_layer_weights: tuple | None = None
     content_layer_weights: tuple | None = None
@@ -317,7 +316,13 @@ def auto_scales(image, weights: VGGWeights, targets: Targets, loss_weights: Loss
 
 # ---------------------------------------------------------------------------- the driver
 
-_progress_sink = threading.local()
+class _Sinks:
+    # Host callbacks run on XLA's threads, so these are process-wide, not thread-local.
+    fn = None
+    snapshot = None
+
+
+_progress_sink = _Sinks()
 
 
 def _emit_progress(iteration, value):
@@ -326,8 +331,15 @@ def _emit_progress(iteration, value):
         sink(int(iteration), float(value))
 
 
+def _emit_snapshot(iteration, x):
+    sink = getattr(_progress_sink, "snapshot", None)
+    if sink is not None:
+        sink(int(iteration), x)
+
+
 def solve(x0, weights: VGGWeights, targets: Targets, loss_weights: LossWeights, key, *,
-          config: StyleConfig, lower=0.0, upper=1.0, progress: bool = False):
+          config: StyleConfig, lower=0.0, upper=1.0, progress: bool = False,
+          snapshot_every: int = 0):
     """Optimise the objective from ``x0``: pure, for use inside ``jit``/``vmap``.
 
     Returns:
@@ -338,15 +350,17 @@ def solve(x0, weights: VGGWeights, targets: Targets, loss_weights: LossWeights, 
     return optimize.minimize(
         fun, x0, method=s.optimizer, max_iter=s.max_iter, lower=lower, upper=upper,
         lr=config.lr, rtol=config.rtol, threshold=config.threshold,
-        history_size=s.history_size, progress=_emit_progress if progress else None)
+        history_size=s.history_size, progress=_emit_progress if progress else None,
+        snapshot=_emit_snapshot if snapshot_every else None, snapshot_every=snapshot_every)
 
 
-@jax.jit(static_argnames=("config", "progress"))
-def _run(x0, weights, targets, loss_weights, key, config, progress):
+@jax.jit(static_argnames=("config", "progress", "snapshot_every"))
+def _run(x0, weights, targets, loss_weights, key, config, progress, snapshot_every):
     if config.auto_scale:
         loss_weights = loss_weights._replace(
             scales=auto_scales(x0, weights, targets, loss_weights, config=config, key=key))
-    res = solve(x0, weights, targets, loss_weights, key, config=config, progress=progress)
+    res = solve(x0, weights, targets, loss_weights, key, config=config, progress=progress,
+                snapshot_every=snapshot_every)
     terms = objective_terms(res.x, weights, targets, loss_weights, config=config, key=key)
     return res, terms, loss_weights
 
@@ -364,7 +378,9 @@ def initial_image(content, styles, init, key):
 
 def stylize(weights: VGGWeights, content, style, *, config: StyleConfig = StyleConfig(),
             key=None, init_image=None, loss_weights: LossWeights | None = None,
-            progress: Callable[[int, float], None] | None = None) -> TransferResult:
+            progress: Callable[[int, float], None] | None = None,
+            snapshot: Callable[[int, object], None] | None = None,
+            snapshot_every: int = 0) -> TransferResult:
     """Run a whole style transfer as one compiled program.
 
     Args:
@@ -376,6 +392,8 @@ def stylize(weights: VGGWeights, content, style, *, config: StyleConfig = StyleC
       init_image: start from this ``f32[H, W, 3]`` instead of ``config.init``.
       loss_weights: override ``config.loss_weights()`` (traced: no recompile).
       progress: host function ``(iteration, loss)`` called after every iteration.
+      snapshot: host function ``(iteration, image)`` called every ``snapshot_every``
+        iterations.
 
     Returns:
       A :class:`TransferResult`.
@@ -391,11 +409,14 @@ def stylize(weights: VGGWeights, content, style, *, config: StyleConfig = StyleC
           else initial_image(content, styles, config.init, k_init))
     if x0.shape != content.shape:
         raise ValueError(f"init image shape {x0.shape} differs from content {content.shape}")
-    _progress_sink.fn = progress
+    every = int(snapshot_every) if snapshot is not None else 0
+    _progress_sink.fn, _progress_sink.snapshot = progress, snapshot
     try:
-        res, terms, lw = _run(x0, weights, targets, lw, k_loss, config, progress is not None)
+        res, terms, lw = _run(x0, weights, targets, lw, k_loss, config, progress is not None,
+                              every)
+        jax.block_until_ready(res.x)
     finally:
-        _progress_sink.fn = None
+        _progress_sink.fn = _progress_sink.snapshot = None
     return TransferResult(image=res.x, loss=res.value, history=res.history,
                           n_iter=res.n_iter, status=res.status,
                           terms={k: v for k, v in terms.items() if k != "total"},

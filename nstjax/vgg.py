@@ -149,11 +149,14 @@ class VGG19(nn.Module):
         wanted = set(self.layers)
         last = max(_INDEX[n] for n in wanted)
         conv_cls = nn.remat(Conv3x3) if self.remat else Conv3x3
+        given = self.variables.get("params", {})  # widths follow the params (tiny test VGGs)
         out = {}
         for name in LAYERS[: last + 1]:
             if name.startswith("conv"):
                 block = _CONV_OF[name]
-                x = conv_cls(int(min(64 * 2 ** (int(block[5]) - 1), 512)), name=block)(x)
+                width = (given[block]["kernel"].shape[-1] if block in given
+                         else min(64 * 2 ** (int(block[5]) - 1), 512))
+                x = conv_cls(int(width), name=block)(x)
             elif name.startswith("relu"):
                 x = nn.relu(x)
             elif self.pooling == "avg":

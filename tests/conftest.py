@@ -1,0 +1,54 @@
+"""Shared fixtures: a tiny random VGG for fast tests, the real weights for a few."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+import nstjax
+from nstjax import weights as W
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+@pytest.fixture(scope="session")
+def tiny_vgg():
+    """VGG19 topology with 4-8 channels per block, random weights (deterministic)."""
+    return nstjax.init_random_weights(jax.random.PRNGKey(0))
+
+
+@pytest.fixture(scope="session")
+def real_vgg():
+    """The converted VGG19 weights; skipped when they are absent and cannot be fetched."""
+    path = W.default_weights_path()
+    if not path.exists() and os.environ.get("NSTJAX_NO_FETCH"):
+        pytest.skip(f"{path} missing and NSTJAX_NO_FETCH set")
+    try:
+        return nstjax.load_vgg19(path)
+    except W.WeightsError as e:  # e.g. no network
+        pytest.skip(f"real weights unavailable: {e}")
+
+
+def make_image(h, w, seed=0):
+    """A smooth, structured RGB test image in [0, 1] (gradients, stripes and a disc)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w] / np.array([h, w])[:, None, None]
+    f = rng.uniform(2, 6, size=3)
+    img = np.stack([0.5 + 0.5 * np.sin(2 * np.pi * (f[0] * x + 0.3)),
+                    0.5 + 0.5 * np.cos(2 * np.pi * f[1] * y),
+                    ((x - 0.5) ** 2 + (y - 0.5) ** 2 < 0.1).astype(float) * 0.8 + 0.1 * f[2] / 6],
+                   axis=-1)
+    return np.clip(img, 0, 1).astype(np.float32)
+
+
+@pytest.fixture
+def shared_images():
+    """Path to ../shared/images, or skip."""
+    p = SHARED / "images"
+    if not p.is_dir():
+        pytest.skip("../shared/images not present")
+    return p
