@@ -66,8 +66,14 @@ class _PendingTensor:
         base = self.storage.array
         if base is None:
             raise TorchFormatError(f"storage {self.storage.key} has no data")
+        if (len(self.size) != len(self.stride) or self.offset < 0
+                or any(n < 0 for n in self.size) or any(s < 0 for s in self.stride)):
+            raise TorchFormatError(f"malformed tensor (size {self.size}, stride {self.stride}, "
+                                   f"offset {self.offset})")  # negative strides would read outside
         if not self.size:
             return np.array(base[self.offset])
+        if 0 in self.size:
+            return np.zeros(self.size, base.dtype)
         need = self.offset + 1 + sum((n - 1) * s for n, s in zip(self.size, self.stride))
         if need > base.size:
             raise TorchFormatError(
@@ -91,6 +97,17 @@ _GLOBALS = {
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
     ("collections", "OrderedDict"): collections.OrderedDict,
 }
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """For the legacy headers and storage-key list: plain data only, no globals at all."""
+
+    def find_class(self, module, name):
+        raise TorchFormatError(f"refusing unexpected object {module}.{name} in a weights file")
+
+
+def _load_plain(f: BinaryIO) -> Any:
+    return _PlainUnpickler(f).load()
 
 
 class _Unpickler(pickle.Unpickler):
@@ -128,17 +145,17 @@ def _finish(obj: Any) -> Any:
 
 
 def _load_legacy(f: BinaryIO) -> Any:
-    magic = pickle.load(f)
+    magic = _load_plain(f)
     if magic != LEGACY_MAGIC:
         raise TorchFormatError("not a torch.save file (bad magic number)")
-    if pickle.load(f) != LEGACY_PROTOCOL:
+    if _load_plain(f) != LEGACY_PROTOCOL:
         raise TorchFormatError("unsupported torch.save protocol version")
-    sys_info = pickle.load(f)
+    sys_info = _load_plain(f)
     if not sys_info.get("little_endian", True):
         raise TorchFormatError("big-endian torch files are not supported")
     storages: dict[str, _StorageRef] = {}
     obj = _Unpickler(f, storages).load()
-    keys = pickle.load(f)
+    keys = _load_plain(f)
     for key in keys:
         ref = storages.get(str(key))
         if ref is None:
@@ -196,10 +213,11 @@ def load_torch_file(path) -> Any:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as zf:
                 return _load_zip(zf)
-        with open(path, "rb") as f:
-            return _load_legacy(f)
+        with open(path, "rb") as f:  # in memory: a corrupt length then reads short, not huge
+            return _load_legacy(io.BytesIO(f.read()))
     except TorchFormatError:
         raise
     except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, TypeError,
-            AttributeError, IndexError, KeyError, struct.error, UnicodeDecodeError) as e:
+            AttributeError, IndexError, KeyError, struct.error, UnicodeDecodeError,
+            OverflowError, NotImplementedError) as e:
         raise TorchFormatError(f"not a readable torch.save file ({type(e).__name__}: {e})") from e

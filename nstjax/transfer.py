@@ -126,6 +126,19 @@ class StyleConfig:
     def style_methods(self) -> tuple[str, ...]:
         return style_losses.parse_style_spec(self.style_loss)[0]
 
+    def static_part(self) -> "StyleConfig":
+        """This config with every traced setting neutralised: the key of the compile cache."""
+        return dataclasses.replace(
+            self, content_weight=1.0, style_weight=1.0, tv_weight=0.0,
+            style_layer_weights=None, content_layer_weights=None, style_blend=None,
+            style_scales=None, style_hyper=(), rtol=0.0, threshold=-math.inf, lr=0.02,
+            init="content")
+
+    def solver_settings(self) -> "SolverSettings":
+        """Traced optimiser settings."""
+        return SolverSettings(lr=jnp.float32(self.lr), rtol=jnp.float32(self.rtol),
+                              threshold=jnp.float32(self.threshold))
+
     def structure(self) -> "Structure":
         """The static part: what changes the compiled program."""
         return Structure(self.content_layers, self.style_layers, self.style_methods,
@@ -164,6 +177,14 @@ class Structure(NamedTuple):
     max_iter: int
     history_size: int
     remat: bool
+
+
+class SolverSettings(NamedTuple):
+    """Traced optimiser settings: Adam's ``lr``, the ``rtol`` and ``threshold`` stops."""
+
+    lr: jax.Array
+    rtol: jax.Array
+    threshold: jax.Array
 
 
 class LossWeights(NamedTuple):
@@ -338,29 +359,31 @@ def _emit_snapshot(iteration, x):
 
 
 def solve(x0, weights: VGGWeights, targets: Targets, loss_weights: LossWeights, key, *,
-          config: StyleConfig, lower=0.0, upper=1.0, progress: bool = False,
-          snapshot_every: int = 0):
+          config: StyleConfig, settings: SolverSettings | None = None, lower=0.0,
+          upper=1.0, progress: bool = False, snapshot_every: int = 0):
     """Optimise the objective from ``x0``: pure, for use inside ``jit``/``vmap``.
 
     Returns:
       An :class:`nstjax.optimize.OptimizeResult`.
     """
     s = config.structure()
+    settings = config.solver_settings() if settings is None else settings
     fun = lambda x: gatys_loss(x, weights, targets, loss_weights, config=config, key=key)  # noqa
     return optimize.minimize(
         fun, x0, method=s.optimizer, max_iter=s.max_iter, lower=lower, upper=upper,
-        lr=config.lr, rtol=config.rtol, threshold=config.threshold,
+        lr=settings.lr, rtol=settings.rtol, threshold=settings.threshold,
         history_size=s.history_size, progress=_emit_progress if progress else None,
         snapshot=_emit_snapshot if snapshot_every else None, snapshot_every=snapshot_every)
 
 
 @jax.jit(static_argnames=("config", "progress", "snapshot_every"))
-def _run(x0, weights, targets, loss_weights, key, config, progress, snapshot_every):
+def _run(x0, weights, targets, loss_weights, settings, key, config, progress,
+         snapshot_every):
     if config.auto_scale:
         loss_weights = loss_weights._replace(
             scales=auto_scales(x0, weights, targets, loss_weights, config=config, key=key))
-    res = solve(x0, weights, targets, loss_weights, key, config=config, progress=progress,
-                snapshot_every=snapshot_every)
+    res = solve(x0, weights, targets, loss_weights, key, config=config, settings=settings,
+                progress=progress, snapshot_every=snapshot_every)
     terms = objective_terms(res.x, weights, targets, loss_weights, config=config, key=key)
     return res, terms, loss_weights
 
@@ -412,8 +435,8 @@ def stylize(weights: VGGWeights, content, style, *, config: StyleConfig = StyleC
     every = int(snapshot_every) if snapshot is not None else 0
     _progress_sink.fn, _progress_sink.snapshot = progress, snapshot
     try:
-        res, terms, lw = _run(x0, weights, targets, lw, k_loss, config, progress is not None,
-                              every)
+        res, terms, lw = _run(x0, weights, targets, lw, config.solver_settings(), k_loss,
+                              config.static_part(), progress is not None, every)
         jax.block_until_ready(res.x)
     finally:
         _progress_sink.fn = _progress_sink.snapshot = None

