@@ -214,10 +214,15 @@ def load_torch_file(path) -> Any:
             with zipfile.ZipFile(path) as zf:
                 return _load_zip(zf)
         with open(path, "rb") as f:  # in memory: a corrupt length then reads short, not huge
-            return _load_legacy(io.BytesIO(f.read()))
+            data = f.read()
+        if data.startswith(b"PK\x03\x04"):
+            raise TorchFormatError("truncated or damaged zip archive (torch.save zip layout)")
+        return _load_legacy(io.BytesIO(data))
     except TorchFormatError:
         raise
     except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, TypeError,
             AttributeError, IndexError, KeyError, struct.error, UnicodeDecodeError,
-            OverflowError, NotImplementedError) as e:
-        raise TorchFormatError(f"not a readable torch.save file ({type(e).__name__}: {e})") from e
+            OverflowError, NotImplementedError, MemoryError) as e:  # MemoryError: a corrupt length
+        reason = " ".join(str(e).split())  # one line: pickle's own messages span two
+        raise TorchFormatError(f"not a readable torch.save file ({type(e).__name__}: {reason})"
+                               ) from e

@@ -121,6 +121,42 @@ def _validate(args):
             raise UsageError(f"{args.output}: refusing to overwrite an input image")
 
 
+def _scaled_size(path, size):
+    """(h, w) of an image file once its long edge is ``size``, read from the header only."""
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+    except (OSError, UnidentifiedImageError, ValueError):
+        return None  # load_image reports it properly
+    scale = size / max(w, h)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def _check_memory(args):
+    """Refuse, before decoding or resizing anything, a size that cannot fit in memory."""
+    from nstjax import memory
+    from nstjax.vgg import canonical_layers
+
+    try:
+        layers = canonical_layers(args.content_layers) + canonical_layers(args.style_layers)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    shapes = []
+    if args.demo:
+        shapes.append((3 * args.size // 4, args.size))
+    else:
+        shapes += [s for s in [_scaled_size(args.content, args.size)] if s]
+        shapes += [s for p in args.style for s in [_scaled_size(p, args.style_size or args.size)]
+                   if s]
+    have = memory.available_bytes()
+    for h, w in shapes:
+        need = memory.estimate_transfer_bytes(h, w, layers=layers)
+        if need > 0.8 * have:
+            raise UsageError(f"{w}×{h} needs about {need / 2**30:.1f} GiB, more than this "
+                             f"machine's {have / 2**30:.1f} GiB allows; use a smaller --size")
+
+
 def Image_ext(path: Path):  # noqa: N802 -- small helper kept next to _validate
     from PIL import Image
     return Image.registered_extensions().get(path.suffix.lower())
@@ -151,6 +187,7 @@ def _run(args) -> int:
     from nstjax.weights import WeightsError
 
     t_start = time.perf_counter()
+    _check_memory(args)
     try:
         if args.demo:
             content = demo.demo_content(3 * args.size // 4, args.size)
@@ -176,13 +213,6 @@ def _run(args) -> int:
         raise UsageError(str(e)) from None
 
     h, w = content.shape[:2]
-    need = memory.estimate_transfer_bytes(
-        h, w, layers=config.content_layers + config.style_layers,
-        history_size=config.history_size)
-    have = memory.available_bytes()
-    if need > 0.8 * have:
-        raise UsageError(f"{w}×{h} needs about {need / 2**30:.1f} GiB, more than this "
-                         f"machine's {have / 2**30:.1f} GiB allows; use a smaller --size")
 
     try:
         vgg = nstjax.load_vgg19(args.weights, log=lambda m: print(m, file=sys.stderr))

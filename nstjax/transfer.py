@@ -423,8 +423,8 @@ def stylize(weights: VGGWeights, content, style, *, config: StyleConfig = StyleC
     """
     key = jax.random.PRNGKey(0) if key is None else key
     content = jnp.asarray(content, jnp.float32)
-    styles = [jnp.asarray(style, jnp.float32)] if jnp.ndim(style) == 3 else \
-        [jnp.asarray(s, jnp.float32) for s in style]
+    styles = [jnp.asarray(style, jnp.float32)] if hasattr(style, "ndim") and style.ndim == 3 \
+        else [jnp.asarray(s, jnp.float32) for s in style]
     targets = compute_targets(weights, content, styles, config=config)
     lw = config.loss_weights(len(styles)) if loss_weights is None else loss_weights
     k_init, k_loss = jax.random.split(key)

