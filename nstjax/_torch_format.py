@@ -222,7 +222,7 @@ def load_torch_file(path) -> Any:
         raise
     except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, TypeError,
             AttributeError, IndexError, KeyError, struct.error, UnicodeDecodeError,
-            OverflowError, NotImplementedError, MemoryError) as e:  # MemoryError: a corrupt length
+            OverflowError, NotImplementedError, MemoryError, OSError) as e:  # corrupt lengths, offsets
         reason = " ".join(str(e).split())  # one line: pickle's own messages span two
         raise TorchFormatError(f"not a readable torch.save file ({type(e).__name__}: {reason})"
                                ) from e

