@@ -222,7 +222,8 @@ def load_torch_file(path) -> Any:
         raise
     except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, TypeError,
             AttributeError, IndexError, KeyError, struct.error, UnicodeDecodeError,
-            OverflowError, NotImplementedError, MemoryError, OSError) as e:  # corrupt lengths, offsets
+            # a corrupt length or offset: huge allocations, bad seeks, unknown compression
+            OverflowError, MemoryError, OSError, NotImplementedError) as e:
         reason = " ".join(str(e).split())  # one line: pickle's own messages span two
         raise TorchFormatError(f"not a readable torch.save file ({type(e).__name__}: {reason})"
                                ) from e

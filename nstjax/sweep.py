@@ -15,6 +15,7 @@ engine.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from typing import Mapping, NamedTuple, Sequence
@@ -102,6 +103,7 @@ def stack_loss_weights(base: LossWeights, members: list[dict]) -> LossWeights:
     return jax.tree.map(lambda *xs: jnp.stack(xs), *each)
 
 
+@functools.lru_cache(maxsize=32)  # one jit per (static config, mesh): later sweeps reuse it
 def _program(config: StyleConfig, mesh: Mesh | None):
     def one(x0, weights, targets, lw, settings, key):
         res = solve(x0, weights, targets, lw, key, config=config, settings=settings)

@@ -362,22 +362,22 @@ def bench_size(size, args, weights, config, results):
 def torch_lbfgs(tobj, content, iters, history):
     """pastiche 1.6.0's loop: ``LBFGS(lr=1, max_iter=1)``, one evaluation per step.
 
-    pastiche optimises the network's input (0-255 scale, mean removed), not an image in
-    [0, 1]; L-BFGS without line search is not invariant to that scale (its first step is
-    ``-g/‖g‖₁``), so the variable here is ``u = x·scale/std`` (a shift and a channel
-    permutation from pastiche's, to which L-BFGS is invariant).  Unconstrained, as there.
+    Unconstrained, on the image in [0, 1], from the content image.  The objective is divided
+    by its value at the start, as nstjax's solvers see it (:func:`nstjax.minimize`): raw, at
+    ~1e11, torch's L-BFGS without line search blows up (when ``yᵀs <= 0`` it falls back to
+    the step ``-g``, and ‖g‖ is huge); values are reported in the caller's units.
     """
-    unit = torch.tensor(tobj.scale, dtype=torch.float32) / tobj.std.flip(-1) \
-        if tobj.bgr else torch.tensor(tobj.scale, dtype=torch.float32) / tobj.std
-    u = (torch.from_numpy(np.array(content)) * unit).requires_grad_(True)
-    opt = torch.optim.LBFGS([u], lr=1.0, max_iter=1, history_size=history)
+    x = torch.from_numpy(np.array(content)).requires_grad_(True)
+    with torch.no_grad():
+        f0 = abs(float(tobj.loss(x)))
+    opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=history)
     values = []
 
     def closure():
         opt.zero_grad()
-        v = tobj.loss(u / unit)
+        v = tobj.loss(x) / f0
         v.backward()
-        values.append(float(v.detach()))
+        values.append(float(v.detach()) * f0)
         return v
 
     t0 = time.perf_counter()
@@ -387,7 +387,6 @@ def torch_lbfgs(tobj, content, iters, history):
         times.append(time.perf_counter() - t0)
     wall = time.perf_counter() - t0
     with torch.no_grad():
-        x = u / unit
         final = float(tobj.loss(x))
         clipped = float(tobj.loss(x.clamp(0, 1)))
         outside = float(((x < 0) | (x > 1)).float().mean())

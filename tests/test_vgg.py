@@ -106,8 +106,11 @@ def test_extract_features_rejects_bad_arguments(tiny_vgg):
 
 # ----------------------------------------------------------------------------- shapes
 
+ALL_SHAPE = (32, 48)  # one compiled all-layer program serves the two tests below
+
+
 def test_every_layer_name_and_shape_on_tiny_vgg(tiny_vgg):
-    h, w = 32, 48
+    h, w = ALL_SHAPE
     feats = extract_features(tiny_vgg, make_image(h, w), LAYERS)
     assert list(feats) == list(LAYERS)
     for name, f in feats.items():
@@ -119,7 +122,7 @@ def test_every_layer_name_and_shape_on_tiny_vgg(tiny_vgg):
 
 def test_relu_and_pool_follow_their_convolution(tiny_vgg):
     feats = {k: np.asarray(v) for k, v in
-             extract_features(tiny_vgg, make_image(32, 32, seed=1), LAYERS).items()}
+             extract_features(tiny_vgg, make_image(*ALL_SHAPE, seed=1), LAYERS).items()}
     for name in LAYERS:
         if name.startswith("relu"):
             conv = feats[name.replace("relu", "conv")]
@@ -127,8 +130,9 @@ def test_relu_and_pool_follow_their_convolution(tiny_vgg):
             np.testing.assert_array_equal(feats[name], np.maximum(conv, 0), err_msg=name)
         elif name.startswith("pool"):
             before = feats[LAYERS[LAYERS.index(name) - 1]]
-            h, w, c = before.shape
-            ref = before.reshape(h // 2, 2, w // 2, 2, c).max(axis=(1, 3))
+            h, w, c = before.shape[0] // 2, before.shape[1] // 2, before.shape[2]
+            # 2×2 windows, stride 2; an odd last row/column is dropped (pool5 here: 2×3 -> 1×1)
+            ref = before[: 2 * h, : 2 * w].reshape(h, 2, w, 2, c).max(axis=(1, 3))
             np.testing.assert_array_equal(feats[name], ref, err_msg=name)
 
 
@@ -165,7 +169,7 @@ def test_aliases_return_the_same_features_keyed_as_given(tiny_vgg):
 # ----------------------------------------------------------------------------- batching
 
 def test_single_batched_and_vmapped_images_agree(tiny_vgg):
-    layers = ("relu1_1", "relu3_2", "pool5")
+    layers = ("relu1_1", "relu2_2")
     images = np.stack([make_image(32, 32, seed=s) for s in range(3)])
     batched = extract_features(tiny_vgg, images, layers)
     vmapped = jax.vmap(lambda im: extract_features(tiny_vgg, im, layers))(images)
@@ -176,7 +180,7 @@ def test_single_batched_and_vmapped_images_agree(tiny_vgg):
             single = extract_features(tiny_vgg, images[i], layers)[name]
             assert single.shape == batched[name].shape[1:]
             close32(single, batched[name][i], f"{name}[{i}]")
-    assert not np.allclose(batched["relu3_2"][0], batched["relu3_2"][1])  # images differ
+    assert not np.allclose(batched["relu2_2"][0], batched["relu2_2"][1])  # images differ
 
 
 # ----------------------------------------------------------------------------- early stop
@@ -209,7 +213,7 @@ def test_shallow_layers_need_only_their_own_parameters(tiny_vgg):
 
 def test_max_and_average_pooling(tiny_vgg):
     image = make_image(32, 32, seed=2)
-    layers = ("relu1_2", "pool1", "relu2_1", "pool5")
+    layers = ("relu1_2", "pool1", "relu2_1")
     mx = {k: np.asarray(v) for k, v in extract_features(tiny_vgg, image, layers).items()}
     av = {k: np.asarray(v) for k, v in
           extract_features(tiny_vgg, image, layers, pooling="avg").items()}
@@ -221,7 +225,6 @@ def test_max_and_average_pooling(tiny_vgg):
                                atol=1e-6 * np.abs(blocks).max())
     assert np.abs(mx["pool1"] - av["pool1"]).max() > 1e-2 * np.abs(mx["pool1"]).max()
     assert not np.allclose(mx["relu2_1"], av["relu2_1"])
-    assert mx["pool5"].shape == av["pool5"].shape == (1, 1, 8)
 
 
 # ----------------------------------------------------------------------------- preprocessing
@@ -274,19 +277,18 @@ def _conv_case(dtype, seed=0):
     return x, k, g
 
 
-@pytest.mark.parametrize("use_jit", [False, True])
-def test_conv3x3_custom_vjp_matches_lax_float64(use_jit):
+def test_conv3x3_custom_vjp_matches_lax_float64():
     with jax.enable_x64(True):
         x, k, g = _conv_case(np.float64)
-        f = jax.jit(conv3x3) if use_jit else conv3x3
+        f = conv3x3
         out, vjp = jax.vjp(f, x, k)
         ref_out, ref_vjp = jax.vjp(_lax_conv, x, k)
         assert out.dtype == jnp.float64
         np.testing.assert_allclose(out, ref_out, rtol=1e-12, atol=1e-12)
         for got, ref in zip(vjp(g), ref_vjp(g)):
             np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
-        # grad with respect to the input alone (the kernel gradient is then unused).
-        gx = jax.grad(lambda x: jnp.sum(f(x, k) * g))(x)
+        # jitted grad with respect to the input alone (the kernel gradient is then unused).
+        gx = jax.jit(jax.grad(lambda x: jnp.sum(f(x, k) * g)))(x)
         np.testing.assert_allclose(gx, ref_vjp(g)[0], rtol=1e-12, atol=1e-12)
         # and a central difference: the function is linear in x, so exact to rounding.
         v = np.random.default_rng(1).normal(size=x.shape)
@@ -308,7 +310,7 @@ def test_feature_gradient_with_and_without_remat(tiny_vgg):
     image = jnp.asarray(make_image(16, 16, seed=7))
 
     def loss(im, remat):
-        f = extract_features(tiny_vgg, im, ["relu3_1"], remat=remat)["relu3_1"]
+        f = extract_features(tiny_vgg, im, ["relu2_1"], remat=remat)["relu2_1"]
         return jnp.sum(f ** 2)
 
     g0 = jax.grad(loss)(image, False)
