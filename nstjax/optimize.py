@@ -68,6 +68,10 @@ def _jaxopt_stepper(solver, bounds):
 
     def step(x, state):
         x_new, state_new = solver.update(x, state, **kw)
+        if bounds is not None:
+            # jaxopt's projected steps can land 1e-12 outside the box by rounding; the
+            # iterate must never leave it (seed 001 keeps pixels in [0, 1]).
+            x_new = jnp.clip(x_new, *bounds)
         return x_new, state_new, state_new.value
 
     return _Stepper(init, step)

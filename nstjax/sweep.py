@@ -26,8 +26,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from nstjax import memory
-from nstjax.transfer import (LossWeights, StyleConfig, compute_targets, initial_image,
-                             objective_terms, solve)
+from nstjax.transfer import (LossWeights, StyleConfig, auto_scales, compute_targets,
+                             initial_image, objective_terms, solve)
 
 SWEEPABLE = ("content", "style", "tv", "content_layers", "style_layers", "mix", "scales",
              "blend")
@@ -60,8 +60,11 @@ def _set_leaf(lw: LossWeights, name: str, value) -> LossWeights:
         _, method, param = name.split(".", 2)
         if method not in lw.hyper or param not in lw.hyper[method]:
             raise ValueError(f"cannot sweep {name!r}: no such hyper-parameter in this config")
+        new = jnp.asarray(value, jnp.float32)
+        if new.shape != jnp.shape(lw.hyper[method][param]):
+            raise ValueError(f"{name}: each value must be a number, got shape {new.shape}")
         hyper = {m: dict(p) for m, p in lw.hyper.items()}
-        hyper[method][param] = jnp.asarray(value, jnp.float32)
+        hyper[method][param] = new
         return lw._replace(hyper=hyper)
     if name not in SWEEPABLE:
         raise ValueError(f"cannot sweep {name!r}; sweepable: {', '.join(SWEEPABLE)}, "
@@ -89,7 +92,10 @@ def member_settings(values: Mapping[str, Sequence], *, mode: str = "grid") -> li
         combos = zip(*lists)
     else:
         raise ValueError(f"mode must be 'grid' or 'zip', not {mode!r}")
-    return [dict(zip(names, c)) for c in combos]
+    members = [dict(zip(names, c)) for c in combos]
+    if not members:
+        raise ValueError("every swept setting needs at least one value")
+    return members
 
 
 def stack_loss_weights(base: LossWeights, members: list[dict]) -> LossWeights:
@@ -106,6 +112,9 @@ def stack_loss_weights(base: LossWeights, members: list[dict]) -> LossWeights:
 @functools.lru_cache(maxsize=32)  # one jit per (static config, mesh): later sweeps reuse it
 def _program(config: StyleConfig, mesh: Mesh | None):
     def one(x0, weights, targets, lw, settings, key):
+        if config.auto_scale:  # as stylize does: λ from gradient norms at x0, per member
+            lw = lw._replace(scales=auto_scales(x0, weights, targets, lw, config=config,
+                                                key=key))
         res = solve(x0, weights, targets, lw, key, config=config, settings=settings)
         terms = objective_terms(res.x, weights, targets, lw, config=config, key=key)
         return res, {k: v for k, v in terms.items() if k != "total"}
@@ -160,17 +169,21 @@ def sweep(weights, content, style, values: Mapping[str, Sequence], *,
     base = config.loss_weights(len(styles))
     stacked = stack_loss_weights(base, members)
 
-    # Multi-host: each process takes its contiguous slice of the members.
+    # Multi-host: each process takes its contiguous slice of the members; slices are padded
+    # to ``per_proc`` rows (the allgather needs equal shapes; a process whose slice is empty
+    # re-runs the last member) and the padding is dropped after the gather.
     n_proc, proc = jax.process_count(), jax.process_index()
     per_proc = math.ceil(k_total / n_proc)
     lo, hi = min(proc * per_proc, k_total), min((proc + 1) * per_proc, k_total)
+    mine = hi - lo
+    lo = min(lo, k_total - 1)
 
     devices = list(devices or jax.local_devices())
     fit = members_that_fit(*content.shape[:2], config, devices=devices)
     chunk = min(chunk or fit, max(hi - lo, 1))
     chunk = max(len(devices), (chunk // len(devices)) * len(devices))  # whole devices
     if log:
-        log(f"sweep: {k_total} members ({hi - lo} on this process), {fit} fit in memory at "
+        log(f"sweep: {k_total} members ({mine} on this process), {fit} fit in memory at "
             f"once on {len(devices)} device(s); running in chunks of {chunk}")
 
     targets = compute_targets(weights, content, styles, config=config)   # once, shared
@@ -189,9 +202,12 @@ def sweep(weights, content, style, values: Mapping[str, Sequence], *,
             lw = jax.device_put(lw, NamedSharding(mesh, PartitionSpec("k")))
         res, terms = program(x0, weights, targets, lw, settings, k_loss)
         outs.append(jax.tree.map(lambda a: np.asarray(a)[: len(idx)], (res, terms)))
-    res, terms = jax.tree.map(lambda *a: np.concatenate(a), *outs) if outs else (None, None)
+    res, terms = jax.tree.map(lambda *a: np.concatenate(a), *outs)
     if n_proc > 1:
         from jax.experimental import multihost_utils
+        res, terms = jax.tree.map(
+            lambda a: np.concatenate([a, np.repeat(a[-1:], per_proc - len(a), 0)]),
+            (res, terms))
         res, terms = multihost_utils.process_allgather((res, terms), tiled=True)
         res, terms = jax.tree.map(lambda a: np.asarray(a)[:k_total], (res, terms))
     return SweepResult(images=res.x, loss=res.value, history=res.history, n_iter=res.n_iter,

@@ -30,6 +30,7 @@ from typing import Iterable, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from nstjax.weights import CONV_NAMES, VGGWeights
 
@@ -230,13 +231,19 @@ def init_random_weights(key, *, widths=(4, 4, 8, 8, 8), scale=None) -> VGGWeight
     """
     from nstjax.weights import weights_from_arrays
 
-    params, cin = {}, 3
-    keys = jax.random.split(key, len(CONV_NAMES))
-    for k, name in zip(keys, CONV_NAMES):
+    shapes, cin = [], 3
+    for name in CONV_NAMES:
         cout = widths[int(name[5]) - 1]
-        std = scale if scale is not None else (2.0 / (9 * cin)) ** 0.5
-        kk, kb = jax.random.split(k)
-        params[name] = {"kernel": std * jax.random.normal(kk, (3, 3, cin, cout), jnp.float32),
-                        "bias": 0.1 * jax.random.normal(kb, (cout,), jnp.float32)}
+        shapes.append(((3, 3, cin, cout), (cout,)))
         cin = cout
+    total = sum(9 * k[2] * k[3] + b[0] for k, b in shapes)
+    # One draw for all layers: a single compiled sampler instead of one per shape.
+    noise = np.asarray(jax.random.normal(key, (total,), jnp.float32))
+    params, at = {}, 0
+    for name, (kshape, bshape) in zip(CONV_NAMES, shapes):
+        std = scale if scale is not None else (2.0 / (9 * kshape[2])) ** 0.5
+        nk = int(np.prod(kshape))
+        params[name] = {"kernel": jnp.asarray(std * noise[at:at + nk].reshape(kshape)),
+                        "bias": jnp.asarray(0.1 * noise[at + nk:at + nk + bshape[0]])}
+        at += nk + bshape[0]
     return weights_from_arrays(params, channel_order="BGR", scale=255.0, std=(58.0, 57.0, 57.0))

@@ -1,0 +1,309 @@
+"""Sweeps: K settings as one vmapped, compiled program, sharded over devices and hosts.
+
+Member k of a sweep must equal the single :func:`nstjax.stylize` run with the same setting:
+with Adam to float tolerance (images within 1e-5 absolute, losses within 1e-5 relative;
+measured differences are ~2e-6, from the batched convolutions summing in another order);
+with L-BFGS-B the objective within 1%.
+
+Every compile costs seconds on a small CPU, so the tests share a few static configurations
+(two shallow VGG layers, 20 iterations, K = 4): each sweep below with the same config and K
+reuses one compiled program, and the single runs reuse one compiled ``stylize``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import nstjax
+from nstjax import sweep as sw
+from nstjax.transfer import StyleConfig
+
+from conftest import make_image
+
+ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+TIMEOUT_S = 300
+
+LAYERS = dict(content_layers=("relu1_2",), style_layers=("relu1_1", "relu1_2"))
+ADAM = StyleConfig(optimizer="adam", max_iter=20, lr=0.05, **LAYERS)
+LBFGSB = StyleConfig(optimizer="lbfgsb", max_iter=20, **LAYERS)
+MIX = dataclasses.replace(ADAM, style_loss="bn:0.5,mmd-poly:0.5")
+CONTENT = make_image(24, 32, seed=1)
+STYLE = make_image(24, 24, seed=2)
+GRID = {"style": [1.0, 1000.0], "tv": [0.0, 0.5]}      # K = 4: (1, 0), (1, .5), (1e3, 0), ...
+ATOL_IMAGE, RTOL_LOSS = 1e-5, 1e-5                     # Adam: member k vs its single run
+
+FIELDS = {"style": "style_weight", "tv": "tv_weight", "content": "content_weight",
+          "style_layers": "style_layer_weights"}
+
+
+def _single(vgg, config, setting, **kw):
+    """The single run of one member's setting, configured the way a user would."""
+    changes = {FIELDS[name]: (tuple(value) if name == "style_layers" else value)
+               for name, value in setting.items() if name in FIELDS}
+    hyper = tuple((name[len("hyper."):], value) for name, value in setting.items()
+                  if name.startswith("hyper."))
+    config = dataclasses.replace(config, **changes, style_hyper=hyper or config.style_hyper)
+    if "mix" in setting:   # the mix is traced: pass it as loss weights (no recompile)
+        kw["loss_weights"] = config.loss_weights(1)._replace(
+            mix=jnp.asarray(setting["mix"], jnp.float32))
+    return nstjax.stylize(vgg, CONTENT, STYLE, config=config, **kw)
+
+
+def _assert_matches_singles(res, vgg, config, *, rtol_loss=RTOL_LOSS, atol_image=ATOL_IMAGE):
+    for k, setting in enumerate(res.settings):
+        one = _single(vgg, config, setting)
+        msg = f"member {k} {setting}"
+        if atol_image is not None:
+            np.testing.assert_allclose(res.images[k], np.asarray(one.image), rtol=0,
+                                       atol=atol_image, err_msg=msg)
+        np.testing.assert_allclose(res.loss[k], float(one.loss), rtol=rtol_loss, err_msg=msg)
+        for term in ("content", "style", "tv"):
+            np.testing.assert_allclose(res.terms[term][k], float(one.terms[term]),
+                                       rtol=max(rtol_loss, 1e-4), atol=1e-6, err_msg=msg)
+        assert res.n_iter[k] == int(one.n_iter) and res.status[k] == int(one.status), msg
+
+
+@pytest.fixture(scope="module")
+def adam_grid(tiny_vgg):
+    """The 2×2 Adam grid over β and τ (shared by several tests)."""
+    logs = []
+    res = sw.sweep(tiny_vgg, CONTENT, STYLE, GRID, config=ADAM, log=logs.append)
+    return res, logs
+
+
+# ------------------------------------------------------------------------ the settings
+
+def test_grid_and_zip_expansion():
+    grid = sw.member_settings({"style": [1, 10, 100], "tv": [0, 1]})
+    assert len(grid) == 6
+    assert grid[:3] == [{"style": 1, "tv": 0}, {"style": 1, "tv": 1}, {"style": 10, "tv": 0}]
+    zipped = sw.member_settings({"style": [1, 10], "content": [2, 3]}, mode="zip")
+    assert zipped == [{"style": 1, "content": 2}, {"style": 10, "content": 3}]
+    lw = sw.stack_loss_weights(ADAM.loss_weights(1), grid)
+    assert lw.style.shape == (6,) and lw.style_layers.shape == (6, 2)
+    np.testing.assert_array_equal(lw.style, [1, 1, 10, 10, 100, 100])
+    np.testing.assert_array_equal(lw.tv, [0, 1, 0, 1, 0, 1])
+    np.testing.assert_array_equal(lw.content, np.ones(6))   # unswept leaves: the config's
+
+
+BAD = [
+    ({"nope": [1.0]}, {}, "cannot sweep 'nope'"),
+    ({"style_layers": [[1.0, 1.0, 1.0]]}, {}, "shape"),     # two style layers, not three
+    ({"mix": [[0.5, 0.5]]}, {}, "shape"),                   # gram alone has one mix weight
+    ({"style": [-1.0]}, {}, ">= 0"),
+    ({"tv": [float("nan")]}, {}, "finite"),
+    ({"hyper.mmd-poly.c": [1.0]}, {}, "no such hyper-parameter"),   # not in a gram config
+    ({"style": [1.0, 2.0], "tv": [0.0]}, {"mode": "zip"}, "equal length"),
+    ({"style": [1.0]}, {"mode": "diagonal"}, "mode must be"),
+    ({}, {}, "nothing to sweep"),
+    ({"style": []}, {}, "at least one value"),
+]
+
+
+@pytest.mark.parametrize("values,kw,message", BAD)
+def test_bad_sweeps_raise_value_error(tiny_vgg, values, kw, message):
+    with pytest.raises(ValueError, match=message):
+        sw.sweep(tiny_vgg, CONTENT, STYLE, values, config=ADAM, **kw)
+
+
+def test_bad_hyper_shape_raises(tiny_vgg):
+    with pytest.raises(ValueError, match="must be a number"):
+        sw.sweep(tiny_vgg, CONTENT, STYLE, {"hyper.mmd-poly.c": [[1.0, 2.0]]}, config=MIX)
+
+
+# --------------------------------------------------------- member k equals its single run
+
+def test_adam_grid_members_equal_single_runs(adam_grid, tiny_vgg):
+    res, logs = adam_grid
+    assert res.images.shape == (4, 24, 32, 3) and res.history.shape == (4, 20)
+    assert [m for m in res.settings] == sw.member_settings(GRID)
+    _assert_matches_singles(res, tiny_vgg, ADAM)
+    assert len({round(float(v), 3) for v in res.loss}) == 4       # the settings matter
+    assert "fit in memory" in logs[0] and "chunks of 4" in logs[0]
+
+
+def test_content_weight_and_style_layer_vectors_zipped(tiny_vgg):
+    values = {"content": [1.0, 0.1, 5.0, 1.0],
+              "style_layers": [[1.0, 1.0], [1.0, 0.0], [0.0, 1.0], [3.0, 0.5]]}
+    res = sw.sweep(tiny_vgg, CONTENT, STYLE, values, config=ADAM, mode="zip")
+    _assert_matches_singles(res, tiny_vgg, ADAM)
+
+
+def test_fusion_mix_sweep(tiny_vgg):
+    values = {"mix": [[0.9, 0.1], [0.5, 0.5], [0.1, 0.9], [1.0, 0.0]]}
+    res = sw.sweep(tiny_vgg, CONTENT, STYLE, values, config=MIX)
+    _assert_matches_singles(res, tiny_vgg, MIX)
+    assert not np.allclose(res.images[0], res.images[2], atol=1e-3)
+
+
+def test_hyper_parameter_sweep(tiny_vgg):
+    res = sw.sweep(tiny_vgg, CONTENT, STYLE, {"hyper.mmd-poly.c": [0.0, 0.5, 1.0, 4.0]},
+                   config=MIX)
+    _assert_matches_singles(res, tiny_vgg, MIX)
+    np.testing.assert_array_equal(res.loss_weights.hyper["mmd-poly"]["c"], [0, 0.5, 1, 4])
+
+
+LBFGSB_VALUES = {"style": [1e-2, 1.0, 100.0, 1e4]}
+
+
+def test_lbfgsb_members_within_one_percent(tiny_vgg):
+    res = sw.sweep(tiny_vgg, CONTENT, STYLE, LBFGSB_VALUES, config=LBFGSB)
+    _assert_matches_singles(res, tiny_vgg, LBFGSB, rtol_loss=0.01, atol_image=None)
+
+
+def test_converged_members_stop_and_count_their_own_iterations(tiny_vgg):
+    # β = 1 barely changes the loss at first (relative change ~1e-7 < rtol) and stops at
+    # iteration 2; β = 100 and 1e4 change it by > 0.3% per step and run all 20.  The loop
+    # runs until its last member stops; the early member must not move after its stop.
+    config = dataclasses.replace(LBFGSB, rtol=1e-4)         # rtol is traced: no recompile
+    res = sw.sweep(tiny_vgg, CONTENT, STYLE, LBFGSB_VALUES, config=config)
+    assert res.n_iter[1] < 5 and list(res.n_iter[2:]) == [20, 20]
+    assert res.status[1] == nstjax.Status.CONVERGED and res.status[3] == nstjax.Status.MAX_ITER
+    assert np.isnan(res.history[1, res.n_iter[1]:]).all()
+    assert np.isfinite(res.history[1, :res.n_iter[1]]).all()
+    _assert_matches_singles(res, tiny_vgg, config, rtol_loss=0.01, atol_image=None)
+    early = _single(tiny_vgg, config, res.settings[1])
+    np.testing.assert_allclose(res.images[1], np.asarray(early.image), rtol=0,
+                               atol=ATOL_IMAGE)
+    kept_going = _single(tiny_vgg, dataclasses.replace(config, rtol=0.0), res.settings[1])
+    assert np.abs(res.images[1] - np.asarray(kept_going.image)).max() > 1e-3
+
+
+# ------------------------------------------------------------------------------- memory
+
+def test_chunks_give_the_same_results(adam_grid, tiny_vgg):
+    whole, _ = adam_grid
+    logs = []
+    res = sw.sweep(tiny_vgg, CONTENT, STYLE, GRID, config=ADAM, chunk=2, log=logs.append)
+    assert "chunks of 2" in logs[0]
+    np.testing.assert_allclose(res.images, whole.images, rtol=0, atol=ATOL_IMAGE)
+    np.testing.assert_allclose(res.loss, whole.loss, rtol=RTOL_LOSS)
+    np.testing.assert_array_equal(res.n_iter, whole.n_iter)
+    fit = sw.members_that_fit(24, 32, ADAM)
+    assert fit >= 1 and f"{fit} fit in memory" in logs[0]
+    assert sw.members_that_fit(24, 32, ADAM) > sw.members_that_fit(512, 512, StyleConfig())
+
+
+# ---------------------------------------------------------------- devices and hosts
+
+_MULTI_DEVICE = """
+import sys
+import jax, numpy as np
+sys.path[:0] = [{tests!r}, {root!r}]
+from nstjax import sweep as sw
+import nstjax
+from test_sweep import ADAM, CONTENT, GRID, STYLE
+
+assert jax.device_count() == 4, jax.devices()
+outs = []
+program = sw._program
+def spy(config, mesh):
+    run = program(config, mesh)
+    def call(*args):
+        outs.append(run(*args))
+        return outs[-1]
+    return call
+sw._program = spy
+logs = []
+vgg = nstjax.init_random_weights(jax.random.PRNGKey(0))
+res = sw.sweep(vgg, CONTENT, STYLE, GRID, config=ADAM, log=logs.append)
+x = outs[0][0].x
+print(logs[0])
+print("devices", len(x.sharding.device_set), sorted({{s.data.shape[0] for s in
+      x.addressable_shards}}), type(x.sharding).__name__)
+np.savez({out!r}, images=res.images, loss=res.loss, n_iter=res.n_iter)
+"""
+
+
+def _env(**extra):
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env.update(JAX_PLATFORMS="cpu", PYTHONPATH=f"{ROOT}{os.pathsep}{TESTS}", **extra)
+    return env
+
+
+def _check_against(whole, path, members):
+    got = np.load(path)
+    np.testing.assert_allclose(got["images"], whole.images[members], rtol=0, atol=ATOL_IMAGE)
+    np.testing.assert_allclose(got["loss"], whole.loss[members], rtol=RTOL_LOSS)
+    np.testing.assert_array_equal(got["n_iter"], whole.n_iter[members])
+
+
+def test_k_axis_sharded_over_four_devices(adam_grid, tmp_path):
+    whole, _ = adam_grid
+    out = tmp_path / "four.npz"
+    code = _MULTI_DEVICE.format(tests=str(TESTS), root=str(ROOT), out=str(out))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=TIMEOUT_S,
+                          env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=4"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "on 4 device(s); running in chunks of 4" in proc.stdout, proc.stdout
+    # the program's output spans all 4 devices, one member on each
+    assert "devices 4 [1] NamedSharding" in proc.stdout, proc.stdout
+    _check_against(whole, out, slice(None))
+
+
+_MULTI_HOST = """
+import sys
+import jax
+jax.config.update("jax_cpu_collectives_implementation", "gloo")
+jax.distributed.initialize(coordinator_address="127.0.0.1:{port}", num_processes=2,
+                           process_id=int(sys.argv[1]))
+import numpy as np
+sys.path[:0] = [{tests!r}, {root!r}]
+import nstjax
+from nstjax import sweep as sw
+from test_sweep import ADAM, CONTENT, STYLE
+
+assert jax.process_count() == 2 and jax.device_count() == 4 and jax.local_device_count() == 2
+vgg = nstjax.init_random_weights(jax.random.PRNGKey(0))
+res = sw.sweep(vgg, CONTENT, STYLE, {values!r}, config=ADAM, mode="zip", log=print)
+np.savez(sys.argv[2], images=res.images, loss=res.loss, n_iter=res.n_iter)
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_with_jax_distributed(adam_grid, tmp_path):
+    # Two "hosts" on localhost, two CPU devices each.  K = 3 does not divide evenly: process
+    # 0 runs members 0-1 (sharded over its 2 devices), process 1 runs member 2 (padded);
+    # process_allgather (gloo on the CPU) gives every process all 3, in order.
+    whole, _ = adam_grid
+    three = [whole.settings[k] for k in range(3)]
+    values = {name: [m[name] for m in three] for name in three[0]}
+    code = _MULTI_HOST.format(port=_free_port(), tests=str(TESTS), root=str(ROOT),
+                              values=values)
+    env = _env(XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(i), str(tmp_path / f"p{i}.npz")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for i in range(2)]
+    outputs = []
+    try:
+        for p in procs:
+            outputs.append(p.communicate(timeout=TIMEOUT_S))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+    for p, (stdout, stderr) in zip(procs, outputs):
+        assert p.returncode == 0, stderr[-3000:]
+    assert "3 members (2 on this process)" in outputs[0][0], outputs[0][0]
+    assert "3 members (1 on this process)" in outputs[1][0], outputs[1][0]
+    for i in range(2):
+        _check_against(whole, tmp_path / f"p{i}.npz", slice(0, 3))
