@@ -164,8 +164,13 @@ def test_config_rejects_bad_values():
 
 @pytest.mark.real_weights
 def test_real_weights_all_optimizers_lower_objective(real_vgg):
-    content = jnp.asarray(make_image(48, 64, seed=1))
-    style = jnp.asarray(make_image(64, 64, seed=7))
+    shared = Path(__file__).resolve().parents[2] / "shared" / "images"
+    if (shared / "tubingen.jpg").exists():  # a real photo and painting where available
+        content = jnp.asarray(nstjax.load_image(shared / "tubingen.jpg", size=64))
+        style = jnp.asarray(nstjax.load_image(shared / "starry_night.jpg", size=64))
+    else:
+        content = jnp.asarray(make_image(48, 64, seed=1))
+        style = jnp.asarray(make_image(64, 64, seed=7))
     for method in optimize.OPTIMIZERS:
         config = StyleConfig(optimizer=method, max_iter=6, lr=0.05)
         targets = nstjax.compute_targets(real_vgg, content, [style], config=config)
@@ -185,3 +190,26 @@ def test_readme_snippet_runs(tiny_vgg, monkeypatch):
     for code in blocks:
         exec(compile(code.replace("size=256", "size=32").replace("max_iter=300", "max_iter=3"),
                      "README.md", "exec"), {})
+
+
+def test_auto_scales_equalise_gradient_norms(tiny_vgg):
+    # seed 003 §4: λ_m makes the style gradient of method m as large as the content gradient.
+    content, style, _ = _tiny_problem(tiny_vgg)
+    config = StyleConfig(style_loss="gram:1,bn:1", max_iter=2)
+    targets = nstjax.compute_targets(tiny_vgg, content, [style], config=config)
+    lw = config.loss_weights()
+    key = jax.random.PRNGKey(0)
+    scales = nstjax.auto_scales(content, tiny_vgg, targets, lw, config=config, key=key)
+    probe = jnp.clip(content + 0.05 * jax.random.normal(jax.random.fold_in(key, 7),
+                                                        content.shape), 0.0, 1.0)
+    only = lambda **kw: lw._replace(**kw)  # noqa: E731
+    g_content = jax.grad(lambda x: nstjax.objective_terms(
+        x, tiny_vgg, targets, only(style=jnp.float32(0.0)), config=config)["total"])(probe)
+    for m in range(2):
+        mix = jnp.zeros(2).at[m].set(1.0)
+        g_style = jax.grad(lambda x: nstjax.objective_terms(
+            x, tiny_vgg, targets, only(content=jnp.float32(0.0), style=jnp.float32(1.0),
+                                       mix=mix, scales=scales), config=config)["total"])(probe)
+        # float32 norms of ~3k-element gradients: 1e-4 relative.
+        np.testing.assert_allclose(float(jnp.linalg.norm(g_style)),
+                                   float(jnp.linalg.norm(g_content)), rtol=1e-4)
