@@ -129,7 +129,7 @@ class StyleConfig:
     def static_part(self) -> "StyleConfig":
         """This config with every traced setting neutralised: the key of the compile cache."""
         return dataclasses.replace(
-            self, content_weight=1.0, style_weight=1.0, tv_weight=0.0,
+            self, style_loss=",".join(self.style_methods), content_weight=1.0, style_weight=1.0, tv_weight=0.0,
             style_layer_weights=None, content_layer_weights=None, style_blend=None,
             style_scales=None, style_hyper=(), rtol=0.0, threshold=-math.inf, lr=0.02,
             init="content")

@@ -19,10 +19,8 @@ import os
 import socket
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
