@@ -183,8 +183,9 @@ def test_real_weights_all_optimizers_lower_objective(real_vgg):
 
 def test_readme_snippet_runs(tiny_vgg, monkeypatch):
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
-    assert blocks, "README has no python snippet"
+    section = readme.split("## In a JAX pipeline", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert blocks, "README's pipeline section has no python snippet"
     # The snippet loads the real weights; run it on the tiny network to stay fast.
     monkeypatch.setattr(nstjax, "load_vgg19", lambda *a, **k: tiny_vgg)
     for code in blocks:
