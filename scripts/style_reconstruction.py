@@ -75,7 +75,7 @@ def main(argv=None) -> int:
               f"({int(res.n_iter)} iterations)", file=sys.stderr)
     print(f"{'noise init':12s} pixel correlation with the style image {noise_corr:+.3f}",
           file=sys.stderr)
-    sheet = labelled_grid(panels, labels, cols=len(panels))
+    sheet = labelled_grid(panels, labels, cols=len(panels), cell=max(160, style.shape[1]))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.output.with_name(f".{args.output.name}.part{args.output.suffix}")
     sheet.save(tmp)
