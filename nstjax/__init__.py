@@ -8,7 +8,7 @@ from nstjax.losses import content_loss, gram_loss, gram_matrix, tv_loss
 from nstjax.optimize import OPTIMIZERS, OptimizeResult, Status, minimize
 from nstjax.style_losses import (STYLE_LOSSES, StyleLoss, get_style_loss, parse_style_spec,
                                  register_style_loss)
-from nstjax.sweep import SweepResult, sweep
+from nstjax.sweeps import SweepResult, sweep
 from nstjax.transfer import (LossWeights, SolverSettings, StyleConfig, Targets, TransferResult, auto_scales,
                              compute_targets, gatys_loss, objective_terms, solve, stylize)
 from nstjax.vgg import LAYERS, canonical_layer, extract_features, init_random_weights

@@ -10,7 +10,7 @@ compilation, the second reuses the compiled program, so
     compile ≈ first − second,    without compile = second.
 
 The sequential side is K calls of :func:`nstjax.stylize` (one compile, shared by all K,
-since the swept weights are traced), the sweep side one :func:`nstjax.sweep.sweep`.  Prints
+since the swept weights are traced), the sweep side one :func:`nstjax.sweep`.  Prints
 the wall times and the ratios sequential / sweep (> 1: the sweep is faster).  The issue's
 targets: never slower than sequential on the CPU; at least 4× on a GPU at 256 px.
 """
@@ -44,7 +44,7 @@ def main(argv=None) -> int:
 
     import nstjax
     from nstjax import demo
-    from nstjax.sweep import sweep
+    from nstjax.sweeps import sweep
     from nstjax.transfer import StyleConfig
 
     if args.random_weights:

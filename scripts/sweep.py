@@ -310,7 +310,7 @@ def _run(args) -> int:
 
     import nstjax
     from nstjax import demo
-    from nstjax import sweep as sw
+    from nstjax import sweeps as sw
     from nstjax.image import ImageError, load_image, save_image, write_text_atomic
     from nstjax.transfer import StyleConfig
     from nstjax.weights import WeightsError

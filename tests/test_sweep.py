@@ -27,7 +27,7 @@ import pytest
 from PIL import Image
 
 import nstjax
-from nstjax import sweep as sw
+from nstjax import sweeps as sw
 from nstjax.transfer import StyleConfig
 
 from conftest import make_image
@@ -204,7 +204,7 @@ _MULTI_DEVICE = """
 import sys
 import jax, numpy as np
 sys.path[:0] = [{tests!r}, {root!r}]
-from nstjax import sweep as sw
+from nstjax import sweeps as sw
 import nstjax
 from test_sweep import ADAM, CONTENT, GRID, STYLE
 
@@ -265,7 +265,7 @@ jax.distributed.initialize(coordinator_address="127.0.0.1:{port}", num_processes
 import numpy as np
 sys.path[:0] = [{tests!r}, {root!r}]
 import nstjax
-from nstjax import sweep as sw
+from nstjax import sweeps as sw
 from test_sweep import ADAM, CONTENT, STYLE
 
 assert jax.process_count() == 2 and jax.device_count() == 4 and jax.local_device_count() == 2
