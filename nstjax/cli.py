@@ -111,7 +111,7 @@ def _validate(args):
     if args.style and args.style_blend and len(args.style_blend) != len(args.style):
         raise UsageError(f"--style-blend has {len(args.style_blend)} weights for "
                          f"{len(args.style)} style images")
-    if Image_ext(args.output) is None:
+    if _image_format(args.output) is None:
         raise UsageError(f"{args.output}: unknown image extension {args.output.suffix!r}")
     inputs = [args.content, *(args.style or [])]
     if args.init not in ("content", "noise", "style"):
@@ -157,7 +157,7 @@ def _check_memory(args):
                              f"machine's {have / 2**30:.1f} GiB allows; use a smaller --size")
 
 
-def Image_ext(path: Path):  # noqa: N802 -- small helper kept next to _validate
+def _image_format(path: Path):
     from PIL import Image
     return Image.registered_extensions().get(path.suffix.lower())
 

