@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -162,17 +163,39 @@ def _image_format(path: Path):
     return Image.registered_extensions().get(path.suffix.lower())
 
 
-def run(argv=None) -> int:
-    """Entry point; returns the exit code."""
-    args = build_parser().parse_args(argv)
+def run_command(parser: argparse.ArgumentParser, body, argv=None) -> int:
+    """Parse ``argv`` and run ``body(args)``; a :class:`UsageError` or an unwritable output
+    becomes one line on stderr and exit code 2 (shared by ``stylize.py`` and ``sweep.py``)."""
+    args = parser.parse_args(argv)
     try:
-        return _run(args)
+        return body(args)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except OSError as e:  # e.g. the disk filled up while writing an output
+        print(f"error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("interrupted; nothing written", file=sys.stderr)
+        print("interrupted", file=sys.stderr)
         return 130
+
+
+def ensure_writable_dir(folder: Path) -> None:
+    """Create ``folder`` and check it can be written, before any long computation."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{folder}: exists and is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{folder}: cannot create the output folder ({e.strerror})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{folder}: the output folder is not writable")
+
+
+def run(argv=None) -> int:
+    """Entry point of ``stylize.py``; returns the exit code."""
+    return run_command(build_parser(), _run, argv)
 
 
 def _run(args) -> int:
@@ -213,6 +236,7 @@ def _run(args) -> int:
         raise UsageError(str(e)) from None
 
     h, w = content.shape[:2]
+    ensure_writable_dir(args.output.parent)  # inputs are good: now the folder, before the work
 
     try:
         vgg = nstjax.load_vgg19(args.weights, log=lambda m: print(m, file=sys.stderr))

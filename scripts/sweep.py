@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from nstjax.cli import (EXIT_BAD_INPUT, EXIT_NON_FINITE, UsageError,  # noqa: E402
-                        _check_memory, _check_number)
+                        _check_memory, _check_number, ensure_writable_dir, run_command)
 
 SHEET = "contact_sheet.png"
 REPORT = "sweep.json"
@@ -274,15 +274,7 @@ def contact_sheet(images, settings: list[dict], swept: list[str], *,
 
 def run(argv=None) -> int:
     """Entry point; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    try:
-        return _run(args)
-    except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_command(build_parser(), _run, argv)
 
 
 def _jsonable(value):
@@ -341,6 +333,7 @@ def _run(args) -> int:
         vgg = nstjax.load_vgg19(args.weights, log=lambda m: print(m, file=sys.stderr))
     except (ImageError, WeightsError) as e:
         raise UsageError(str(e)) from None
+    ensure_writable_dir(args.output_dir)  # inputs are good: now the folder, before the work
     t_loaded = time.perf_counter()
 
     print(f"sweep: {len(members)} members ({args.mode} over {', '.join(swept)}) at "

@@ -93,3 +93,12 @@ def test_bad_input_in_a_subprocess_has_no_traceback(images, tmp_path):
                            str(tmp_path / "o.png")], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_unwritable_output_folder_is_refused_before_work(images, tmp_path, capsys):
+    c, s = images
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    code, err = _run(["--content", c, "--style", s, "--output", blocker / "o.png",
+                      "--no-progress"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "not a folder" in err

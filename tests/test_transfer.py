@@ -80,6 +80,8 @@ def test_every_optimizer_lowers_objective_stays_in_box_and_is_seeded(tiny_vgg, m
     x0 = jax.random.uniform(jax.random.split(jax.random.PRNGKey(3))[0], content.shape)
     f0 = float(nstjax.gatys_loss(x0, tiny_vgg, targets, config.loss_weights(), config=config))
     assert int(res.n_iter) == 8 and np.all(np.isfinite(hist))
+    # From noise every optimiser cuts the tiny objective by far more than 10% in 8 steps
+    # (measured 40-99%); 10% leaves room for platform differences yet fails a no-op.
     assert float(res.loss) < 0.9 * f0
     assert float(res.image.min()) >= 0.0 and float(res.image.max()) <= 1.0
     if method in ("lbfgsb", "adam"):  # every iterate, not just the last, is in the box
@@ -144,9 +146,10 @@ def test_objective_terms_add_up_and_style_blend(tiny_vgg):
     t2 = nstjax.compute_targets(tiny_vgg, content, [style, style2], config=cfg2)
     x = jnp.asarray(make_image(32, 32, seed=4))
     parts = nstjax.objective_terms(x, tiny_vgg, t2, cfg2.loss_weights(2), config=cfg2)
+    # float32 sum of three terms: a few ulps (1e-6 relative).
     assert float(parts["total"]) == pytest.approx(
         float(parts["content"] + parts["style"] + parts["tv"]), rel=1e-6)
-    # the blend is linear in the per-style losses
+    # the blend is linear in the per-style losses (float32, separately compiled: 1e-5)
     single = [nstjax.objective_terms(
         x, tiny_vgg, nstjax.compute_targets(tiny_vgg, content, [s], config=config),
         config.loss_weights(), config=config)["style"] for s in (style, style2)]
@@ -177,6 +180,7 @@ def test_real_weights_all_optimizers_lower_objective(real_vgg):
         f0 = float(nstjax.gatys_loss(content, real_vgg, targets, config.loss_weights(),
                                      config=config))
         res = nstjax.stylize(real_vgg, content, style, config=config)
+        # 6 steps from the content image must lower the objective; 5% fails a no-op run.
         assert float(res.loss) < 0.95 * f0, method
         assert float(res.image.min()) >= 0 and float(res.image.max()) <= 1
 
