@@ -1,6 +1,7 @@
 """The one place nstjax touches jaxopt (archived upstream; it warns on import).
 
-``optax.lbfgs`` is its maintained successor and is offered beside it (``optax-lbfgs``).
+``optax.lbfgs`` is its maintained successor and is offered beside it (``optax-lbfgs``);
+``plbfgs`` (:mod:`nstjax.lbfgs`) replaces its L-BFGS-B.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ with warnings.catch_warnings():
     import jaxopt
 
 
-def lbfgsb(fun, *, history_size: int, max_iter: int):
-    """jaxopt's L-BFGS-B with box bounds passed to ``init_state``/``update``."""
-    return jaxopt.LBFGSB(fun=fun, maxiter=max_iter, history_size=history_size, tol=0.0)
+def lbfgsb(fun, *, history_size: int):
+    """jaxopt's L-BFGS-B; box bounds go to ``init_state``/``update``."""
+    return jaxopt.LBFGSB(fun=fun, history_size=history_size, tol=0.0)
 
 
-def lbfgs(fun, *, history_size: int, max_iter: int):
+def lbfgs(fun, *, history_size: int):
     """jaxopt's unconstrained L-BFGS (zoom line search)."""
-    return jaxopt.LBFGS(fun=fun, maxiter=max_iter, history_size=history_size, tol=0.0)
+    return jaxopt.LBFGS(fun=fun, history_size=history_size, tol=0.0)

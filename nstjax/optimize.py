@@ -1,46 +1,53 @@
-"""Optimiser drivers: the whole solve is one ``lax.while_loop`` inside the caller's ``jit``.
+"""Optimisers as data, and one driver that runs any of them in a ``lax.while_loop``.
 
-Methods:
+An :class:`Optimizer` is a named tuple of pure functions (as optax's
+``GradientTransformation``), made by a factory registered by name in :data:`OPTIMIZERS`:
 
-* ``lbfgsb``: jaxopt L-BFGS-B with the pixel box as bounds (every iterate stays in the box,
-  as seed 001 keeps pixels in [0, 1]);
-* ``lbfgs``: jaxopt L-BFGS, unconstrained; the result is clipped to the box;
+* ``plbfgs``: projected L-BFGS (:mod:`nstjax.lbfgs`), every iterate in the box, unit step
+  first and a backtracking search only when it does not decrease the objective;
+* ``lbfgsb``: jaxopt's L-BFGS-B with the box as bounds (every iterate in the box);
+* ``lbfgs``: jaxopt's L-BFGS (zoom line search), unconstrained; the result is clipped;
 * ``optax-lbfgs``: optax's L-BFGS (jaxopt's maintained successor), unconstrained, clipped;
-* ``adam``: optax Adam followed by projection onto the box after every step.
+* ``adam``: optax Adam, projected onto the box after every step;
+* ``gd``: gradient descent ``x ← x − η∇f`` (seed 004 eq. 8), projected onto the box.
 
-Stopping (whichever comes first): ``max_iter`` iterations; relative change of the loss
-between iterations below ``rtol`` (seed 003 §4 stops at 0.5%); loss below ``threshold``;
-a non-finite loss, in which case the last finite iterate is returned and ``status`` says so.
+Adding one is a factory returning an :class:`Optimizer` and ``@register_optimizer(name)``
+on it. :func:`minimize` runs one on a function; the caller decides ``jit`` and ``vmap``.
 """
 
 from __future__ import annotations
 
 import enum
-from typing import Callable, NamedTuple
+import inspect
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from nstjax import _jaxopt
+from nstjax import lbfgs as _plbfgs
 
-OPTIMIZERS = ("lbfgsb", "lbfgs", "optax-lbfgs", "adam")
+ArrayLike = Any
+
+DEFAULT_OPTIMIZER = "plbfgs"
 
 
 class Status(enum.IntEnum):
     """Why a solve stopped."""
 
     MAX_ITER = 0
-    CONVERGED = 1      # relative change below rtol
+    CONVERGED = 1      # relative change of the loss below rtol
     THRESHOLD = 2      # loss below threshold
-    NON_FINITE = 3     # loss became NaN/inf; last finite iterate kept
+    NON_FINITE = 3     # loss or iterate became NaN/inf; last finite iterate kept
+    INTERRUPTED = 4    # the on_step hook asked to stop
+    CONVERGED_X = 5    # relative change of the iterate below tol_x
 
 
 class OptimizeResult(NamedTuple):
     """Result of :func:`minimize`.
 
     Attributes:
-      x: final (last finite) iterate, same shape as ``x0``.
+      x: final (last finite) iterate, same shape as ``x0``, in the box.
       value: ``f32[]`` loss at ``x``.
       history: ``f32[max_iter]`` loss after each iteration; NaN past ``n_iter``.
       n_iter: ``i32[]`` iterations taken.
@@ -54,156 +61,245 @@ class OptimizeResult(NamedTuple):
     status: jax.Array
 
 
-class _Stepper(NamedTuple):
-    init: Callable   # x0 -> (state, value at x0)
-    step: Callable   # (x, state) -> (x_new, state_new, value at x_new)
+class Optimizer(NamedTuple):
+    """A minimisation method as pure functions (no ``jit`` inside; the caller's applies).
+
+    Attributes:
+      init: ``(fun, x0) -> (state, fun(x0))``; ``x0`` is already projected.
+      step: ``(fun, x, state) -> (x_new, state_new, fun(x_new))``.
+      project: ``x -> x`` clipped into the box.
+      bounded: ``True`` when every iterate stays in the box; otherwise :func:`minimize`
+        projects the final iterate and evaluates ``fun`` there again.
+    """
+
+    init: Callable
+    step: Callable
+    project: Callable
+    bounded: bool
 
 
-def _jaxopt_stepper(solver, bounds):
-    kw = {"bounds": bounds} if bounds is not None else {}
+OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {}
 
-    def init(x0):
-        state = solver.init_state(x0, **kw)
+
+def register_optimizer(name: str):
+    """Decorator: register an :class:`Optimizer` factory under ``name`` (no duplicates)."""
+    def register(factory):
+        if name in OPTIMIZERS:
+            raise ValueError(f"optimizer {name!r} is already registered")
+        OPTIMIZERS[name] = factory
+        return factory
+    return register
+
+
+def make_optimizer(name: str, *, lower: ArrayLike = 0.0, upper: ArrayLike = 1.0,
+                   history_size: int = 10, lr: ArrayLike = 0.02,
+                   max_backtracks: int = 20) -> Optimizer:
+    """The registered optimizer ``name`` with the options it takes.
+
+    Call it inside the caller's ``jit``: ``lower``, ``upper`` and ``lr`` may be traced.
+
+    Args:
+      name: a key of :data:`OPTIMIZERS`.
+      lower, upper: the box, scalars or arrays broadcastable to the iterate.
+      history_size: L-BFGS memory (static).
+      lr: step size of ``adam`` and ``gd``, in units of the normalised objective that
+        :func:`minimize` hands the optimizer.
+      max_backtracks: step halvings ``plbfgs`` tries before giving up on an iteration.
+
+    Returns:
+      An :class:`Optimizer`.
+    """
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
+    factory = OPTIMIZERS[name]
+    options = dict(lower=lower, upper=upper, history_size=history_size, lr=lr,
+                   max_backtracks=max_backtracks)
+    accepted = inspect.signature(factory).parameters
+    return factory(**{k: v for k, v in options.items() if k in accepted})
+
+
+def _box(lower, upper):
+    return lambda x: jnp.clip(x, jnp.asarray(lower, x.dtype), jnp.asarray(upper, x.dtype))
+
+
+@register_optimizer("plbfgs")
+def plbfgs(*, lower: ArrayLike = 0.0, upper: ArrayLike = 1.0, history_size: int = 10,
+           max_backtracks: int = 20) -> Optimizer:
+    """Projected L-BFGS (:mod:`nstjax.lbfgs`): bounded, one evaluation per iteration when
+    the unit step decreases the objective."""
+    def init(fun, x0):
+        return _plbfgs.init(fun, x0, history_size=history_size)
+
+    def step(fun, x, state):
+        return _plbfgs.step(fun, x, state, lower=jnp.asarray(lower, x.dtype),
+                            upper=jnp.asarray(upper, x.dtype), max_backtracks=max_backtracks)
+
+    return Optimizer(init, step, _box(lower, upper), True)
+
+
+def _jaxopt_optimizer(make_solver, lower, upper, bounded):
+    def bounds(x):
+        return (jnp.broadcast_to(jnp.asarray(lower, x.dtype), x.shape),
+                jnp.broadcast_to(jnp.asarray(upper, x.dtype), x.shape))
+
+    def init(fun, x0):
+        kw = {"bounds": bounds(x0)} if bounded else {}
+        state = make_solver(fun).init_state(x0, **kw)
         return state, state.value
 
-    def step(x, state):
-        x_new, state_new = solver.update(x, state, **kw)
-        if bounds is not None:
+    def step(fun, x, state):
+        kw = {"bounds": bounds(x)} if bounded else {}
+        x_new, state = make_solver(fun).update(x, state, **kw)
+        if bounded:
             # jaxopt's projected steps can land 1e-12 outside the box by rounding; the
             # iterate must never leave it (seed 001 keeps pixels in [0, 1]).
-            x_new = jnp.clip(x_new, *bounds)
-        return x_new, state_new, state_new.value
+            x_new = jnp.clip(x_new, *kw["bounds"])
+        return x_new, state, state.value
 
-    return _Stepper(init, step)
+    return Optimizer(init, step, _box(lower, upper), bounded)
 
 
-def _optax_lbfgs_stepper(fun, history_size):
+@register_optimizer("lbfgsb")
+def lbfgsb(*, lower: ArrayLike = 0.0, upper: ArrayLike = 1.0,
+           history_size: int = 10) -> Optimizer:
+    """jaxopt's L-BFGS-B with the box as bounds."""
+    from nstjax import _jaxopt
+    return _jaxopt_optimizer(lambda f: _jaxopt.lbfgsb(f, history_size=history_size),
+                             lower, upper, bounded=True)
+
+
+@register_optimizer("lbfgs")
+def lbfgs(*, lower: ArrayLike = 0.0, upper: ArrayLike = 1.0,
+          history_size: int = 10) -> Optimizer:
+    """jaxopt's unconstrained L-BFGS (zoom line search); the result is clipped."""
+    from nstjax import _jaxopt
+    return _jaxopt_optimizer(lambda f: _jaxopt.lbfgs(f, history_size=history_size),
+                             lower, upper, bounded=False)
+
+
+@register_optimizer("optax-lbfgs")
+def optax_lbfgs(*, lower: ArrayLike = 0.0, upper: ArrayLike = 1.0,
+                history_size: int = 10) -> Optimizer:
+    """optax's L-BFGS (zoom line search), unconstrained; the result is clipped."""
     opt = optax.lbfgs(memory_size=history_size)
-    value_and_grad = optax.value_and_grad_from_state(fun)
 
-    def init(x0):
-        state = opt.init(x0)
-        return state, fun(x0)
+    def init(fun, x0):
+        return opt.init(x0), fun(x0)
 
-    def step(x, state):
-        value, grad = value_and_grad(x, state=state)
+    def step(fun, x, state):
+        value, grad = optax.value_and_grad_from_state(fun)(x, state=state)
         updates, state = opt.update(grad, state, x, value=value, grad=grad, value_fn=fun)
-        x_new = optax.apply_updates(x, updates)
-        return x_new, state, optax.tree_utils.tree_get(state, "value")
+        return optax.apply_updates(x, updates), state, optax.tree_utils.tree_get(state, "value")
 
-    return _Stepper(init, step)
+    return Optimizer(init, step, _box(lower, upper), False)
 
 
-def _adam_stepper(fun, lr, lower, upper):
-    opt = optax.adam(lr)
-    value_and_grad = jax.value_and_grad(fun)
+def _projected_first_order(transform, lower, upper):
+    """A first-order optax transform followed by projection onto the box."""
+    project = _box(lower, upper)
 
-    def init(x0):
-        value, grad = value_and_grad(x0)
-        return (opt.init(x0), grad), value
+    def init(fun, x0):
+        value, grad = jax.value_and_grad(fun)(x0)
+        return (transform.init(x0), grad), value
 
-    def step(x, state):
+    def step(fun, x, state):
         opt_state, grad = state
-        updates, opt_state = opt.update(grad, opt_state, x)
-        x_new = jnp.clip(optax.apply_updates(x, updates), lower, upper)
-        value, grad = value_and_grad(x_new)
+        updates, opt_state = transform.update(grad, opt_state, x)
+        x_new = project(optax.apply_updates(x, updates))
+        value, grad = jax.value_and_grad(fun)(x_new)
         return x_new, (opt_state, grad), value
 
-    return _Stepper(init, step)
+    return Optimizer(init, step, project, True)
 
 
-def minimize(fun: Callable, x0, *, method: str = "lbfgsb", max_iter: int = 500,
-             lower=0.0, upper=1.0, lr=0.02, rtol=0.0, threshold=-jnp.inf,
-             history_size: int = 10, progress: Callable | None = None,
-             snapshot: Callable | None = None, snapshot_every: int = 0) -> OptimizeResult:
-    """Minimise ``fun`` from ``x0`` inside one ``lax.while_loop``.
+@register_optimizer("adam")
+def adam(*, lower: ArrayLike = 0.0, upper: ArrayLike = 1.0, lr: ArrayLike = 0.02) -> Optimizer:
+    """optax Adam with step size ``lr``, projected onto the box after every step."""
+    return _projected_first_order(optax.adam(lr), lower, upper)
 
-    Pure: call it inside ``jit`` (and ``vmap`` it for sweeps).  ``lower``, ``upper``,
-    ``lr``, ``rtol`` and ``threshold`` may be traced.
+
+@register_optimizer("gd")
+def gd(*, lower: ArrayLike = 0.0, upper: ArrayLike = 1.0, lr: ArrayLike = 0.02) -> Optimizer:
+    """Projected gradient descent ``x ← P(x − η∇f)``.
+
+    References:
+      Seed 004 eq. 8 (``w^{t+1} = w^t − η_t ∇Loss``), with ``η = lr``.
+    """
+    return _projected_first_order(optax.sgd(lr), lower, upper)
+
+
+def minimize(fun: Callable, x0, optimizer: Optimizer, *, max_iter: int,
+             rtol: ArrayLike = 0.0, tol_x: ArrayLike = 0.0,
+             threshold: ArrayLike = -jnp.inf,
+             on_step: Callable | None = None) -> OptimizeResult:
+    """Minimise ``fun`` from ``x0`` with ``optimizer`` inside one ``lax.while_loop``.
+
+    Pure: call it inside ``jit`` and ``vmap`` it for sweeps. ``rtol``, ``tol_x`` and
+    ``threshold`` may be traced; ``max_iter`` is static.
+
+    The optimizer sees ``f / |f(x₀)|``: style objectives reach 1e11-1e15, where L-BFGS-B's
+    first steps stall and L-BFGS's first line search overshoots (measured: with the raw
+    objective L-BFGS-B lowered the loss by 21% in 15 iterations at 96 px, with the
+    normalised one by 87%). Values reported back are in the caller's units.
+
+    Stopping, whichever comes first: ``max_iter`` iterations; ``|f_k − f_{k−1}| ≤
+    rtol·|f_{k−1}|`` (seed 003 §4 stops at 0.5%); ``‖x_k − x_{k−1}‖ ≤ tol_x·‖x_{k−1}‖``;
+    ``f_k < threshold``; a non-finite loss or iterate (the step is discarded and the last
+    finite iterate kept); ``on_step`` returning ``True``.
 
     Args:
       fun: ``x -> f32[]``.
-      x0: initial point.
-      method: one of :data:`OPTIMIZERS`.
+      x0: initial point; projected onto the optimizer's box first.
+      optimizer: an :class:`Optimizer`, e.g. from :func:`make_optimizer`.
       max_iter: iteration limit (static).
-      lower, upper: the box (bounds for ``lbfgsb``, projection for ``adam``, final clip
-        for the unconstrained L-BFGS variants).
-      lr: Adam's learning rate.
-      rtol: stop when ``|f_k − f_{k−1}| ≤ rtol·|f_{k−1}|`` (0 disables).
-      threshold: stop when ``f_k < threshold``.
-      history_size: L-BFGS memory.
-      progress: optional host function ``(iteration, loss)`` called through
-        ``jax.debug.callback`` after every iteration.
-      snapshot: optional host function ``(iteration, x)`` called every ``snapshot_every``
-        iterations (for ``--save-every``).
+      rtol: relative change of the loss to stop at (0 disables).
+      tol_x: relative change of the iterate to stop at (0 disables).
+      threshold: stop when the loss falls below it.
+      on_step: optional traced function ``(i, value, x) -> bool[]`` called after every
+        iteration with the iterations done (1-based), the loss (caller's units) and the
+        kept iterate; ``True`` stops the loop with :attr:`Status.INTERRUPTED`.
 
     Returns:
-      An :class:`OptimizeResult`.
+      An :class:`OptimizeResult`; ``x`` is in the box (unbounded optimizers' final iterate
+      is projected and ``value`` evaluated there).
     """
-    lower = jnp.asarray(lower, x0.dtype)
-    upper = jnp.asarray(upper, x0.dtype)
-    # The solvers see f / |f(x0)|: style objectives reach 1e11-1e15, where L-BFGS-B's first
-    # steps stall and L-BFGS's first line search overshoots (measured: with the raw
-    # objective L-BFGS-B lowered the loss by 21% in 15 iterations at 96 px, with the
-    # normalised one by 87%).  Values reported back are in the caller's units.
-    x_start = jnp.clip(x0, lower, upper) if method in ("lbfgsb", "adam") else x0
-    f0 = jax.lax.stop_gradient(fun(x_start))
+    x0 = optimizer.project(x0)
+    f0 = jax.lax.stop_gradient(fun(x0))
     unit = jnp.where(jnp.isfinite(f0) & (jnp.abs(f0) > 1e-30), jnp.abs(f0), 1.0)
-    user_fun = fun
-    fun = lambda x: user_fun(x) / unit  # noqa: E731
-    if method == "lbfgsb":
-        solver = _jaxopt.lbfgsb(fun, history_size=history_size, max_iter=max_iter)
-        stepper = _jaxopt_stepper(solver, (jnp.broadcast_to(lower, x0.shape),
-                                           jnp.broadcast_to(upper, x0.shape)))
-        x0 = jnp.clip(x0, lower, upper)
-    elif method == "lbfgs":
-        stepper = _jaxopt_stepper(_jaxopt.lbfgs(fun, history_size=history_size,
-                                                max_iter=max_iter), None)
-    elif method == "optax-lbfgs":
-        stepper = _optax_lbfgs_stepper(fun, history_size)
-    elif method == "adam":
-        x0 = jnp.clip(x0, lower, upper)
-        stepper = _adam_stepper(fun, lr, lower, upper)
-    else:
-        raise ValueError(f"unknown optimizer {method!r}; choose from {', '.join(OPTIMIZERS)}")
+    scaled = lambda x: fun(x) / unit  # noqa: E731
 
-    state0, value0 = stepper.init(x0)
+    state0, value0 = optimizer.init(scaled, x0)
     value0 = value0 * unit
-    history0 = jnp.full((max_iter,), jnp.nan, jnp.float32)
     status0 = jnp.where(jnp.isfinite(value0), Status.MAX_ITER, Status.NON_FINITE)
-    # carry: iteration, iterate, solver state, loss at iterate, history, done, status
-    carry0 = (jnp.int32(0), x0, state0, value0, history0, status0 != Status.MAX_ITER,
-              status0.astype(jnp.int32))
+    history0 = jnp.full((max_iter,), jnp.nan, jnp.float32)
+    # carry: iterations done, iterate, optimizer state, loss at iterate, history, status
+    carry0 = (jnp.int32(0), x0, state0, value0, history0, status0.astype(jnp.int32))
 
     def cond(carry):
-        i, *_, done, _ = carry
-        return (i < max_iter) & ~done
+        i, *_, status = carry
+        return (i < max_iter) & (status == Status.MAX_ITER)
 
     def body(carry):
-        i, x, state, value, history, _, _ = carry
-        x_new, state_new, value_new = stepper.step(x, state)
+        i, x, state, value, history, _ = carry
+        x_new, state_new, value_new = optimizer.step(scaled, x, state)
         value_new = value_new * unit
         finite = jnp.isfinite(value_new) & jnp.all(jnp.isfinite(x_new))
-        rel = jnp.abs(value_new - value) <= rtol * jnp.abs(value)
-        status = jnp.where(~finite, Status.NON_FINITE,
-                           jnp.where(value_new < threshold, Status.THRESHOLD,
-                                     jnp.where(rel & (rtol > 0), Status.CONVERGED,
-                                               Status.MAX_ITER))).astype(jnp.int32)
         # A non-finite step is discarded: keep the last finite iterate and its loss.
         x_keep = jnp.where(finite, x_new, x)
         value_keep = jnp.where(finite, value_new, value)
         state_keep = jax.tree.map(lambda a, b: jnp.where(finite, a, b), state_new, state)
         history = history.at[i].set(value_new.astype(jnp.float32))
-        if progress is not None:
-            jax.debug.callback(progress, i + 1, value_new)
-        if snapshot is not None and snapshot_every > 0:
-            jax.lax.cond((i + 1) % snapshot_every == 0,
-                         lambda: jax.debug.callback(snapshot, i + 1, x_keep), lambda: None)
-        return (i + 1, x_keep, state_keep, value_keep, history, status != Status.MAX_ITER,
-                status)
+        rel_f = jnp.abs(value_new - value) <= rtol * jnp.abs(value)
+        rel_x = jnp.linalg.norm((x_new - x).ravel()) <= tol_x * jnp.linalg.norm(x.ravel())
+        stop = jnp.asarray(False) if on_step is None else on_step(i + 1, value_keep, x_keep)
+        status = jnp.select(
+            [~finite, value_new < threshold, rel_f & (rtol > 0), rel_x & (tol_x > 0), stop],
+            [Status.NON_FINITE, Status.THRESHOLD, Status.CONVERGED, Status.CONVERGED_X,
+             Status.INTERRUPTED], Status.MAX_ITER).astype(jnp.int32)
+        return i + 1, x_keep, state_keep, value_keep, history, status
 
-    n_iter, x, _, value, history, _, status = jax.lax.while_loop(cond, body, carry0)
-    if method in ("lbfgs", "optax-lbfgs"):
-        x = jnp.clip(x, lower, upper)
-        value = jnp.where(status == Status.NON_FINITE, value, user_fun(x))
+    n_iter, x, _, value, history, status = jax.lax.while_loop(cond, body, carry0)
+    if not optimizer.bounded:
+        x = optimizer.project(x)
+        value = jnp.where(status == Status.NON_FINITE, value, fun(x))
     return OptimizeResult(x=x, value=value, history=history, n_iter=n_iter, status=status)

@@ -1,0 +1,200 @@
+"""Optimisers as data and the minimize driver (issue 9); tiny problems only."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nstjax import lbfgs, optimize
+from nstjax.optimize import Status, make_optimizer, minimize
+
+BOUNDED = [name for name in optimize.OPTIMIZERS if make_optimizer(name).bounded]
+
+
+def _box_qp(n=12, seed=0):
+    """A convex quadratic whose box-constrained minimiser is known by construction.
+
+    ``f(x) = ½(x − x*)ᵀA(x − x*) + bᵀ(x − x*)`` with ``A`` positive definite, ``x*`` in
+    [0, 1] with some coordinates on each bound, and ``b`` zero on the free coordinates,
+    positive on those at 0 and negative on those at 1. Then ``∇f(x*) = b`` satisfies the
+    KKT conditions, so ``x*`` is the unique minimiser over the box.
+    """
+    rng = np.random.default_rng(seed)
+    q = rng.normal(size=(n, n))
+    a = q @ q.T / n + 0.5 * np.eye(n)
+    x_star = rng.uniform(0.2, 0.8, size=n)
+    x_star[: n // 4] = 0.0
+    x_star[n // 4: n // 2] = 1.0
+    b = np.zeros(n)
+    b[: n // 4] = rng.uniform(0.5, 2.0, size=n // 4)
+    b[n // 4: n // 2] = -rng.uniform(0.5, 2.0, size=n // 2 - n // 4)
+    a_, xs_, b_ = (jnp.asarray(v, jnp.float32) for v in (a, x_star, b))
+
+    def fun(x):
+        d = x - xs_
+        return 0.5 * d @ a_ @ d + b_ @ d + 3.0
+    return fun, x_star
+
+
+def _in_box_every_step(x):
+    return jnp.all((x >= 0.0) & (x <= 1.0))
+
+
+@pytest.mark.parametrize("name", list(optimize.OPTIMIZERS))
+def test_every_optimizer_lowers_objective_and_keeps_the_box(name):
+    fun, _ = _box_qp()
+    x0 = jnp.full(12, 0.5, jnp.float32)
+    seen = []
+
+    def on_step(i, value, x):
+        jax.debug.callback(lambda ok: seen.append(bool(ok)), _in_box_every_step(x))
+        return jnp.asarray(False)
+
+    opt = make_optimizer(name, lr=0.05)
+    res = jax.jit(lambda x: minimize(fun, x, opt, max_iter=30, on_step=on_step))(x0)
+    assert float(res.value) < 0.9 * float(fun(x0))
+    assert float(res.value) == pytest.approx(float(fun(res.x)), rel=1e-5)
+    x = np.asarray(res.x)
+    assert np.all((x >= 0) & (x <= 1))
+    assert len(seen) == int(res.n_iter)
+    if opt.bounded:  # bounded optimizers keep every iterate in the box, not only the last
+        assert all(seen)
+
+
+def test_plbfgs_matches_the_known_box_minimiser_and_lbfgsb():
+    fun, x_star = _box_qp()
+    x0 = jnp.full(12, 0.5, jnp.float32)
+    run = jax.jit(lambda x, name: minimize(fun, x, make_optimizer(name), max_iter=200),
+                  static_argnums=1)
+    ours, ref = run(x0, "plbfgs"), run(x0, "lbfgsb")
+    # float32 solves of a condition-number ~10 QP: 1e-4 absolute on x in [0, 1].
+    np.testing.assert_allclose(np.asarray(ours.x), x_star, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(ours.x), np.asarray(ref.x), atol=1e-4)
+    assert float(ours.value) == pytest.approx(3.0, abs=1e-5)
+
+
+def test_plbfgs_takes_one_evaluation_per_iteration_on_a_quadratic():
+    # With an exact-curvature history the unit step is accepted: no line search.
+    fun, _ = _box_qp(seed=1)
+    opt = make_optimizer("plbfgs", history_size=5)
+    x = jnp.full(12, 0.5, jnp.float32)
+    state, _ = opt.init(fun, x)
+    for _ in range(8):
+        x, state, _ = opt.step(fun, x, state)
+    # First step: scaled steepest descent, maybe halved a few times; then one each.
+    assert int(state.n_evals) <= 1 + 8 + 4
+
+
+def test_two_loop_with_one_pair_is_the_bfgs_update():
+    # H = (I − ρ s yᵀ) γI (I − ρ y sᵀ) + ρ s sᵀ (Nocedal & Wright eq. 6.17 from H₀ = γI).
+    rng = np.random.default_rng(0)
+    n, m = 6, 3
+    s, y, g = rng.normal(size=n), rng.normal(size=n), rng.normal(size=n)
+    y = y + 2 * s  # sᵀy > 0
+    rho, gamma = 1 / (s @ y), (s @ y) / (y @ y)
+    v = np.eye(n) - rho * np.outer(y, s)
+    h = v.T @ (gamma * np.eye(n)) @ v + rho * np.outer(s, s)
+    sbuf = np.zeros((m, n), np.float32)
+    ybuf = np.zeros((m, n), np.float32)
+    rbuf = np.zeros(m, np.float32)
+    sbuf[2], ybuf[2], rbuf[2] = s, y, rho
+    out = lbfgs.two_loop(jnp.asarray(g, jnp.float32), *map(jnp.asarray, (sbuf, ybuf, rbuf)),
+                         jnp.int32(0), jnp.float32(gamma))
+    np.testing.assert_allclose(np.asarray(out), h @ g, rtol=1e-5, atol=1e-5)
+
+
+def test_stopping_rules_on_a_quadratic():
+    target = jnp.linspace(0.1, 0.9, 12)
+    fun = lambda x: jnp.sum((x - target) ** 2) + 1.0  # noqa: E731  minimum value 1
+    x0 = jnp.zeros(12)
+    run = jax.jit(lambda x0, rtol, tol_x, thr: minimize(
+        fun, x0, make_optimizer("adam", lr=0.01), max_iter=500, rtol=rtol, tol_x=tol_x,
+        threshold=thr))
+    full = run(x0, 0.0, 0.0, -jnp.inf)
+    assert int(full.n_iter) == 500 and int(full.status) == Status.MAX_ITER
+    rel = run(x0, 1e-3, 0.0, -jnp.inf)
+    k = int(rel.n_iter)
+    assert int(rel.status) == Status.CONVERGED and k < 500
+    h = np.asarray(rel.history)
+    assert abs(h[k - 1] - h[k - 2]) <= 1e-3 * abs(h[k - 2])
+    assert np.all(np.isnan(h[k:]))
+    thr = run(x0, 0.0, 0.0, 1.5)
+    assert int(thr.status) == Status.THRESHOLD and float(thr.value) < 1.5
+    assert float(np.asarray(thr.history)[int(thr.n_iter) - 2]) >= 1.5
+
+
+def test_tol_x_stops_when_the_iterate_stops_moving():
+    target = jnp.linspace(0.1, 0.9, 12)
+    fun = lambda x: jnp.sum((x - target) ** 2)  # noqa: E731
+    steps = []
+
+    def on_step(i, value, x):
+        jax.debug.callback(lambda x: steps.append(np.asarray(x)), x)
+        return jnp.asarray(False)
+
+    res = jax.jit(lambda x0: minimize(fun, x0, make_optimizer("gd", lr=0.05), max_iter=500,
+                                      tol_x=1e-3, on_step=on_step))(jnp.full(12, 0.5))
+    k = int(res.n_iter)
+    assert int(res.status) == Status.CONVERGED_X and 1 < k < 500
+    # gd with lr 0.05 contracts the distance to the target by 0.9 per step.
+    last, before = steps[-1], steps[-2]
+    assert np.linalg.norm(last - before) <= 1e-3 * np.linalg.norm(before)
+    before2 = steps[-3]
+    assert np.linalg.norm(before - before2) > 1e-3 * np.linalg.norm(before2)
+
+
+def test_on_step_interrupts_at_the_asked_iteration():
+    fun, _ = _box_qp()
+    res = jax.jit(lambda x: minimize(fun, x, make_optimizer("plbfgs"), max_iter=50,
+                                     on_step=lambda i, v, x: i >= 3))(jnp.full(12, 0.5))
+    assert int(res.status) == Status.INTERRUPTED and int(res.n_iter) == 3
+    assert np.isnan(np.asarray(res.history)[3:]).all()
+    assert np.isfinite(np.asarray(res.history)[:3]).all()
+
+
+@pytest.mark.parametrize("name", list(optimize.OPTIMIZERS))
+def test_nan_loss_stops_and_keeps_last_finite(name):
+    # Finite inside x < 0.5, NaN beyond: descent towards 1 must hit the NaN region.
+    fun = lambda x: jnp.where(jnp.all(x < 0.5), jnp.sum((x - 1.0) ** 2), jnp.nan)  # noqa
+    res = jax.jit(lambda x: minimize(fun, x, make_optimizer(name, lr=0.1), max_iter=200))(
+        jnp.zeros(4))
+    # First-order methods step blindly into the NaN region and must stop there; the
+    # line-search methods may instead back off to the region's edge. Either way the result
+    # is finite.
+    if name in ("adam", "gd"):
+        assert int(res.status) == Status.NON_FINITE
+    assert np.all(np.isfinite(np.asarray(res.x))) and np.isfinite(float(res.value))
+    assert float(res.value) == pytest.approx(float(fun(res.x)), rel=1e-6)
+
+
+@pytest.mark.parametrize("name", ["plbfgs", "adam", "lbfgsb"])
+def test_vmap_over_a_traced_parameter_equals_single_runs(name):
+    fun0, _ = _box_qp()
+    shifts = jnp.asarray([0.0, 0.3, -0.4], jnp.float32)
+
+    def solve(shift, lr):
+        fun = lambda x: fun0(x) + shift * jnp.sum(x)  # noqa: E731
+        return minimize(fun, jnp.full(12, 0.5, jnp.float32), make_optimizer(name, lr=lr),
+                        max_iter=15, rtol=1e-4)
+
+    lrs = jnp.asarray([0.05, 0.02, 0.1], jnp.float32)
+    batch = jax.jit(jax.vmap(solve))(shifts, lrs)
+    for k in range(3):
+        one = jax.jit(solve)(shifts[k], lrs[k])
+        assert int(batch.n_iter[k]) == int(one.n_iter)
+        assert int(batch.status[k]) == int(one.status)
+        # Batched and single programs may reduce in a different order: float32 tolerance.
+        np.testing.assert_allclose(np.asarray(batch.x[k]), np.asarray(one.x), atol=1e-5)
+        np.testing.assert_allclose(np.asarray(batch.history[k]), np.asarray(one.history),
+                                   rtol=1e-5)
+
+
+def test_registry_refuses_duplicates_and_unknown_names():
+    with pytest.raises(ValueError, match="already registered"):
+        optimize.register_optimizer("plbfgs")(optimize.plbfgs)
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        make_optimizer("sgd")
+    assert optimize.DEFAULT_OPTIMIZER in optimize.OPTIMIZERS
+    assert {"plbfgs", "lbfgsb", "lbfgs", "optax-lbfgs", "adam", "gd"} <= set(optimize.OPTIMIZERS)
