@@ -1,27 +1,38 @@
 """nstjax: optimisation-based neural style transfer in JAX.
 
-Pure core (features, losses, optimiser drivers) with a thin shell (``scripts/``).
+Pure core (features, losses, optimisers, the driver) with a thin shell (``nstjax.cli``).
+Module map: ``config`` (Objective, LossWeights, Solver), ``vgg`` and ``weights`` (the
+network), ``losses``, ``mmd``, ``statistics`` and ``style_losses`` (the representations),
+``objective`` (targets and terms), ``optimize`` (optimisers and ``minimize``), ``hooks``
+(host callbacks), ``transfer`` (the driver, ``stylize``), ``sweeps``, ``image``,
+``pictures`` (grids and sheets), ``memory``.
 """
 
+from nstjax.config import LossWeights, Objective, Solver, loss_weights
+from nstjax.hooks import Callbacks
 from nstjax.image import ImageError, load_image, save_image
 from nstjax.losses import content_loss, gram_loss, gram_matrix, tv_loss
-from nstjax.optimize import OPTIMIZERS, OptimizeResult, Status, minimize
+from nstjax.objective import Targets, auto_scales, compute_targets, objective_terms, total_loss
+from nstjax.optimize import (OPTIMIZERS, OptimizeResult, Optimizer, Status, make_optimizer,
+                             minimize, register_optimizer)
 from nstjax.style_losses import (STYLE_LOSSES, StyleLoss, get_style_loss, parse_style_spec,
                                  register_style_loss)
 from nstjax.sweeps import SweepResult, sweep
-from nstjax.transfer import (LossWeights, SolverSettings, StyleConfig, Targets, TransferResult, auto_scales,
-                             compute_targets, gatys_loss, objective_terms, solve, stylize)
-from nstjax.vgg import LAYERS, canonical_layer, extract_features, init_random_weights
+from nstjax.transfer import TransferResult, run_transfer, stylize
+from nstjax.vgg import LAYERS, VGG_WIDTHS, canonical_layer, extract_features, init_random_weights
 from nstjax.weights import VGGWeights, WeightsError, convert, load_vgg19
 
 __all__ = [
+    "LossWeights", "Objective", "Solver", "loss_weights",
+    "Callbacks",
     "ImageError", "load_image", "save_image",
     "content_loss", "gram_loss", "gram_matrix", "tv_loss",
-    "OPTIMIZERS", "OptimizeResult", "Status", "minimize",
+    "Targets", "auto_scales", "compute_targets", "objective_terms", "total_loss",
+    "OPTIMIZERS", "OptimizeResult", "Optimizer", "Status", "make_optimizer", "minimize",
+    "register_optimizer",
     "STYLE_LOSSES", "StyleLoss", "get_style_loss", "parse_style_spec", "register_style_loss",
-    "LossWeights", "SolverSettings", "StyleConfig", "Targets", "TransferResult", "auto_scales",
-    "compute_targets", "gatys_loss", "objective_terms", "solve", "stylize",
     "SweepResult", "sweep",
-    "LAYERS", "canonical_layer", "extract_features", "init_random_weights",
+    "TransferResult", "run_transfer", "stylize",
+    "LAYERS", "VGG_WIDTHS", "canonical_layer", "extract_features", "init_random_weights",
     "VGGWeights", "WeightsError", "convert", "load_vgg19",
 ]

@@ -19,11 +19,39 @@ def as_matrix(features):
     return jnp.reshape(features, (-1, features.shape[-1])).T
 
 
-def sizes(features):
-    """``(N, M)`` = (channels, positions) of a feature map, as float32 scalars."""
+def position_weights(features, mask):
+    """The per-position weights of a feature map as ``f32[M]`` (``None`` stays ``None``).
+
+    ``mask`` is ``f32[H, W]`` for features ``f32[H, W, C]``: how much each position counts
+    in every statistic (guided Gram, guided MMD, guided BN; Gatys et al. 2017 §4).  ``None``
+    means every position counts once, and every function here then gives exactly its
+    unweighted value.
+    """
+    if mask is None:
+        return None
+    if mask.shape != features.shape[:-1]:
+        raise ValueError(f"mask of shape {mask.shape} for features of shape {features.shape}")
+    return jnp.reshape(mask, (-1,)).astype(features.dtype)
+
+
+def sizes(features, *, mask=None):
+    """``(N, M)`` = (channels, positions) of a feature map, as float32 scalars.
+
+    With a ``mask`` (see :func:`position_weights`), ``M`` is the total weight ``Σ_p w_p``.
+    """
     n = jnp.asarray(features.shape[-1], jnp.float32)
+    if mask is not None:
+        return n, jnp.sum(position_weights(features, mask))
     m = jnp.asarray(features.size // features.shape[-1], jnp.float32)
     return n, m
+
+
+def position_mean(x, w):
+    """Mean of the rows of ``x: f32[M, ...]``, weighted by ``w: f32[M]`` when given."""
+    if w is None:
+        return jnp.mean(x, axis=0)
+    w = jnp.reshape(w, (-1,) + (1,) * (x.ndim - 1))
+    return jnp.sum(x * w, axis=0) / jnp.sum(w)
 
 
 def content_loss(features, target, *, kind: str = "sum"):
@@ -40,41 +68,45 @@ def content_loss(features, target, *, kind: str = "sum"):
     raise ValueError(f"content loss kind must be 'sum' or 'mse', not {kind!r}")
 
 
-def gram_matrix(features):
-    """``G = F Fᵀ`` (seed 001 eq. 2): ``f32[C, C]`` from ``f32[H, W, C]``, unnormalised."""
+def gram_matrix(features, *, mask=None):
+    """``G = F Fᵀ`` (seed 001 eq. 2): ``f32[C, C]`` from ``f32[H, W, C]``, unnormalised.
+
+    With a ``mask``, the guided Gram ``Σ_p w_p f_p f_pᵀ`` (Gatys et al. 2017 §4).
+    """
     f = jnp.reshape(features, (-1, features.shape[-1]))
-    return f.T @ f
+    w = position_weights(features, mask)
+    return f.T @ f if w is None else (f * w[:, None]).T @ f
 
 
-def gram_loss(features, target_gram):
+def gram_loss(features, target_gram, *, mask=None):
     """Gatys' ``E_l = 1/(4 N² M²) Σ (G − A)²`` (seed 001 eq. 3).
 
     Its gradient with respect to ``F`` (``N × M``) is ``(1/(N² M²)) (G − A) F``
-    (seed 004 eq. 6).
+    (seed 004 eq. 6).  With a ``mask``, ``G`` is the guided Gram and ``M = Σ_p w_p``.
     """
-    n, m = sizes(features)
-    d = gram_matrix(features) - target_gram
+    n, m = sizes(features, mask=mask)
+    d = gram_matrix(features, mask=mask) - target_gram
     return jnp.sum(d * d) / (4.0 * n * n * m * m)
 
 
-def gram_loss_gamma(features, target_gram):
+def gram_loss_gamma(features, target_gram, *, mask=None):
     """``γ Σ (G − A)²`` with ``γ = 1/(c² w² h²)`` (seed 002 eq. 1.2-1.3); 4× Gatys' E_l."""
-    n, m = sizes(features)
-    d = gram_matrix(features) - target_gram
+    n, m = sizes(features, mask=mask)
+    d = gram_matrix(features, mask=mask) - target_gram
     return jnp.sum(d * d) / (n * n * m * m)
 
 
-def gram_loss_hw(features, target_gram):
+def gram_loss_hw(features, target_gram, *, mask=None):
     """Squared error of Grams normalised per position, ``Σ (G/M − A/M)²``."""
-    _, m = sizes(features)
-    d = (gram_matrix(features) - target_gram) / m
+    _, m = sizes(features, mask=mask)
+    d = (gram_matrix(features, mask=mask) - target_gram) / m
     return jnp.sum(d * d)
 
 
-def gram_loss_chw(features, target_gram):
+def gram_loss_chw(features, target_gram, *, mask=None):
     """Mean squared error of Grams normalised by ``C·H·W`` (the common PyTorch tutorial form)."""
-    n, m = sizes(features)
-    d = (gram_matrix(features) - target_gram) / (n * m)
+    n, m = sizes(features, mask=mask)
+    d = (gram_matrix(features, mask=mask) - target_gram) / (n * m)
     return jnp.mean(d * d)
 
 

@@ -36,7 +36,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from nstjax.losses import gram_matrix
+from nstjax.losses import gram_matrix, position_mean, position_weights, sizes
 
 
 def samples(features):
@@ -64,17 +64,18 @@ def linear_target(features):
     return jnp.mean(samples(features), axis=0)
 
 
-def mmd_linear(features, target_mean):
+def mmd_linear(features, target_mean, *, mask=None):
     """Squared MMD with the linear kernel, ``‖μ_x − μ_y‖²`` (seed 003 §3.2, kernel 1).
 
     Args:
       features: ``f32[H, W, C]``.
       target_mean: ``f32[C]`` from :func:`linear_target`.
+      mask: optional ``f32[H, W]`` position weights (:func:`nstjax.losses.position_weights`).
 
     Returns:
       ``f32[]``.
     """
-    d = jnp.mean(samples(features), axis=0) - target_mean
+    d = position_mean(samples(features), position_weights(features, mask)) - target_mean
     return jnp.sum(d * d)
 
 
@@ -99,7 +100,7 @@ def poly_target(features) -> PolyTarget:
     return PolyTarget(gram_matrix(features) / _count(y), jnp.mean(y, axis=0))
 
 
-def mmd_poly(features, target: PolyTarget, *, c=0.0):
+def mmd_poly(features, target: PolyTarget, *, c=0.0, mask=None):
     """Squared MMD with ``k(x, y) = (xᵀy + c)²`` (seed 003 §3.2, kernel 2; eq. 9 for c=0).
 
     Computed in closed form, ``‖G_x/n − G_y/m‖_F² + 2c ‖μ_x − μ_y‖²`` (module docstring).
@@ -108,13 +109,15 @@ def mmd_poly(features, target: PolyTarget, *, c=0.0):
       features: ``f32[H, W, C]``.
       target: from :func:`poly_target`.
       c: kernel offset (traceable).
+      mask: optional ``f32[H, W]`` position weights (then ``n = Σ_p w_p``).
 
     Returns:
       ``f32[]``.
     """
     x = samples(features)
-    dg = gram_matrix(features) / _count(x) - target.gram
-    dm = jnp.mean(x, axis=0) - target.mean
+    _, n = sizes(features, mask=mask)
+    dg = gram_matrix(features, mask=mask) / n - target.gram
+    dm = position_mean(x, position_weights(features, mask)) - target.mean
     return jnp.sum(dg * dg) + 2.0 * c * jnp.sum(dm * dm)
 
 
@@ -158,7 +161,7 @@ def bandwidth(sq_dists, sigma2, *, axis=None):
     return jnp.maximum(s2, jnp.finfo(s2.dtype).tiny)
 
 
-def mmd_gaussian(features, style_features, key, *, sigma2=0.0):
+def mmd_gaussian(features, style_features, key, *, sigma2=0.0, mask=None):
     """Unbiased linear-time estimate of the Gaussian-kernel MMD² (seed 003 §3.2, kernel 3).
 
     ``k(x, y) = exp(−‖x − y‖² / (2σ²))``.  With ``P = min(n, m) // 2`` disjoint pairs
@@ -179,6 +182,8 @@ def mmd_gaussian(features, style_features, key, *, sigma2=0.0):
       style_features: ``f32[H', W', C]``, the target (sizes may differ).
       key: PRNG key.
       sigma2: bandwidth override, used where > 0 (traceable).
+      mask: optional ``f32[H, W]`` position weights: pair ``p`` counts ``w_a·w_b`` of the
+        generated image's two positions.
 
     Returns:
       ``f32[]``.
@@ -189,7 +194,9 @@ def mmd_gaussian(features, style_features, key, *, sigma2=0.0):
     d = jnp.stack([_sq_dist_rows(xa, xb), _sq_dist_rows(ya, yb),
                    _sq_dist_rows(xa, yb), _sq_dist_rows(xb, ya)])
     k = jnp.exp(-d / (2.0 * bandwidth(d, sigma2)))
-    return jnp.mean(k[0] + k[1] - k[2] - k[3])
+    w = position_weights(features, mask)
+    return position_mean(k[0] + k[1] - k[2] - k[3],
+                         None if w is None else w[ix[:, 0]] * w[ix[:, 1]])
 
 
 def mmd_gaussian_full(features, style_features, sigma2, *, unbiased: bool = False):

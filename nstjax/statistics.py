@@ -27,14 +27,11 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from nstjax.losses import position_mean, position_weights
 from nstjax.mmd import bandwidth, samples
 
 STAT_EPS = 1e-6
 MAX_MOMENT = 4
-
-
-def _positions(features):
-    return jnp.asarray(features.size // features.shape[-1], jnp.float32)
 
 
 def _channels(features):
@@ -47,36 +44,38 @@ def safe_sqrt(x):
     return jnp.where(pos, jnp.sqrt(jnp.where(pos, x, 1.0)), 0.0)
 
 
-def central_moments(features, order: int):
+def central_moments(features, order: int, *, mask=None):
     """Mean and central moments per channel.
 
     Args:
       features: ``f32[H, W, C]``.
       order: highest moment ``N`` (static).
+      mask: optional ``f32[H, W]`` position weights (weighted mean and moments).
 
     Returns:
       ``f32[N, C]``: row 0 the mean ``μ``, row ``k−1`` the central moment ``m_k``, ``k ≥ 2``.
     """
     x = samples(features)
-    mu = jnp.mean(x, axis=0)
+    w = position_weights(features, mask)
+    mu = position_mean(x, w)
     d = x - mu
     rows, power = [mu], d
     for _ in range(2, order + 1):
         power = power * d
-        rows.append(jnp.mean(power, axis=0))
+        rows.append(position_mean(power, w))
     return jnp.stack(rows)
 
 
 # --------------------------------------------------------------------------- BN statistics
 
 
-def bn_target(features):
+def bn_target(features, *, mask=None):
     """BN statistics ``(μ, σ)`` per channel (seed 003 eq. 12): ``f32[2, C]``."""
-    m = central_moments(features, 2)
+    m = central_moments(features, 2, mask=mask)
     return jnp.stack([m[0], safe_sqrt(m[1])])
 
 
-def bn_statistics_loss(features, target):
+def bn_statistics_loss(features, target, *, mask=None):
     """``1/N Σ_i [(μ_i − μ'_i)² + (σ_i − σ'_i)²]`` (seed 003 eq. 11).
 
     Args:
@@ -86,7 +85,7 @@ def bn_statistics_loss(features, target):
     Returns:
       ``f32[]``.
     """
-    d = bn_target(features) - target
+    d = bn_target(features, mask=mask) - target
     return jnp.sum(d * d) / _channels(features)
 
 
@@ -116,7 +115,7 @@ def moment_target(features, *, order: int = MAX_MOMENT) -> MomentTarget:
     return MomentTarget(mom, jnp.minimum(1.0, 1.0 / jnp.abs(jnp.mean(mom, axis=1))))
 
 
-def moment_loss(features, target: MomentTarget, weights):
+def moment_loss(features, target: MomentTarget, weights, *, mask=None):
     """Moment loss ``1/C Σ_i w_i ψ_i Σ_j (M_i(F^s_j) − M_i(F_j))²`` (seed 002 eq. 1.4).
 
     ``M_1`` is the channel mean and ``M_i``, ``i ≥ 2``, the ``i``-th central moment
@@ -134,7 +133,7 @@ def moment_loss(features, target: MomentTarget, weights):
       ``f32[]``.
     """
     n = target.moments.shape[0]
-    d = central_moments(features, n) - target.moments
+    d = central_moments(features, n, mask=mask) - target.moments
     per_moment = jnp.sum(d * d, axis=1)
     return jnp.sum(jnp.asarray(weights) * target.psi * per_moment) / _channels(features)
 
@@ -142,7 +141,7 @@ def moment_loss(features, target: MomentTarget, weights):
 # --------------------------------------------------------------------------- channel MMD
 
 
-def channel_mmd_loss(features, style_features, *, sigma2=0.0):
+def channel_mmd_loss(features, style_features, *, sigma2=0.0, mask=None):
     """Channel-wise linear-time Gaussian MMD² with fixed position pairs (seed 002 eq. 1.6).
 
     Each channel is a set of scalar samples; positions ``2j−1`` and ``2j`` (raster order)
@@ -164,10 +163,12 @@ def channel_mmd_loss(features, style_features, *, sigma2=0.0):
       features: ``f32[H, W, C]``.
       style_features: ``f32[H', W', C]``.
       sigma2: bandwidth override, used where > 0 (traceable).
+      mask: optional ``f32[H, W]`` position weights; pair ``j`` counts ``w_{2j−1}·w_{2j}``.
 
     Returns:
       ``f32[]``.
     """
+    w = position_weights(features, mask)
     n, s = samples(features), samples(style_features)
     p = min(n.shape[0], s.shape[0]) // 2
     if p < 1:
@@ -178,25 +179,30 @@ def channel_mmd_loss(features, style_features, *, sigma2=0.0):
                    (s[:, 0] - n[:, 1]) ** 2, (s[:, 1] - n[:, 0]) ** 2])      # [4, P, C]
     s2 = bandwidth(d, sigma2, axis=(0, 1))                                   # [C]
     k = jnp.exp(-d / (2.0 * s2))
-    return jnp.sum(jnp.mean(k[0] + k[1] - k[2] - k[3], axis=0))
+    pair_w = None if w is None else w[: 2 * p].reshape(p, 2).prod(axis=1)
+    return jnp.sum(position_mean(k[0] + k[1] - k[2] - k[3], pair_w))
 
 
 # --------------------------------------------------------------------------- dislocators
 
 
-def scaled_sum(features):
-    """Dislocator 1 (seed 000 §3.5): ``Σ_p F_pc / (C·H·W)``, ``f32[C]``."""
-    return jnp.sum(samples(features), axis=0) / (_channels(features) * _positions(features))
+def scaled_sum(features, *, mask=None):
+    """Dislocator 1 (seed 000 §3.5): ``Σ_p F_pc / (C·H·W)``, ``f32[C]``.
+
+    With a ``mask``, ``Σ_p w_p F_pc / (C·Σ_p w_p)``.
+    """
+    return position_mean(samples(features), position_weights(features, mask)) \
+        / _channels(features)
 
 
-def scaled_sum_squares(features):
+def scaled_sum_squares(features, *, mask=None):
     """Dislocator 2 (seed 000 §3.5): ``Σ_p F_pc² / (C·H·W)``, ``f32[C]``."""
-    return scaled_sum(features * features)
+    return scaled_sum(features * features, mask=mask)
 
 
-def scaled_sum_abs(features):
+def scaled_sum_abs(features, *, mask=None):
     """Dislocator 3 (seed 000 §3.5): ``Σ_p |F_pc| / (C·H·W)``, ``f32[C]``."""
-    return scaled_sum(jnp.abs(features))
+    return scaled_sum(jnp.abs(features), mask=mask)
 
 
 def dislocator_loss(statistic, target):
@@ -216,7 +222,7 @@ def dislocator_loss(statistic, target):
 STATISTICS = ("mean", "std", "skew", "kurt")
 
 
-def sample_statistics(features, *, eps=STAT_EPS):
+def sample_statistics(features, *, eps=STAT_EPS, mask=None):
     """Sample mean, standard deviation, skewness and kurtosis per channel (seed 000 §3.5).
 
     Args:
@@ -226,12 +232,12 @@ def sample_statistics(features, *, eps=STAT_EPS):
     Returns:
       ``f32[4, C]``, rows in the order of :data:`STATISTICS`.
     """
-    mu, m2, m3, m4 = central_moments(features, 4)
+    mu, m2, m3, m4 = central_moments(features, 4, mask=mask)
     v = m2 + eps
     return jnp.stack([mu, safe_sqrt(m2), m3 / (v * jnp.sqrt(v)), m4 / (v * v)])
 
 
-def statistics_loss(features, target, weights):
+def statistics_loss(features, target, weights, *, mask=None):
     """``Σ_s w_s · mean_c (S_s(F)_c − S_s(F^s)_c)²`` over the four sample statistics.
 
     Args:
@@ -243,5 +249,5 @@ def statistics_loss(features, target, weights):
     Returns:
       ``f32[]``.
     """
-    d = sample_statistics(features) - target
+    d = sample_statistics(features, mask=mask) - target
     return jnp.sum(jnp.asarray(weights) * jnp.mean(d * d, axis=1))

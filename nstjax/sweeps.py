@@ -1,8 +1,8 @@
 """Sweeps: K settings, one compiled, ``vmap``-ped program, sharded across devices.
 
-Every sweepable setting is a leaf of :class:`nstjax.transfer.LossWeights`; a sweep stacks K
+Every sweepable setting is a leaf of :class:`nstjax.LossWeights`; a sweep stacks K
 copies of it (a grid or zipped lists of values), computes the VGG targets once and runs
-``vmap(solve)`` over the K axis.  A vmapped ``while_loop`` runs until its last member stops;
+``vmap(run_transfer)`` (the one driver, :mod:`nstjax.transfer`) over the K axis.  A vmapped ``while_loop`` runs until its last member stops;
 JAX's batching rule selects the old carry for members whose condition is false, so a
 converged member does not move and keeps its own iteration count.
 
@@ -25,12 +25,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from nstjax import memory
-from nstjax.transfer import (LossWeights, StyleConfig, auto_scales, compute_targets,
-                             initial_image, objective_terms, solve)
-
-SWEEPABLE = ("content", "style", "tv", "content_layers", "style_layers", "mix", "scales",
-             "blend")
+from nstjax import hooks, memory
+from nstjax.config import LossWeights, Objective, Solver, loss_weights as make_loss_weights, \
+    replace_weight
+from nstjax.objective import compute_targets
+from nstjax.transfer import as_image_list, initial_image, run_transfer
 
 
 class SweepResult(NamedTuple):
@@ -41,7 +40,7 @@ class SweepResult(NamedTuple):
       loss: ``f32[K]``; history: ``f32[K, max_iter]``; n_iter, status: ``i32[K]``.
       terms: ``{"content", "style", "tv"}: f32[K]``.
       settings: list of K dicts, the swept values of each member.
-      loss_weights: the stacked :class:`LossWeights`.
+      weights: the stacked :class:`LossWeights`.
     """
 
     images: np.ndarray
@@ -51,31 +50,7 @@ class SweepResult(NamedTuple):
     status: np.ndarray
     terms: dict
     settings: list
-    loss_weights: LossWeights
-
-
-def _set_leaf(lw: LossWeights, name: str, value) -> LossWeights:
-    """Set ``style`` / ``style_layers`` / ``hyper.mmd-poly.c`` of one LossWeights."""
-    if name.startswith("hyper."):
-        _, method, param = name.split(".", 2)
-        if method not in lw.hyper or param not in lw.hyper[method]:
-            raise ValueError(f"cannot sweep {name!r}: no such hyper-parameter in this config")
-        new = jnp.asarray(value, jnp.float32)
-        if new.shape != jnp.shape(lw.hyper[method][param]):
-            raise ValueError(f"{name}: each value must be a number, got shape {new.shape}")
-        hyper = {m: dict(p) for m, p in lw.hyper.items()}
-        hyper[method][param] = new
-        return lw._replace(hyper=hyper)
-    if name not in SWEEPABLE:
-        raise ValueError(f"cannot sweep {name!r}; sweepable: {', '.join(SWEEPABLE)}, "
-                         "hyper.<method>.<param>")
-    old = getattr(lw, name)
-    new = jnp.asarray(value, jnp.float32)
-    if new.shape != old.shape:
-        raise ValueError(f"{name}: each value must have shape {old.shape}, got {new.shape}")
-    if not bool(jnp.all(jnp.isfinite(new) & (new >= 0))):
-        raise ValueError(f"{name}: values must be finite and >= 0")
-    return lw._replace(**{name: new})
+    weights: LossWeights
 
 
 def member_settings(values: Mapping[str, Sequence], *, mode: str = "grid") -> list[dict]:
@@ -102,71 +77,76 @@ def stack_loss_weights(base: LossWeights, members: list[dict]) -> LossWeights:
     """K LossWeights, one per member dict, stacked along a new leading axis."""
     each = []
     for m in members:
-        lw = base
+        weights = base
         for name, value in m.items():
-            lw = _set_leaf(lw, name, value)
-        each.append(lw)
+            weights = replace_weight(weights, name, value)
+        each.append(weights)
     return jax.tree.map(lambda *xs: jnp.stack(xs), *each)
 
 
-@functools.lru_cache(maxsize=32)  # one jit per (static config, mesh): later sweeps reuse it
-def _program(config: StyleConfig, mesh: Mesh | None):
-    def one(x0, weights, targets, lw, settings, key):
-        if config.auto_scale:  # as stylize does: λ from gradient norms at x0, per member
-            lw = lw._replace(scales=auto_scales(x0, weights, targets, lw, config=config,
-                                                key=key))
-        res = solve(x0, weights, targets, lw, key, config=config, settings=settings)
-        terms = objective_terms(res.x, weights, targets, lw, config=config, key=key)
-        return res, {k: v for k, v in terms.items() if k != "total"}
+@functools.lru_cache(maxsize=32)  # one jit per (objective, mesh, hooked): later sweeps reuse it
+def _program(objective: Objective, mesh: Mesh | None, hooked: bool):
+    def one(x0, vgg, targets, weights, solver, key, run_id):
+        on_step = hooks.make_on_step(run_id) if hooked else None
+        return run_transfer(x0, vgg, targets, weights, solver, key, objective=objective,
+                            on_step=on_step)
 
-    batched = jax.vmap(one, in_axes=(None, None, None, 0, None, None))
+    batched = jax.vmap(one, in_axes=(None, None, None, 0, None, None, None))
     if mesh is None:
         return jax.jit(batched)
-    k_sharded = NamedSharding(mesh, PartitionSpec("k"))
-    return jax.jit(batched, out_shardings=k_sharded)
+    return jax.jit(batched, out_shardings=NamedSharding(mesh, PartitionSpec("k")))
 
 
-def members_that_fit(height: int, width: int, config: StyleConfig, *, devices=None) -> int:
+def members_that_fit(height: int, width: int, objective: Objective, solver: Solver, *,
+                     devices=None) -> int:
     """How many sweep members fit in one device's memory at once (at least 1)."""
     devices = devices or jax.local_devices()
-    layers = config.content_layers + config.style_layers
+    layers = objective.layers
     one = memory.estimate_transfer_bytes(height, width, layers=layers,
-                                         history_size=config.history_size)
+                                         history_size=solver.history_size)
     fixed = memory.estimate_transfer_bytes(height, width, layers=layers, members=0)
     have = 0.8 * memory.available_bytes()
     per_device = max(1, int((have - fixed) // max(one - fixed, 1)))
     return per_device * len(devices)
 
 
-def sweep(weights, content, style, values: Mapping[str, Sequence], *,
-          config: StyleConfig = StyleConfig(), mode: str = "grid", key=None,
-          chunk: int | None = None, devices=None, log=None) -> SweepResult:
+def sweep(vgg, content, style, values: Mapping[str, Sequence], *, key,
+          objective: Objective = Objective(), weights: LossWeights | None = None,
+          solver: Solver = Solver(), init: str = "content", mode: str = "grid",
+          chunk: int | None = None, devices=None, log=None,
+          callbacks: hooks.Callbacks | None = None) -> SweepResult:
     """Run K style transfers, one per setting, as one vmapped program per micro-batch.
 
     Args:
-      weights: VGG weights.
+      vgg: the network's parameters.
       content: ``f32[H, W, 3]``.
       style: a style image or a list of them (all members share them).
-      values: ``{leaf: list of values}`` over :data:`SWEEPABLE` leaves of
-        :class:`LossWeights` (``style`` is β, the balance factor; ``mix`` the fusion weights;
-        ``style_layers`` per-layer weight vectors) or ``hyper.<method>.<param>``.
-      config: the static settings and the base weights.
-      mode: ``"grid"`` (Cartesian product) or ``"zip"`` (equal-length lists).
+      values: ``{leaf: list of values}`` over :data:`nstjax.config.SWEEPABLE` leaves of
+        :class:`LossWeights` (``style_weight`` is β, the balance factor; ``style_mix`` the
+        fusion weights; ``style_layer_weights`` per-layer weight vectors) or
+        ``hyper.<method>.<param>``.
       key: PRNG key, shared by all members (member k equals ``stylize`` with this key).
+      objective: the static :class:`Objective`.
+      weights: the base :class:`LossWeights` the members vary (default
+        :func:`nstjax.loss_weights`).
+      solver: the :class:`Solver`.
+      init: ``"content"``, ``"noise"`` or ``"style"``.
+      mode: ``"grid"`` (Cartesian product) or ``"zip"`` (equal-length lists).
       chunk: members per compiled call (default: all that fit, see :func:`members_that_fit`).
       devices: local devices to shard K over (default: all).
       log: optional ``print``-like function for the plan.
+      callbacks: optional host :class:`nstjax.hooks.Callbacks`; ``progress`` receives the
+        chunk's iteration and loss arrays; ``should_stop`` ends every member at once, each
+        keeping its current image.
 
     Returns:
       A :class:`SweepResult` with K members, in the order of :func:`member_settings`.
     """
-    key = jax.random.PRNGKey(0) if key is None else key
     content = jnp.asarray(content, jnp.float32)
-    styles = [jnp.asarray(style, jnp.float32)] if getattr(style, "ndim", 0) == 3 else \
-        [jnp.asarray(s, jnp.float32) for s in style]
+    styles = as_image_list(style)
     members = member_settings(values, mode=mode)
     k_total = len(members)
-    base = config.loss_weights(len(styles))
+    base = make_loss_weights(objective, n_styles=len(styles)) if weights is None else weights
     stacked = stack_loss_weights(base, members)
 
     # Multi-host: each process takes its contiguous slice of the members; slices are padded
@@ -179,29 +159,32 @@ def sweep(weights, content, style, values: Mapping[str, Sequence], *,
     lo = min(lo, k_total - 1)
 
     devices = list(devices or jax.local_devices())
-    fit = members_that_fit(*content.shape[:2], config, devices=devices)
+    fit = members_that_fit(*content.shape[:2], objective, solver, devices=devices)
     chunk = min(chunk or fit, max(hi - lo, 1))
     chunk = max(len(devices), (chunk // len(devices)) * len(devices))  # whole devices
     if log:
         log(f"sweep: {k_total} members ({mine} on this process), {fit} fit in memory at "
             f"once on {len(devices)} device(s); running in chunks of {chunk}")
 
-    targets = compute_targets(weights, content, styles, config=config)   # once, shared
+    targets = compute_targets(vgg, content, styles, objective=objective)   # once, shared
     k_init, k_loss = jax.random.split(key)
-    x0 = initial_image(content, styles, config.init, k_init)
+    x0 = initial_image(content, styles, init, k_init)
     mesh = Mesh(np.array(devices), ("k",)) if len(devices) > 1 else None
-    program = _program(config.static_part(), mesh)
-    settings = config.solver_settings()
+    callbacks = callbacks or hooks.Callbacks()
+    program = _program(objective, mesh, callbacks.any)
 
     outs = []
-    for start in range(lo, hi, chunk):
-        idx = np.arange(start, min(start + chunk, hi))
-        pad = np.concatenate([idx, np.full(chunk - len(idx), idx[-1])])  # fixed chunk shape
-        lw = jax.tree.map(lambda a: a[pad], stacked)
-        if mesh is not None:
-            lw = jax.device_put(lw, NamedSharding(mesh, PartitionSpec("k")))
-        res, terms = program(x0, weights, targets, lw, settings, k_loss)
-        outs.append(jax.tree.map(lambda a: np.asarray(a)[: len(idx)], (res, terms)))
+    with hooks.attached(callbacks) as run_id:
+        for start in range(lo, hi, chunk):
+            idx = np.arange(start, min(start + chunk, hi))
+            pad = np.concatenate([idx, np.full(chunk - len(idx), idx[-1])])  # fixed shape
+            lw = jax.tree.map(lambda a: a[pad], stacked)
+            if mesh is not None:
+                lw = jax.device_put(lw, NamedSharding(mesh, PartitionSpec("k")))
+            res, terms, _ = program(x0, vgg, targets, lw, solver, k_loss, run_id)
+            outs.append(jax.tree.map(lambda a: np.asarray(a)[: len(idx)], (res, terms)))
+            if callbacks.should_stop is not None and callbacks.should_stop():
+                break  # the members not yet run are not run
     res, terms = jax.tree.map(lambda *a: np.concatenate(a), *outs)
     if n_proc > 1:
         from jax.experimental import multihost_utils
@@ -210,6 +193,7 @@ def sweep(weights, content, style, values: Mapping[str, Sequence], *,
             (res, terms))
         res, terms = multihost_utils.process_allgather((res, terms), tiled=True)
         res, terms = jax.tree.map(lambda a: np.asarray(a)[:k_total], (res, terms))
+    done = len(res.x)
     return SweepResult(images=res.x, loss=res.value, history=res.history, n_iter=res.n_iter,
-                       status=res.status, terms=terms, settings=members,
-                       loss_weights=stacked)
+                       status=res.status, terms=terms, settings=members[:done],
+                       weights=jax.tree.map(lambda a: a[:done], stacked))

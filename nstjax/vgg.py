@@ -35,6 +35,8 @@ import numpy as np
 from nstjax.weights import CONV_NAMES, VGGWeights
 
 BLOCK_SIZES = (2, 2, 4, 4, 4)
+# Channels of the convolutions in each block: the one place the VGG19 widths are written.
+VGG_WIDTHS = (64, 128, 256, 512, 512)
 
 
 _DN = ("NHWC", "HWIO", "NHWC")
@@ -156,7 +158,7 @@ class VGG19(nn.Module):
             if name.startswith("conv"):
                 block = _CONV_OF[name]
                 width = (given[block]["kernel"].shape[-1] if block in given
-                         else min(64 * 2 ** (int(block[5]) - 1), 512))
+                         else VGG_WIDTHS[int(block[5]) - 1])
                 x = conv_cls(int(width), name=block)(x)
             elif name.startswith("relu"):
                 x = nn.relu(x)

@@ -1,0 +1,127 @@
+"""The objective: targets computed once, then its weighted terms at an image (pure).
+
+    L(x) = α Σ_l c_l L_content,l(x) + β Σ_s b_s Σ_m μ_m λ_m Σ_l w_l L_m,l(x; style s) + τ TV(x)
+
+(seed 001 eq. 5, seed 003 eq. 3 and §4; the symbols are :class:`nstjax.LossWeights`'
+fields, see :mod:`nstjax.config`).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from nstjax import losses
+from nstjax.config import LossWeights, Objective
+from nstjax.style_losses import style_loss_terms, style_targets
+from nstjax.vgg import extract_features
+from nstjax.weights import VGGWeights
+
+
+class Targets(NamedTuple):
+    """What the objective matches, computed once per run.
+
+    Attributes:
+      content: ``{layer: f32[h, w, c]}`` content features ``P``.
+      style: one ``{method: {layer: T}}`` per style image (Gram ``A``, statistics, ...).
+    """
+
+    content: dict
+    style: tuple
+
+
+def compute_targets(vgg: VGGWeights, content, styles: Sequence, *,
+                    objective: Objective) -> Targets:
+    """Content features ``P`` and per-style, per-method style targets, computed once.
+
+    Args:
+      vgg: the network's parameters (:func:`nstjax.load_vgg19`).
+      content: ``f32[H, W, 3]`` RGB in [0, 1].
+      styles: sequence of style images ``f32[h_s, w_s, 3]`` (sizes may differ).
+      objective: the :class:`Objective`.
+    """
+    o = objective
+    content_features = extract_features(vgg, content, o.content_layers, pooling=o.pooling)
+    style = []
+    for image in styles:
+        features = extract_features(vgg, image, o.style_layers, pooling=o.pooling)
+        style.append(style_targets(o.style_losses, features))
+    return Targets(content=content_features, style=tuple(style))
+
+
+def _unweighted_terms(image, vgg, targets: Targets, weights: LossWeights, key,
+                      objective: Objective):
+    """``(Σ_l c_l L_content,l, f32[M] per-method style losses (blended), TV)``."""
+    o = objective
+    features = extract_features(vgg, image, o.layers, pooling=o.pooling, remat=o.remat)
+    content = 0.0
+    for i, layer in enumerate(o.content_layers):
+        content = content + weights.content_layer_weights[i] * losses.content_loss(
+            features[layer], targets.content[layer], kind=o.content_loss)
+    style_features = {layer: features[layer] for layer in o.style_layers}
+    per_method = 0.0
+    for s, target in enumerate(targets.style):
+        per_method = per_method + weights.style_blend[s] * style_loss_terms(
+            o.style_losses, style_features, target, weights.style_layer_weights,
+            weights.hyper, jax.random.fold_in(key, s))
+    return content, per_method, losses.tv_loss(image)
+
+
+def objective_terms(image, vgg: VGGWeights, targets: Targets, weights: LossWeights, key, *,
+                    objective: Objective) -> dict:
+    """The weighted parts of the objective: ``{"content", "style", "tv", "total"}``.
+
+    Pure; ``jit``, ``grad`` and ``vmap`` it freely.  ``style`` includes β, the mix and λ.
+
+    Args:
+      image: ``f32[H, W, 3]`` RGB in [0, 1].
+      vgg: the network's parameters.
+      targets: from :func:`compute_targets`.
+      weights: the traced :class:`LossWeights`.
+      key: PRNG key of the methods that sample (``mmd-gauss``).
+      objective: the static :class:`Objective`.
+    """
+    content, per_method, tv = _unweighted_terms(image, vgg, targets, weights, key, objective)
+    w = weights
+    parts = {"content": w.content_weight * content,
+             "style": w.style_weight * jnp.sum(w.style_mix * w.style_scales * per_method),
+             "tv": w.tv_weight * tv}
+    parts["total"] = parts["content"] + parts["style"] + parts["tv"]
+    return parts
+
+
+def total_loss(image, vgg: VGGWeights, targets: Targets, weights: LossWeights, key, *,
+               objective: Objective):
+    """The whole objective ``α L_content + β L_style + τ TV`` (seed 001 eq. 5), ``f32[]``."""
+    return objective_terms(image, vgg, targets, weights, key, objective=objective)["total"]
+
+
+def auto_scales(image, vgg: VGGWeights, targets: Targets, weights: LossWeights, key, *,
+                objective: Objective):
+    """``λ_m`` such that each method's style gradient norm equals the content's (seed 003 §4).
+
+    Measured once at a probe near ``image`` (the initial image plus N(0, 0.05²) noise,
+    drawn from ``key``: a content init has zero content gradient); falls back to the
+    current scale where a gradient vanishes.
+
+    Returns:
+      ``f32[M]``.
+    """
+    probe = jnp.clip(image + 0.05 * jax.random.normal(jax.random.fold_in(key, 7), image.shape),
+                     0.0, 1.0)
+
+    def content_part(x):
+        return _unweighted_terms(x, vgg, targets, weights, key, objective)[0]
+
+    g_content = jnp.linalg.norm(jax.grad(content_part)(probe))
+    scales = []
+    for m in range(len(objective.style_losses)):
+        def style_part(x, m=m):
+            return _unweighted_terms(x, vgg, targets, weights, key, objective)[1][m]
+        g_style = jnp.linalg.norm(jax.grad(style_part)(probe))
+        ok = (g_style > 0) & jnp.isfinite(g_style) & (g_content > 0)
+        scales.append(jnp.where(ok, g_content / jnp.where(ok, g_style, 1.0),
+                                weights.style_scales[m]))
+    return jnp.stack(scales)

@@ -1,0 +1,157 @@
+"""The built-in style methods, each registered on its definition.
+
+Hyper-parameters in brackets, all traced:
+
+* ``gram``, ``gram-gamma``, ``gram-hw``, ``gram-chw``: Gram matrices (:mod:`nstjax.losses`);
+* ``mmd-linear``, ``mmd-poly`` [c], ``mmd-gauss`` [sigma2; ≤ 0 means the data's mean squared
+  distance]: MMD² of seed 003 eq. 10 (:mod:`nstjax.mmd`);
+* ``bn`` (seed 003 eq. 11), ``moments`` [w1..w4] (seed 002 eq. 1.4, N = 4),
+  ``channel-mmd`` [sigma2] (seed 002 eq. 1.6): :mod:`nstjax.statistics`;
+* dislocators of seed 000 §3.5: ``mean``, ``mean-sq``, ``mean-abs`` (scaled sums),
+  ``stats`` [mean, std, skew, kurt weights] and ``stats-mean``, ``stats-std``,
+  ``stats-skew``, ``stats-kurt`` (one statistic alone).
+
+Default scales λ, measured by ``scripts/measure_style_scales.py`` on the real VGG19 weights
+(tubingen.jpg content, starry_night.jpg style, both at long edge 256; style layers
+relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 with weight 1 each; content
+``content_loss(kind="sum")`` at relu4_2 with weight 1).  At a uniform-noise initialisation
+in [0, 1] (seed 0), λ = ‖∇_x L_content‖ / ‖∇_x Σ_l L_style^l‖ (L2 norms of the gradients with
+respect to the RGB image), rounded to 2 significant digits, so that γ = 1 puts the style and
+content gradients on the same order (seed 003 §4).  Starting from the content image plus
+N(0, 0.1²) noise instead gives λ between 0.8× (channel-mmd) and 4.6× (stats) these (the
+script prints both); the sampled methods used key 0.
+
+The MMD losses of seed 003 eq. 10 divide MMD² by a normaliser Z_k^l of the layer and kernel,
+which the paper leaves open.  Ours: linear Z = N (a mean over channels of the squared mean
+difference); poly Z = 4N², so that ``mmd-poly`` with c = 0 *is* ``gram`` when the two images
+have the same size (seed 003 eq. 9) and the layers balance as in Gatys; Gaussian Z = 1 (the
+kernel is bounded, MMD² ∈ [−2, 4]).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from nstjax import losses, mmd, statistics
+from nstjax.style_losses.registry import register_style_loss
+
+
+def _identity(features):
+    return features
+
+
+# ------------------------------------------------------------------------------- Gram
+
+
+@register_style_loss("gram", target=losses.gram_matrix, scale=0.3,
+                     reference="seed 001 eq. 2-4 (1/(4N²M²))")
+def gram(f, t, *, hyper, key, mask=None):
+    return losses.gram_loss(f, t, mask=mask)
+
+
+@register_style_loss("gram-gamma", target=losses.gram_matrix, scale=0.075,
+                     reference="seed 002 eq. 1.2-1.3 (γ = 1/(c²w²h²))")
+def gram_gamma(f, t, *, hyper, key, mask=None):
+    return losses.gram_loss_gamma(f, t, mask=mask)
+
+
+@register_style_loss("gram-hw", target=losses.gram_matrix, scale=2.9e-7,
+                     reference="Gram / HW, summed squared error")
+def gram_hw(f, t, *, hyper, key, mask=None):
+    return losses.gram_loss_hw(f, t, mask=mask)
+
+
+@register_style_loss("gram-chw", target=losses.gram_matrix, scale=1.9e4,
+                     reference="Gram / CHW, mean squared error")
+def gram_chw(f, t, *, hyper, key, mask=None):
+    return losses.gram_loss_chw(f, t, mask=mask)
+
+
+# -------------------------------------------------------------------------------- MMD
+
+
+@register_style_loss("mmd-linear", target=mmd.linear_target, scale=1.6e5,
+                     reference="seed 003 eq. 10, linear kernel, Z = N")
+def mmd_linear(f, t, *, hyper, key, mask=None):
+    n, _ = losses.sizes(f)
+    return mmd.mmd_linear(f, t, mask=mask) / n
+
+
+@register_style_loss("mmd-poly", target=mmd.poly_target, scale=0.32, hyper={"c": 1.0},
+                     reference="seed 003 eq. 9-10, (xᵀy + c)², Z = 4N²")
+def mmd_poly(f, t, *, hyper, key, mask=None):
+    n, _ = losses.sizes(f)
+    return mmd.mmd_poly(f, t, c=hyper["c"], mask=mask) / (4.0 * n * n)
+
+
+@register_style_loss("mmd-gauss", target=_identity, scale=1.5e11, hyper={"sigma2": 0.0},
+                     uses_key=True, permutation_invariant=False,
+                     reference="seed 003 eq. 10 + §4, Gaussian kernel, linear-time "
+                               "estimator, Z = 1")
+def mmd_gauss(f, t, *, hyper, key, mask=None):
+    return mmd.mmd_gaussian(f, t, key, sigma2=hyper["sigma2"], mask=mask)
+
+
+# ------------------------------------------------------------------------- statistics
+
+
+@register_style_loss("bn", target=statistics.bn_target, scale=9.6e4,
+                     reference="seed 003 eq. 11-12")
+def bn(f, t, *, hyper, key, mask=None):
+    return statistics.bn_statistics_loss(f, t, mask=mask)
+
+
+@register_style_loss("moments", target=statistics.moment_target, scale=1.4e-4,
+                     hyper={f"w{i}": 1.0 for i in range(1, statistics.MAX_MOMENT + 1)},
+                     reference="seed 002 eq. 1.4-1.5, N = 4, weights w1..w4")
+def moments(f, t, *, hyper, key, mask=None):
+    w = jnp.stack([jnp.asarray(hyper[f"w{i}"]) for i in range(1, t.moments.shape[0] + 1)])
+    return statistics.moment_loss(f, t, w, mask=mask)
+
+
+@register_style_loss("channel-mmd", target=_identity, scale=3.5e8, hyper={"sigma2": 0.0},
+                     permutation_invariant=False,
+                     reference="seed 002 eq. 1.6 (mean over pairs)")
+def channel_mmd(f, t, *, hyper, key, mask=None):
+    return statistics.channel_mmd_loss(f, t, sigma2=hyper["sigma2"], mask=mask)
+
+
+# ------------------------------------------------------------------------ dislocators
+
+
+def _register_dislocator(name, statistic, scale, reference):
+    @register_style_loss(name, target=statistic, scale=scale, reference=reference)
+    def dislocator(f, t, *, hyper, key, mask=None):
+        return statistics.dislocator_loss(statistic(f, mask=mask), t)
+    return dislocator
+
+
+_register_dislocator("mean", statistics.scaled_sum, 3.3e10,
+                     "seed 000 §3.5 dislocator 1 (scaled sum)")
+_register_dislocator("mean-sq", statistics.scaled_sum_squares, 3.8e3,
+                     "seed 000 §3.5 dislocator 2 (scaled sum of squares)")
+_register_dislocator("mean-abs", statistics.scaled_sum_abs, 3.3e10,
+                     "seed 000 §3.5 dislocator 3 (scaled sum of |F|)")
+
+
+@register_style_loss("stats", target=statistics.sample_statistics, scale=650.0,
+                     hyper={s: 1.0 for s in statistics.STATISTICS},
+                     reference="seed 000 §3.5 sample mean, std, skewness, kurtosis")
+def stats(f, t, *, hyper, key, mask=None):
+    w = jnp.stack([jnp.asarray(hyper[s]) for s in statistics.STATISTICS])
+    return statistics.statistics_loss(f, t, w, mask=mask)
+
+
+def _register_one_statistic(name, scale):
+    onehot = np.asarray([float(s == name) for s in statistics.STATISTICS], np.float32)
+
+    @register_style_loss(f"stats-{name}", target=statistics.sample_statistics, scale=scale,
+                         reference=f"seed 000 §3.5 sample {name} alone")
+    def one_statistic(f, t, *, hyper, key, mask=None):
+        return statistics.statistics_loss(f, t, onehot, mask=mask)
+    return one_statistic
+
+
+for _name, _scale in zip(statistics.STATISTICS, (1.6e5, 1.7e5, 1.1e7, 650.0)):
+    _register_one_statistic(_name, _scale)
