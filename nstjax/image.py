@@ -1,22 +1,249 @@
 """Image files in and out: RGB float32 in [0, 1], resizing, atomic writes.
 
-Everything here is host-side (NumPy and Pillow); the JAX core never touches files.
+Everything here is host-side (NumPy and Pillow); the JAX core never touches files.  Every
+failure is an :class:`ImageError` with a one-line message naming the user's path (never a
+hidden temporary file); Pillow's warnings never reach the user.
+
+Reading:
+
+* **Orientation.** The EXIF orientation is applied (``ImageOps.exif_transpose``), so phone
+  photos come out upright; :func:`image_size` reports the upright size.
+* **Colour.** An embedded ICC profile is converted to sRGB (LittleCMS via
+  ``PIL.ImageCms``, relative colorimetric), so a Display P3 or Adobe RGB photo keeps its
+  colours; a profile that cannot be used is ignored with a note.
+* **Large files (decompression bombs).** An image whose *decoded* size exceeds
+  :data:`MAX_PIXELS` is refused with its pixel count and the limit, before any pixel is
+  decoded.  JPEGs are decoded at 1/2, 1/4 or 1/8 scale when the requested size allows
+  (``Image.draft``), so a 20000×20000 JPEG read at ``size=512`` decodes 2500×2500 pixels
+  and is accepted; a PNG of that size cannot be decoded partially and is refused.  We
+  chose refusal over a slow, memory-hungry full decode and downscale because a file that
+  large is far more often an attack or a mistake than a style image, and the user can
+  downscale it once with any image tool.  Pillow's own limit and warning are replaced by
+  this check while we read.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import shutil
+import struct
 import tempfile
+import threading
+import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 MIN_SIZE = 16
+MAX_PIXELS = 2 * 89_478_485
+"""Most pixels we decode: Pillow's own hard limit (~179 MP, about 0.7 GB as RGBA)."""
+
+_ORIENTATION = 0x0112
+_PILLOW_LOCK = threading.RLock()
+_SRGB = None
 
 
 class ImageError(ValueError):
-    """An image file is missing, unreadable or unsuitable."""
+    """An image file is missing, unreadable, unsuitable, or cannot be written."""
+
+
+def display_path(path) -> str:
+    """A path as one printable line: undecodable bytes and control characters as ``\\xNN``."""
+    text = os.fsdecode(path)
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() or c == " " else f"\\x{ord(c):02x}" for c in text)
+
+
+def _as_path(path) -> Path:
+    return Path(os.fsdecode(path))
+
+
+# ----------------------------------------------------------------------------- reading
+
+@contextlib.contextmanager
+def _pillow_quietly(path, log):
+    """Replace Pillow's bomb check by ours and turn its warnings into one-line notes."""
+    with _PILLOW_LOCK, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+    for w in caught:
+        if log is not None and not issubclass(w.category, Image.DecompressionBombWarning):
+            first = str(w.message).strip().splitlines()[:1] or [w.category.__name__]
+            log(f"nstjax: note: {display_path(path)}: {first[0]}")
+
+
+def _check_file(path: Path) -> None:
+    show = display_path(path)
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise ImageError(f"{show}: no such file") from None
+    except OSError as e:
+        raise ImageError(f"{show}: cannot read it ({e.strerror})") from None
+    if os.path.isdir(path):
+        raise ImageError(f"{show}: is a folder, not an image file")
+    if not os.access(path, os.R_OK):
+        raise ImageError(f"{show}: cannot read it (permission denied)")
+    if st.st_size == 0:
+        raise ImageError(f"{show}: is empty, not an image")
+
+
+def _orientation(img: Image.Image) -> int:
+    """EXIF orientation without decoding pixels (Pillow's PNG ``getexif`` would decode)."""
+    try:
+        if img.format == "PNG":
+            raw = img.info.get("exif")
+            if not raw:
+                return 1
+            exif = Image.Exif()
+            exif.load(raw)
+        else:
+            exif = img.getexif()
+        return int(exif.get(_ORIENTATION, 1))
+    except Exception:  # noqa: BLE001 -- damaged EXIF: treat as upright
+        return 1
+
+
+def _swaps_axes(orientation: int) -> bool:
+    return orientation in (5, 6, 7, 8)
+
+
+def _upright_size(img: Image.Image) -> tuple[int, int]:
+    w, h = img.size
+    return (h, w) if _swaps_axes(_orientation(img)) else (w, h)
+
+
+def _target(width: int, height: int, size, shape):
+    """(w, h) the caller will end with, in upright orientation; None if no resize."""
+    if shape is not None:
+        return shape[1], shape[0]
+    if size is None:
+        return None
+    scale = size / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _open(path: Path, *, size=None, shape=None) -> Image.Image:
+    """Open ``path`` (header only), let JPEG decode at reduced scale, check the pixel limit.
+
+    Must be called inside :func:`_pillow_quietly`.
+    """
+    _check_file(path)
+    show = display_path(path)
+    try:
+        img = Image.open(path)
+    except UnidentifiedImageError:
+        raise ImageError(f"{show}: not a readable image (no format Pillow knows)") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageError(f"{show}: not a readable image ({type(e).__name__})") from None
+    try:
+        target = _target(*_upright_size(img), size, shape)
+        if target is not None and img.format == "JPEG":
+            if _swaps_axes(_orientation(img)):
+                target = target[::-1]
+            img.draft(img.mode, target)  # decoder scales by 1/2^k, never below target
+        w, h = img.size
+        if w * h > MAX_PIXELS:
+            raise ImageError(f"{show}: {w}×{h} is {w * h:,} pixels, more than the "
+                             f"{MAX_PIXELS:,}-pixel limit for decoding an image (a "
+                             "decompression bomb, or a picture to downscale first)")
+    except BaseException:
+        img.close()
+        raise
+    return img
+
+
+def image_size(path) -> tuple[int, int]:
+    """``(width, height)`` of an image file from its header, upright (EXIF orientation applied).
+
+    Decodes no pixels, so it is safe on decompression bombs (use :func:`scaled_shape` to
+    also apply the pixel limit).
+
+    Raises:
+      ImageError: one line, for a missing, unreadable or non-image file, or a folder.
+    """
+    path = _as_path(path)
+    with _pillow_quietly(path, None):
+        _check_file(path)
+        try:
+            with Image.open(path) as img:
+                return _upright_size(img)
+        except UnidentifiedImageError:
+            raise ImageError(f"{display_path(path)}: not a readable image (no format Pillow knows)") from None
+        except (OSError, SyntaxError, ValueError) as e:
+            raise ImageError(f"{display_path(path)}: not a readable image "
+                             f"({type(e).__name__})") from None
+
+
+def scaled_shape(path, size: int | None) -> tuple[int, int]:
+    """``(height, width)`` that :func:`load_image` ``(path, size=size)`` will return.
+
+    Reads the header only; refuses, as :func:`load_image` would, a file above
+    :data:`MAX_PIXELS` (after JPEG reduced-scale decoding) or a result below
+    :data:`MIN_SIZE`.  Meant for memory checks before anything is decoded.
+
+    Raises:
+      ImageError: one line naming the path.
+    """
+    path = _as_path(path)
+    with _pillow_quietly(path, None):
+        img = _open(path, size=size)
+        with img:
+            w, h = _upright_size(img)
+    if size is not None:
+        w, h = _target(w, h, size, None)
+    if min(w, h) < MIN_SIZE:
+        raise ImageError(f"{display_path(path)}: {w}×{h} is below {MIN_SIZE} pixels")
+    return h, w
+
+
+def _to_srgb(img: Image.Image, path, log) -> Image.Image:
+    """Convert an image with an embedded ICC profile to sRGB; ignore an unusable profile."""
+    icc = img.info.get("icc_profile")
+    if not icc:
+        return img
+    from PIL import ImageCms
+    global _SRGB
+    if _SRGB is None:
+        _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+    if img.mode in ("P", "PA", "LA", "La", "RGBa", "1"):
+        img = img.convert("RGBA" if "A" in img.mode or "a" in img.mode
+                          or "transparency" in img.info else "RGB")
+    out_mode = {"RGBA": "RGBA", "RGB": "RGB", "CMYK": "RGB", "L": "RGB"}.get(img.mode)
+    try:
+        if out_mode is None:
+            raise ValueError(f"mode {img.mode}")
+        src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        return ImageCms.profileToProfile(
+            img, src, _SRGB, outputMode=out_mode,
+            renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC)
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError) as e:
+        if log is not None:
+            log(f"nstjax: note: {display_path(path)}: ignoring its colour profile, which "
+                f"cannot be applied ({str(e).strip().splitlines()[0] if str(e) else 'unknown'})")
+        return img
+
+
+def _resizable(img: Image.Image) -> Image.Image:
+    """A mode Pillow resizes with the asked filter (it uses NEAREST for "1" and "P")."""
+    if img.mode in ("RGB", "RGBA", "L", "LA", "I", "I;16", "F"):
+        return img
+    if img.mode in ("1",):
+        return img.convert("L")
+    if img.mode in ("P", "PA"):
+        keep_alpha = img.mode == "PA" or "transparency" in img.info
+        return img.convert("RGBA" if keep_alpha else "RGB")
+    if img.mode.startswith("I;16"):
+        return img.convert("I")
+    return img.convert("RGB")
 
 
 def to_rgb_array(img: Image.Image) -> np.ndarray:
@@ -52,46 +279,54 @@ def resize_long_edge(img: Image.Image, size: int | None) -> Image.Image:
     if size is None:
         return img
     w, h = img.size
-    scale = size / max(w, h)
-    new = (max(1, round(w * scale)), max(1, round(h * scale)))
+    new = _target(w, h, size, None)
     if min(new) < MIN_SIZE:
         raise ImageError(f"resizing {w}×{h} to long edge {size} gives {new[0]}×{new[1]}, "
                          f"below the {MIN_SIZE}-pixel minimum")
-    return img.resize(new, Image.Resampling.LANCZOS) if new != (w, h) else img
+    if new == (w, h):
+        return img
+    return _resizable(img).resize(new, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
-def load_image(path, *, size: int | None = None, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """Read an image file as RGB float32 in [0, 1], ``f32[H, W, 3]``.
+def load_image(path, *, size: int | None = None, shape: tuple[int, int] | None = None,
+               log=None) -> np.ndarray:
+    """Read an image file as upright sRGB float32 in [0, 1], ``f32[H, W, 3]``.
 
     Args:
-      path: any format Pillow reads.
+      path: any format Pillow reads (``str``, ``bytes`` or path-like; any file name).
       size: resize so the long edge has this many pixels.
       shape: resize to exactly ``(H, W)`` (overrides ``size``).
+      log: receives one-line notes (a colour profile ignored, Pillow's warnings); None
+        drops them.
 
     Raises:
-      ImageError: with a one-line reason, for a missing, unreadable or tiny image.
+      ImageError: with a one-line reason, for a missing, unreadable, tiny or too large
+        image (see the module docstring for the pixel limit).
     """
-    path = Path(path)
-    if not path.exists():
-        raise ImageError(f"{path}: no such file")
-    if path.is_dir():
-        raise ImageError(f"{path}: is a directory, not an image")
+    path = _as_path(path)
+    show = display_path(path)
+    if shape is not None and min(shape) < MIN_SIZE:
+        raise ImageError(f"size {shape[1]}×{shape[0]} is below {MIN_SIZE} pixels")
     try:
-        with Image.open(path) as img:
-            img.load()
-            if shape is not None:
-                if min(shape) < MIN_SIZE:
-                    raise ImageError(f"size {shape[1]}×{shape[0]} is below {MIN_SIZE} pixels")
-                img = _resize_exact(img, shape)
-            else:
-                img = resize_long_edge(img, size)
-            arr = to_rgb_array(img)
-    except ImageError:
-        raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise ImageError(f"{path}: not a readable image ({type(e).__name__})") from e
+        with _pillow_quietly(path, log):
+            with _open(path, size=size, shape=shape) as img:
+                img.load()
+                upright = ImageOps.exif_transpose(img)
+                upright = _to_srgb(upright, path, log)
+                if shape is not None:
+                    upright = _resize_exact(upright, shape)
+                else:
+                    upright = resize_long_edge(upright, size)
+                arr = to_rgb_array(upright)
+    except ImageError as e:
+        msg = str(e)
+        raise ImageError(msg if msg.startswith(show) else f"{show}: {msg}") from None
+    except MemoryError:
+        raise ImageError(f"{show}: not enough memory to decode it") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
+        raise ImageError(f"{show}: not a readable image ({type(e).__name__})") from None
     if min(arr.shape[:2]) < MIN_SIZE:
-        raise ImageError(f"{path}: {arr.shape[1]}×{arr.shape[0]} is below {MIN_SIZE} pixels")
+        raise ImageError(f"{show}: {arr.shape[1]}×{arr.shape[0]} is below {MIN_SIZE} pixels")
     return arr
 
 
@@ -99,8 +334,10 @@ def _resize_exact(img: Image.Image, shape):
     h, w = shape
     if img.mode not in ("RGB", "RGBA", "L", "LA"):
         img = Image.fromarray((to_rgb_array(img) * 255.0 + 0.5).astype(np.uint8))
-    return img.resize((w, h), Image.Resampling.LANCZOS)
+    return img.resize((w, h), Image.Resampling.LANCZOS, reducing_gap=3.0)
 
+
+# ----------------------------------------------------------------------------- writing
 
 def to_uint8(image) -> np.ndarray:
     """RGB in [0, 1] (any array) to ``uint8[H, W, 3]``, rounded and clipped."""
@@ -108,28 +345,143 @@ def to_uint8(image) -> np.ndarray:
     return (np.clip(a, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def save_image(path, image, *, protect=()) -> Path:
+def to_uint16(image) -> np.ndarray:
+    """RGB in [0, 1] (any array) to ``uint16[H, W, 3]``, rounded and clipped."""
+    a = np.asarray(image, dtype=np.float64)
+    return (np.clip(a, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
+
+
+def _output_format(path: Path, bit_depth: int) -> str:
+    show = display_path(path)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise ImageError(f"{show}: unknown image extension {path.suffix!r} (use .png, .jpg, ...)")
+    if bit_depth not in (8, 16):
+        raise ImageError(f"{show}: bit depth {bit_depth} is not 8 or 16")
+    if bit_depth == 16 and fmt != "PNG":
+        raise ImageError(f"{show}: 16 bits per channel is written as PNG only (use .png)")
+    return fmt
+
+
+def _check_target(path: Path, protect) -> None:
+    show = display_path(path)
+    if path.is_dir():
+        raise ImageError(f"{show}: is a folder; give a file name, e.g. {display_path(path / 'out.png')}")
+    for p in protect:
+        if p is not None and Path(p).exists() and path.exists() and path.samefile(p):
+            raise ImageError(f"{show}: refusing to overwrite an input image")
+
+
+def _make_folder(path: Path) -> None:
+    parent = path.parent
+    if parent.exists() and not parent.is_dir():
+        raise ImageError(f"{display_path(path)}: {display_path(parent)} is a file, not a folder")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ImageError(f"{display_path(path)}: cannot create its folder "
+                         f"{display_path(parent)} ({e.strerror})") from None
+
+
+def _temp_in(path: Path, *, what: str):
+    try:
+        return tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix + ".part",
+                                dir=path.parent)
+    except OSError as e:
+        raise ImageError(f"{display_path(path)}: cannot {what} in {display_path(path.parent)} "
+                         f"({e.strerror})") from None
+
+
+def check_writable(path, *, protect=(), bit_depth: int = 8, need_bytes: int = 0) -> Path:
+    """Check, before a long computation, that :func:`save_image` can write ``path``.
+
+    Validates the extension and bit depth, refuses a folder or an input (``protect``),
+    creates the folder, and write-tests the real folder with a temporary file (removed
+    again), so permissions, read-only mounts and places like ``/proc`` are caught.
+    ``need_bytes`` (e.g. ``3 * H * W``, an uncompressed image) is compared to the free space.
+
+    Returns:
+      The path, as a :class:`~pathlib.Path`.
+
+    Raises:
+      ImageError: one line naming ``path``.
+    """
+    path = _as_path(path)
+    _output_format(path, bit_depth)
+    _check_target(path, protect)
+    _make_folder(path)
+    fd, tmp = _temp_in(path, what="write")
+    try:
+        try:
+            os.write(fd, b"\0")
+        finally:
+            os.close(fd)
+        free = shutil.disk_usage(path.parent).free
+    except OSError as e:
+        raise ImageError(f"{display_path(path)}: cannot write in {display_path(path.parent)} "
+                         f"({e.strerror})") from None
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+    if need_bytes and free < need_bytes:
+        raise ImageError(f"{display_path(path)}: {free / 2**20:.1f} MiB free in "
+                         f"{display_path(path.parent)}, the image needs up to "
+                         f"{need_bytes / 2**20:.1f} MiB")
+    return path
+
+
+def _png16(fileobj, rgb16: np.ndarray) -> None:
+    """Write ``uint16[H, W, 3]`` as a 16-bit RGB PNG (Pillow cannot), tagged sRGB."""
+    h, w, _ = rgb16.shape
+    rows = np.zeros((h, 1 + 6 * w), np.uint8)  # filter byte 0 (None) per row
+    rows[:, 1:] = rgb16.astype(">u2").view(np.uint8).reshape(h, 6 * w)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    fileobj.write(b"\x89PNG\r\n\x1a\n"
+                  + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+                  + chunk(b"sRGB", b"\x00")
+                  + chunk(b"IDAT", zlib.compress(rows.tobytes(), 6))
+                  + chunk(b"IEND", b""))
+
+
+def save_image(path, image, *, protect=(), bit_depth: int = 8) -> Path:
     """Write an RGB image atomically (temp file, then rename); format from the extension.
 
     Args:
       path: destination; its folder is created.
       image: RGB in [0, 1], ``[H, W, 3]``.
       protect: paths that must never be overwritten (the inputs).
+      bit_depth: 8, or 16 for a 16-bit-per-channel PNG.
+
+    Returns:
+      The path written.
+
+    Raises:
+      ImageError: one line naming ``path`` (a folder, an input, an unknown extension, an
+        unwritable place, a full disk); a previous file at ``path`` is then left untouched
+        and no partial file remains.
     """
-    path = Path(path)
-    for p in protect:
-        if p is not None and Path(p).exists() and path.exists() and path.samefile(p):
-            raise ImageError(f"{path}: refusing to overwrite an input image")
-    fmt = Image.registered_extensions().get(path.suffix.lower())
-    if fmt is None:
-        raise ImageError(f"{path}: unknown image extension {path.suffix!r} (use .png, .jpg, ...)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
+    path = _as_path(path)
+    fmt = _output_format(path, bit_depth)
+    _check_target(path, protect)
+    _make_folder(path)
+    existed = path.exists()
+    fd, tmp = _temp_in(path, what="write")
     try:
-        Image.fromarray(to_uint8(image)).save(tmp, format=fmt)
+        with os.fdopen(fd, "wb") as f:
+            if bit_depth == 16:
+                _png16(f, to_uint16(image))
+            else:
+                Image.fromarray(to_uint8(image)).save(f, format=fmt)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
+    except OSError as e:
+        kept = "the previous file is unchanged" if existed else "nothing was written"
+        raise ImageError(f"{display_path(path)}: could not write the image "
+                         f"({e.strerror or e}); {kept}") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -137,15 +489,26 @@ def save_image(path, image, *, protect=()) -> Path:
 
 
 def write_text_atomic(path, text: str) -> Path:
-    """Write a text file atomically (used for JSON sidecars)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    """Write a UTF-8 text file atomically (used for JSON sidecars).
+
+    Raises:
+      ImageError: one line naming ``path``; a previous file is left untouched.
+    """
+    path = _as_path(path)
+    if path.is_dir():
+        raise ImageError(f"{display_path(path)}: is a folder, not a file")
+    _make_folder(path)
+    existed = path.exists()
+    fd, tmp = _temp_in(path, what="write")
     try:
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
+    except OSError as e:
+        kept = "the previous file is unchanged" if existed else "nothing was written"
+        raise ImageError(f"{display_path(path)}: could not write it ({e.strerror or e}); "
+                         f"{kept}") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
