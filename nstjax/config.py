@@ -303,9 +303,10 @@ class Solver:
             raise ValueError("history size must be >= 1")
         object.__setattr__(self, "max_iter", int(self.max_iter))
         object.__setattr__(self, "history_size", int(self.history_size))
-        object.__setattr__(self, "lr", float(check_weight("lr", self.lr, positive=True)))
-        object.__setattr__(self, "rtol", float(check_weight("tol", self.rtol)))
-        object.__setattr__(self, "tol_x", float(check_weight("tol_x", self.tol_x)))
+        for name, flag, positive in (("lr", "lr", True), ("rtol", "tol", False),
+                                     ("tol_x", "tol_x", False)):
+            check_weight(flag, getattr(self, name), positive=positive)
+            object.__setattr__(self, name, float(getattr(self, name)))
         t = float(self.threshold)
         if math.isnan(t) or t == math.inf:
             raise ValueError(f"threshold must be a number or -inf, got {t:g}")

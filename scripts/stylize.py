@@ -1,12 +1,12 @@
 #!/usr/bin/env python
-"""Neural style transfer from the command line: ``python scripts/stylize.py --help``."""
+"""``python scripts/stylize.py ...`` is ``nstjax stylize ...`` (see ``--help``)."""
 
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nstjax.cli import main  # noqa: E402
+from nstjax.cli import run  # noqa: E402
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run(["stylize", *sys.argv[1:]]))

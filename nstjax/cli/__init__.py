@@ -1,0 +1,51 @@
+"""The ``nstjax`` command: ``nstjax stylize``, ``nstjax sweep``, ``nstjax convert-weights``.
+
+One parser per subcommand, built from the shared argument groups of
+:mod:`nstjax.cli.common`; defaults are the library's.  ``python scripts/stylize.py`` and
+``python scripts/sweep.py`` are the same commands.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from nstjax.cli import common, convert, stylize, sweep
+
+COMMANDS = {
+    "stylize": (stylize, "neural style transfer of one image (Gatys et al. and relatives)"),
+    "sweep": (sweep, "K settings as one compiled, vmapped program, with a contact sheet"),
+    "convert-weights": (convert, "fetch or convert the VGG19 weights into vgg19.h5"),
+}
+
+
+def build_parser() -> tuple[common.Parser, dict]:
+    """The ``nstjax`` parser and its subcommands' parsers by name."""
+    parser = common.Parser(prog="nstjax", description="Optimisation-based neural style "
+                           "transfer in JAX.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parsers = {}
+    for name, (module, help_text) in COMMANDS.items():
+        parsers[name] = sub.add_parser(name, help=help_text,
+                                       description=module.__doc__.split("\n\n")[0])
+        module.add_arguments(parsers[name])
+    return parser, parsers
+
+
+def run(argv=None) -> int:
+    """Run ``nstjax ARGV``; returns the exit code (bad input: one line, exit code 2)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser, parsers = build_parser()
+    try:
+        if not argv or argv[0] not in parsers:
+            parser.parse_args(argv)       # --help, or a one-line error naming the commands
+            return common.EXIT_BAD_INPUT
+        args = common.parse_args(parsers[argv[0]], argv[1:])
+    except common.UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return common.EXIT_BAD_INPUT
+    return common.run_command(COMMANDS[argv[0]][0].run, args)
+
+
+def main() -> None:
+    """Console entry point (``nstjax``)."""
+    sys.exit(run())

@@ -1,0 +1,398 @@
+"""What the commands share: argument groups, input loading, checks, interruption, sidecars.
+
+A command is a thin layer: flags are turned into the library's :class:`~nstjax.Objective`,
+:func:`~nstjax.loss_weights` and :class:`~nstjax.Solver` (whose constructors validate and
+hold the defaults), and every ``ValueError`` becomes one line on stderr and exit code 2.
+List flags accept both ``a,b,c`` and ``a b c``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Callable
+
+EXIT_BAD_INPUT = 2
+EXIT_NON_FINITE = 3
+DEFAULT_SIZE = 384          # long edge of the output, pixels (every command)
+MIN_SIZE = 16
+
+
+class UsageError(Exception):
+    """A bad command line or input file: reported in one line, exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """``argparse`` whose errors are one line (no usage block), exit code 2."""
+
+    def error(self, message):
+        raise UsageError(message)
+
+
+# ----------------------------------------------------------------------- list values
+
+
+def words(values) -> list[str]:
+    """Flag values as a flat list: ``["a,b", "c"]`` and ``"a b,c"`` both give a, b, c."""
+    if values is None:
+        return []
+    if isinstance(values, (str, int, float)):
+        values = [values]
+    out = []
+    for v in values:
+        out += [w for w in str(v).replace(",", " ").split() if w]
+    return out
+
+
+def numbers(values, flag: str) -> tuple[float, ...] | None:
+    """Flag values as floats (``None`` stays ``None``); a non-number is a one-line error."""
+    if values is None:
+        return None
+    try:
+        out = tuple(float(w) for w in words(values))
+    except ValueError:
+        raise UsageError(f"{flag}: not a list of numbers: {' '.join(map(str, values))!r}") \
+            from None
+    if not out:
+        raise UsageError(f"{flag}: no numbers given")
+    return out
+
+
+# --------------------------------------------------------------------- argument groups
+
+
+def _library_defaults():
+    from nstjax.config import Objective, Solver
+    return Objective(), Solver()
+
+
+def add_input_args(p: argparse.ArgumentParser) -> None:
+    o = p.add_argument_group("inputs")
+    o.add_argument("--content", help="content image")
+    o.add_argument("--style", nargs="+", help="one or more style images")
+    o.add_argument("--demo", action="store_true",
+                   help="use generated demo content and style images (no files needed)")
+    o.add_argument("--size", type=int, help=f"long edge of the output in pixels "
+                   f"(default {DEFAULT_SIZE})")
+    o.add_argument("--style-size", type=int, help="long edge of the style images "
+                   "(default: --size)")
+    o.add_argument("--weights", help="VGG19 weights, vgg19.h5 (default: $NSTJAX_WEIGHTS or "
+                   "weights/vgg19.h5, fetched and converted on first use)")
+    o.add_argument("--config", help="a run's JSON sidecar: repeat that run (flags given "
+                   "beside it override)")
+
+
+def add_objective_args(p: argparse.ArgumentParser) -> None:
+    objective, _ = _library_defaults()
+    g = p.add_argument_group("objective (changing these compiles a new program)")
+    g.add_argument("--content-layers", nargs="+",
+                   help=f"default {','.join(objective.content_layers)}")
+    g.add_argument("--style-layers", nargs="+",
+                   help=f"default {','.join(objective.style_layers)}")
+    g.add_argument("--style-loss", help="style method(s) with fusion weights, e.g. gram or "
+                   f"bn:0.5,mmd-poly:0.5 (default {','.join(objective.style_losses)})")
+    g.add_argument("--content-loss", choices=("sum", "mse"),
+                   help=f"default {objective.content_loss}")
+    g.add_argument("--pooling", choices=("max", "avg"), help=f"default {objective.pooling}")
+    g.add_argument("--auto-scale", action="store_true", default=None,
+                   help="set each style method's scale from gradient norms at the start")
+    g.add_argument("--remat", action="store_true", default=None,
+                   help="recompute activations in the backward pass (less memory)")
+
+
+def add_solver_args(p: argparse.ArgumentParser) -> None:
+    from nstjax.optimize import OPTIMIZERS
+    _, solver = _library_defaults()
+    g = p.add_argument_group("solver")
+    g.add_argument("--optimizer", help=f"{', '.join(OPTIMIZERS)} (default {solver.optimizer})")
+    g.add_argument("--iters", type=int, help=f"iterations (default {solver.max_iter})")
+    g.add_argument("--history", type=int,
+                   help=f"L-BFGS history size (default {solver.history_size})")
+    g.add_argument("--lr", type=float, help=f"step size of adam and gd (default {solver.lr})")
+    g.add_argument("--tol", type=float, help="stop when the loss changes by less than this "
+                   "fraction (0.005 = 0.5%%; default off)")
+    g.add_argument("--tol-x", type=float, help="stop when the image changes by less than "
+                   "this fraction (default off)")
+    g.add_argument("--threshold", type=float, help="stop when the loss falls below this")
+    g.add_argument("--init", help="content, noise, style, or an image file (default content)")
+    g.add_argument("--seed", type=int, help="PRNG seed (default 0)")
+
+
+# ------------------------------------------------------------------------ --config
+
+
+def parse_args(parser: argparse.ArgumentParser, argv) -> argparse.Namespace:
+    """Parse ``argv``; with ``--config run.json`` that run's arguments are the defaults."""
+    args = parser.parse_args(argv)
+    if getattr(args, "config", None):
+        from nstjax import jsonio
+        path = Path(args.config)
+        try:
+            record = jsonio.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise UsageError(f"{path}: no such file") from None
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            raise UsageError(f"{path}: not a readable JSON sidecar ({e})") from None
+        saved = record.get("arguments") if isinstance(record, dict) else None
+        if not isinstance(saved, dict) or record.get("command") != parser.prog.split()[-1]:
+            raise UsageError(f"{path}: not a sidecar of an nstjax {parser.prog.split()[-1]} run")
+        known = {a.dest for a in parser._actions}
+        parser.set_defaults(**{k: v for k, v in saved.items()
+                               if k in known and k not in ("config", "output", "output_dir")})
+        args = parser.parse_args(argv)
+    return args
+
+
+def arguments_record(args: argparse.Namespace) -> dict:
+    """The parsed arguments as JSON values (the sidecar's ``arguments``, read by --config)."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+            if k != "command"}
+
+
+# ------------------------------------------------------------------ library objects
+
+
+def build_objective(args):
+    """``(Objective, style mix)`` from the flags: the style spec is parsed here, once."""
+    from nstjax.config import Objective
+    from nstjax.style_losses import parse_style_spec
+    kw = {}
+    if args.content_layers is not None:
+        kw["content_layers"] = tuple(words(args.content_layers))
+    if args.style_layers is not None:
+        kw["style_layers"] = tuple(words(args.style_layers))
+    mix = None
+    if args.style_loss is not None:
+        kw["style_losses"], mix = parse_style_spec(args.style_loss)
+    for name in ("content_loss", "pooling", "auto_scale", "remat"):
+        if getattr(args, name) is not None:
+            kw[name] = getattr(args, name)
+    return Objective(**kw), mix
+
+
+def build_solver(args):
+    from nstjax.config import Solver
+    names = {"optimizer": "optimizer", "iters": "max_iter", "history": "history_size",
+             "lr": "lr", "tol": "rtol", "tol_x": "tol_x", "threshold": "threshold"}
+    return Solver(**{field: getattr(args, flag) for flag, field in names.items()
+                     if getattr(args, flag, None) is not None})
+
+
+def size_of(args) -> int:
+    size = DEFAULT_SIZE if args.size is None else args.size
+    if size < MIN_SIZE:
+        raise UsageError(f"--size {size} is below the {MIN_SIZE}-pixel minimum")
+    if args.style_size is not None and args.style_size < MIN_SIZE:
+        raise UsageError(f"--style-size {args.style_size} is below the {MIN_SIZE}-pixel "
+                         "minimum")
+    return size
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def input_paths(args) -> list[Path]:
+    """The files a run reads (never written over)."""
+    paths = [Path(args.content)] if args.content else []
+    paths += [Path(s) for s in args.style or ()]
+    init = getattr(args, "init", None)
+    if init not in (None, "content", "noise", "style"):
+        paths.append(Path(init))
+    return paths
+
+
+def check_inputs_given(args) -> None:
+    if args.demo and (args.content or args.style):
+        raise UsageError("--demo generates its own inputs: drop --content/--style")
+    if not args.demo and (args.content is None or not args.style):
+        raise UsageError("give --content and --style (or --demo)")
+
+
+def load_inputs(args, size: int):
+    """``(content, [styles])`` as float32 RGB arrays (the demo images with ``--demo``)."""
+    from nstjax import demo
+    from nstjax.image import ImageError, load_image
+    style_size = args.style_size or size
+    try:
+        if args.demo:
+            return (demo.demo_content(3 * size // 4, size),
+                    [demo.demo_style(style_size, style_size)])
+        wh = header_size(args.content)
+        if wh is not None and max(wh) < MIN_SIZE:
+            raise UsageError(f"{args.content}: {wh[0]}×{wh[1]} is below the {MIN_SIZE}-pixel "
+                             "minimum for a content image")
+        content = load_image(args.content, size=size)
+        return content, [load_image(s, size=style_size) for s in args.style]
+    except ImageError as e:
+        raise UsageError(str(e)) from None
+
+
+def refuse_overwriting_inputs(outputs, inputs) -> None:
+    for out in outputs:
+        for p in inputs:
+            if p.exists() and out.exists() and out.samefile(p):
+                raise UsageError(f"{out}: refusing to overwrite an input image")
+
+
+def ensure_writable_dir(folder: Path) -> None:
+    """Create ``folder`` and check it can be written, before any long computation."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{folder}: exists and is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{folder}: cannot create the output folder ({e.strerror})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{folder}: the output folder is not writable")
+
+
+def image_format(path: Path):
+    from PIL import Image
+    return Image.registered_extensions().get(Path(path).suffix.lower())
+
+
+def header_size(path) -> tuple[int, int] | None:
+    """``(width, height)`` from an image file's header (nothing decoded), or ``None``."""
+    import warnings
+
+    from PIL import Image
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as img:
+                return img.size
+    except Exception:  # noqa: BLE001 -- load_image reports a bad file in its own words
+        return None
+
+
+def check_memory(args, objective, size: int, *, members: int = 1) -> None:
+    """Refuse, before decoding anything, a size whose estimate exceeds the machine."""
+    from nstjax import memory
+    shapes = []
+    if args.demo:
+        shapes.append((3 * size // 4, size))
+    else:
+        for path, long_edge in [(args.content, size)] + [(s, args.style_size or size)
+                                                          for s in args.style]:
+            wh = header_size(path)
+            if wh is None:
+                continue   # load_image reports it properly
+            w, h = wh
+            scale = long_edge / max(w, h)
+            shapes.append((max(1, round(h * scale)), max(1, round(w * scale))))
+    have = memory.available_bytes()
+    for h, w in shapes:
+        need = memory.estimate_transfer_bytes(h, w, layers=objective.layers, members=members)
+        if need > 0.8 * have:
+            raise UsageError(f"{w}×{h} needs about {need / 2**30:.1f} GiB, more than this "
+                             f"machine's {have / 2**30:.1f} GiB allows; use a smaller --size")
+
+
+def load_vgg(args):
+    import nstjax
+    from nstjax.weights import WeightsError
+    try:
+        return nstjax.load_vgg19(args.weights, log=lambda m: print(m, file=sys.stderr))
+    except WeightsError as e:
+        raise UsageError(str(e)) from None
+
+
+# ---------------------------------------------------------------------- interruption
+
+
+class Interruption:
+    """Ctrl-C and SIGTERM as a stop request: the first stops the solve after the current
+    iteration (the work is kept), the second exits at once.
+
+    The solve runs in a worker thread while the main thread, which Python delivers signals
+    to, waits in short joins; the solve's host callback consults :meth:`should_stop`.
+    """
+
+    def __init__(self):
+        self.signal: int | None = None
+        self._event = threading.Event()
+
+    def should_stop(self) -> bool:
+        return self._event.is_set()
+
+    @property
+    def exit_code(self) -> int | None:
+        return None if self.signal is None else 128 + self.signal
+
+    def _handle(self, signum, frame):
+        if self._event.is_set():
+            os._exit(128 + signum)
+        self.signal = signum
+        self._event.set()
+        print(f"\n{signal.Signals(signum).name}: stopping after this iteration and saving "
+              "(again to quit at once)", file=sys.stderr)
+
+    def run(self, work: Callable):
+        """``work()`` with the signal handlers installed; returns its result."""
+        if threading.current_thread() is not threading.main_thread():
+            return work()
+        outcome = {}
+
+        def target():
+            try:
+                outcome["value"] = work()
+            except BaseException as e:  # noqa: BLE001 -- re-raised in the main thread
+                outcome["error"] = e
+
+        old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            worker = threading.Thread(target=target, daemon=True, name="nstjax-solve")
+            worker.start()
+            while worker.is_alive():
+                worker.join(0.1)
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["value"]
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def write_json(path: Path, record: dict) -> None:
+    """Strict JSON (no NaN/Infinity tokens), written atomically."""
+    from nstjax import jsonio
+    from nstjax.image import write_text_atomic
+    write_text_atomic(path, jsonio.dumps(record, indent=2))
+
+
+def config_record(objective, solver) -> dict:
+    return {"objective": dataclasses.asdict(objective), "solver": dataclasses.asdict(solver)}
+
+
+def run_command(body: Callable, args) -> int:
+    """``body(args)``; a bad input or an unwritable output becomes one line and exit code 2."""
+    from nstjax.image import ImageError
+    try:
+        return body(args)
+    except (UsageError, ImageError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as e:  # e.g. the disk filled up while writing an output
+        print(f"error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def enable_compilation_cache() -> None:
+    """JAX's persistent compilation cache, on unless $NSTJAX_COMPILATION_CACHE says off."""
+    try:
+        from nstjax._compile_cache import enable_compilation_cache as enable
+    except ImportError:
+        return
+    enable()

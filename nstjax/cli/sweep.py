@@ -1,0 +1,254 @@
+"""``nstjax sweep``: K style transfers as one compiled, vmapped program.
+
+Every sweep flag takes a list; a flag given one value fixes that setting, a flag given two
+or more sweeps it (``--mode grid``: every combination; ``--mode zip``: the i-th values
+together)::
+
+    nstjax sweep --demo --output-dir out/sweep --size 128 --iters 100 \\
+        --style-weight 1,10,100 --tv-weight 0,1
+
+writes ``member_00.png`` ..., a labelled ``contact_sheet.png`` (rows and columns are the
+swept values) and ``sweep.json`` (each member's setting, final losses, iterations, status
+and time).  Bad input ends in one line on stderr and exit code 2; a non-finite loss in any
+member in exit code 3; Ctrl-C stops every member after its current iteration and saves them
+(exit 130).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from nstjax.cli import common
+from nstjax.cli.common import UsageError
+
+SHEET = "contact_sheet.png"
+REPORT = "sweep.json"
+# Order of the swept names: the last one varies fastest (the sheet's columns, β as in
+# seed 003 Fig. 2), the one before it gives the rows.
+ORDER = ("content_weight", "style_layer_weights", "style_mix", "hyper", "tv_weight",
+         "style_weight")
+FLAGS = {"content_weight": "--content-weight", "style_layer_weights": "--style-layer-weights",
+         "style_mix": "--mix", "tv_weight": "--tv-weight", "style_weight": "--style-weight"}
+
+
+def _vectors(values, flag: str, outer: str, inner: str) -> list[tuple[float, ...]] | None:
+    """``"1,1;1,0"`` or ``["1,1", "1,0"]`` (with ``outer=";"``, ``inner=","``) -> vectors."""
+    if values is None:
+        return None
+    items = [v for value in values for v in str(value).replace(outer, " ").split() if v]
+    return [common.numbers(item.replace(inner, " "), flag) for item in items]
+
+
+def _hyper(values) -> list[tuple[str, tuple[float, ...]]]:
+    out = []
+    for text in values or ():
+        name, eq, rest = str(text).partition("=")
+        if not eq or "." not in name:
+            raise UsageError(f"--hyper: expected METHOD.PARAM=V1,V2,..., got {text!r}")
+        out.append((name.strip(), common.numbers(rest, f"--hyper {name}")))
+    return out
+
+
+def add_arguments(p) -> None:
+    common.add_input_args(p)
+    out = p.add_argument_group("outputs")
+    out.add_argument("--output-dir", help=f"folder for member_NN.png, {SHEET} and {REPORT}")
+    out.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sw = p.add_argument_group("swept settings (one value fixes, several sweep)")
+    sw.add_argument("--style-weight", nargs="+", help="β (balance factor), e.g. 1,10,100")
+    sw.add_argument("--content-weight", nargs="+", help="α, e.g. 1")
+    sw.add_argument("--tv-weight", nargs="+", help="τ, e.g. 0,1")
+    sw.add_argument("--mix", nargs="+",
+                    help="fusion weights of the --style-loss methods, e.g. 0.9:0.1,0.5:0.5")
+    sw.add_argument("--style-layer-weights", nargs="+",
+                    help='per-layer style weight vectors, e.g. "1,1,1,1,1;1,0,0,0,0"')
+    sw.add_argument("--hyper", action="append", default=None,
+                    help="a style-method hyper-parameter, e.g. mmd-poly.c=0,1,4 (repeatable)")
+    sw.add_argument("--mode", choices=("grid", "zip"), default="grid",
+                    help="grid: every combination; zip: lists taken together")
+    sw.add_argument("--chunk", type=int,
+                    help="members per compiled call (default: as many as fit in memory)")
+    common.add_objective_args(p)
+    common.add_solver_args(p)
+
+
+# ------------------------------------------------------------------------- validation
+
+def _sweep_values(args, objective) -> tuple[dict, list]:
+    """``{sweep name: list of values}`` from the flags, in :data:`ORDER`, and the swept names.
+
+    A one-value flag fixes its setting (in zip mode it is repeated to the common length).
+    Each value is checked by the library when the members are made.
+    """
+    given = {"content_weight": common.numbers(args.content_weight, "--content-weight"),
+             "style_weight": common.numbers(args.style_weight, "--style-weight"),
+             "tv_weight": common.numbers(args.tv_weight, "--tv-weight"),
+             "style_layer_weights": _vectors(args.style_layer_weights,
+                                             "--style-layer-weights", ";", ","),
+             "style_mix": _vectors(args.mix, "--mix", ",", ":")}
+    values = {}
+    for name in ORDER:
+        if name == "hyper":
+            for hname, hvalues in _hyper(args.hyper):
+                if hname not in objective.hyper_names():
+                    raise UsageError(f"--hyper {hname}: no such hyper-parameter of the "
+                                     f"style loss {','.join(objective.style_losses)!r}")
+                values[f"hyper.{hname}"] = list(hvalues)
+            continue
+        if given[name] is not None:
+            values[name] = list(given[name])
+    swept = {n: v for n, v in values.items() if len(v) > 1}
+    if not swept:
+        raise UsageError("nothing to sweep: give at least one sweep flag two or more values, "
+                         "e.g. --style-weight 1,10,100")
+    if args.mode == "zip":
+        lengths = {len(v) for v in swept.values()}
+        if len(lengths) > 1:
+            detail = ", ".join(f"{n} has {len(v)}" for n, v in swept.items())
+            raise UsageError(f"--mode zip needs lists of equal length ({detail})")
+        k = lengths.pop()
+        values = {n: (v * k if len(v) == 1 else v) for n, v in values.items()}
+    return values, list(swept)
+
+
+def _outputs(out_dir: Path, k: int, demo: bool) -> list[Path]:
+    width = max(2, len(str(k - 1)))
+    names = [f"member_{i:0{width}d}.png" for i in range(k)] + [SHEET, REPORT]
+    if demo:
+        names += ["demo_content.png", "demo_style.png"]
+    return [out_dir / n for n in names]
+
+
+def run(args) -> int:
+    """The body of ``nstjax sweep``; returns the exit code."""
+    common.check_inputs_given(args)
+    if args.output_dir is None:
+        raise UsageError("give --output-dir (the folder for the members and the sheet)")
+    out_dir = Path(args.output_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"{out_dir}: exists and is not a folder")
+    if args.chunk is not None and args.chunk < 1:
+        raise UsageError("--chunk must be >= 1")
+    size = common.size_of(args)
+    objective, mix = common.build_objective(args)
+    solver = common.build_solver(args)
+    values, swept = _sweep_values(args, objective)
+
+    from nstjax import sweeps as sw
+    from nstjax.cli.stylize import build_weights
+    from nstjax.image import save_image
+    from nstjax.pictures import contact_sheet, label
+
+    n_styles = 1 if args.demo else len(args.style)
+    base = build_weights(args, objective, mix, n_styles)
+    members = sw.member_settings(values, mode=args.mode)
+    sw.stack_loss_weights(base, members)              # every member's values checked now
+    outputs = _outputs(out_dir, len(members), args.demo)
+    inputs = common.input_paths(args)
+    common.refuse_overwriting_inputs(outputs, inputs)
+    common.check_memory(args, objective, size)
+    common.enable_compilation_cache()
+
+    import jax
+
+    import nstjax
+
+    t_start = time.perf_counter()
+    content, styles = common.load_inputs(args, size)
+    init = args.init or "content"
+    if init not in ("content", "noise", "style"):
+        raise UsageError("--init for a sweep is content, noise or style")
+    common.ensure_writable_dir(out_dir)  # inputs are good: now the folder, before the work
+    vgg = common.load_vgg(args)
+    t_loaded = time.perf_counter()
+
+    print(f"sweep: {len(members)} members ({args.mode} over {', '.join(swept)}) at "
+          f"{content.shape[1]}×{content.shape[0]}", file=sys.stderr)
+    plan = []
+
+    def log(message):
+        plan.append(message)
+        print(message, file=sys.stderr)
+
+    bar = None
+    if not args.no_progress:
+        from tqdm import tqdm
+        bar = tqdm(total=solver.max_iter, desc="sweep", unit="it", file=sys.stderr,
+                   dynamic_ncols=True)
+
+    def progress(iterations, losses):
+        if bar is not None:
+            bar.n = int(np.max(iterations))
+            bar.set_postfix_str(f"best loss {float(np.nanmin(losses)):.4g}", refresh=True)
+
+    interruption = common.Interruption()
+    callbacks = nstjax.Callbacks(progress=progress, should_stop=interruption.should_stop)
+    res = interruption.run(lambda: sw.sweep(
+        vgg, content, styles, values, key=jax.random.PRNGKey(args.seed or 0),
+        objective=objective, weights=base, solver=solver, init=init, mode=args.mode,
+        chunk=args.chunk, log=log, callbacks=callbacks))
+    if bar is not None:
+        bar.close()
+    t_done = time.perf_counter()
+    seconds = t_done - t_loaded
+    done = len(res.images)
+
+    for i in range(done):
+        save_image(outputs[i], res.images[i], protect=inputs)
+    grid_shape = None
+    if args.mode == "grid" and len(swept) <= 2 and done == len(members):
+        grid_shape = (len(values[swept[0]]) if len(swept) == 2 else 1, len(values[swept[-1]]))
+    sheet = contact_sheet(res.images, res.settings, swept, grid_shape=grid_shape)
+    save_image(outputs[len(members)], sheet, protect=inputs)
+    if args.demo:
+        save_image(outputs[-2], content)
+        save_image(outputs[-1], styles[0])
+    statuses = [nstjax.Status(int(s)) for s in res.status]
+    report = {
+        "command": "sweep",
+        "arguments": common.arguments_record(args),
+        "content": "demo" if args.demo else str(args.content),
+        "style": ["demo"] if args.demo else [str(s) for s in args.style],
+        "mode": args.mode,
+        "swept": swept,
+        "image_size": [int(content.shape[1]), int(content.shape[0])],
+        **common.config_record(objective, solver),
+        "base_loss_weights": base._asdict(),
+        "devices": [str(d) for d in jax.local_devices()],
+        "plan": plan,
+        "contact_sheet": str(outputs[len(members)]),
+        "members": [{
+            "index": i,
+            "image": str(outputs[i]),
+            "setting": m,
+            "label": ", ".join(label(n, m[n]) for n in swept),
+            "final_loss": float(res.loss[i]),
+            "final_terms": {t: float(v[i]) for t, v in res.terms.items()},
+            "iterations": int(res.n_iter[i]),
+            "status": statuses[i].name.lower(),
+            "time_s": round(seconds / done, 4),
+            "loss_history": res.history[i, :int(res.n_iter[i])],
+        } for i, m in enumerate(res.settings)],
+        "members_not_run": len(members) - done,
+        "time_s_note": "members run together in one program; a member's time_s is its "
+                       "share of the sweep's wall time (compile included)",
+        "timings_s": {"load": round(t_loaded - t_start, 3),
+                      "sweep_including_compile": round(seconds, 3),
+                      "total": round(time.perf_counter() - t_start, 3)},
+    }
+    common.write_json(outputs[len(members) + 1], report)
+    print(f"wrote {done} images, {outputs[len(members)]} and {outputs[len(members) + 1]} "
+          f"({seconds:.1f} s{', interrupted' if interruption.signal else ''})",
+          file=sys.stderr)
+    if interruption.exit_code is not None:
+        return interruption.exit_code
+    bad = [i for i, s in enumerate(statuses) if s == nstjax.Status.NON_FINITE]
+    if bad:
+        print(f"warning: the loss became non-finite in member(s) {bad}; they kept their last "
+              "finite image", file=sys.stderr)
+        return common.EXIT_NON_FINITE
+    return 0
