@@ -6,12 +6,13 @@ The iterate stays in ``[lower, upper]`` at every step. Each iteration:
    ``x = upper`` with ``g < 0``) are held fixed: their gradient and direction are zeroed.
 2. The direction is L-BFGS's two-loop recursion over the last ``history_size`` pairs
    ``(s, y)`` applied to that projected gradient, with ``H₀ = γI``, ``γ = sᵀy / yᵀy`` of the
-   newest pair (steepest descent scaled by ``min(1, 1/‖g‖₁)`` while the history is empty,
-   as PyTorch's L-BFGS does on its first step).
+   newest pair (while the history is empty: steepest descent, the step shortened so that
+   no coordinate moves by more than 1).
 3. The unit step, projected onto the box, is tried first: one evaluation per iteration, as
    PyTorch's L-BFGS with ``lr=1`` and no line search. Only when the objective does not
-   decrease enough (Armijo, ``c₁ = 10⁻⁴``, along the projected path) is the step halved,
-   up to ``max_backtracks`` times.
+   decrease enough (Armijo, ``c₁ = 10⁻⁴``, along the projected path) is the step
+   shortened, to the minimiser of the quadratic through ``f(0)``, ``f'(0)`` and ``f(t)``
+   kept within ``[t/10, t/2]``, up to ``max_backtracks`` times.
 4. The pair is stored only when ``sᵀy > ε·yᵀy`` (positive curvature), so the implied
    inverse Hessian stays positive definite.
 
@@ -111,7 +112,7 @@ def step(fun: Callable, x, state: PLBFGSState, *, lower, upper, max_backtracks: 
 
     Returns:
       ``(x_new, state_new, fun(x_new))``; ``x_new`` is in the box. When no step within
-      ``max_backtracks`` halvings decreases ``fun``, ``x`` is kept and the history is
+      ``max_backtracks`` shortenings decreases ``fun``, ``x`` is kept and the history is
       cleared, so the next iteration starts again from scaled steepest descent.
     """
     value_and_grad = jax.value_and_grad(fun)
@@ -126,7 +127,10 @@ def step(fun: Callable, x, state: PLBFGSState, *, lower, upper, max_backtracks: 
     # the free coordinates it usually stays one. When it does not, use steepest descent.
     slope = jnp.vdot(pg, d)
     d = jnp.where((slope < 0) & jnp.isfinite(slope), d, -state.gamma * pg)
-    t0 = jnp.where(empty, jnp.minimum(1.0, 1.0 / jnp.maximum(jnp.sum(jnp.abs(pg)), 1e-30)),
+    # With no curvature pairs yet, no step moves a coordinate by more than 1 (the box is
+    # [0, 1] wide for images); PyTorch's first step, min(1, 1/‖g‖₁), is ~30× shorter here
+    # and its curvature pair is usually rejected (sᵀy < 0 near the content image).
+    t0 = jnp.where(empty, jnp.minimum(1.0, 1.0 / jnp.maximum(jnp.max(jnp.abs(d)), 1e-30)),
                    1.0).astype(x.dtype)
 
     def trial(t):
@@ -141,9 +145,15 @@ def step(fun: Callable, x, state: PLBFGSState, *, lower, upper, max_backtracks: 
         k, _, _, _, _, ok = carry
         return ~ok & (k < max_backtracks)
 
+    slope = jnp.vdot(g, d)
+
     def body(carry):
-        k, t, *_ = carry
-        t = t * shrink
+        k, t, _, v_t, _, _ = carry
+        # Minimiser of the quadratic through f(0), f'(0) and f(t), kept in [t/10, t/2].
+        curvature = v_t - state.value - slope * t
+        t_q = -slope * t * t / (2.0 * curvature)
+        t = jnp.where(jnp.isfinite(t_q) & (curvature > 0),
+                      jnp.clip(t_q, 0.1 * t, shrink * t), shrink * t)
         return (k + 1, t, *trial(t))
 
     k, _, x_t, v_t, g_t, ok = jax.lax.while_loop(cond, body, (jnp.int32(0), t0, *trial(t0)))

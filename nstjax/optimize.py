@@ -104,7 +104,7 @@ def make_optimizer(name: str, *, lower: ArrayLike = 0.0, upper: ArrayLike = 1.0,
       history_size: L-BFGS memory (static).
       lr: step size of ``adam`` and ``gd``, in units of the normalised objective that
         :func:`minimize` hands the optimizer.
-      max_backtracks: step halvings ``plbfgs`` tries before giving up on an iteration.
+      max_backtracks: step shortenings ``plbfgs`` tries before giving up on an iteration.
 
     Returns:
       An :class:`Optimizer`.
