@@ -12,7 +12,7 @@ import pytest
 
 import nstjax
 from nstjax import losses, optimize
-from nstjax.transfer import StyleConfig
+from nstjax.config import Objective, Solver
 
 from conftest import make_image
 
@@ -60,31 +60,38 @@ def test_tv_loss_closed_form():
     assert float(losses.tv_loss(img)) == pytest.approx(81 * 9 + 9 * 12)
 
 
-def _tiny_problem(tiny_vgg, size=32, **kw):
+KEY = jax.random.PRNGKey(0)
+
+
+def _tiny_problem(size=32):
     content = jnp.asarray(make_image(size, size, seed=1))
     style = jnp.asarray(make_image(size, size, seed=2))
-    config = StyleConfig(max_iter=kw.pop("max_iter", 8), **kw)
-    return content, style, config
+    return content, style
 
 
-@pytest.mark.parametrize("method", optimize.OPTIMIZERS)
+@pytest.mark.parametrize("method", list(optimize.OPTIMIZERS))
 def test_every_optimizer_lowers_objective_stays_in_box_and_is_seeded(tiny_vgg, method):
-    content, style, config = _tiny_problem(tiny_vgg, optimizer=method, init="noise", lr=0.01)
+    content, style = _tiny_problem()
+    solver = Solver(optimizer=method, max_iter=8, lr=0.01)
+    objective = Objective()
     seen = []
     run = lambda key: nstjax.stylize(  # noqa: E731
-        tiny_vgg, content, style, config=config, key=key,
-        snapshot=lambda i, x: seen.append(np.asarray(x)), snapshot_every=1)
+        tiny_vgg, content, style, key=key, solver=solver, init="noise",
+        callbacks=nstjax.Callbacks(snapshot=lambda i, x: seen.append(np.asarray(x)),
+                                   snapshot_every=1))
     res = run(jax.random.PRNGKey(3))
     hist = np.asarray(res.history)[: int(res.n_iter)]
-    targets = nstjax.compute_targets(tiny_vgg, content, [style], config=config)
-    x0 = jax.random.uniform(jax.random.split(jax.random.PRNGKey(3))[0], content.shape)
-    f0 = float(nstjax.gatys_loss(x0, tiny_vgg, targets, config.loss_weights(), config=config))
+    targets = nstjax.compute_targets(tiny_vgg, content, [style], objective=objective)
+    k_init, k_loss = jax.random.split(jax.random.PRNGKey(3))
+    x0 = jax.random.uniform(k_init, content.shape)
+    f0 = float(nstjax.total_loss(x0, tiny_vgg, targets, nstjax.loss_weights(), k_loss,
+                                 objective=objective))
     assert int(res.n_iter) == 8 and np.all(np.isfinite(hist))
     # From noise every optimiser cuts the tiny objective by far more than 10% in 8 steps
     # (measured 40-99%); 10% leaves room for platform differences yet fails a no-op.
     assert float(res.loss) < 0.9 * f0
     assert float(res.image.min()) >= 0.0 and float(res.image.max()) <= 1.0
-    if method in ("lbfgsb", "adam"):  # every iterate, not just the last, is in the box
+    if optimize.make_optimizer(method).bounded:  # every iterate, not just the last, in the box
         assert len(seen) == 8
         for x in seen:
             assert x.min() >= 0.0 and x.max() <= 1.0
@@ -94,42 +101,56 @@ def test_every_optimizer_lowers_objective_stays_in_box_and_is_seeded(tiny_vgg, m
     assert not np.array_equal(np.asarray(res.image), np.asarray(other.image))
 
 
-def test_loss_weights_are_traced_no_recompile(tiny_vgg):
-    content, style, config = _tiny_problem(tiny_vgg, max_iter=2)
-    nstjax.stylize(tiny_vgg, content, style, config=config)
-    from nstjax.transfer import _run
-    before = _run._cache_size()
-    lw = config.loss_weights()._replace(style=jnp.float32(123.0), tv=jnp.float32(0.5))
-    nstjax.stylize(tiny_vgg, content, style, config=config, loss_weights=lw)
-    changed = StyleConfig(max_iter=2, style_weight=7.0, content_weight=0.5, lr=0.3, rtol=0.1)
-    nstjax.stylize(tiny_vgg, content, style, config=changed)
-    assert _run._cache_size() == before
+def test_weights_solver_settings_and_callbacks_do_not_recompile(tiny_vgg):
+    from nstjax.transfer import _stylize_program
+    content, style = _tiny_problem()
+    quiet = nstjax.Callbacks(progress=lambda i, v: None)
+    nstjax.stylize(tiny_vgg, content, style, key=KEY, solver=Solver(max_iter=2),
+                   callbacks=quiet)
+    before = _stylize_program._cache_size()
+    weights = nstjax.loss_weights(style_weight=123.0, tv_weight=0.5, content_weight=0.5)
+    seen = []
+    res = nstjax.stylize(tiny_vgg, content * 0.9, style, key=jax.random.PRNGKey(5), weights=weights,
+                   solver=Solver(max_iter=2, lr=0.3, rtol=0.1, tol_x=0.01, threshold=1.0),
+                   callbacks=nstjax.Callbacks(progress=lambda i, v: seen.append(i)))
+    assert _stylize_program._cache_size() == before
+    # the new run's own callback saw each of its iterations (the first run's saw none)
+    assert seen == list(range(1, int(res.n_iter) + 1))
+
+
+def test_should_stop_ends_the_solve_with_status_interrupted(tiny_vgg):
+    content, style = _tiny_problem()
+    calls = []
+
+    def stop_after_three():
+        calls.append(1)
+        return len(calls) >= 3
+
+    res = nstjax.stylize(tiny_vgg, content, style, key=KEY, solver=Solver(max_iter=50),
+                         callbacks=nstjax.Callbacks(should_stop=stop_after_three))
+    assert int(res.n_iter) == 3 and int(res.status) == nstjax.Status.INTERRUPTED
+    assert np.all(np.isfinite(np.asarray(res.image)))
 
 
 def test_objective_terms_add_up_and_style_blend(tiny_vgg):
-    content, style, config = _tiny_problem(tiny_vgg, tv_weight=0.1)
+    content, style = _tiny_problem()
+    objective = Objective()
     style2 = jnp.asarray(make_image(24, 40, seed=9))
-    cfg2 = StyleConfig(tv_weight=0.1, style_blend=(0.25, 0.75))
-    t2 = nstjax.compute_targets(tiny_vgg, content, [style, style2], config=cfg2)
+    t2 = nstjax.compute_targets(tiny_vgg, content, [style, style2], objective=objective)
     x = jnp.asarray(make_image(32, 32, seed=4))
-    parts = nstjax.objective_terms(x, tiny_vgg, t2, cfg2.loss_weights(2), config=cfg2)
+    # blend 1:3 is normalised to 0.25/0.75
+    w2 = nstjax.loss_weights(objective, n_styles=2, tv_weight=0.1, style_blend=(1.0, 3.0))
+    parts = nstjax.objective_terms(x, tiny_vgg, t2, w2, KEY, objective=objective)
     # float32 sum of three terms: a few ulps (1e-6 relative).
     assert float(parts["total"]) == pytest.approx(
         float(parts["content"] + parts["style"] + parts["tv"]), rel=1e-6)
     # the blend is linear in the per-style losses (float32, separately compiled: 1e-5)
     single = [nstjax.objective_terms(
-        x, tiny_vgg, nstjax.compute_targets(tiny_vgg, content, [s], config=config),
-        config.loss_weights(), config=config)["style"] for s in (style, style2)]
+        x, tiny_vgg, nstjax.compute_targets(tiny_vgg, content, [s], objective=objective),
+        nstjax.loss_weights(objective, tv_weight=0.1), KEY, objective=objective)["style"]
+        for s in (style, style2)]
     assert float(parts["style"]) == pytest.approx(
         0.25 * float(single[0]) + 0.75 * float(single[1]), rel=1e-5)
-
-
-def test_config_rejects_bad_values():
-    for kw in ({"style_weight": -1.0}, {"content_weight": float("nan")},
-               {"optimizer": "sgd"}, {"style_layers": ("relu9_9",)}, {"init": "banana"},
-               {"style_layer_weights": (1.0, 2.0)}, {"style_loss": "nope"}):
-        with pytest.raises(ValueError):
-            StyleConfig(**kw)
 
 
 @pytest.mark.real_weights
@@ -141,14 +162,18 @@ def test_real_weights_all_optimizers_lower_objective(real_vgg):
     else:
         content = jnp.asarray(make_image(48, 64, seed=1))
         style = jnp.asarray(make_image(64, 64, seed=7))
+    objective = Objective()
+    targets = nstjax.compute_targets(real_vgg, content, [style], objective=objective)
+    k_loss = jax.random.split(KEY)[1]
+    f0 = float(nstjax.total_loss(content, real_vgg, targets, nstjax.loss_weights(), k_loss,
+                                 objective=objective))
     for method in optimize.OPTIMIZERS:
-        config = StyleConfig(optimizer=method, max_iter=6, lr=0.05)
-        targets = nstjax.compute_targets(real_vgg, content, [style], config=config)
-        f0 = float(nstjax.gatys_loss(content, real_vgg, targets, config.loss_weights(),
-                                     config=config))
-        res = nstjax.stylize(real_vgg, content, style, config=config)
+        res = nstjax.stylize(real_vgg, content, style, key=KEY,
+                             solver=Solver(optimizer=method, max_iter=6, lr=0.05))
         # 6 steps from the content image must lower the objective; 5% fails a no-op run.
-        assert float(res.loss) < 0.95 * f0, method
+        # Plain gradient descent at a stable step size moves slowly on this ill-conditioned
+        # objective (measured 4% in 6 steps): 1% for it.
+        assert float(res.loss) < (0.99 if method == "gd" else 0.95) * f0, method
         assert float(res.image.min()) >= 0 and float(res.image.max()) <= 1
 
 
@@ -166,22 +191,24 @@ def test_readme_snippet_runs(tiny_vgg, monkeypatch):
 
 def test_auto_scales_equalise_gradient_norms(tiny_vgg):
     # seed 003 §4: λ_m makes the style gradient of method m as large as the content gradient.
-    content, style, _ = _tiny_problem(tiny_vgg)
-    config = StyleConfig(style_loss="gram:1,bn:1", max_iter=2)
-    targets = nstjax.compute_targets(tiny_vgg, content, [style], config=config)
-    lw = config.loss_weights()
-    key = jax.random.PRNGKey(0)
-    scales = nstjax.auto_scales(content, tiny_vgg, targets, lw, config=config, key=key)
-    probe = jnp.clip(content + 0.05 * jax.random.normal(jax.random.fold_in(key, 7),
+    content, style = _tiny_problem()
+    objective = Objective(style_losses=("gram", "bn"))
+    targets = nstjax.compute_targets(tiny_vgg, content, [style], objective=objective)
+    lw = nstjax.loss_weights(objective)
+    scales = nstjax.auto_scales(content, tiny_vgg, targets, lw, KEY, objective=objective)
+    probe = jnp.clip(content + 0.05 * jax.random.normal(jax.random.fold_in(KEY, 7),
                                                         content.shape), 0.0, 1.0)
     only = lambda **kw: lw._replace(**kw)  # noqa: E731
-    g_content = jax.grad(lambda x: nstjax.objective_terms(
-        x, tiny_vgg, targets, only(style=jnp.float32(0.0)), config=config)["total"])(probe)
+    g_content = jax.grad(lambda x: nstjax.total_loss(
+        x, tiny_vgg, targets, only(style_weight=jnp.float32(0.0)), KEY,
+        objective=objective))(probe)
     for m in range(2):
         mix = jnp.zeros(2).at[m].set(1.0)
-        g_style = jax.grad(lambda x: nstjax.objective_terms(
-            x, tiny_vgg, targets, only(content=jnp.float32(0.0), style=jnp.float32(1.0),
-                                       mix=mix, scales=scales), config=config)["total"])(probe)
+        g_style = jax.grad(lambda x: nstjax.total_loss(
+            x, tiny_vgg, targets, only(content_weight=jnp.float32(0.0),
+                                       style_weight=jnp.float32(1.0), style_mix=mix,
+                                       style_scales=scales), KEY,
+            objective=objective))(probe)
         # float32 norms of ~3k-element gradients: 1e-4 relative.
         np.testing.assert_allclose(float(jnp.linalg.norm(g_style)),
                                    float(jnp.linalg.norm(g_content)), rtol=1e-4)
