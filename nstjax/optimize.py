@@ -228,6 +228,97 @@ def gd(*, lower: ArrayLike = 0.0, upper: ArrayLike = 1.0, lr: ArrayLike = 0.02) 
     return _projected_first_order(optax.sgd(lr), lower, upper)
 
 
+class SolveState(NamedTuple):
+    """Where a solve stands between compiled calls (see :func:`minimize_continue`).
+
+    Attributes:
+      n_iter: ``i32[]`` iterations done.
+      x: the kept iterate.
+      opt_state: the optimizer's state at ``x``.
+      value: ``f32[]`` loss at ``x`` (caller's units).
+      history: ``f32[max_iter]`` loss after each iteration; NaN past ``n_iter``.
+      status: ``i32[]`` :attr:`Status.MAX_ITER` while the solve may go on.
+      unit: ``f32[]`` ``|f(x₀)|``, the scale the optimizer sees the loss in.
+    """
+
+    n_iter: jax.Array
+    x: jax.Array
+    opt_state: Any
+    value: jax.Array
+    history: jax.Array
+    status: jax.Array
+    unit: jax.Array
+
+
+def _scaled(fun, unit):
+    return lambda x: fun(x) / unit
+
+
+def minimize_init(fun: Callable, x0, optimizer: Optimizer, *, max_iter: int) -> SolveState:
+    """Start a solve at ``x0`` (projected into the box); no iteration is taken."""
+    x0 = optimizer.project(x0)
+    f0 = jax.lax.stop_gradient(fun(x0))
+    unit = jnp.where(jnp.isfinite(f0) & (jnp.abs(f0) > 1e-30), jnp.abs(f0), 1.0)
+    opt_state, value0 = optimizer.init(_scaled(fun, unit), x0)
+    value0 = value0 * unit
+    status0 = jnp.where(jnp.isfinite(value0), Status.MAX_ITER, Status.NON_FINITE)
+    return SolveState(n_iter=jnp.int32(0), x=x0, opt_state=opt_state, value=value0,
+                      history=jnp.full((max_iter,), jnp.nan, jnp.float32),
+                      status=status0.astype(jnp.int32), unit=unit)
+
+
+def minimize_continue(fun: Callable, state: SolveState, optimizer: Optimizer, *,
+                      until: ArrayLike, rtol: ArrayLike = 0.0, tol_x: ArrayLike = 0.0,
+                      threshold: ArrayLike = -jnp.inf,
+                      on_step: Callable | None = None) -> SolveState:
+    """Iterate until ``until`` iterations are done in all, or a stop rule fires.
+
+    ``until`` may be traced, so one compiled program runs a solve in chunks: the caller
+    reports progress, saves snapshots and checks for Ctrl-C between calls, with no host
+    callback inside the program (JAX never writes a program with callbacks to the
+    persistent compilation cache). Arguments as in :func:`minimize`.
+    """
+    scaled = _scaled(fun, state.unit)
+    max_iter = state.history.shape[0]
+    until = jnp.minimum(until, max_iter)
+
+    def cond(carry):
+        return (carry.n_iter < until) & (carry.status == Status.MAX_ITER)
+
+    def body(carry):
+        i, x, opt_state, value, history, _, unit = carry
+        x_new, opt_state_new, value_new = optimizer.step(scaled, x, opt_state)
+        value_new = value_new * unit
+        finite = jnp.isfinite(value_new) & jnp.all(jnp.isfinite(x_new))
+        # A non-finite step is discarded: keep the last finite iterate and its loss.
+        x_keep = jnp.where(finite, x_new, x)
+        value_keep = jnp.where(finite, value_new, value)
+        opt_state_keep = jax.tree.map(lambda a, b: jnp.where(finite, a, b), opt_state_new,
+                                      opt_state)
+        history = history.at[i].set(value_new.astype(jnp.float32))
+        rel_f = jnp.abs(value_new - value) <= rtol * jnp.abs(value)
+        rel_x = jnp.linalg.norm((x_new - x).ravel()) <= tol_x * jnp.linalg.norm(x.ravel())
+        stop = jnp.asarray(False) if on_step is None else on_step(i + 1, value_keep, x_keep)
+        status = jnp.select(
+            [~finite, value_new < threshold, rel_f & (rtol > 0), rel_x & (tol_x > 0), stop],
+            [Status.NON_FINITE, Status.THRESHOLD, Status.CONVERGED, Status.CONVERGED_X,
+             Status.INTERRUPTED], Status.MAX_ITER).astype(jnp.int32)
+        return SolveState(i + 1, x_keep, opt_state_keep, value_keep, history, status, unit)
+
+    return jax.lax.while_loop(cond, body, state)
+
+
+def minimize_result(fun: Callable, state: SolveState, optimizer: Optimizer) -> OptimizeResult:
+    """The :class:`OptimizeResult` of a solve: unbounded optimizers' iterate is projected
+    into the box and ``fun`` evaluated there."""
+    x, value = state.x, state.value
+    if not optimizer.bounded:
+        x = optimizer.project(x)
+        value = jnp.where(state.status == Status.NON_FINITE, value, fun(x))
+    return OptimizeResult(x=x, value=value, history=state.history, n_iter=state.n_iter,
+                          status=state.status)
+
+
 def minimize(fun: Callable, x0, optimizer: Optimizer, *, max_iter: int,
              rtol: ArrayLike = 0.0, tol_x: ArrayLike = 0.0,
              threshold: ArrayLike = -jnp.inf,
@@ -235,7 +326,9 @@ def minimize(fun: Callable, x0, optimizer: Optimizer, *, max_iter: int,
     """Minimise ``fun`` from ``x0`` with ``optimizer`` inside one ``lax.while_loop``.
 
     Pure: call it inside ``jit`` and ``vmap`` it for sweeps. ``rtol``, ``tol_x`` and
-    ``threshold`` may be traced; ``max_iter`` is static.
+    ``threshold`` may be traced; ``max_iter`` is static. To run a solve in chunks (progress
+    between compiled calls), use :func:`minimize_init`, :func:`minimize_continue` and
+    :func:`minimize_result`, of which this is the composition.
 
     The optimizer sees ``f / |f(x₀)|``: style objectives reach 1e11-1e15, where L-BFGS-B's
     first steps stall and L-BFGS's first line search overshoots (measured: with the raw
@@ -257,49 +350,14 @@ def minimize(fun: Callable, x0, optimizer: Optimizer, *, max_iter: int,
       threshold: stop when the loss falls below it.
       on_step: optional traced function ``(i, value, x) -> bool[]`` called after every
         iteration with the iterations done (1-based), the loss (caller's units) and the
-        kept iterate; ``True`` stops the loop with :attr:`Status.INTERRUPTED`.
+        kept iterate; ``True`` stops the loop with :attr:`Status.INTERRUPTED`. A host
+        callback inside it keeps the program out of the persistent compilation cache.
 
     Returns:
       An :class:`OptimizeResult`; ``x`` is in the box (unbounded optimizers' final iterate
       is projected and ``value`` evaluated there).
     """
-    x0 = optimizer.project(x0)
-    f0 = jax.lax.stop_gradient(fun(x0))
-    unit = jnp.where(jnp.isfinite(f0) & (jnp.abs(f0) > 1e-30), jnp.abs(f0), 1.0)
-    scaled = lambda x: fun(x) / unit  # noqa: E731
-
-    state0, value0 = optimizer.init(scaled, x0)
-    value0 = value0 * unit
-    status0 = jnp.where(jnp.isfinite(value0), Status.MAX_ITER, Status.NON_FINITE)
-    history0 = jnp.full((max_iter,), jnp.nan, jnp.float32)
-    # carry: iterations done, iterate, optimizer state, loss at iterate, history, status
-    carry0 = (jnp.int32(0), x0, state0, value0, history0, status0.astype(jnp.int32))
-
-    def cond(carry):
-        i, *_, status = carry
-        return (i < max_iter) & (status == Status.MAX_ITER)
-
-    def body(carry):
-        i, x, state, value, history, _ = carry
-        x_new, state_new, value_new = optimizer.step(scaled, x, state)
-        value_new = value_new * unit
-        finite = jnp.isfinite(value_new) & jnp.all(jnp.isfinite(x_new))
-        # A non-finite step is discarded: keep the last finite iterate and its loss.
-        x_keep = jnp.where(finite, x_new, x)
-        value_keep = jnp.where(finite, value_new, value)
-        state_keep = jax.tree.map(lambda a, b: jnp.where(finite, a, b), state_new, state)
-        history = history.at[i].set(value_new.astype(jnp.float32))
-        rel_f = jnp.abs(value_new - value) <= rtol * jnp.abs(value)
-        rel_x = jnp.linalg.norm((x_new - x).ravel()) <= tol_x * jnp.linalg.norm(x.ravel())
-        stop = jnp.asarray(False) if on_step is None else on_step(i + 1, value_keep, x_keep)
-        status = jnp.select(
-            [~finite, value_new < threshold, rel_f & (rtol > 0), rel_x & (tol_x > 0), stop],
-            [Status.NON_FINITE, Status.THRESHOLD, Status.CONVERGED, Status.CONVERGED_X,
-             Status.INTERRUPTED], Status.MAX_ITER).astype(jnp.int32)
-        return i + 1, x_keep, state_keep, value_keep, history, status
-
-    n_iter, x, _, value, history, status = jax.lax.while_loop(cond, body, carry0)
-    if not optimizer.bounded:
-        x = optimizer.project(x)
-        value = jnp.where(status == Status.NON_FINITE, value, fun(x))
-    return OptimizeResult(x=x, value=value, history=history, n_iter=n_iter, status=status)
+    state = minimize_init(fun, x0, optimizer, max_iter=max_iter)
+    state = minimize_continue(fun, state, optimizer, until=max_iter, rtol=rtol, tol_x=tol_x,
+                              threshold=threshold, on_step=on_step)
+    return minimize_result(fun, state, optimizer)

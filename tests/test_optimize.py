@@ -198,3 +198,73 @@ def test_registry_refuses_duplicates_and_unknown_names():
         make_optimizer("sgd")
     assert optimize.DEFAULT_OPTIMIZER in optimize.OPTIMIZERS
     assert {"plbfgs", "lbfgsb", "lbfgs", "optax-lbfgs", "adam", "gd"} <= set(optimize.OPTIMIZERS)
+
+
+def test_a_solve_in_chunks_equals_one_solve():
+    fun, _ = _box_qp()
+    opt = make_optimizer("plbfgs")
+    x0 = jnp.full(12, 0.5, jnp.float32)
+    whole = jax.jit(lambda x: minimize(fun, x, opt, max_iter=20))(x0)
+    start = jax.jit(lambda x: optimize.minimize_init(fun, x, opt, max_iter=20))
+    chunk = jax.jit(lambda s, until: optimize.minimize_continue(fun, s, opt, until=until))
+    state, seen = start(x0), []
+    for until in (7, 14, 21):  # one program for every chunk: `until` is traced
+        state = chunk(state, until)
+        seen.append(int(state.n_iter))
+    res = optimize.minimize_result(fun, state, opt)
+    assert seen == [7, 14, 20] and chunk._cache_size() == 1
+    np.testing.assert_array_equal(np.asarray(res.x), np.asarray(whole.x))
+    np.testing.assert_array_equal(np.asarray(res.history), np.asarray(whole.history))
+
+
+_CACHE_PROBE = """
+import jax, jax.numpy as jnp
+from nstjax import optimize
+from nstjax._compile_cache import enable_compilation_cache
+events = []
+jax.monitoring.register_event_listener(lambda name, **kw: events.append(name))
+jnp.zeros(3).block_until_ready()  # a compilation before enabling must not matter
+print("DIR", enable_compilation_cache())
+fun = lambda x: jnp.sum((x - jnp.linspace(0.1, 0.9, 8)) ** 4)
+res = jax.jit(lambda x: optimize.minimize(fun, x, optimize.make_optimizer("plbfgs"),
+                                          max_iter=5))(jnp.zeros(8))
+res.x.block_until_ready()
+print("HITS", events.count("/jax/compilation_cache/cache_hits"))
+print("MISSES", events.count("/jax/compilation_cache/cache_misses"))
+"""
+
+
+def _probe(env):
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", _CACHE_PROBE], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    return {k: v for k, v in (line.split(" ", 1) for line in out.splitlines())}
+
+
+def test_compilation_cache_is_used_by_a_second_process(tmp_path):
+    import os
+    env = {**os.environ, "NSTJAX_COMPILATION_CACHE": str(tmp_path / "jax-cache")}
+    first = _probe(env)
+    assert first["DIR"] == str(tmp_path / "jax-cache")
+    assert int(first["MISSES"]) >= 1
+    second = _probe(env)
+    # Every program the second process compiles comes from the first one's cache.
+    assert int(second["MISSES"]) == 0 and int(second["HITS"]) >= int(first["MISSES"])
+    off = _probe({**env, "NSTJAX_COMPILATION_CACHE": "off"})
+    assert off["DIR"] == "None" and int(off["HITS"]) == 0
+
+
+def test_compilation_cache_folder_follows_the_environment(monkeypatch, tmp_path):
+    from nstjax._compile_cache import compilation_cache_dir
+    monkeypatch.delenv("NSTJAX_COMPILATION_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert compilation_cache_dir() == tmp_path / "nstjax" / "jax"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert compilation_cache_dir() == tmp_path / "home" / ".cache" / "nstjax" / "jax"
+    monkeypatch.setenv("NSTJAX_COMPILATION_CACHE", "~/elsewhere")
+    assert compilation_cache_dir() == tmp_path / "home" / "elsewhere"
+    for off in ("0", "off", "OFF", "false", "no"):
+        monkeypatch.setenv("NSTJAX_COMPILATION_CACHE", off)
+        assert compilation_cache_dir() is None
