@@ -255,8 +255,12 @@ def replace_weight(weights: LossWeights, name: str, value) -> LossWeights:
     old = getattr(weights, name)
     new = jnp.asarray(check_weight(name, value))
     if new.shape != old.shape:
-        raise ValueError(f"{name.replace('_', '-')}: each value must have shape {old.shape}, "
-                         f"got {new.shape}")
+        what = {"style_layer_weights": "style layer", "content_layer_weights": "content layer",
+                "style_mix": "style-loss method", "style_scales": "style-loss method",
+                "style_blend": "style image"}.get(name)
+        raise ValueError(f"{name.replace('_', '-')}: each value must be "
+                         + (f"{old.size} weights, one per {what}" if what else "one number")
+                         + f", got {_show(value)}")
     if name == "style_blend":
         if float(jnp.sum(new)) <= 0:
             raise ValueError("style-blend weights sum to 0: give at least one positive weight")

@@ -139,12 +139,12 @@ def run(args) -> int:
     values, swept = _sweep_values(args, objective)
 
     from nstjax import sweeps as sw
-    from nstjax.cli.stylize import build_weights
+    from nstjax.config import loss_weights
     from nstjax.image import save_image
     from nstjax.pictures import contact_sheet, label
 
     n_styles = 1 if args.demo else len(args.style)
-    base = build_weights(args, objective, mix, n_styles)
+    base = loss_weights(objective, n_styles=n_styles, style_mix=mix)  # members vary it
     members = sw.member_settings(values, mode=args.mode)
     sw.stack_loss_weights(base, members)              # every member's values checked now
     outputs = _outputs(out_dir, len(members), args.demo)
