@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nstjax import cli
+from nstjax.cli import run
 
 from conftest import make_image
 
@@ -27,7 +27,7 @@ def images(tmp_path):
 
 
 def _run(argv, capsys):
-    code = cli.run([str(a) for a in argv])
+    code = run(["stylize", *map(str, argv)])
     err = capsys.readouterr().err
     return code, err
 
@@ -44,7 +44,8 @@ def test_cli_end_to_end(images, tmp_path, real_vgg, capsys):
     assert img.shape == (27, 32, 3)                 # long edge 32, aspect of 48×40 kept
     meta = json.loads((tmp_path / "out" / "result.png.json").read_text())
     assert meta["iterations"] == 3 and len(meta["loss_history"]) == 3
-    assert meta["settings"]["size"] == 32 and meta["config"]["optimizer"] == "lbfgsb"
+    assert meta["arguments"]["size"] == 32 and meta["solver"]["max_iter"] == 3
+    assert meta["status"] == "max_iter" and meta["command"] == "stylize"
     assert meta["loss_history"][-1] < meta["loss_history"][0]
     assert (tmp_path / "out" / "result_00002.png").exists()
     assert c.read_bytes() == before                 # inputs untouched
@@ -64,6 +65,15 @@ BAD = [
     (["--content", "{c}", "--style", "{s}", "--style-loss", "nope"], "unknown style loss"),
     (["--content", "{c}", "--style", "{s}", "--output", "{tmp}/x.unknownext"], "extension"),
     (["--content", "{c}", "--style", "{s}", "--style-blend", "1,2"], "style-blend"),
+    (["--content", "{c}", "--style", "{s}", "--style-blend", "0"], "sum to 0"),
+    (["--content", "{c}", "--style", "{s}", "--style-weight", "1e40"], "overflow"),
+    (["--content", "{c}", "--style", "{s}", "--threshold", "nan"], "threshold"),
+    (["--content", "{c}", "--style", "{s}", "--size", "abc"], "invalid int value"),
+    (["--content", "{c}", "--style", "{s}", "--output", "{tmp}"], "is a folder"),
+    (["--content", "{tiny}", "--style", "{s}"], "16-pixel minimum"),
+    (["--content", "{c}", "--style", "{s}", "--init", "{wide}"], "aspect ratio"),
+    (["--content", "{c}", "--style", "{s}", "--config", "{tmp}/none.json"], "no such file"),
+    (["--content", "{c}", "--style", "{s}", "--config", "{notimg}"], "JSON"),
     (["--content", "{c}", "--style", "{s}", "--init", "{tmp}/nope.png"], "no such file"),
 ]
 
@@ -73,7 +83,10 @@ def test_bad_input_one_line_exit_2(images, tmp_path, capsys, argv, message):
     c, s = images
     notimg = tmp_path / "notes.png"
     notimg.write_text("this is not an image")
-    fmt = dict(c=c, s=s, tmp=tmp_path, notimg=notimg)
+    tiny, wide = tmp_path / "tiny.png", tmp_path / "wide.png"
+    Image.new("RGB", (1, 1)).save(tiny)
+    Image.new("RGB", (90, 20)).save(wide)
+    fmt = dict(c=c, s=s, tmp=tmp_path, notimg=notimg, tiny=tiny, wide=wide)
     argv = [a.format(**fmt) for a in argv]
     if "--output" not in argv:
         argv += ["--output", str(tmp_path / "o.png")]
@@ -84,6 +97,28 @@ def test_bad_input_one_line_exit_2(images, tmp_path, capsys, argv, message):
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
     assert c.read_bytes() == before
     assert not (tmp_path / "o.png").exists()
+
+
+def test_sidecar_repeats_the_run_with_config(images, tmp_path, tiny_vgg, monkeypatch, capsys):
+    import nstjax
+    monkeypatch.setattr(nstjax, "load_vgg19", lambda *a, **k: tiny_vgg)
+    c, s = images
+    first = tmp_path / "first.png"
+    code, err = _run(["--content", c, "--style", s, "--output", first, "--size", 32,
+                      "--iters", 3, "--style-weight", 7, "--no-progress", "--tv-weight", "0.5",
+                      "--style-layers", "relu1_1", "relu2_1"], capsys)
+    assert code == 0, err
+    text = (tmp_path / "first.png.json").read_text()
+    meta = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict JSON: {c}"))
+    assert meta["solver"]["threshold"] == "-inf"      # documented, not -Infinity
+    again = tmp_path / "again.png"
+    code, err = _run(["--config", tmp_path / "first.png.json", "--output", again,
+                      "--iters", 2], capsys)
+    assert code == 0, err
+    meta2 = json.loads((tmp_path / "again.png.json").read_text())
+    assert meta2["objective"] == meta["objective"]            # layers from the sidecar
+    assert meta2["loss_weights"]["style_weight"] == 7.0 and meta2["solver"]["max_iter"] == 2
+    assert meta2["arguments"]["content"] == str(c)
 
 
 def test_bad_input_in_a_subprocess_has_no_traceback(images, tmp_path):

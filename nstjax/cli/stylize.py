@@ -73,10 +73,10 @@ def _check(args):
     if args.save_every < 0:
         raise UsageError("--save-every must be >= 0")
     out = Path(args.output)
-    if common.image_format(out) is None:
-        raise UsageError(f"{out}: unknown image extension {out.suffix!r}")
     if out.is_dir():
         raise UsageError(f"{out}: is a folder; give an image file name")
+    if common.image_format(out) is None:
+        raise UsageError(f"{out}: unknown image extension {out.suffix!r}")
     common.refuse_overwriting_inputs([out], common.input_paths(args))
     return out
 
