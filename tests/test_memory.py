@@ -1,0 +1,229 @@
+"""Tests of nstjax.memory: XLA's compiled numbers against measured resident memory.
+
+The measured side runs in a fresh subprocess (nothing else of the test session resident)
+and is independent of XLA's numbers: the inputs' resident size is ``VmRSS`` after creating
+them minus ``VmRSS`` before (freed heap returned with ``malloc_trim`` both times), and a
+call's growth is :func:`nstjax.memory.measure_peak_bytes` (high-water mark reset through
+``/proc/self/clear_refs``, so the compiler's own larger peak cannot hide it).  Why that is
+trustworthy on the CPU backend is in that function's docstring.
+
+Tolerance: the issue asks for the estimate within 20% of the measured peak.  The
+execution part alone (``temp + output`` against the call's growth) is held to the same 20%
+where it is at least 8 MB; below that a fixed 1-3 MB of runtime scratch (thread-local
+buffers of the convolution kernels) is a large fraction.  Measured on this machine the
+totals agree to 1-8% (table in the module's commit message).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nstjax import memory
+from nstjax import weights as W
+
+MiB = 2 ** 20
+
+# Runs in a fresh interpreter: builds the inputs, compiles value-and-grad of a Gram + content
+# objective (vmapped over members for a sweep), and prints XLA's figures and the measured ones.
+PROBE = r"""
+import json, sys
+import numpy as np
+import jax, jax.numpy as jnp
+from nstjax import losses, memory
+from nstjax import weights as W
+from nstjax.vgg import extract_features
+
+cfg = json.loads(sys.argv[1])
+CONTENT, STYLE = "relu4_2", ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+LAYERS = (CONTENT,) + STYLE
+members, size = cfg["members"], cfg["size"]
+h, w = 3 * size // 4, size
+widths = (8, 8, 16, 16, 16) if cfg["weights"] == "tiny" else (64, 128, 256, 512, 512)
+param_shapes, cin = {}, 3
+for name in W.CONV_NAMES:
+    cout = widths[int(name[5]) - 1]
+    param_shapes[name] = ((3, 3, cin, cout), (cout,))
+    cin = cout
+
+# Everything that loads code or fills caches happens before the baseline: backend start,
+# tracing (shapes of the features), a first host-to-device copy, HDF5's start-up.
+f32 = lambda shape: jax.ShapeDtypeStruct(shape, jnp.float32)
+abstract = W.VGGWeights({n: {"kernel": f32(k), "bias": f32(b)} for n, (k, b) in
+                         param_shapes.items()}, f32((3,)), f32((3,)), f32(()),
+                        jax.ShapeDtypeStruct((), jnp.bool_))
+shapes = jax.eval_shape(lambda v, im: extract_features(v, im, LAYERS), abstract, f32((h, w, 3)))
+
+def make_args():
+    rng = np.random.default_rng(0)
+    if cfg["weights"] == "tiny":
+        params = {n: {"kernel": jnp.asarray(rng.standard_normal(k, np.float32)
+                                            * np.float32((2 / (9 * k[2])) ** 0.5)),
+                      "bias": jnp.asarray(np.zeros(b, np.float32))}
+                  for n, (k, b) in param_shapes.items()}
+        vgg = W.weights_from_arrays(params)
+    else:
+        vgg = W.load_vgg19(cfg["weights"], log=lambda m: None)
+    image = jnp.asarray(rng.uniform(0, 1, (members, h, w, 3)).astype(np.float32))
+    style_weight = jnp.asarray(np.logspace(0, 2, members).astype(np.float32))
+    content_target = jnp.asarray(rng.standard_normal(shapes[CONTENT].shape, np.float32))
+    grams = tuple(jnp.asarray(rng.standard_normal((shapes[l].shape[-1],) * 2, np.float32))
+                  for l in STYLE)
+    return jax.block_until_ready((image, style_weight, vgg, content_target, grams))
+
+# Made once and dropped first, so that what loads code or fills caches on first use (HDF5,
+# host-to-device copies, array conversions) is resident before the baseline.
+make_args()
+memory._release_freed_memory()
+rss0 = memory.rss_bytes()
+args = make_args()
+memory._release_freed_memory()
+inputs_resident = memory.rss_bytes() - rss0
+
+def objective(im, sw, vgg, ct, grams):
+    f = extract_features(vgg, im, LAYERS)
+    style = sum(losses.gram_loss(f[l], g) for l, g in zip(STYLE, grams))
+    return losses.content_loss(f[CONTENT], ct) + sw * style
+
+one = jax.value_and_grad(objective)
+fn = jax.vmap(one, in_axes=(0, 0, None, None, None)) if members > 1 else (
+    lambda im, sw, *rest: one(im[0], sw[0], *rest))
+compiled = jax.jit(fn).lower(*args).compile()
+pm = memory.program_memory(compiled)
+jax.block_until_ready(compiled(*args))  # warm-up: one-time initialisation is not the call's
+growth = max(memory.measure_peak_bytes(compiled, *args) for _ in range(3))
+print(json.dumps({"program": pm._asdict(), "total": pm.total, "new": pm.new,
+                  "inputs_resident": inputs_resident, "growth": growth,
+                  "measured": inputs_resident + growth}))
+"""
+
+
+def probe(weights, size, members=1):
+    # A fixed mmap threshold: every large buffer is mapped on malloc and unmapped on free, so
+    # resident memory follows allocations exactly (glibc's sliding threshold would otherwise
+    # serve a later buffer from heap pages that are already resident and hide it).
+    env = dict(os.environ, JAX_PLATFORMS="cpu", MALLOC_MMAP_THRESHOLD_="65536",
+               MALLOC_TRIM_THRESHOLD_="0")
+    cfg = json.dumps({"weights": str(weights), "size": size, "members": members})
+    proc = subprocess.run([sys.executable, "-c", PROBE, cfg], capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def check(r, label):
+    est, got = r["total"], r["measured"]
+    p = r["program"]
+    line = (f"{label}: estimate {est / MiB:.1f} MiB (inputs {p['argument'] / MiB:.1f} + temp "
+            f"{p['temp'] / MiB:.1f} + output {p['output'] / MiB:.1f} + scratch "
+            f"{p['scratch'] / MiB:.1f}), measured {got / MiB:.1f} MiB (inputs "
+            f"{r['inputs_resident'] / MiB:.1f} + call {r['growth'] / MiB:.1f}), "
+            f"ratio {est / got:.3f}")
+    print(line)
+    assert abs(est - got) <= 0.2 * got, line
+    if r["growth"] >= 8 * MiB:
+        assert abs(r["new"] - r["growth"]) <= 0.2 * r["growth"], line
+    assert est >= got - 2 * MiB, line  # errs, if at all, towards refusing: never far under
+    return line
+
+
+@pytest.mark.parametrize("size, members", [(256, 1), (512, 1), (256, 4)])
+def test_compiled_estimate_matches_measured_peak_tiny_vgg(size, members):
+    r = probe("tiny", size, members)
+    assert r["program"]["temp"] > 4 * MiB  # large enough that the comparison means something
+    check(r, f"tiny VGG {size}px ×{members}")
+
+
+@pytest.mark.real_weights
+@pytest.mark.parametrize("size, members", [(64, 1), (128, 1), (64, 4)])
+def test_compiled_estimate_matches_measured_peak_real_vgg(size, members):
+    path = W.default_weights_path()
+    if not path.exists():
+        pytest.skip(f"{path} missing")
+    r = probe(path, size, members)
+    # All 20M parameters are held although the program reads only up to relu5_1.
+    assert r["program"]["argument"] >= 4 * W.PARAMETER_COUNT
+    check(r, f"real VGG {size}px ×{members}")
+
+
+# ----------------------------------------------------------------------------- program_memory
+
+def test_program_memory_reads_xlas_sizes_exactly():
+    x = jnp.ones((1000,), jnp.float32)
+    unused = jnp.ones((250_000,), jnp.float32)  # 1 MB the program never reads
+    compiled = jax.jit(lambda a, b: jnp.sin(a) * 2.0).lower(x, unused).compile()
+    stats = compiled.memory_analysis()
+    assert stats.argument_size_in_bytes == 4000  # XLA leaves out the unused input ...
+    pm = memory.program_memory(compiled)
+    assert pm.argument == 4000 + 1_000_000  # ... which the caller still holds
+    assert pm.output == 4000 and pm.alias == 0
+    assert pm.scratch == 1_000_000 + memory.CPU_SCRATCH_BYTES  # CPU: largest input + blocks
+    assert memory.program_memory(compiled, args=(x,)).argument == 4000  # caller's own view
+    assert memory.compiled_bytes(compiled) == pm.total == (
+        1_004_000 + 4000 + pm.temp + pm.code + pm.scratch)
+    donated = jax.jit(lambda a: a * 2.0, donate_argnums=0).lower(x).compile()
+    dm = memory.program_memory(donated)
+    assert dm.alias == 4000 and dm.new == dm.temp + dm.code + dm.scratch  # written in place
+
+
+def test_measure_peak_bytes_sees_a_known_allocation():
+    n = 64 * MiB // 4
+    make = jax.jit(lambda s: jnp.full((n,), s, jnp.float32))  # one 64 MiB output, written
+    jax.block_until_ready(make(1.0))
+    grown = memory.measure_peak_bytes(make, 2.0)
+    # 64 MiB plus at most a few MiB of runtime scratch; page-exact resident accounting.
+    assert 63 * MiB <= grown <= 70 * MiB, grown / MiB
+
+
+# ----------------------------------------------------------------------------- available memory
+
+def write(root, files):
+    for name, text in files.items():
+        p = root / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+
+
+def test_cgroup_v2_limit_counts_inactive_file_cache_as_available(tmp_path):
+    write(tmp_path, {"memory.max": "1073741824\n", "memory.current": "536870912\n",
+                     "memory.stat": "anon 400000000\ninactive_file 100000000\n"})
+    assert memory.cgroup_available_bytes(str(tmp_path)) == 1073741824 - (536870912 - 100000000)
+
+
+def test_cgroup_v1_limit_and_unlimited(tmp_path):
+    write(tmp_path, {"memory/memory.limit_in_bytes": "2147483648\n",
+                     "memory/memory.usage_in_bytes": "1073741824\n",
+                     "memory/memory.stat": "cache 5\ntotal_inactive_file 73741824\n"})
+    assert memory.cgroup_available_bytes(str(tmp_path)) == 2147483648 - 1000000000
+    write(tmp_path, {"memory/memory.limit_in_bytes": "9223372036854771712\n"})  # v1 "none"
+    assert memory.cgroup_available_bytes(str(tmp_path)) is None
+    write(tmp_path, {"memory.max": "max\n"})
+    assert memory.cgroup_available_bytes(str(tmp_path)) is None
+    assert memory.cgroup_available_bytes(str(tmp_path / "absent")) is None
+
+
+def test_meminfo_and_the_smaller_limit_wins(tmp_path, monkeypatch):
+    info = tmp_path / "meminfo"
+    info.write_text("MemTotal:  16000000 kB\nMemFree:  1000 kB\nMemAvailable:   8000000 kB\n")
+    assert memory.meminfo_available_bytes(str(info)) == 8_000_000 * 1024
+    monkeypatch.setattr(memory, "meminfo_available_bytes", lambda: 8 << 30)
+    monkeypatch.setattr(memory, "cgroup_available_bytes", lambda: 2 << 30)
+    assert memory.available_bytes() == 2 << 30  # a container's limit below the host's RAM
+    monkeypatch.setattr(memory, "cgroup_available_bytes", lambda: None)
+    assert memory.available_bytes() == 8 << 30
+
+
+def test_available_bytes_on_this_machine_is_plausible():
+    got = memory.available_bytes()
+    total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    assert 0 < got <= total
+    real = memory.meminfo_available_bytes()
+    if real is not None:
+        assert got <= real
