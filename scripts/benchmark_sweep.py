@@ -3,9 +3,9 @@
 
     python scripts/benchmark_sweep.py --size 128 --iters 20 --optimizer adam
 
-Both sides use the same images, sizes, VGG weights and iteration counts (``--tol 0``, so
-every member runs all ``--iters``).  Each side is run twice: the first call includes
-compilation, the second reuses the compiled program, so
+Both sides use the same images, sizes, VGG weights, key and iteration counts (the solver's
+stop rules are off, so every member runs all ``--iters``).  Each side is run twice: the first
+call includes compilation, the second reuses the compiled program, so
 
     compile ≈ first − second,    without compile = second.
 
@@ -18,12 +18,9 @@ targets: never slower than sequential on the CPU; at least 4× on a GPU at 256 p
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def main(argv=None) -> int:
@@ -31,8 +28,10 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, default=128, help="long edge, pixels (content 3:4)")
     p.add_argument("--k", type=int, default=8, help="members (style weights 10^0 ... )")
     p.add_argument("--iters", type=int, default=20)
-    p.add_argument("--optimizer", default="adam", help="adam, lbfgsb, lbfgs or optax-lbfgs")
-    p.add_argument("--style-loss", default="gram")
+    p.add_argument("--optimizer", default="adam", help="a registered optimizer (adam, plbfgs, "
+                   "lbfgsb, lbfgs, optax-lbfgs, gd)")
+    p.add_argument("--style-loss", default="gram",
+                   help="method(s), e.g. gram or bn:0.5,mmd-poly:0.5")
     p.add_argument("--chunk", type=int, help="sweep micro-batch (default: all that fit)")
     p.add_argument("--weights", type=Path, help="vgg19.h5; --random-weights to skip")
     p.add_argument("--random-weights", action="store_true",
@@ -44,25 +43,32 @@ def main(argv=None) -> int:
 
     import nstjax
     from nstjax import demo
-    from nstjax.sweeps import sweep
-    from nstjax.transfer import StyleConfig
+    from nstjax.config import replace_weight
 
-    if args.random_weights:
-        vgg = nstjax.init_random_weights(jax.random.PRNGKey(0),
-                                         widths=(64, 128, 256, 512, 512))
-    else:
-        vgg = nstjax.load_vgg19(args.weights, log=lambda m: print(m, file=sys.stderr))
+    try:
+        names, mix = nstjax.parse_style_spec(args.style_loss)
+        objective = nstjax.Objective(style_losses=names)
+        base = nstjax.loss_weights(objective, style_mix=mix)
+        solver = nstjax.Solver(optimizer=args.optimizer, max_iter=args.iters, lr=0.02)
+        if args.k < 1 or (args.chunk is not None and args.chunk < 1):
+            raise ValueError("--k and --chunk must be >= 1")
+        if args.random_weights:
+            vgg = nstjax.init_random_weights(jax.random.PRNGKey(0), widths=nstjax.VGG_WIDTHS)
+        else:
+            vgg = nstjax.load_vgg19(args.weights, log=lambda m: print(m, file=sys.stderr))
+    except (ValueError, nstjax.WeightsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     content = demo.demo_content(3 * args.size // 4, args.size)
     style = demo.demo_style(args.size, args.size)
-    config = StyleConfig(optimizer=args.optimizer, max_iter=args.iters, style_loss=args.style_loss,
-                         lr=0.02)
+    key = jax.random.PRNGKey(0)
     betas = [float(10.0 ** (i / 2)) for i in range(args.k)]
 
     def sequential():
         out = []
         for b in betas:
-            r = nstjax.stylize(vgg, content, style, config=dataclasses.replace(config,
-                                                                              style_weight=b))
+            r = nstjax.stylize(vgg, content, style, key=key, objective=objective, solver=solver,
+                               weights=replace_weight(base, "style_weight", b))
             out.append(r.image)
         jax.block_until_ready(out)
         return np.stack([np.asarray(x) for x in out])
@@ -70,8 +76,9 @@ def main(argv=None) -> int:
     plan = []
 
     def swept():
-        res = sweep(vgg, content, style, {"style": betas}, config=config, chunk=args.chunk,
-                    log=plan.append)
+        res = nstjax.sweep(vgg, content, style, {"style_weight": betas}, key=key,
+                           objective=objective, weights=base, solver=solver, chunk=args.chunk,
+                           log=plan.append)
         return res.images
 
     def timed(fn):

@@ -18,23 +18,22 @@ Gradients are taken through ``extract_features`` with one VJP per method (the co
 the gradient of the loss with respect to the features), on CPU in float32.
 
 Usage: python scripts/measure_style_scales.py [--size 256] [--content ...] [--style ...]
+       [--methods gram,bn] [--weights vgg19.h5]
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-import nstjax.image as I
-import nstjax.style_losses as S
-import nstjax.vgg as V
-import nstjax.weights as W
-from nstjax.losses import content_loss
+import nstjax
+from nstjax import style_losses
+from nstjax.config import default_hyper
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYER = "relu4_2"
@@ -46,16 +45,24 @@ def main(argv=None):
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--content", default=str(IMAGES / "tubingen.jpg"))
     ap.add_argument("--style", default=str(IMAGES / "starry_night.jpg"))
-    ap.add_argument("--methods", default=",".join(S.STYLE_LOSSES))
+    ap.add_argument("--methods", default=",".join(nstjax.STYLE_LOSSES))
+    ap.add_argument("--weights", type=Path, help="vgg19.h5 (default: the library's)")
     args = ap.parse_args(argv)
 
-    w = W.load_vgg19()
-    content = jnp.asarray(I.load_image(args.content, size=args.size))
-    style = jnp.asarray(I.load_image(args.style, size=args.size))
+    names = [n.strip() for n in args.methods.split(",") if n.strip()]
+    try:
+        for name in names:
+            nstjax.get_style_loss(name)     # an unknown name fails here, listing the valid ones
+        content = jnp.asarray(nstjax.load_image(args.content, size=args.size))
+        style = jnp.asarray(nstjax.load_image(args.style, size=args.size))
+        vgg = nstjax.load_vgg19(args.weights)
+    except (ValueError, nstjax.WeightsError) as e:      # ImageError is a ValueError
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     layers = STYLE_LAYERS + (CONTENT_LAYER,)
 
     def feats(x):
-        return V.extract_features(w, x, layers)
+        return nstjax.extract_features(vgg, x, layers)
 
     @jax.jit
     def pullback(x, cotangent):
@@ -71,31 +78,29 @@ def main(argv=None):
     print(f"content {tuple(content.shape)}, style {tuple(style.shape)}, "
           f"style layers {', '.join(STYLE_LAYERS)} (weight 1), content {CONTENT_LAYER} (sum)")
 
-    zero = {l: None for l in layers}
     base = {}
     for name, x in inits.items():
         fx = feats(x)
         zero = {l: jnp.zeros_like(f) for l, f in fx.items()}
         g_content = pullback(x, {**zero, CONTENT_LAYER: jax.grad(
-            lambda f: content_loss(f, p, kind="sum"))(fx[CONTENT_LAYER])})
+            lambda f: nstjax.content_loss(f, p, kind="sum"))(fx[CONTENT_LAYER])})
         base[name] = (x, fx, float(jnp.linalg.norm(g_content)))
         print(f"‖∇ content‖ at {name}: {base[name][2]:.4g}")
 
-    names = [n.strip() for n in args.methods.split(",") if n.strip()]
     print(f"\n{'method':<12} " + " ".join(f"{'‖∇ style‖ ' + n:>24} {'λ ' + n:>14}" for n in inits)
           + f" {'registered λ':>13}   seconds")
     for name in names:
         t0 = time.perf_counter()
-        method = S.get_style_loss(name)
-        targets = S.style_targets([name], style_feats)
-        hyper = S.default_hyper([name])
+        method = nstjax.get_style_loss(name)
+        targets = style_losses.style_targets([name], style_feats)
+        hyper = default_hyper([name])
         row = []
         for init, (x, fx, g_c) in base.items():
             sf = {l: fx[l] for l in STYLE_LAYERS}
 
             def total(sf):
-                return S.style_loss_terms([name], sf, targets, jnp.ones(len(STYLE_LAYERS)),
-                                          hyper, key)[0]
+                return style_losses.style_loss_terms(
+                    [name], sf, targets, jnp.ones(len(STYLE_LAYERS)), hyper, key)[0]
 
             gf = jax.grad(total)(sf)
             g = pullback(x, {**{l: jnp.zeros_like(f) for l, f in fx.items()}, **gf})
@@ -104,7 +109,8 @@ def main(argv=None):
             row.append(f"{g_s:>24.4g} {float(f'{lam:.2g}'):>14.2g}")
         print(f"{name:<12} " + " ".join(row) + f" {method.scale:>13.2g}"
               f"   {time.perf_counter() - t0:7.1f}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

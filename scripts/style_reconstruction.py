@@ -9,19 +9,26 @@ eq. 1.6, which pairs positions, reconstructs the style image itself instead (cor
 well above 0).
 
     python scripts/style_reconstruction.py --style painting.jpg --output recon.png
+
+Every method starts from the same uniform noise image (``--seed``), whose own correlation
+with the style image is printed as the baseline.  A fusion is one entry with ``+``
+(``bn:0.5+mmd-poly:0.5``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import jax
+import jax.numpy as jnp
+import numpy as np
 
-import numpy as np  # noqa: E402
+import nstjax
+from nstjax import jsonio, pictures
+from nstjax.image import ImageError, check_writable, write_text_atomic
 
 
 def pixel_correlation(a, b) -> float:
@@ -33,55 +40,68 @@ def pixel_correlation(a, b) -> float:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--style", type=Path, required=True)
-    p.add_argument("--methods", default="gram,bn,mmd-linear,channel-mmd")
-    p.add_argument("--output", type=Path, required=True)
-    p.add_argument("--size", type=int, default=96)
+    p.add_argument("--methods", default="gram,bn,mmd-linear,channel-mmd",
+                   help="comma-separated registry names (fusions as a:0.5+b:0.5)")
+    p.add_argument("--output", type=Path, required=True, help=".png or .jpg")
+    p.add_argument("--size", type=int, default=96, help="long edge in pixels")
     p.add_argument("--iters", type=int, default=150)
     p.add_argument("--style-layers", default="relu1_1,relu1_2,relu2_1,relu2_2",
                    help="default: the layers R of seed 002 eq. 1.7")
-    p.add_argument("--weights", type=Path)
+    p.add_argument("--optimizer", default=nstjax.Solver().optimizer,
+                   help=f"{', '.join(nstjax.OPTIMIZERS)} (default {nstjax.Solver().optimizer})")
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed of the noise image")
+    p.add_argument("--weights", type=Path, help="vgg19.h5 (default: the library's)")
     args = p.parse_args(argv)
 
-    import jax
-
-    import nstjax
-    from nstjax.image import ImageError, load_image, write_text_atomic
-    from style_grid import labelled_grid
-
     try:
-        style = load_image(args.style, size=args.size)
-        vgg = nstjax.load_vgg19(args.weights)
-        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-        configs = [nstjax.StyleConfig(style_loss=m, content_weight=0.0, style_weight=1.0,
-                                      style_layers=args.style_layers,
-                                      init="noise", max_iter=args.iters) for m in methods]
+        layers = tuple(s.strip() for s in args.style_layers.split(",") if s.strip())
+        runs = []
+        for entry in (m.strip() for m in args.methods.split(",") if m.strip()):
+            names, mix = nstjax.parse_style_spec(entry.replace("+", ","))
+            objective = nstjax.Objective(style_layers=layers, style_losses=names)
+            # Content weight 0: put the (unused) content layer on the deepest style layer so
+            # the network is not run deeper than the style needs.
+            objective = dataclasses.replace(objective, content_layers=objective.layers[-1:])
+            weights = nstjax.loss_weights(objective, content_weight=0.0, style_weight=1.0,
+                                          style_mix=mix)
+            runs.append((entry, objective, weights))
+        if not runs:
+            raise ValueError("--methods: no method given")
+        solver = nstjax.Solver(optimizer=args.optimizer, max_iter=args.iters)
+        check_writable(args.output, protect=(args.style,))
+        style = nstjax.load_image(args.style, size=args.size)
+        vgg = nstjax.load_vgg19(args.weights, log=lambda m: print(m, file=sys.stderr))
     except (ImageError, ValueError, nstjax.WeightsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+    key_noise, key_loss = jax.random.split(jax.random.PRNGKey(args.seed))
+    noise = jax.random.uniform(key_noise, style.shape, jnp.float32)
+    noise_corr = pixel_correlation(noise, style)
     panels, labels, record = [style], ["style"], []
-    noise_corr = None
-    for method, config in zip(methods, configs):
-        res = nstjax.stylize(vgg, style, style, config=config, key=jax.random.PRNGKey(0))
+    for entry, objective, weights in runs:
+        res = nstjax.stylize(vgg, style, style, key=key_loss, objective=objective,
+                             weights=weights, solver=solver, init=noise)
         img = np.asarray(res.image)
-        if noise_corr is None:
-            noise = jax.random.uniform(jax.random.split(jax.random.PRNGKey(0))[0], style.shape)
-            noise_corr = pixel_correlation(noise, style)
         corr = pixel_correlation(img, style)
         panels.append(img)
-        labels.append(f"{method} r={corr:.2f}")
-        record.append({"method": method, "pixel_correlation": corr,
+        labels.append(f"{entry} r={corr:.2f}")
+        record.append({"method": entry, "pixel_correlation": corr,
                        "iterations": int(res.n_iter), "loss": float(res.loss)})
-        print(f"{method:12s} pixel correlation with the style image {corr:+.3f} "
+        print(f"{entry:12s} pixel correlation with the style image {corr:+.3f} "
               f"({int(res.n_iter)} iterations)", file=sys.stderr)
     print(f"{'noise init':12s} pixel correlation with the style image {noise_corr:+.3f}",
           file=sys.stderr)
-    sheet = labelled_grid(panels, labels, cols=len(panels), cell=max(160, style.shape[1]))
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.output.with_name(f".{args.output.name}.part{args.output.suffix}")
-    sheet.save(tmp)
-    tmp.replace(args.output)
-    write_text_atomic(args.output.with_name(args.output.name + ".json"),
-                      json.dumps({"noise_correlation": noise_corr, "runs": record}, indent=2))
+    sheet = pictures.labelled_grid(panels, labels, cols=len(panels),
+                                   cell=max(160, style.shape[1]))
+    try:
+        nstjax.save_image(args.output, sheet, protect=(args.style,))
+        write_text_atomic(args.output.with_name(args.output.name + ".json"), jsonio.dumps(
+            {"noise_correlation": noise_corr, "size": args.size, "iters": args.iters,
+             "style_layers": list(layers), "seed": args.seed, "runs": record}, indent=2))
+    except ImageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
