@@ -160,7 +160,7 @@ class LossWeights(NamedTuple):
 SWEEPABLE = tuple(f for f in LossWeights._fields if f != "hyper")
 
 
-def loss_weights(objective: Objective = Objective(), *, n_styles: int = 1,
+def loss_weights(objective: Objective, *, n_styles: int = 1,
                  content_weight=1.0, style_weight=10.0, tv_weight=0.0,
                  content_layer_weights=None, style_layer_weights=None, style_mix=None,
                  style_scales=None, style_blend=None,

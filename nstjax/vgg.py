@@ -171,29 +171,29 @@ class VGG19(nn.Module):
         return out
 
 
-def preprocess(weights: VGGWeights, image):
+def preprocess(vgg: VGGWeights, image):
     """RGB in [0, 1] (``...×3``) to the network's input (channel order, scale, mean, std)."""
-    x = image * weights.scale
-    x = jnp.where(weights.bgr, x[..., ::-1], x)
-    return (x - weights.mean) / weights.std
+    x = image * vgg.scale
+    x = jnp.where(vgg.bgr, x[..., ::-1], x)
+    return (x - vgg.mean) / vgg.std
 
 
-def deprocess(weights: VGGWeights, x):
+def deprocess(vgg: VGGWeights, x):
     """Inverse of :func:`preprocess`: network input back to RGB in [0, 1] scale."""
-    x = x * weights.std + weights.mean
-    x = jnp.where(weights.bgr, x[..., ::-1], x)
-    return x / weights.scale
+    x = x * vgg.std + vgg.mean
+    x = jnp.where(vgg.bgr, x[..., ::-1], x)
+    return x / vgg.scale
 
 
 @functools.partial(jax.jit, static_argnames=("layers", "pooling", "remat"))
-def _extract(weights: VGGWeights, image, layers: tuple, pooling: str, remat: bool):
+def _extract(vgg: VGGWeights, image, layers: tuple, pooling: str, remat: bool):
     single = image.ndim == 3
-    x = preprocess(weights, image[None] if single else image)
-    feats = VGG19(layers=layers, pooling=pooling, remat=remat).apply({"params": weights.params}, x)
+    x = preprocess(vgg, image[None] if single else image)
+    feats = VGG19(layers=layers, pooling=pooling, remat=remat).apply({"params": vgg.params}, x)
     return {k: v[0] for k, v in feats.items()} if single else feats
 
 
-def extract_features(weights: VGGWeights, image, layers: Iterable[str] | str, *,
+def extract_features(vgg: VGGWeights, image, layers: Iterable[str] | str, *,
                      pooling: str = "max", remat: bool = False) -> dict:
     """VGG19 activations of an RGB image.
 
@@ -201,7 +201,7 @@ def extract_features(weights: VGGWeights, image, layers: Iterable[str] | str, *,
     ``jax.jit``, ``jax.grad`` and ``jax.vmap``.
 
     Args:
-      weights: from :func:`nstjax.load_vgg19` (params and their preprocessing).
+      vgg: the network's parameters and their preprocessing (:func:`nstjax.load_vgg19`).
       image: RGB in [0, 1], ``f32[H, W, 3]`` or ``f32[B, H, W, 3]``.
       layers: layer names in any accepted form (see the module table).
       pooling: ``"max"`` or ``"avg"``.
@@ -219,7 +219,7 @@ def extract_features(weights: VGGWeights, image, layers: Iterable[str] | str, *,
     image = jnp.asarray(image)
     if image.ndim not in (3, 4) or image.shape[-1] != 3:
         raise ValueError(f"image must be H×W×3 or B×H×W×3 RGB, got shape {image.shape}")
-    feats = _extract(weights, image, tuple(sorted(set(canon), key=_INDEX.get)), pooling, remat)
+    feats = _extract(vgg, image, tuple(sorted(set(canon), key=_INDEX.get)), pooling, remat)
     return {given: feats[c] for given, c in zip(layers, canon)}
 
 

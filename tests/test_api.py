@@ -40,17 +40,7 @@ POSITIONAL_OPTIONAL_OK = {
 }
 
 # Known violations, reported to the lead; each is a strict xfail until it is fixed.
-KNOWN = {
-    ("keyword_only", "loss_weights"): "``objective`` is an optional positional argument "
-        "(default ``Objective()``); everywhere else ``objective`` is required and "
-        "keyword-only. Drop the default or make it keyword-only",
-    ("vgg_name", "extract_features"): "the network's parameters are called ``weights`` "
-        "(should be ``vgg``)",
-    ("vgg_name", "nstjax.vgg.extract_features"): "the network's parameters are called "
-        "``weights`` (should be ``vgg``)",
-    ("vgg_name", "nstjax.vgg.preprocess"): "the network's parameters are called ``weights``",
-    ("vgg_name", "nstjax.vgg.deprocess"): "the network's parameters are called ``weights``",
-}
+KNOWN: dict = {}
 
 # Parameter names that mean a PRNG key but are not spelled ``key``.
 PRNG_NAMES = {"rng", "prng", "rng_key", "prng_key", "random_key", "seed", "random_state",

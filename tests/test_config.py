@@ -51,9 +51,9 @@ def test_style_blend_is_normalised_and_zero_sum_refused():
 
 
 def test_weight_that_would_overflow_float32_is_refused():
-    loss_weights(style_weight=MAX_WEIGHT)
+    loss_weights(Objective(), style_weight=MAX_WEIGHT)
     with pytest.raises(ValueError, match="overflow"):
-        loss_weights(style_weight=MAX_WEIGHT * 10)
+        loss_weights(Objective(), style_weight=MAX_WEIGHT * 10)
 
 
 def test_replace_weight_checks_like_the_constructor():

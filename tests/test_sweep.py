@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -200,7 +201,9 @@ def test_chunks_give_the_same_results(adam_grid, tiny_vgg):
     np.testing.assert_allclose(res.loss, whole.loss, rtol=RTOL_LOSS)
     np.testing.assert_array_equal(res.n_iter, whole.n_iter)
     fit = sw.members_that_fit(24, 32, OBJ, ADAM)
-    assert fit >= 1 and f"{fit} fit in memory" in logs[0]
+    logged = int(re.search(r"(\d+) fit in memory", logs[0]).group(1))
+    # the machine's free memory moves between the two calls: within 10% of each other
+    assert fit >= 1 and abs(logged - fit) <= 0.1 * fit
     assert fit > sw.members_that_fit(512, 512, Objective(), Solver())
 
 

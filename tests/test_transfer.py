@@ -84,7 +84,7 @@ def test_every_optimizer_lowers_objective_stays_in_box_and_is_seeded(tiny_vgg, m
     targets = nstjax.compute_targets(tiny_vgg, content, [style], objective=objective)
     k_init, k_loss = jax.random.split(jax.random.PRNGKey(3))
     x0 = jax.random.uniform(k_init, content.shape)
-    f0 = float(nstjax.total_loss(x0, tiny_vgg, targets, nstjax.loss_weights(), k_loss,
+    f0 = float(nstjax.total_loss(x0, tiny_vgg, targets, nstjax.loss_weights(Objective()), k_loss,
                                  objective=objective))
     assert int(res.n_iter) == 8 and np.all(np.isfinite(hist))
     # From noise every optimiser cuts the tiny objective by far more than 10% in 8 steps
@@ -108,7 +108,7 @@ def test_weights_solver_settings_and_callbacks_do_not_recompile(tiny_vgg):
     nstjax.stylize(tiny_vgg, content, style, key=KEY, solver=Solver(max_iter=2),
                    callbacks=quiet)
     before = _stylize_program._cache_size()
-    weights = nstjax.loss_weights(style_weight=123.0, tv_weight=0.5, content_weight=0.5)
+    weights = nstjax.loss_weights(Objective(), style_weight=123.0, tv_weight=0.5, content_weight=0.5)
     seen = []
     res = nstjax.stylize(tiny_vgg, content * 0.9, style, key=jax.random.PRNGKey(5), weights=weights,
                    solver=Solver(max_iter=2, lr=0.3, rtol=0.1, tol_x=0.01, threshold=1.0),
@@ -165,7 +165,7 @@ def test_real_weights_all_optimizers_lower_objective(real_vgg):
     objective = Objective()
     targets = nstjax.compute_targets(real_vgg, content, [style], objective=objective)
     k_loss = jax.random.split(KEY)[1]
-    f0 = float(nstjax.total_loss(content, real_vgg, targets, nstjax.loss_weights(), k_loss,
+    f0 = float(nstjax.total_loss(content, real_vgg, targets, nstjax.loss_weights(Objective()), k_loss,
                                  objective=objective))
     for method in optimize.OPTIMIZERS:
         res = nstjax.stylize(real_vgg, content, style, key=KEY,
