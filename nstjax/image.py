@@ -177,7 +177,8 @@ def image_size(path) -> tuple[int, int]:
             with Image.open(path) as img:
                 return _upright_size(img)
         except UnidentifiedImageError:
-            raise ImageError(f"{display_path(path)}: not a readable image (no format Pillow knows)") from None
+            raise ImageError(f"{display_path(path)}: not a readable image "
+                             "(no format Pillow knows)") from None
         except (OSError, SyntaxError, ValueError) as e:
             raise ImageError(f"{display_path(path)}: not a readable image "
                              f"({type(e).__name__})") from None
@@ -366,7 +367,8 @@ def _output_format(path: Path, bit_depth: int) -> str:
 def _check_target(path: Path, protect) -> None:
     show = display_path(path)
     if path.is_dir():
-        raise ImageError(f"{show}: is a folder; give a file name, e.g. {display_path(path / 'out.png')}")
+        raise ImageError(f"{show}: is a folder; give a file name, e.g. "
+                         f"{display_path(path / 'out.png')}")
     for p in protect:
         if p is not None and Path(p).exists() and path.exists() and path.samefile(p):
             raise ImageError(f"{show}: refusing to overwrite an input image")
