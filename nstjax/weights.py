@@ -218,12 +218,25 @@ def _check_shapes(kernels: dict, biases: dict, source) -> None:
 
 def write_weights_h5(path, kernels: dict, biases: dict, *, preprocessing: dict,
                      source: str, source_sha256: str = "") -> Path:
-    """Write ``vgg19.h5`` atomically: HWIO kernels, biases, preprocessing and provenance."""
+    """Write ``vgg19.h5`` atomically: HWIO kernels, biases, preprocessing and provenance.
+
+    Raises:
+      WeightsError: one line naming ``path`` when it cannot be written (a folder, no
+        permission, a full disk); a previous file there is left untouched and no partial
+        file remains.
+    """
     _check_shapes(kernels, biases, source)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".vgg19-", suffix=".h5.part", dir=path.parent)
+    if path.is_dir():
+        raise WeightsError(f"{path}: is a folder; give a file name such as {path / 'vgg19.h5'}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".vgg19-", suffix=".h5.part", dir=path.parent)
+    except OSError as e:
+        raise WeightsError(f"{path}: cannot write there ({e.strerror or 'not writable'}); "
+                           "give another place (--output or $NSTJAX_WEIGHTS)") from None
     os.close(fd)
+    kept = "the previous file is unchanged" if path.exists() else "nothing was written"
     try:
         with h5py.File(tmp, "w") as f:
             # Attributes first: they then sit in the first kilobytes of the file, so a copy
@@ -244,6 +257,10 @@ def write_weights_h5(path, kernels: dict, biases: dict, *, preprocessing: dict,
                 g.create_dataset("bias", data=np.asarray(biases[name], np.float32))
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
+    except OSError as e:  # h5py reports a full disk as OSError with HDF5's own text
+        reason = e.strerror or ("No space left on device" if "No space left" in str(e)
+                                else "write failed")
+        raise WeightsError(f"{path}: could not write the weights ({reason}); {kept}") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

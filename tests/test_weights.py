@@ -18,6 +18,7 @@ most ~1e-6 relative, while the wrong preprocessing changes features by order one
 from __future__ import annotations
 
 import collections
+import errno
 import io
 import os
 import pickle
@@ -25,6 +26,7 @@ import pickletools
 import shutil
 import struct
 import zipfile
+from pathlib import Path
 
 import h5py
 import jax
@@ -561,11 +563,41 @@ def test_write_is_atomic_when_the_final_rename_fails(vgg_numbers, tmp_path, monk
         raise OSError("simulated failure")
 
     monkeypatch.setattr(W.os, "replace", failing_replace)
-    with pytest.raises(OSError, match="simulated"):
+    with pytest.raises(W.WeightsError, match="write failed.*previous file is unchanged") as e:
         W.write_weights_h5(out, kernels, biases, preprocessing=W.CAFFE_PREPROCESSING,
                            source="test")
+    assert_clear(e, out)
     assert out.read_bytes() == b"previous file"
     assert no_part_files(tmp_path) == []
+
+
+def test_unwritable_weights_destinations_are_one_line(vgg_numbers, tmp_path, monkeypatch):
+    _, _, biases, kernels = vgg_numbers
+
+    def write(path):
+        return W.write_weights_h5(path, kernels, biases, preprocessing=W.CAFFE_PREPROCESSING,
+                                  source="test")
+
+    with pytest.raises(W.WeightsError, match="is a folder") as e:
+        write(tmp_path)
+    assert_clear(e, tmp_path)
+    with pytest.raises(W.WeightsError, match=r"cannot write there \(") as e:
+        write(Path("/proc/nstjax/vgg19.h5"))
+    assert_clear(e, "/proc/nstjax/vgg19.h5")
+    real_file = h5py.File
+
+    def full_disk(name, mode="r", **kw):
+        f = real_file(name, mode, **kw)
+        if mode == "w":
+            f.create_group = lambda *a, **k: (_ for _ in ()).throw(
+                OSError(errno.ENOSPC, "No space left on device"))
+        return f
+
+    monkeypatch.setattr(W.h5py, "File", full_disk)
+    out = tmp_path / "vgg19.h5"
+    with pytest.raises(W.WeightsError, match="No space left on device.*nothing was written"):
+        write(out)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_failed_conversion_keeps_existing_output(tmp_path):
