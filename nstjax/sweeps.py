@@ -2,7 +2,8 @@
 
 Every sweepable setting is a leaf of :class:`nstjax.LossWeights`; a sweep stacks K
 copies of it (a grid or zipped lists of values), computes the VGG targets once and runs
-``vmap(run_transfer)`` (the one driver, :mod:`nstjax.transfer`) over the K axis.  A vmapped ``while_loop`` runs until its last member stops;
+the steps of :mod:`nstjax.transfer` under ``vmap`` over the K axis, driven by the same host
+loop as a single run (:func:`nstjax.transfer.drive`).  A vmapped ``while_loop`` runs until its last member stops;
 JAX's batching rule selects the old carry for members whose condition is false, so a
 converged member does not move and keeps its own iteration count.
 
@@ -29,7 +30,8 @@ from nstjax import hooks, memory
 from nstjax.config import LossWeights, Objective, Solver, loss_weights as make_loss_weights, \
     replace_weight
 from nstjax.objective import compute_targets
-from nstjax.transfer import as_image_list, initial_image, run_transfer
+from nstjax.transfer import (Program, as_image_list, drive, initial_image, transfer_advance,
+                             transfer_finish, transfer_init)
 
 
 class SweepResult(NamedTuple):
@@ -84,17 +86,20 @@ def stack_loss_weights(base: LossWeights, members: list[dict]) -> LossWeights:
     return jax.tree.map(lambda *xs: jnp.stack(xs), *each)
 
 
-@functools.lru_cache(maxsize=32)  # one jit per (objective, mesh, hooked): later sweeps reuse it
-def _program(objective: Objective, mesh: Mesh | None, hooked: bool):
-    def one(x0, vgg, targets, weights, solver, key, run_id):
-        on_step = hooks.make_on_step(run_id) if hooked else None
-        return run_transfer(x0, vgg, targets, weights, solver, key, objective=objective,
-                            on_step=on_step)
-
-    batched = jax.vmap(one, in_axes=(None, None, None, 0, None, None, None))
+@functools.lru_cache(maxsize=32)  # one set of programs per (objective, mesh): later sweeps reuse them
+def _programs(objective: Objective, mesh: Mesh | None):
+    """The compiled, K-batched steps of :mod:`nstjax.transfer` (``vmap`` over the weights)."""
+    shared = (None, None, None, 0, None, None)          # x0/state, vgg, targets, W, solver, key
+    init = jax.vmap(functools.partial(transfer_init, objective=objective), in_axes=shared)
+    advance = jax.vmap(functools.partial(transfer_advance, objective=objective),
+                       in_axes=(0, None, None, 0, None, None, None))
+    finish = jax.vmap(functools.partial(transfer_finish, objective=objective),
+                      in_axes=(0, None, None, 0, None, None))
     if mesh is None:
-        return jax.jit(batched)
-    return jax.jit(batched, out_shardings=NamedSharding(mesh, PartitionSpec("k")))
+        return jax.jit(init), jax.jit(advance), jax.jit(finish)
+    k = NamedSharding(mesh, PartitionSpec("k"))
+    return (jax.jit(init, out_shardings=k), jax.jit(advance, out_shardings=k),
+            jax.jit(finish, out_shardings=k))
 
 
 def members_that_fit(height: int, width: int, objective: Objective, solver: Solver, *,
@@ -170,21 +175,27 @@ def sweep(vgg, content, style, values: Mapping[str, Sequence], *, key,
     k_init, k_loss = jax.random.split(key)
     x0 = initial_image(content, styles, init, k_init)
     mesh = Mesh(np.array(devices), ("k",)) if len(devices) > 1 else None
-    callbacks = callbacks or hooks.Callbacks()
-    program = _program(objective, mesh, callbacks.any)
+    init, advance, finish = _programs(objective, mesh)
+    callbacks = hooks.Callbacks(progress=callbacks.progress, should_stop=callbacks.should_stop) \
+        if callbacks else None     # no snapshots of a batch
 
     outs = []
-    with hooks.attached(callbacks) as run_id:
-        for start in range(lo, hi, chunk):
-            idx = np.arange(start, min(start + chunk, hi))
-            pad = np.concatenate([idx, np.full(chunk - len(idx), idx[-1])])  # fixed shape
-            lw = jax.tree.map(lambda a: a[pad], stacked)
-            if mesh is not None:
-                lw = jax.device_put(lw, NamedSharding(mesh, PartitionSpec("k")))
-            res, terms, _ = program(x0, vgg, targets, lw, solver, k_loss, run_id)
-            outs.append(jax.tree.map(lambda a: np.asarray(a)[: len(idx)], (res, terms)))
-            if callbacks.should_stop is not None and callbacks.should_stop():
-                break  # the members not yet run are not run
+    for start in range(lo, hi, chunk):
+        idx = np.arange(start, min(start + chunk, hi))
+        pad = np.concatenate([idx, np.full(chunk - len(idx), idx[-1])])  # fixed shape
+        lw = jax.tree.map(lambda a: a[pad], stacked)
+        if mesh is not None:
+            lw = jax.device_put(lw, NamedSharding(mesh, PartitionSpec("k")))
+        program = Program(
+            init=lambda lw=lw: init(x0, vgg, targets, lw, solver, k_loss),
+            advance=lambda state, w, until: advance(state, vgg, targets, w, solver, k_loss,
+                                                    until),
+            finish=lambda state, w: finish(state, vgg, targets, w, solver, k_loss))
+        res, terms, _ = drive(program, solver.max_iter, callbacks)
+        outs.append(jax.tree.map(lambda a: np.asarray(a)[: len(idx)], (res, terms)))
+        if callbacks is not None and callbacks.should_stop is not None \
+                and callbacks.should_stop():
+            break  # the members not yet run are not run
     res, terms = jax.tree.map(lambda *a: np.concatenate(a), *outs)
     if n_proc > 1:
         from jax.experimental import multihost_utils

@@ -219,14 +219,14 @@ from test_sweep import ADAM, CONTENT, GRID, KEY, OBJ, STYLE
 
 assert jax.device_count() == 4, jax.devices()
 outs = []
-program = sw._program
-def spy(objective, mesh, hooked):
-    run = program(objective, mesh, hooked)
+programs = sw._programs
+def spy(objective, mesh):
+    init, advance, finish = programs(objective, mesh)
     def call(*args):
-        outs.append(run(*args))
+        outs.append(finish(*args))
         return outs[-1]
-    return call
-sw._program = spy
+    return init, advance, call
+sw._programs = spy
 logs = []
 vgg = nstjax.init_random_weights(jax.random.PRNGKey(0))
 res = sw.sweep(vgg, CONTENT, STYLE, GRID, key=KEY, objective=OBJ, solver=ADAM, log=logs.append)

@@ -102,18 +102,19 @@ def test_every_optimizer_lowers_objective_stays_in_box_and_is_seeded(tiny_vgg, m
 
 
 def test_weights_solver_settings_and_callbacks_do_not_recompile(tiny_vgg):
-    from nstjax.transfer import _stylize_program
+    from nstjax.transfer import _advance, _finish, _init
+    programs = (_init, _advance, _finish)
     content, style = _tiny_problem()
     quiet = nstjax.Callbacks(progress=lambda i, v: None)
     nstjax.stylize(tiny_vgg, content, style, key=KEY, solver=Solver(max_iter=2),
                    callbacks=quiet)
-    before = _stylize_program._cache_size()
+    before = [p._cache_size() for p in programs]
     weights = nstjax.loss_weights(Objective(), style_weight=123.0, tv_weight=0.5, content_weight=0.5)
     seen = []
     res = nstjax.stylize(tiny_vgg, content * 0.9, style, key=jax.random.PRNGKey(5), weights=weights,
                    solver=Solver(max_iter=2, lr=0.3, rtol=0.1, tol_x=0.01, threshold=1.0),
                    callbacks=nstjax.Callbacks(progress=lambda i, v: seen.append(i)))
-    assert _stylize_program._cache_size() == before
+    assert [p._cache_size() for p in programs] == before
     # the new run's own callback saw each of its iterations (the first run's saw none)
     assert seen == list(range(1, int(res.n_iter) + 1))
 
@@ -126,9 +127,14 @@ def test_should_stop_ends_the_solve_with_status_interrupted(tiny_vgg):
         calls.append(1)
         return len(calls) >= 3
 
-    res = nstjax.stylize(tiny_vgg, content, style, key=KEY, solver=Solver(max_iter=50),
-                         callbacks=nstjax.Callbacks(should_stop=stop_after_three))
-    assert int(res.n_iter) == 3 and int(res.status) == nstjax.Status.INTERRUPTED
+    seen = []
+    res = nstjax.stylize(tiny_vgg, content, style, key=KEY, solver=Solver(max_iter=500),
+                         callbacks=nstjax.Callbacks(should_stop=stop_after_three,
+                                                    progress=lambda i, v: seen.append(i)))
+    # consulted after each chunk (at least one iteration each): stopped after the third
+    assert len(calls) == 3 and 3 <= int(res.n_iter) < 500
+    assert int(res.status) == nstjax.Status.INTERRUPTED
+    assert seen == list(range(1, int(res.n_iter) + 1))      # every iteration reported once
     assert np.all(np.isfinite(np.asarray(res.image)))
 
 
