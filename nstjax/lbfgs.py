@@ -18,6 +18,16 @@ The iterate stays in ``[lower, upper]`` at every step. Each iteration:
 
 Pure JAX: no host calls, no ``jit`` inside; every function vmaps.
 
+Why not jaxopt's L-BFGS-B (measured on the default style objective from the content image,
+tubingen/starry_night, 2 shared CPU cores): the box is not what slows it, only 0.01% of
+the pixels start on a bound and under 0.3% are there at any iteration; nor is its memory
+(history 100 against 10: the same objective at every iteration). It pays two or more
+evaluations per iteration in its zoom line search (2.0 at 128 px, about 2.9 by the time
+per iteration at 256 px) and its Cauchy-point subspace steps lower the objective less per
+iteration: at 256 px it stood at 0.259 and 0.250 of the starting objective after 100 and
+200 iterations, this method at 0.228 and 0.223 (PyTorch's L-BFGS, history 100, unclipped:
+0.228 and 0.223), 2.9× faster per iteration.
+
 References:
   Nocedal & Wright, *Numerical Optimization* (2006), Algorithm 7.4 (two-loop recursion).
   Kim, Sra & Dhillon, "Tackling box-constrained optimization via a new projected
