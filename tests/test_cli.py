@@ -69,7 +69,8 @@ BAD = [
     (["--content", "{c}", "--style", "{s}", "--style-weight", "1e40"], "overflow"),
     (["--content", "{c}", "--style", "{s}", "--threshold", "nan"], "threshold"),
     (["--content", "{c}", "--style", "{s}", "--size", "abc"], "invalid int value"),
-    (["--content", "{c}", "--style", "{s}", "--output", "{tmp}"], "is a folder"),
+    (["--content", "{c}", "--style", "{s}", "--output", "{tmp}/folder.png"], "is a folder"),
+    (["--content", "{c}", "--style", "{s}", "--output", "/proc/x.png"], "cannot write"),
     (["--content", "{tiny}", "--style", "{s}"], "16-pixel minimum"),
     (["--content", "{c}", "--style", "{s}", "--init", "{wide}"], "aspect ratio"),
     (["--content", "{c}", "--style", "{s}", "--config", "{tmp}/none.json"], "no such file"),
@@ -86,6 +87,7 @@ def test_bad_input_one_line_exit_2(images, tmp_path, capsys, argv, message):
     tiny, wide = tmp_path / "tiny.png", tmp_path / "wide.png"
     Image.new("RGB", (1, 1)).save(tiny)
     Image.new("RGB", (90, 20)).save(wide)
+    (tmp_path / "folder.png").mkdir()
     fmt = dict(c=c, s=s, tmp=tmp_path, notimg=notimg, tiny=tiny, wide=wide)
     argv = [a.format(**fmt) for a in argv]
     if "--output" not in argv:

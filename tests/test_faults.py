@@ -19,6 +19,7 @@ they stop before any solve, so they need neither the real weights nor much time.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import struct
@@ -187,8 +188,6 @@ def test_output_that_is_a_folder(inputs, tmp_path):
     assert list(folder.iterdir()) == []
 
 
-@pytest.mark.xfail(strict=True, reason="the CLI must call nstjax.image.check_writable(output) "
-                   "before loading weights (root passes os.access on /proc); remove when wired")
 def test_unwritable_output_is_found_before_any_work(inputs, tmp_path):
     content, style, _ = inputs
     # With mistyped weights too, the output's fault must be the one reported: it is checked
@@ -223,3 +222,83 @@ def test_helper_catches_what_it_must(tmp_path):
                       "    sys.exit('interrupted')\n")
     run_fault([sys.executable, script], code=1, says="interrupted",
               signal_after=(1.0, signal.SIGINT), timeout=20)
+
+
+# ------------------------------------------------------------------------ interruption
+
+def _start(cmd, cache):
+    env = dict(os.environ, JAX_PLATFORMS="cpu", NSTJAX_NO_FETCH="1",
+               NSTJAX_COMPILATION_CACHE=str(cache))
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            cwd=ROOT)
+
+
+def _wait_for(path_glob, proc, timeout=240):
+    """Wait until the solve is running (its first snapshot exists)."""
+    start = time.monotonic()
+    while not list(path_glob()):
+        if proc.poll() is not None:
+            pytest.fail(f"exited {proc.returncode} early: {proc.stderr.read()[-2000:]!r}")
+        if time.monotonic() - start > timeout:
+            proc.kill()
+            pytest.fail("the solve never started")
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("jax-cache")
+
+
+@pytest.mark.real_weights
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130),
+                                          pytest.param(signal.SIGTERM, 143,
+                                                       marks=pytest.mark.slow)])
+def test_signal_stops_the_solve_and_keeps_the_work(inputs, tmp_path, cache, signum, code):
+    content, style, out = inputs
+    before = snapshot([content, style])
+    proc = _start(stylize(content, style, out, "--iters", "100000", "--save-every", "1"),
+                  cache)
+    _wait_for(lambda: tmp_path.glob("out_0*.png"), proc)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    text = err.decode()
+    assert proc.returncode == code, text
+    assert "Traceback" not in text and "interrupted" in text
+    meta = json.loads((tmp_path / "out.png.json").read_text())
+    assert meta["status"] == "interrupted" and 1 <= meta["iterations"] < 100000
+    assert np.asarray(Image.open(out)).shape == (24, 32, 3)
+    assert snapshot([content, style]) == before
+
+
+@pytest.mark.real_weights
+@pytest.mark.slow
+def test_second_ctrl_c_quits_at_once(inputs, tmp_path, cache):
+    content, style, out = inputs
+    proc = _start(stylize(content, style, out, "--iters", "100000", "--save-every", "1"),
+                  cache)
+    _wait_for(lambda: tmp_path.glob("out_0*.png"), proc)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and b"Traceback" not in err
+
+
+@pytest.mark.real_weights
+def test_ctrl_c_in_a_sweep_keeps_every_member(tmp_path, cache):
+    out = tmp_path / "sweep"
+    proc = _start(nstjax("sweep", "--demo", "--size", "32", "--iters", "100000", "--output-dir",
+                         out, "--style-weight", "1,100", "--no-progress"), cache)
+    start = time.monotonic()
+    while b"running in chunks" not in (proc.stderr.peek() if hasattr(proc.stderr, "peek")
+                                       else b""):
+        if proc.poll() is not None or time.monotonic() - start > 240:
+            break
+        time.sleep(0.2)
+    time.sleep(3.0)                      # into the solve
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err.decode()[-2000:]
+    meta = json.loads((out / "sweep.json").read_text())
+    assert [m["status"] for m in meta["members"]] == ["interrupted", "interrupted"]
+    assert (out / "member_00.png").exists() and (out / "member_01.png").exists()

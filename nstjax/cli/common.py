@@ -103,6 +103,10 @@ def add_objective_args(p: argparse.ArgumentParser) -> None:
                    help="set each style method's scale from gradient norms at the start")
     g.add_argument("--remat", action="store_true", default=None,
                    help="recompute activations in the backward pass (less memory)")
+    g.add_argument("--normalization", choices=("nstjax", "paper"),
+                   help="per-layer factors: nstjax or seed 003's code's (default nstjax)")
+    g.add_argument("--resample", action="store_true", default=None,
+                   help="new Gaussian MMD pairs at every evaluation (adam, gd only)")
 
 
 def add_solver_args(p: argparse.ArgumentParser) -> None:
@@ -119,7 +123,8 @@ def add_solver_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tol-x", type=float, help="stop when the image changes by less than "
                    "this fraction (default off)")
     g.add_argument("--threshold", type=float, help="stop when the loss falls below this")
-    g.add_argument("--init", help="content, noise, style, or an image file (default content)")
+    g.add_argument("--init", help="content, noise, style, grey (seed 003's mean pixel), or "
+                   "an image file (default content)")
     g.add_argument("--seed", type=int, help="PRNG seed (default 0)")
 
 
@@ -169,7 +174,8 @@ def build_objective(args):
     mix = None
     if args.style_loss is not None:
         kw["style_losses"], mix = parse_style_spec(args.style_loss)
-    for name in ("content_loss", "pooling", "auto_scale", "remat"):
+    for name in ("content_loss", "pooling", "auto_scale", "remat", "normalization",
+                 "resample"):
         if getattr(args, name) is not None:
             kw[name] = getattr(args, name)
     return Objective(**kw), mix
@@ -201,7 +207,7 @@ def input_paths(args) -> list[Path]:
     paths = [Path(args.content)] if args.content else []
     paths += [Path(s) for s in args.style or ()]
     init = getattr(args, "init", None)
-    if init not in (None, "content", "noise", "style"):
+    if init not in (None, "content", "noise", "style", "grey"):
         paths.append(Path(init))
     return paths
 
@@ -223,11 +229,12 @@ def load_inputs(args, size: int):
             return (demo.demo_content(3 * size // 4, size),
                     [demo.demo_style(style_size, style_size)])
         wh = header_size(args.content)
-        if wh is not None and max(wh) < MIN_SIZE:
+        if max(wh) < MIN_SIZE:
             raise UsageError(f"{args.content}: {wh[0]}×{wh[1]} is below the {MIN_SIZE}-pixel "
                              "minimum for a content image")
-        content = load_image(args.content, size=size)
-        return content, [load_image(s, size=style_size) for s in args.style]
+        note = lambda m: print(f"note: {m}", file=sys.stderr)  # noqa: E731
+        content = load_image(args.content, size=size, log=note)
+        return content, [load_image(s, size=style_size, log=note) for s in args.style]
     except ImageError as e:
         raise UsageError(str(e)) from None
 
@@ -252,40 +259,37 @@ def ensure_writable_dir(folder: Path) -> None:
         raise UsageError(f"{folder}: the output folder is not writable")
 
 
-def image_format(path: Path):
-    from PIL import Image
-    return Image.registered_extensions().get(Path(path).suffix.lower())
-
-
-def header_size(path) -> tuple[int, int] | None:
-    """``(width, height)`` from an image file's header (nothing decoded), or ``None``."""
-    import warnings
-
-    from PIL import Image
+def check_output(path, inputs, *, bit_depth: int = 8) -> None:
+    """Write-test the real output folder (and refuse an input or a folder), before any work."""
+    from nstjax.image import ImageError, check_writable
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(path) as img:
-                return img.size
-    except Exception:  # noqa: BLE001 -- load_image reports a bad file in its own words
-        return None
+        check_writable(path, protect=inputs, bit_depth=bit_depth)
+    except ImageError as e:
+        raise UsageError(str(e)) from None
+
+
+def header_size(path) -> tuple[int, int]:
+    """``(width, height)`` of an image file, upright, from its header (nothing decoded)."""
+    from nstjax.image import ImageError, image_size
+    try:
+        return image_size(path)
+    except ImageError as e:
+        raise UsageError(str(e)) from None
 
 
 def check_memory(args, objective, size: int, *, members: int = 1) -> None:
     """Refuse, before decoding anything, a size whose estimate exceeds the machine."""
     from nstjax import memory
+    from nstjax.image import ImageError, scaled_shape
     shapes = []
     if args.demo:
         shapes.append((3 * size // 4, size))
     else:
-        for path, long_edge in [(args.content, size)] + [(s, args.style_size or size)
-                                                          for s in args.style]:
-            wh = header_size(path)
-            if wh is None:
-                continue   # load_image reports it properly
-            w, h = wh
-            scale = long_edge / max(w, h)
-            shapes.append((max(1, round(h * scale)), max(1, round(w * scale))))
+        try:
+            shapes.append(scaled_shape(args.content, size))
+            shapes += [scaled_shape(s, args.style_size or size) for s in args.style]
+        except ImageError as e:       # a bomb or a broken file, refused before decoding
+            raise UsageError(str(e)) from None
     have = memory.available_bytes()
     for h, w in shapes:
         need = memory.estimate_transfer_bytes(h, w, layers=objective.layers, members=members)

@@ -73,11 +73,8 @@ def _check(args):
     if args.save_every < 0:
         raise UsageError("--save-every must be >= 0")
     out = Path(args.output)
-    if out.is_dir():
-        raise UsageError(f"{out}: is a folder; give an image file name")
-    if common.image_format(out) is None:
-        raise UsageError(f"{out}: unknown image extension {out.suffix!r}")
     common.refuse_overwriting_inputs([out], common.input_paths(args))
+    common.check_output(out, common.input_paths(args))
     return out
 
 
@@ -102,16 +99,15 @@ def run(args) -> int:
     content, styles = common.load_inputs(args, size)
     h, w = content.shape[:2]
     init = args.init or "content"
-    if init not in ("content", "noise", "style"):
+    if init not in ("content", "noise", "style", "grey"):
         size_init = common.header_size(init)
-        if size_init is not None and abs((size_init[0] / size_init[1]) / (w / h) - 1) > 0.02:
+        if abs((size_init[0] / size_init[1]) / (w / h) - 1) > 0.02:
             raise UsageError(f"{init}: --init image is {size_init[0]}×{size_init[1]}, another "
                              f"aspect ratio than the {w}×{h} output; crop it to match")
         try:
             init = load_image(init, shape=content.shape[:2])
         except ImageError as e:
             raise UsageError(str(e)) from None
-    common.ensure_writable_dir(out.parent)
     vgg = common.load_vgg(args)
     t_loaded = time.perf_counter()
 
