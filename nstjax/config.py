@@ -32,12 +32,13 @@ import numpy as np
 
 from nstjax import optimize
 from nstjax.style_losses import get_style_loss
-from nstjax.vgg import canonical_layers, layer_depth
+from nstjax.vgg import canonical_layers, check_precision, layer_depth, remat_policy
 
 DEFAULT_CONTENT_LAYERS = ("relu4_2",)
 DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LOSSES = ("sum", "mse")
 POOLINGS = ("max", "avg")
+NORMALIZATIONS = ("nstjax", "paper")
 
 # Largest weight accepted: VGG features reach ~1e3, Gram losses ~1e10 and a sum of squares
 # over a big image ~1e14, so a weight above 1e20 overflows float32 (max 3.4e38) in the
@@ -87,7 +88,18 @@ class Objective:
       pooling: ``"max"`` or ``"avg"`` (seed 001 §2 prefers average pooling for synthesis).
       auto_scale: set each ``λ_m`` once at the start so that method ``m``'s style gradient
         norm equals the content gradient norm (seed 003 §4).
-      remat: recompute VGG activations in the backward pass (less memory, more time).
+      remat: checkpointing policy, ``"none"``, ``"conv"`` or ``"block"``: what the backward
+        pass recomputes instead of keeping (less memory, more time; see
+        :func:`nstjax.vgg.vgg_forward`).  ``True``/``False`` mean ``"conv"``/``"none"``.
+      precision: ``"float32"``, ``"tf32"`` (TensorFloat-32 multiplies on GPUs that have
+        them) or ``"bf16"`` (bfloat16 activations; Gram matrices, statistics and the loss
+        in float32).
+      normalization: ``"nstjax"`` (each method's own per-layer normaliser) or ``"paper"``
+        (seed 003's released code: per-layer factors M/2, M, 1/(4N), M/2 on ``mmd-linear``,
+        ``mmd-poly``, ``mmd-gauss``, ``bn`` and its λ; see :mod:`nstjax.style_losses.builtin`).
+      resample: draw new pairs for the sampling methods (``mmd-gauss``) at every evaluation,
+        as seed 003's code does (for ``adam``/``gd``; line-search optimisers are refused, see
+        :func:`nstjax.objective.check_solver`).  ``False``: one fixed draw per solve.
     """
 
     content_layers: tuple = DEFAULT_CONTENT_LAYERS
@@ -96,7 +108,10 @@ class Objective:
     content_loss: str = "sum"
     pooling: str = "max"
     auto_scale: bool = False
-    remat: bool = False
+    remat: str = "none"
+    precision: str = "float32"
+    normalization: str = "nstjax"
+    resample: bool = False
 
     def __post_init__(self):
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
@@ -116,7 +131,12 @@ class Objective:
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be 'max' or 'avg', not {self.pooling!r}")
         set_("auto_scale", bool(self.auto_scale))
-        set_("remat", bool(self.remat))
+        set_("remat", remat_policy(self.remat))
+        set_("precision", check_precision(self.precision))
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be 'nstjax' or 'paper', not "
+                             f"{self.normalization!r}")
+        set_("resample", bool(self.resample))
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -173,7 +193,8 @@ def loss_weights(objective: Objective, *, n_styles: int = 1,
       content_weight, style_weight, tv_weight: α, β, τ.
       content_layer_weights, style_layer_weights: one per layer (default all 1).
       style_mix: fusion weight per style method (default all 1).
-      style_scales: ``λ`` per method (default: the registry's measured scales).
+      style_scales: ``λ`` per method (default: the registry's measured scales; with
+        ``normalization="paper"`` seed 003's code's, where the method has one).
       style_blend: weight per style image, normalised to sum to 1 (default equal); a zero
         sum is refused.
       hyper: ``{"mmd-poly.c": 0.0, ...}`` (default: the registry's).
@@ -213,7 +234,7 @@ def loss_weights(objective: Objective, *, n_styles: int = 1,
                                    "style layers"),
         style_mix=vector("style_mix", style_mix, m, (1.0,) * m, "style methods"),
         style_scales=vector("style_scales", style_scales, m,
-                            tuple(get_style_loss(n).scale for n in o.style_losses),
+                            tuple(default_scale(n, o.normalization) for n in o.style_losses),
                             "style methods"),
         style_blend=blend / total,
         hyper=hyper_values)
@@ -224,6 +245,14 @@ def _finite(name, value) -> float:
     if not math.isfinite(v):
         raise ValueError(f"{name} must be finite, got {v:g}")
     return v
+
+
+def default_scale(method: str, normalization: str = "nstjax") -> float:
+    """The registry's λ of ``method`` under ``normalization`` (``paper_scale`` if any)."""
+    entry = get_style_loss(method)
+    if normalization == "paper" and entry.paper_scale is not None:
+        return entry.paper_scale
+    return entry.scale
 
 
 def default_hyper(methods: Sequence[str]) -> dict:

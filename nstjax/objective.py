@@ -55,18 +55,57 @@ def _unweighted_terms(image, vgg, targets: Targets, weights: LossWeights, key,
                       objective: Objective):
     """``(Σ_l c_l L_content,l, f32[M] per-method style losses (blended), TV)``."""
     o = objective
-    features = extract_features(vgg, image, o.layers, pooling=o.pooling, remat=o.remat)
+    features = extract_features(vgg, image, o.layers, pooling=o.pooling, remat=o.remat,
+                                precision=o.precision)
     content = 0.0
     for i, layer in enumerate(o.content_layers):
         content = content + weights.content_layer_weights[i] * losses.content_loss(
             features[layer], targets.content[layer], kind=o.content_loss)
     style_features = {layer: features[layer] for layer in o.style_layers}
+    if o.resample:
+        key = jax.random.fold_in(key, image_hash(image))
     per_method = 0.0
     for s, target in enumerate(targets.style):
         per_method = per_method + weights.style_blend[s] * style_loss_terms(
             o.style_losses, style_features, target, weights.style_layer_weights,
-            weights.hyper, jax.random.fold_in(key, s))
+            weights.hyper, jax.random.fold_in(key, s), normalization=o.normalization)
     return content, per_method, losses.tv_loss(image)
+
+
+RESAMPLING_OPTIMIZERS = ("adam", "gd")
+
+
+def image_hash(image):
+    """A ``u32[]`` digest of the bits of ``image`` (no gradient): the per-evaluation key.
+
+    With ``Objective(resample=True)`` the sampling methods' key is ``fold_in(key,
+    image_hash(x))``, so every evaluation at a new iterate draws new pairs (seed 003's
+    code reshuffles them at every forward pass, ``mmd_loss.py``), while the objective stays
+    a pure, deterministic function of ``x`` for a given key: the same seed repeats a solve.
+    The digest is ``Σ_i b_i·(2i + 1) mod 2³²`` over the float32 bit patterns ``b_i``.
+    """
+    bits = jax.lax.bitcast_convert_type(
+        jax.lax.stop_gradient(jnp.asarray(image, jnp.float32)), jnp.uint32).ravel()
+    odd = jnp.arange(bits.size, dtype=jnp.uint32) * jnp.uint32(2) + jnp.uint32(1)
+    return jnp.sum(bits * odd, dtype=jnp.uint32)
+
+
+def check_solver(objective: Objective, optimizer: str) -> None:
+    """Refuse resampled pairs with an optimiser that needs a deterministic objective.
+
+    A line search (``plbfgs``, ``lbfgsb``, ``lbfgs``, ``optax-lbfgs``) compares values and
+    gradients at nearby points and builds curvature pairs from them; with pairs drawn anew
+    at every evaluation these are different functions, so the search and the curvature
+    estimate are noise.  Resampling is for ``adam`` and ``gd`` (seed 003's code uses SGD).
+
+    Raises:
+      ValueError: ``objective.resample`` with an optimiser outside
+        :data:`RESAMPLING_OPTIMIZERS`.
+    """
+    if objective.resample and optimizer not in RESAMPLING_OPTIMIZERS:
+        raise ValueError(f"resampled Gaussian pairs need a stochastic optimiser "
+                         f"({' or '.join(RESAMPLING_OPTIMIZERS)}); {optimizer} uses a line "
+                         "search, which needs the same function at every evaluation")
 
 
 def objective_terms(image, vgg: VGGWeights, targets: Targets, weights: LossWeights, key, *,

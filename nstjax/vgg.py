@@ -41,13 +41,43 @@ VGG_WIDTHS = (64, 128, 256, 512, 512)
 
 _DN = ("NHWC", "HWIO", "NHWC")
 
+# Checkpointing policies (what the backward pass recomputes instead of keeping):
+# "none" keeps every activation; "conv" keeps only each convolution's input and recomputes
+# the convolution and its ReLU; "block" keeps only each block's input (and the returned
+# features) and recomputes the whole block.
+REMAT_POLICIES = ("none", "conv", "block")
+# Compute precision of the network: "float32" (exact float32 convolutions), "tf32"
+# (float32 storage, TensorFloat-32 multiplies where the hardware has them: Ampere and later
+# GPUs; the same as float32 on CPU) and "bf16" (bfloat16 activations and weights; features
+# are returned in float32 so statistics and losses accumulate in float32).
+PRECISIONS = ("float32", "tf32", "bf16")
+_CONV_PRECISION = {"float32": "float32", "tf32": "tensorfloat32", "bf16": "bfloat16"}
 
-def _conv(x, kernel):
-    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=_DN)
+
+def remat_policy(remat) -> str:
+    """A checkpointing policy name from a policy or the older boolean (True is ``"conv"``)."""
+    if remat is None or remat is False:
+        return "none"
+    if remat is True:
+        return "conv"
+    if remat not in REMAT_POLICIES:
+        raise ValueError(f"remat must be one of {', '.join(REMAT_POLICIES)}, not {remat!r}")
+    return remat
 
 
-@jax.custom_vjp
-def conv3x3(x, kernel):
+def check_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    return precision
+
+
+def _conv(x, kernel, precision="float32"):
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=_DN,
+                                        precision=jax.lax.Precision(precision))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv3x3(x, kernel, precision="float32"):
     """3×3, stride-1, SAME convolution (NHWC, HWIO) with a layout-stable backward pass.
 
     The input gradient is the convolution of the output gradient with the flipped kernel.
@@ -56,19 +86,22 @@ def conv3x3(x, kernel):
     generic convolution (measured 3× slower per evaluation).  Here the flipped kernel is
     materialised behind an ``optimization_barrier`` in plain HWIO order, so every
     convolution, forward and backward, takes the fast path, in loops and out.
+
+    ``precision`` is a :class:`jax.lax.Precision` name (``"float32"``, ``"tensorfloat32"``,
+    ``"bfloat16"``), used forward and backward.
     """
-    return _conv(x, kernel)
+    return _conv(x, kernel, precision)
 
 
-def _conv3x3_fwd(x, kernel):
-    return _conv(x, kernel), (x, kernel)
+def _conv3x3_fwd(x, kernel, precision):
+    return _conv(x, kernel, precision), (x, kernel)
 
 
-def _conv3x3_bwd(res, g):
+def _conv3x3_bwd(precision, res, g):
     x, kernel = res
     flipped = jax.lax.optimization_barrier(jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2))
-    dx = _conv(g, flipped)
-    dk = jax.vjp(lambda k: _conv(x, k), kernel)[1](g)[0]  # removed by XLA when unused
+    dx = _conv(g, flipped, precision)
+    dk = jax.vjp(lambda k: _conv(x, k, precision), kernel)[1](g)[0]  # removed when unused
     return dx, dk
 
 
@@ -134,41 +167,104 @@ def layer_depth(name: str) -> int:
     return _INDEX[canonical_layer(name)]
 
 
-class VGG19(nn.Module):
-    """VGG19 convolutional trunk on preprocessed NHWC input.
+def _block_of(name: str) -> int:
+    return int(name[4])
 
-    Attributes:
+
+def vgg_forward(params: dict, x, *, layers: Sequence[str], pooling: str = "max",
+                remat="none", precision: str = "float32") -> dict:
+    """The VGG19 trunk as a pure function of its params, with checkpointing and precision.
+
+    Args:
+      params: ``{"block1_conv1": {"kernel": HWIO, "bias": O}, ...}``.
+      x: preprocessed ``f32[B, H, W, 3]``.
       layers: canonical layer names to return; the pass stops at the deepest.
-      pooling: ``"max"`` or ``"avg"`` (2x2, stride 2; seed 001 prefers average pooling).
-      remat: recompute activations in the backward pass (saves memory on big images).
+      pooling: ``"max"`` or ``"avg"``.
+      remat: a policy of :data:`REMAT_POLICIES` (or a boolean, True meaning ``"conv"``).
+      precision: one of :data:`PRECISIONS`.
+
+    Returns:
+      ``{name: f32[B, h, w, c]}`` (float32 whatever the compute precision).
     """
+    policy = remat_policy(remat)
+    dtype = jnp.bfloat16 if check_precision(precision) == "bf16" else jnp.float32
+    conv_precision = _CONV_PRECISION[precision]
+    wanted = set(layers)
+    last = max(_INDEX[n] for n in wanted)
+    names = LAYERS[: last + 1]
 
-    layers: Sequence[str]
-    pooling: str = "max"
-    remat: bool = False
+    def unit(p, x, conv_name, keep_conv):
+        """A convolution and its ReLU: ``(relu output, conv output or None)``."""
+        y = conv3x3(x, p["kernel"].astype(dtype), conv_precision) + p["bias"].astype(dtype)
+        return nn.relu(y), (y.astype(jnp.float32) if keep_conv else None)
 
-    @nn.compact
-    def __call__(self, x):
-        wanted = set(self.layers)
-        last = max(_INDEX[n] for n in wanted)
-        conv_cls = nn.remat(Conv3x3) if self.remat else Conv3x3
-        given = self.variables.get("params", {})  # widths follow the params (tiny test VGGs)
+    if policy == "conv":
+        unit = jax.checkpoint(unit, static_argnums=(2, 3))
+
+    def block(p, x, block_names):
         out = {}
-        for name in LAYERS[: last + 1]:
+        for name in block_names:
             if name.startswith("conv"):
-                block = _CONV_OF[name]
-                width = (given[block]["kernel"].shape[-1] if block in given
-                         else VGG_WIDTHS[int(block[5]) - 1])
-                x = conv_cls(int(width), name=block)(x)
-            elif name.startswith("relu"):
-                x = nn.relu(x)
-            elif self.pooling == "avg":
+                x, conv_out = unit(p[_CONV_OF[name]], x, name, name in wanted)
+                if conv_out is not None:
+                    out[name] = conv_out
+                continue
+            if name.startswith("relu"):
+                pass                       # applied with its convolution in unit()
+            elif pooling == "avg":
                 x = nn.avg_pool(x, (2, 2), strides=(2, 2))
             else:
                 x = nn.max_pool(x, (2, 2), strides=(2, 2))
             if name in wanted:
-                out[name] = x
-        return out
+                out[name] = x.astype(jnp.float32)
+        return x, out
+
+    if policy == "block":
+        block = jax.checkpoint(block, static_argnums=(2,))
+    x = x.astype(dtype)
+    out = {}
+    for b in range(1, len(BLOCK_SIZES) + 1):
+        block_names = tuple(n for n in names if _block_of(n) == b)
+        if not block_names:
+            break
+        p = {_CONV_OF[n]: params[_CONV_OF[n]] for n in block_names if n.startswith("conv")}
+        x, found = block(p, x, block_names)
+        out.update(found)
+    return out
+
+
+class VGG19(nn.Module):
+    """VGG19 convolutional trunk on preprocessed NHWC input (Flax wrapper of
+    :func:`vgg_forward`; ``init`` creates the params).
+
+    Attributes:
+      layers: canonical layer names to return; the pass stops at the deepest.
+      pooling: ``"max"`` or ``"avg"`` (2x2, stride 2; seed 001 prefers average pooling).
+      remat: a checkpointing policy (:data:`REMAT_POLICIES`; True means ``"conv"``).
+      precision: compute precision (:data:`PRECISIONS`).
+    """
+
+    layers: Sequence[str]
+    pooling: str = "max"
+    remat: bool | str = False
+    precision: str = "float32"
+
+    @nn.compact
+    def __call__(self, x):
+        given = self.variables.get("params", {})  # widths follow the params (tiny test VGGs)
+        if not given or self.is_initializing():
+            last, y = max(_INDEX[n] for n in self.layers), x
+            for name in LAYERS[: last + 1]:
+                if name.startswith("conv"):
+                    block = _CONV_OF[name]
+                    y = Conv3x3(VGG_WIDTHS[int(block[5]) - 1], name=block)(y)
+                elif name.startswith("relu"):
+                    y = nn.relu(y)
+                else:
+                    y = nn.max_pool(y, (2, 2), strides=(2, 2))
+            given = self.variables["params"]
+        return vgg_forward(given, x, layers=self.layers, pooling=self.pooling,
+                           remat=self.remat, precision=self.precision)
 
 
 def preprocess(vgg: VGGWeights, image):
@@ -185,27 +281,32 @@ def deprocess(vgg: VGGWeights, x):
     return x / vgg.scale
 
 
-@functools.partial(jax.jit, static_argnames=("layers", "pooling", "remat"))
-def _extract(vgg: VGGWeights, image, layers: tuple, pooling: str, remat: bool):
+@functools.partial(jax.jit, static_argnames=("layers", "pooling", "remat", "precision"))
+def _extract(vgg: VGGWeights, image, layers: tuple, pooling: str, remat: str,
+             precision: str):
     single = image.ndim == 3
     x = preprocess(vgg, image[None] if single else image)
-    feats = VGG19(layers=layers, pooling=pooling, remat=remat).apply({"params": vgg.params}, x)
+    feats = vgg_forward(vgg.params, x, layers=layers, pooling=pooling, remat=remat,
+                        precision=precision)
     return {k: v[0] for k, v in feats.items()} if single else feats
 
 
 def extract_features(vgg: VGGWeights, image, layers: Iterable[str] | str, *,
-                     pooling: str = "max", remat: bool = False) -> dict:
+                     pooling: str = "max", remat="none", precision: str = "float32") -> dict:
     """VGG19 activations of an RGB image.
 
-    Pure and jit-compiled once per image shape, layer set and pooling; works under
-    ``jax.jit``, ``jax.grad`` and ``jax.vmap``.
+    Pure and jit-compiled once per image shape, layer set, pooling, checkpointing policy and
+    precision; works under ``jax.jit``, ``jax.grad`` and ``jax.vmap``.
 
     Args:
       vgg: the network's parameters and their preprocessing (:func:`nstjax.load_vgg19`).
       image: RGB in [0, 1], ``f32[H, W, 3]`` or ``f32[B, H, W, 3]``.
       layers: layer names in any accepted form (see the module table).
       pooling: ``"max"`` or ``"avg"``.
-      remat: recompute convolutions in the backward pass to save memory.
+      remat: checkpointing policy, ``"none"``, ``"conv"`` or ``"block"`` (what the backward
+        pass recomputes to save memory; see :func:`vgg_forward`); True means ``"conv"``.
+      precision: ``"float32"``, ``"tf32"`` or ``"bf16"`` (activations in bfloat16, the
+        returned features in float32).
 
     Returns:
       ``{name: f32[(B,) h, w, c]}`` keyed by the names as given.
@@ -219,7 +320,8 @@ def extract_features(vgg: VGGWeights, image, layers: Iterable[str] | str, *,
     image = jnp.asarray(image)
     if image.ndim not in (3, 4) or image.shape[-1] != 3:
         raise ValueError(f"image must be H×W×3 or B×H×W×3 RGB, got shape {image.shape}")
-    feats = _extract(vgg, image, tuple(sorted(set(canon), key=_INDEX.get)), pooling, remat)
+    feats = _extract(vgg, image, tuple(sorted(set(canon), key=_INDEX.get)), pooling,
+                     remat_policy(remat), check_precision(precision))
     return {given: feats[c] for given, c in zip(layers, canon)}
 
 
