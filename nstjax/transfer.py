@@ -31,11 +31,16 @@ import numpy as np
 from nstjax import optimize
 from nstjax.config import LossWeights, Objective, Solver, loss_weights as make_loss_weights
 from nstjax.hooks import Callbacks
-from nstjax.objective import Targets, auto_scales, compute_targets, objective_terms, total_loss
+from nstjax.objective import (Targets, auto_scales, check_solver, compute_targets,
+                              objective_terms, total_loss)
 from nstjax.optimize import SolveState, Status
 from nstjax.weights import VGGWeights
 
-INITS = ("content", "noise", "style")
+INITS = ("content", "noise", "style", "grey")
+# Seed 003's code starts from ``uniform(−0.1, 0.1)`` in mean-subtracted 0-255 units: the
+# ImageNet mean pixel of its preprocessing, ±0.1/255 (``neural-style.py``, ``--init random``).
+GREY_RGB = (123.68 / 255.0, 116.779 / 255.0, 103.939 / 255.0)
+GREY_NOISE = 0.1 / 255.0
 CHUNK_SECONDS = 0.25      # target wall time of one compiled chunk of iterations
 
 
@@ -77,6 +82,7 @@ def transfer_init(x0, vgg: VGGWeights, targets: Targets, weights: LossWeights, s
                   key, *, objective: Objective) -> tuple[SolveState, LossWeights]:
     """Start a solve at ``x0``: ``(state, weights)``, with ``style_scales`` replaced first
     when ``objective.auto_scale`` (seed 003 §4).  Pure."""
+    check_solver(objective, solver.optimizer)
     if objective.auto_scale:
         weights = weights._replace(style_scales=auto_scales(
             x0, vgg, targets, weights, key, objective=objective))
@@ -200,14 +206,18 @@ def drive(program: Program, max_iter: int, callbacks: Callbacks | None = None, *
 
 
 def initial_image(content, styles: Sequence, init: str, key):
-    """``"content"``, ``"noise"`` (uniform in [0, 1], seeded) or ``"style"`` (first style,
-    resized to the content's shape)."""
+    """``"content"``, ``"noise"`` (uniform in [0, 1], seeded), ``"style"`` (first style,
+    resized to the content's shape) or ``"grey"`` (seed 003's code: the mean pixel
+    :data:`GREY_RGB` plus uniform noise of ±:data:`GREY_NOISE`, seeded)."""
     if init == "content":
         return content
     if init == "noise":
         return jax.random.uniform(key, content.shape, jnp.float32)
     if init == "style":
         return jax.image.resize(styles[0], content.shape, "linear").clip(0.0, 1.0)
+    if init == "grey":
+        return jnp.asarray(GREY_RGB, jnp.float32) + jax.random.uniform(
+            key, content.shape, jnp.float32, -GREY_NOISE, GREY_NOISE)
     raise ValueError(f"init must be one of {', '.join(INITS)} (or an image), not {init!r}")
 
 

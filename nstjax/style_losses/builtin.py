@@ -25,7 +25,23 @@ The MMD losses of seed 003 eq. 10 divide MMD² by a normaliser Z_k^l of the laye
 which the paper leaves open.  Ours: linear Z = N (a mean over channels of the squared mean
 difference); poly Z = 4N², so that ``mmd-poly`` with c = 0 *is* ``gram`` when the two images
 have the same size (seed 003 eq. 9) and the layers balance as in Gatys; Gaussian Z = 1 (the
-kernel is bounded, MMD² ∈ [−2, 4]).
+kernel is bounded, MMD² ∈ [−2, 4]).  Poly's c defaults to 0, the paper's choice (§3.2 "we
+only use the version with c = 0"; ``--mmd-poly-c`` defaults to 0.0 in its code), for which
+``mmd-poly`` equals ``gram`` (λ above was measured with c = 1; the c term is ``2c‖Δμ‖²/4N²``).
+
+``Objective(normalization="paper")`` applies the per-layer factors of seed 003's released
+code (github.com/lyttonhao/Neural-Style-MMD, ``neural-style.py`` ``get_loss``, ``mmd_loss.py``,
+``bn_loss.py``).  There each layer's gradient is the kernel's backward times ``grad_scale =
+γ·w_k / (N·M)`` (``N·M·N`` for poly; ``γ·w·M`` then ``/N`` for BN); the backward passes are
+``½∇(M²·MMD²)`` (linear), ``¼∇(M²·MMD²)`` (poly), ``½∇(Σ_pairs h) = (M/4)∇MMD²_l``
+(Gaussian) and ``½∇Σ_c(Δμ² + Δσ²)`` (BN).  In MMD² units the effective per-layer weights
+are M/(2N) (linear), M/(4N²) (poly), 1/(4N) (Gaussian) and M/(2N)·Σ_c(Δμ_c² + Δσ_c²)
+(BN, i.e. M/2 times eq. 11, which already divides by N), so the factors on our losses are
+M/2, M, 1/(4N) and M/2.  The code's ``w_k`` are 2e3, 1e-1, 3e14, 1e3 against a content loss
+``Σ(F − P)²``; ours is ``½Σ(F − P)²``, so the paper λ are half those: 1e3, 0.05, 1.5e14, 500.
+Two differences remain: its Gaussian kernel is ``exp(−d²/mean d²)`` (γ = 1/mean), ours
+``exp(−d²/(2 mean d²))``; and in its BN/MMD fusions ``--multi-weight`` multiplies only the
+first method's ``w`` (a bug: both products land on ``w_style[0]``).
 """
 
 from __future__ import annotations
@@ -72,14 +88,16 @@ def gram_chw(f, t, *, hyper, key, mask=None):
 
 
 @register_style_loss("mmd-linear", target=mmd.linear_target, scale=1.6e5,
-                     reference="seed 003 eq. 10, linear kernel, Z = N")
+                     reference="seed 003 eq. 10, linear kernel, Z = N",
+                     paper_factor=lambda n, m: m / 2.0, paper_scale=1e3)
 def mmd_linear(f, t, *, hyper, key, mask=None):
     n, _ = losses.sizes(f)
     return mmd.mmd_linear(f, t, mask=mask) / n
 
 
-@register_style_loss("mmd-poly", target=mmd.poly_target, scale=0.32, hyper={"c": 1.0},
-                     reference="seed 003 eq. 9-10, (xᵀy + c)², Z = 4N²")
+@register_style_loss("mmd-poly", target=mmd.poly_target, scale=0.32, hyper={"c": 0.0},
+                     reference="seed 003 eq. 9-10, (xᵀy + c)², Z = 4N²",
+                     paper_factor=lambda n, m: m, paper_scale=0.05)
 def mmd_poly(f, t, *, hyper, key, mask=None):
     n, _ = losses.sizes(f)
     return mmd.mmd_poly(f, t, c=hyper["c"], mask=mask) / (4.0 * n * n)
@@ -88,7 +106,8 @@ def mmd_poly(f, t, *, hyper, key, mask=None):
 @register_style_loss("mmd-gauss", target=_identity, scale=1.5e11, hyper={"sigma2": 0.0},
                      uses_key=True, permutation_invariant=False,
                      reference="seed 003 eq. 10 + §4, Gaussian kernel, linear-time "
-                               "estimator, Z = 1")
+                               "estimator, Z = 1",
+                     paper_factor=lambda n, m: 1.0 / (4.0 * n), paper_scale=1.5e14)
 def mmd_gauss(f, t, *, hyper, key, mask=None):
     return mmd.mmd_gaussian(f, t, key, sigma2=hyper["sigma2"], mask=mask)
 
@@ -97,7 +116,8 @@ def mmd_gauss(f, t, *, hyper, key, mask=None):
 
 
 @register_style_loss("bn", target=statistics.bn_target, scale=9.6e4,
-                     reference="seed 003 eq. 11-12")
+                     reference="seed 003 eq. 11-12",
+                     paper_factor=lambda n, m: m / 2.0, paper_scale=500.0)
 def bn(f, t, *, hyper, key, mask=None):
     return statistics.bn_statistics_loss(f, t, mask=mask)
 

@@ -11,6 +11,8 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from nstjax.losses import sizes
+
 class StyleLoss(NamedTuple):
     """A registered style representation.
 
@@ -24,6 +26,9 @@ class StyleLoss(NamedTuple):
       uses_key: the loss samples (needs a distinct ``key`` per layer).
       permutation_invariant: the value ignores where features are (seed 003 §3.1).
       reference: seed and equation.
+      paper_factor: ``(N, M) -> factor`` of one layer's loss under
+        ``Objective(normalization="paper")`` (seed 003's released code; ``None``: 1).
+      paper_scale: default ``λ`` under that normalisation (``None``: :attr:`scale`).
     """
 
     name: str
@@ -34,6 +39,8 @@ class StyleLoss(NamedTuple):
     uses_key: bool = False
     permutation_invariant: bool = True
     reference: str = ""
+    paper_factor: Callable | None = None
+    paper_scale: float | None = None
 
 
 STYLE_LOSSES: dict[str, StyleLoss] = {}
@@ -41,7 +48,9 @@ STYLE_LOSSES: dict[str, StyleLoss] = {}
 
 def register_style_loss(name: str, *, target: Callable, scale: float, hyper: dict | None = None,
                         uses_key: bool = False, permutation_invariant: bool = True,
-                        reference: str = "", overwrite: bool = False):
+                        reference: str = "", overwrite: bool = False,
+                        paper_factor: Callable | None = None,
+                        paper_scale: float | None = None):
     """Decorator registering ``loss(F, T, *, hyper, key, mask)`` as the style method ``name``.
 
     Args:
@@ -49,7 +58,8 @@ def register_style_loss(name: str, *, target: Callable, scale: float, hyper: dic
       target: ``F_style -> T``.
       scale: default ``λ`` (how it was measured goes in the registering module).
       hyper: default hyper-parameters; the loss sees them under any key a caller omits.
-      uses_key, permutation_invariant, reference: see :class:`StyleLoss`.
+      uses_key, permutation_invariant, reference, paper_factor, paper_scale: see
+        :class:`StyleLoss`.
       overwrite: allow replacing a registered method (user extensions).
 
     Returns:
@@ -65,7 +75,8 @@ def register_style_loss(name: str, *, target: Callable, scale: float, hyper: dic
             return loss(features, target_value, hyper={**defaults, **hyper}, key=key, mask=mask)
 
         method = StyleLoss(name, target, with_defaults, defaults, float(scale), uses_key,
-                           permutation_invariant, reference)
+                           permutation_invariant, reference, paper_factor,
+                           None if paper_scale is None else float(paper_scale))
         STYLE_LOSSES[name] = method
         return method
 
@@ -116,7 +127,7 @@ def style_targets(names, features: dict) -> dict:
 
 
 def style_loss_terms(names, features: dict, targets: dict, layer_weights, hyper: dict, key, *,
-                     masks: dict | None = None):
+                     masks: dict | None = None, normalization: str = "nstjax"):
     """Per-method style losses ``Σ_l w_l L_m(F_l, T_l)`` (seed 001 eq. 4, seed 003 eq. 5).
 
     Args:
@@ -127,6 +138,8 @@ def style_loss_terms(names, features: dict, targets: dict, layer_weights, hyper:
       hyper: ``{method: {param: value}}`` (traced).
       key: PRNG key, split per method and layer for the methods that sample.
       masks: optional ``{layer: f32[h, w]}`` position weights (``None``: uniform).
+      normalization: ``"nstjax"`` or ``"paper"``: each layer's loss times the method's
+        ``paper_factor(N, M)`` (:class:`StyleLoss`), seed 003's released code.
 
     Returns:
       ``f32[len(names)]``: one unscaled, unmixed loss per method.
@@ -138,8 +151,11 @@ def style_loss_terms(names, features: dict, targets: dict, layer_weights, hyper:
         keys = jax.random.split(jax.random.fold_in(key, i), len(layers))
         total = 0.0
         for j, layer in enumerate(layers):
-            total = total + layer_weights[j] * method.loss(
-                features[layer], targets[name][layer], hyper=hyper.get(name, {}),
-                key=keys[j], mask=None if masks is None else masks[layer])
+            mask = None if masks is None else masks[layer]
+            value = method.loss(features[layer], targets[name][layer],
+                                hyper=hyper.get(name, {}), key=keys[j], mask=mask)
+            if normalization == "paper" and method.paper_factor is not None:
+                value = value * method.paper_factor(*sizes(features[layer], mask=mask))
+            total = total + layer_weights[j] * value
         out.append(total)
     return jnp.stack(out)
