@@ -102,17 +102,35 @@ def _programs(objective: Objective, mesh: Mesh | None):
             jax.jit(finish, out_shardings=k))
 
 
-def members_that_fit(height: int, width: int, objective: Objective, solver: Solver, *,
-                     devices=None) -> int:
-    """How many sweep members fit in one device's memory at once (at least 1)."""
+def members_that_fit(vgg, content, styles, objective: Objective, solver: Solver, *,
+                     n_styles: int | None = None, devices=None) -> int:
+    """How many sweep members fit in memory at once, from XLA's figures for the programs.
+
+    The batched solve step (:func:`nstjax.transfer.transfer_advance` under ``vmap``, the
+    largest of the three programs: VGG forward and backward plus the optimiser's state per
+    member) is compiled for 1 and 2 members; its memory grows linearly in the member count
+    (:func:`nstjax.memory.members_that_fit`), so the two give the fixed and the per-member
+    bytes.  ``0`` when not even one member fits.
+    """
     devices = devices or jax.local_devices()
-    layers = objective.layers
-    one = memory.estimate_transfer_bytes(height, width, layers=layers,
-                                         history_size=solver.history_size)
-    fixed = memory.estimate_transfer_bytes(height, width, layers=layers, members=0)
-    have = 0.8 * memory.available_bytes()
-    per_device = max(1, int((have - fixed) // max(one - fixed, 1)))
-    return per_device * len(devices)
+    styles = as_image_list(styles)
+    content = jnp.asarray(content, jnp.float32)
+    base = make_loss_weights(objective, n_styles=n_styles or len(styles))
+    targets = jax.eval_shape(lambda: compute_targets(vgg, content, styles, objective=objective))
+    _, advance, _ = _programs(objective, None)
+    key = jax.random.PRNGKey(0)
+
+    def compile_for(k):
+        weights = jax.tree.map(lambda a: jax.ShapeDtypeStruct((k,) + a.shape, a.dtype), base)
+        state = jax.eval_shape(
+            jax.vmap(functools.partial(transfer_init, objective=objective),
+                     in_axes=(None, None, None, 0, None, None)),
+            content, vgg, targets, weights, solver, key)[0]
+        return advance.lower(state, vgg, targets, weights, solver, key,
+                             np.int32(1)).compile()
+
+    members, _, _ = memory.members_that_fit(compile_for)
+    return members * len(devices)
 
 
 def sweep(vgg, content, style, values: Mapping[str, Sequence], *, key,
@@ -164,7 +182,10 @@ def sweep(vgg, content, style, values: Mapping[str, Sequence], *, key,
     lo = min(lo, k_total - 1)
 
     devices = list(devices or jax.local_devices())
-    fit = members_that_fit(*content.shape[:2], objective, solver, devices=devices)
+    fit = members_that_fit(vgg, content, styles, objective, solver, devices=devices)
+    if fit < 1:
+        raise ValueError(f"not even one sweep member fits in memory at "
+                         f"{content.shape[1]}×{content.shape[0]}; use a smaller size")
     chunk = min(chunk or fit, max(hi - lo, 1))
     chunk = max(len(devices), (chunk // len(devices)) * len(devices))  # whole devices
     if log:

@@ -200,11 +200,12 @@ def test_chunks_give_the_same_results(adam_grid, tiny_vgg):
     np.testing.assert_allclose(res.images, whole.images, rtol=0, atol=ATOL_IMAGE)
     np.testing.assert_allclose(res.loss, whole.loss, rtol=RTOL_LOSS)
     np.testing.assert_array_equal(res.n_iter, whole.n_iter)
-    fit = sw.members_that_fit(24, 32, OBJ, ADAM)
+    fit = sw.members_that_fit(tiny_vgg, CONTENT, STYLE, OBJ, ADAM)
     logged = int(re.search(r"(\d+) fit in memory", logs[0]).group(1))
     # the machine's free memory moves between the two calls: within 10% of each other
     assert fit >= 1 and abs(logged - fit) <= 0.1 * fit
-    assert fit > sw.members_that_fit(512, 512, Objective(), Solver())
+    big = np.zeros((192, 256, 3), np.float32)       # 64× the pixels: far fewer members fit
+    assert fit > 10 * sw.members_that_fit(tiny_vgg, big, STYLE, OBJ, ADAM)
 
 
 # ---------------------------------------------------------------- devices and hosts
