@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import sys
 
-from nstjax.cli import common, convert, stylize, sweep
+from nstjax.cli import common, convert, invert, stylize, sweep
 
 COMMANDS = {
     "stylize": (stylize, "neural style transfer of one image (Gatys et al. and relatives)"),
     "sweep": (sweep, "K settings as one compiled, vmapped program, with a contact sheet"),
+    "invert": (invert, "what a statistic captures: batched inversion, probes × layers grid"),
     "convert-weights": (convert, "fetch or convert the VGG19 weights into vgg19.h5"),
 }
 

@@ -1,0 +1,216 @@
+"""``nstjax invert``: what a statistic captures, by inversion from noise (a methods × layers grid).
+
+Every probe (``--stats``: a style method, a fusion ``bn:0.5,mmd-poly:0.5``, ``moments@N``,
+``channel-mmd@sum`` or ``content``) is matched alone at every layer set (``--layers``, one
+at a time, or the first k with ``--cumulative``), all cells in one compiled, vmapped
+program (:func:`nstjax.invert.invert`)::
+
+    nstjax invert --image style.jpg --size 128 --stats gram bn mmd-linear \\
+        --layers relu1_1,relu2_1,relu3_1 --iters 200 --output inv.png
+    nstjax invert --image style.jpg --size 96 --procedure seed003 --iters 300 --output f1.png
+    nstjax invert --image style.jpg --size 64 --procedure seed002 --budget-scale 1e-3 ...
+
+writes the labelled grid (rows: probes, columns: layer sets; the image itself last) and
+``<output stem>.json``: per cell its iterations, budget, status, initial and final loss.
+``--procedure`` sets a paper's whole set-up (flags given beside it override its parts).
+The same ``--seed`` gives the same grid.  Bad input: one line, exit code 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from nstjax.cli import common
+from nstjax.cli.common import UsageError
+
+DEFAULT_SIZE = 128
+
+
+def add_arguments(p) -> None:
+    i = p.add_argument_group("inputs")
+    i.add_argument("--image", help="the image whose statistics are inverted (a style image)")
+    i.add_argument("--demo", action="store_true", help="use the generated demo style image")
+    i.add_argument("--size", type=int, help=f"long edge in pixels (default {DEFAULT_SIZE})")
+    i.add_argument("--weights", help="VGG19 weights, vgg19.h5 (default as nstjax stylize)")
+    g = p.add_argument_group("grid")
+    g.add_argument("--stats", nargs="+", help="probes, one per row: a style method, a fusion "
+                   "like bn:0.5,mmd-poly:0.5, moments@N, channel-mmd@sum or content "
+                   "(default gram)")
+    g.add_argument("--layers", nargs="+", help="layers, one column each (default "
+                   "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1)")
+    g.add_argument("--cumulative", action="store_true",
+                   help="column k matches the first k layers together (seed 003 Fig. 1)")
+    g.add_argument("--procedure", choices=("seed002", "seed003"),
+                   help="a paper's set-up: seed002 (§1.3: Adam 1e-3, θ = 1e-5, Table 1.1 "
+                   "budgets, layers R, moments N = 1…4, eq. 1.6 summed) or seed003 (Fig. 1: "
+                   "four methods × cumulative layers, paper normalisation, grey init, "
+                   "resampled pairs, stop at 0.5%% image change)")
+    g.add_argument("--budget-scale", type=float,
+                   help="seed002: multiply Table 1.1's budgets by this (default 1)")
+    g.add_argument("--chunk", type=int, help="cells per compiled call (default all)")
+    o = p.add_argument_group("objective")
+    o.add_argument("--pooling", choices=("max", "avg"), help="default max (seed003: avg)")
+    o.add_argument("--normalization", choices=("nstjax", "paper"),
+                   help="per-layer factors (default nstjax; seed003: paper)")
+    o.add_argument("--resample", action="store_true", default=None,
+                   help="new Gaussian MMD pairs at every evaluation (adam, gd only)")
+    out = p.add_argument_group("outputs")
+    out.add_argument("--output", help="the grid image; the JSON is <output stem>.json")
+    out.add_argument("--no-progress", action="store_true", help="no progress bar")
+    common.add_solver_args(p)
+
+
+def _setup(args):
+    """``(probes, layer_sets, invert keyword arguments)`` from the procedure and the flags."""
+    from nstjax import invert as inv
+    from nstjax.config import Solver
+    given = {f: v for f, v in (("optimizer", args.optimizer), ("max_iter", args.iters),
+                               ("history_size", args.history), ("lr", args.lr),
+                               ("rtol", args.tol), ("tol_x", args.tol_x),
+                               ("threshold", args.threshold)) if v is not None}
+    if args.budget_scale is not None and args.procedure != "seed002":
+        raise UsageError("--budget-scale belongs to --procedure seed002")
+    if args.procedure == "seed002":
+        proc = inv.seed002_procedure(budget_scale=args.budget_scale or 1.0)
+    elif args.procedure == "seed003":
+        proc = inv.seed003_procedure()
+    else:
+        proc = inv.Procedure((inv.parse_probe("gram"),),
+                             tuple((l,) for l in inv.SEED003_LAYERS), Solver(), "noise",
+                             "nstjax", False, None)
+    probes = tuple(inv.parse_probe(s) for s in _probe_words(args.stats)) if args.stats \
+        else proc.probes
+    if args.layers or args.cumulative:
+        base = common.words(args.layers) if args.layers else \
+            list(dict.fromkeys(l for s in proc.layer_sets for l in s))
+        layer_sets = tuple(inv.cumulative_layer_sets(base)) if args.cumulative \
+            else tuple((l,) for l in base)
+    else:
+        layer_sets = proc.layer_sets
+    budgets = proc.budgets
+    if budgets is not None and (args.stats or args.layers or args.cumulative):
+        budgets = inv.seed002_procedure(budget_scale=args.budget_scale or 1.0, probes=probes,
+                                        layers=[s[-1] for s in layer_sets]).budgets
+    solver = dataclasses.replace(proc.solver, **given)
+    if budgets is not None and args.iters is not None:
+        budgets = np.minimum(budgets, args.iters)
+    kwargs = dict(solver=solver, init=args.init or proc.init,
+                  normalization=args.normalization or proc.normalization,
+                  resample=proc.resample if args.resample is None else args.resample,
+                  pooling=args.pooling or proc.pooling, budgets=budgets, chunk=args.chunk)
+    return probes, layer_sets, kwargs
+
+
+def _probe_words(values) -> list[str]:
+    """``--stats gram "bn:0.5,mmd-poly:0.5"``: spaces separate probes (commas are fusions)."""
+    return [w for v in values for w in str(v).split() if w]
+
+
+def short_layers(layers) -> str:
+    """``r3_1`` or ``r1_1-r3_1`` (grid captions are narrow)."""
+    s = [layer.replace("relu", "r") for layer in layers]
+    return s[0] if len(s) == 1 else f"{s[0]}-{s[-1]}"
+
+
+def run(args) -> int:
+    """The body of ``nstjax invert``; returns the exit code."""
+    if args.demo == bool(args.image):
+        raise UsageError("give --image (or --demo)")
+    if args.output is None:
+        raise UsageError("give --output (the grid image)")
+    size = DEFAULT_SIZE if args.size is None else args.size
+    if size < common.MIN_SIZE:
+        raise UsageError(f"--size {size} is below the {common.MIN_SIZE}-pixel minimum")
+    if args.chunk is not None and args.chunk < 1:
+        raise UsageError("--chunk must be >= 1")
+    init = args.init
+    if init not in (None, "noise", "grey", "content"):
+        raise UsageError("--init for an inversion is noise, grey or content")
+    probes, layer_sets, kwargs = _setup(args)
+    output = Path(args.output)
+    sidecar = output.with_suffix(".json")
+    inputs = [Path(args.image)] if args.image else []
+    common.refuse_overwriting_inputs([output, sidecar], inputs)
+    common.check_output(output, inputs)
+    common.enable_compilation_cache()
+
+    import jax
+
+    import nstjax
+    from nstjax import demo
+    from nstjax import invert as inv
+    from nstjax.image import ImageError, load_image, save_image
+    from nstjax.pictures import labelled_grid
+
+    t_start = time.perf_counter()
+    try:
+        image = demo.demo_style(size, size) if args.demo else load_image(args.image, size=size)
+    except ImageError as e:
+        raise UsageError(str(e)) from None
+    vgg = common.load_vgg(args)
+    t_loaded = time.perf_counter()
+    r, c = len(probes), len(layer_sets)
+    budgets = kwargs["budgets"]
+    total = int(kwargs["solver"].max_iter if budgets is None else np.max(budgets))
+    print(f"invert: {r} probes × {c} layer sets = {r * c} cells at "
+          f"{image.shape[1]}×{image.shape[0]}, up to {total} iterations", file=sys.stderr)
+    bar = None
+    if not args.no_progress:
+        from tqdm import tqdm
+        bar = tqdm(total=total, desc="invert", unit="it", file=sys.stderr, dynamic_ncols=True)
+
+    def progress(iterations, losses):
+        if bar is not None:
+            bar.n = int(np.max(iterations))
+            bar.set_postfix_str(f"loss {float(np.nanmin(losses)):.3g}..."
+                                f"{float(np.nanmax(losses)):.3g}", refresh=True)
+
+    interruption = common.Interruption()
+    callbacks = nstjax.Callbacks(progress=progress, should_stop=interruption.should_stop)
+    res = interruption.run(lambda: inv.invert(
+        vgg, image, probes, layer_sets, key=jax.random.PRNGKey(args.seed or 0),
+        callbacks=callbacks, **kwargs))
+    if bar is not None:
+        bar.close()
+    seconds = time.perf_counter() - t_loaded
+    panels = [res.images[i, j] for i in range(r) for j in range(c)] + [np.asarray(image)]
+    labels = [f"{p.label} {short_layers(s)}" for p in probes for s in layer_sets] + ["image"]
+    cell = max(160, int(image.shape[1]))               # captions need ~160 px
+    save_image(output, labelled_grid(panels, labels, cols=c, cell=cell), protect=inputs)
+    statuses = np.vectorize(lambda s: nstjax.Status(int(s)).name.lower())(res.status)
+    report = {
+        "command": "invert",
+        "arguments": common.arguments_record(args),
+        "image": "demo" if args.demo else str(args.image),
+        "image_size": [int(image.shape[1]), int(image.shape[0])],
+        "procedure": args.procedure,
+        **common.config_record(res.objective, kwargs["solver"]),
+        "init": kwargs["init"],
+        "grid": str(output),
+        "rows": [p.label for p in probes],
+        "columns": [list(s) for s in layer_sets],
+        "cells": [{
+            "row": i, "col": j, "probe": probes[i].label, "layers": list(layer_sets[j]),
+            "iterations": int(res.n_iter[i, j]), "budget": int(res.budgets[i, j]),
+            "status": str(statuses[i, j]),
+            "initial_loss": float(res.initial_loss[i, j]),
+            "final_loss": float(res.loss[i, j]),
+        } for i in range(r) for j in range(c)],
+        "timings_s": {"load": round(t_loaded - t_start, 3),
+                      "invert_including_compile": round(seconds, 3)},
+    }
+    common.write_json(sidecar, report)
+    print(f"wrote {output} and {sidecar} ({seconds:.1f} s"
+          f"{', interrupted' if interruption.signal else ''})", file=sys.stderr)
+    if interruption.exit_code is not None:
+        return interruption.exit_code
+    if np.any(res.status == int(nstjax.Status.NON_FINITE)):
+        print("warning: the loss became non-finite in some cells; they kept their last finite "
+              "image", file=sys.stderr)
+        return common.EXIT_NON_FINITE
+    return 0
