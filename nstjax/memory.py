@@ -32,9 +32,8 @@ import gc
 import os
 from typing import NamedTuple
 
-from nstjax.vgg import BLOCK_SIZES, LAYERS, layer_depth
+from nstjax.vgg import BLOCK_SIZES, LAYERS, VGG_WIDTHS, layer_depth
 
-_WIDTHS = (64, 128, 256, 512, 512)
 CPU_SCRATCH_BYTES = 4 * 2 ** 20
 """Cache-sized operand blocks the CPU kernels allocate outside XLA's buffers (measured ≤ 3.3 MB)."""
 
@@ -296,7 +295,7 @@ def activation_elements(height: int, width: int, deepest: str) -> int:
         block = int(name[4])
         if name.startswith("pool"):
             h, w = h // 2, w // 2
-        total += h * w * _WIDTHS[block - 1]
+        total += h * w * VGG_WIDTHS[block - 1]
     return total
 
 
@@ -313,8 +312,8 @@ def estimate_transfer_bytes(height: int, width: int, *, layers, history_size: in
     deepest = max(layers, key=layer_depth)
     act = activation_elements(height, width, deepest)
     if remat:
-        act = act // len(BLOCK_SIZES) + height * width * 64 * 2
-    largest = height * width * 64
+        act = act // len(BLOCK_SIZES) + height * width * VGG_WIDTHS[0] * 2
+    largest = height * width * VGG_WIDTHS[0]
     image = height * width * 3
     per_member = 4 * (act + 2 * largest + (2 * history_size + 4) * image)
     params = 4 * 20_024_384

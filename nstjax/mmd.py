@@ -147,7 +147,7 @@ def gaussian_pairs(n: int, m: int, key):
     return ix, iy
 
 
-def bandwidth(sq_dists, sigma2, *, axis=None):
+def bandwidth(sq_dists, sigma2, *, axis=None, weights=None):
     """``σ²``: ``sigma2`` where > 0, else the mean of ``sq_dists`` over ``axis`` (no gradient).
 
     Seed 003 §4 fixes the bandwidth to the mean squared distance of the sampled pairs.  It
@@ -156,7 +156,13 @@ def bandwidth(sq_dists, sigma2, *, axis=None):
     the bandwidth.  The choice is a ``jnp.where``, so ``sigma2`` can be traced and vmapped.
     A floor at the smallest normal float keeps ``0/σ²`` finite when all distances are 0.
     """
-    data = jax.lax.stop_gradient(jnp.mean(sq_dists, axis=axis))
+    if weights is None:
+        data = jnp.mean(sq_dists, axis=axis)
+    else:   # masked positions: only the pairs that count set the width
+        weights = jnp.broadcast_to(weights, sq_dists.shape)
+        data = jnp.sum(sq_dists * weights, axis=axis) / jnp.maximum(
+            jnp.sum(weights, axis=axis), jnp.finfo(sq_dists.dtype).tiny)
+    data = jax.lax.stop_gradient(data)
     s2 = jnp.where(sigma2 > 0, sigma2, data)
     return jnp.maximum(s2, jnp.finfo(s2.dtype).tiny)
 
@@ -193,10 +199,14 @@ def mmd_gaussian(features, style_features, key, *, sigma2=0.0, mask=None):
     xa, xb, ya, yb = x[ix[:, 0]], x[ix[:, 1]], y[iy[:, 0]], y[iy[:, 1]]
     d = jnp.stack([_sq_dist_rows(xa, xb), _sq_dist_rows(ya, yb),
                    _sq_dist_rows(xa, yb), _sq_dist_rows(xb, ya)])
-    k = jnp.exp(-d / (2.0 * bandwidth(d, sigma2)))
     w = position_weights(features, mask)
-    return position_mean(k[0] + k[1] - k[2] - k[3],
-                         None if w is None else w[ix[:, 0]] * w[ix[:, 1]])
+    if w is None:
+        k = jnp.exp(-d / (2.0 * bandwidth(d, sigma2)))
+        return jnp.mean(k[0] + k[1] - k[2] - k[3])
+    pair_w = w[ix[:, 0]] * w[ix[:, 1]]
+    # the bandwidth from the pairs that count, each as much as its term of the estimate
+    k = jnp.exp(-d / (2.0 * bandwidth(d, sigma2, weights=pair_w[None, :])))
+    return position_mean(k[0] + k[1] - k[2] - k[3], pair_w)
 
 
 def mmd_gaussian_full(features, style_features, sigma2, *, unbiased: bool = False):

@@ -177,9 +177,15 @@ def channel_mmd_loss(features, style_features, *, sigma2=0.0, mask=None):
     s = s[: 2 * p].reshape(p, 2, -1)
     d = jnp.stack([(s[:, 0] - s[:, 1]) ** 2, (n[:, 0] - n[:, 1]) ** 2,
                    (s[:, 0] - n[:, 1]) ** 2, (s[:, 1] - n[:, 0]) ** 2])      # [4, P, C]
-    s2 = bandwidth(d, sigma2, axis=(0, 1))                                   # [C]
+    if w is None:
+        s2 = bandwidth(d, sigma2, axis=(0, 1))                               # [C]
+        k = jnp.exp(-d / (2.0 * s2))
+        return jnp.sum(jnp.mean(k[0] + k[1] - k[2] - k[3], axis=0))
+    wn = w[: 2 * p].reshape(p, 2)
+    pair_w = wn[:, 0] * wn[:, 1]
+    # the bandwidth from the pairs that count, each as much as its term of the estimate
+    s2 = bandwidth(d, sigma2, axis=(0, 1), weights=pair_w[None, :, None])    # [C]
     k = jnp.exp(-d / (2.0 * s2))
-    pair_w = None if w is None else w[: 2 * p].reshape(p, 2).prod(axis=1)
     return jnp.sum(position_mean(k[0] + k[1] - k[2] - k[3], pair_w))
 
 

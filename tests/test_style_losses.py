@@ -568,12 +568,7 @@ def test_zero_weight_positions_get_zero_gradient(x64, name):
     assert np.abs(g_masked[~zero]).max() > 1e-6
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(
-        strict=True, reason="the data-driven bandwidth (sigma2 = 0) is the mean squared distance "
-        "over all sampled pairs, zero-weight ones included (mmd.bandwidth is not given the pair "
-        "weights), so masked-out features still set the kernel width"))
-    if n in PAIRED else n for n in NAMES])
+@pytest.mark.parametrize("name", NAMES)
 def test_masked_out_positions_do_not_change_the_value(x64, name):
     """Changing the features where the mask is 0 leaves the loss unchanged (rtol 1e-12, rounding
     only), with each method's default hyper-parameters."""
