@@ -54,17 +54,29 @@ def position_mean(x, w):
     return jnp.sum(x * w, axis=0) / jnp.sum(w)
 
 
-def content_loss(features, target, *, kind: str = "sum"):
+def content_loss(features, target, *, kind: str = "sum", mask=None):
     """Content loss between feature maps.
 
     ``kind="sum"``: ``½ Σ (F − P)²`` (seed 001 eq. 1), whose gradient is ``F − P``.
     ``kind="mse"``: ``mean (F − P)²`` (seed 001 §3.3).
+
+    With a ``mask`` (``f32[H, W]`` position weights, :func:`position_weights`), each
+    position's squared error counts ``w_p`` times: ``½ Σ_p w_p ‖F_p − P_p‖²``, and for
+    ``"mse"`` the weighted mean ``Σ_p w_p ‖F_p − P_p‖² / (C Σ_p w_p)``.  Ones give the
+    unmasked values.
     """
     d = features - target
-    if kind == "sum":
-        return 0.5 * jnp.sum(d * d)
-    if kind == "mse":
-        return jnp.mean(d * d)
+    sq = d * d
+    if mask is not None:
+        w = jnp.reshape(position_weights(features, mask), features.shape[:-1] + (1,))
+        if kind == "sum":
+            return 0.5 * jnp.sum(w * sq)
+        if kind == "mse":
+            return jnp.sum(w * sq) / (features.shape[-1] * jnp.sum(w))
+    elif kind == "sum":
+        return 0.5 * jnp.sum(sq)
+    elif kind == "mse":
+        return jnp.mean(sq)
     raise ValueError(f"content loss kind must be 'sum' or 'mse', not {kind!r}")
 
 

@@ -13,7 +13,7 @@ from typing import NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 
-from nstjax import losses
+from nstjax import losses, masks
 from nstjax.config import LossWeights, Objective
 from nstjax.style_losses import style_loss_terms, style_targets
 from nstjax.vgg import extract_features
@@ -26,14 +26,21 @@ class Targets(NamedTuple):
     Attributes:
       content: ``{layer: f32[h, w, c]}`` content features ``P``.
       style: one ``{method: {layer: T}}`` per style image (Gram ``A``, statistics, ...).
+      style_masks: ``None`` or one ``{style layer: f32[h, w]}`` per style image: where on
+        the generated image that style's statistics are taken (:mod:`nstjax.masks`).
+      content_mask: ``None`` or ``{content layer: f32[h, w]}`` content-loss position
+        weights.
     """
 
     content: dict
     style: tuple
+    style_masks: tuple | None = None
+    content_mask: dict | None = None
 
 
-def compute_targets(vgg: VGGWeights, content, styles: Sequence, *,
-                    objective: Objective) -> Targets:
+def compute_targets(vgg: VGGWeights, content, styles: Sequence, *, objective: Objective,
+                    style_masks: Sequence | None = None, content_mask=None,
+                    mask_mode: str = "average", keep_weight=masks.KEEP_WEIGHT) -> Targets:
     """Content features ``P`` and per-style, per-method style targets, computed once.
 
     Args:
@@ -41,14 +48,28 @@ def compute_targets(vgg: VGGWeights, content, styles: Sequence, *,
       content: ``f32[H, W, 3]`` RGB in [0, 1].
       styles: sequence of style images ``f32[h_s, w_s, 3]`` (sizes may differ).
       objective: the :class:`Objective`.
+      style_masks: optional one ``f32[h, w]`` mask in [0, 1] per style image, over the
+        generated image (white: that style applies; resampled to the content's size),
+        carried down the network by :func:`nstjax.masks.mask_pyramid` (``mask_mode``).
+      content_mask: optional ``f32[h, w]`` in [0, 1], white = keep photographic: the
+        style masks are multiplied by ``1 − c`` and the content loss weighted by
+        ``1 + (keep_weight − 1) c`` (:func:`nstjax.masks.target_masks`).
+
+    References:
+      Gatys et al. 2017 §4 (spatial control, guided Gram matrices).
     """
     o = objective
+    style_pyramids, content_pyramid = masks.target_masks(
+        tuple(jnp.shape(content)[:2]), style_masks, content_mask, n_styles=len(styles),
+        style_layers=o.style_layers, content_layers=o.content_layers, mode=mask_mode,
+        keep_weight=keep_weight)
     content_features = extract_features(vgg, content, o.content_layers, pooling=o.pooling)
     style = []
     for image in styles:
         features = extract_features(vgg, image, o.style_layers, pooling=o.pooling)
         style.append(style_targets(o.style_losses, features))
-    return Targets(content=content_features, style=tuple(style))
+    return Targets(content=content_features, style=tuple(style), style_masks=style_pyramids,
+                   content_mask=content_pyramid)
 
 
 def _unweighted_terms(image, vgg, targets: Targets, weights: LossWeights, key,
@@ -60,15 +81,22 @@ def _unweighted_terms(image, vgg, targets: Targets, weights: LossWeights, key,
     content = 0.0
     for i, layer in enumerate(o.content_layers):
         content = content + weights.content_layer_weights[i] * losses.content_loss(
-            features[layer], targets.content[layer], kind=o.content_loss)
+            features[layer], targets.content[layer], kind=o.content_loss,
+            mask=None if targets.content_mask is None else targets.content_mask[layer])
     style_features = {layer: features[layer] for layer in o.style_layers}
     if o.resample:
         key = jax.random.fold_in(key, image_hash(image))
     per_method = 0.0
     for s, target in enumerate(targets.style):
+        layer_weights, style_masks = weights.style_layer_weights, None
+        if targets.style_masks is not None:     # empty layers weigh 0 (nstjax.masks)
+            style_masks, present = masks.guard_layer_masks(targets.style_masks[s],
+                                                           o.style_layers)
+            layer_weights = layer_weights * present
         per_method = per_method + weights.style_blend[s] * style_loss_terms(
-            o.style_losses, style_features, target, weights.style_layer_weights,
-            weights.hyper, jax.random.fold_in(key, s), normalization=o.normalization)
+            o.style_losses, style_features, target, layer_weights,
+            weights.hyper, jax.random.fold_in(key, s), masks=style_masks,
+            normalization=o.normalization)
     return content, per_method, losses.tv_loss(image)
 
 

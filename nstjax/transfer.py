@@ -233,7 +233,8 @@ def as_image_list(style) -> list:
 
 def stylize(vgg: VGGWeights, content, style, *, key, objective: Objective = Objective(),
             weights: LossWeights | None = None, solver: Solver = Solver(),
-            init="content", callbacks: Callbacks | None = None) -> TransferResult:
+            init="content", callbacks: Callbacks | None = None, style_masks=None,
+            content_mask=None, mask_mode: str = "average") -> TransferResult:
     """Run a whole style transfer: compiled steps driven chunk by chunk (:func:`drive`).
 
     Args:
@@ -246,13 +247,17 @@ def stylize(vgg: VGGWeights, content, style, *, key, objective: Objective = Obje
       solver: the :class:`Solver`.
       init: ``"content"``, ``"noise"``, ``"style"`` or an ``f32[H, W, 3]`` start image.
       callbacks: optional host :class:`nstjax.Callbacks` (progress, snapshots, stop).
+      style_masks, content_mask, mask_mode: spatial control, see
+        :func:`nstjax.compute_targets` and :mod:`nstjax.masks`.
 
     Returns:
       A :class:`TransferResult`.
     """
     content = jnp.asarray(content, jnp.float32)
     styles = as_image_list(style)
-    targets = compute_targets(vgg, content, styles, objective=objective)
+    targets = compute_targets(vgg, content, styles, objective=objective,
+                              style_masks=style_masks, content_mask=content_mask,
+                              mask_mode=mask_mode)
     if weights is None:
         weights = make_loss_weights(objective, n_styles=len(styles))
     k_init, k_loss = jax.random.split(key)
