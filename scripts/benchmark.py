@@ -433,7 +433,7 @@ def plot(results, path):
 
 # ----------------------------------------------------------------------- one size
 
-def bench_size(size, vgg, args):
+def bench_size(size, vgg, args, save):
     content = nstjax.load_image(args.content, size=size)
     style = nstjax.load_image(args.style, size=size)
     h, w = content.shape[:2]
@@ -444,6 +444,7 @@ def bench_size(size, vgg, args):
     rec["f_content"] = float(jax.jit(fun)(jnp.asarray(content)))
     score = score_8bit(fun)
     runs, target_k = [], args.target_iters
+    rec["runs"] = runs
     if tloss is not None:
         run, image = run_torch(tloss, content, args)
         k = min(target_k, args.iters)
@@ -451,6 +452,7 @@ def bench_size(size, vgg, args):
         rec["target_time_s"] = run["times"][k - 1]
         run["reach_iter"] = k
         runs.append(run)
+        save(rec)
         log(f"torch-lbfgs: {run['wall_s']:.1f} s, {run['wall_s'] / args.iters:.3f} s/iter; "
             f"its saved {k}-iteration image scores {rec['target']:.4e} (in memory "
             f"{run['values'][k - 1]:.4e}); {100 * run['fraction_outside_box']:.1f}% of pixels "
@@ -463,16 +465,16 @@ def bench_size(size, vgg, args):
             run["reach_s"] = None if i is None else run["times"][i]
         del images
         runs.append(run)
+        save(rec)
         log(f"{name}: {run['wall_s']:.1f} s, {run['wall_s'] / max(1, len(run['iters'])):.3f} "
             f"s/iter, compile {run['compile_s']:.1f} s, final {run['final']:.4e}, "
             f"in box {run['in_box']}; {load()}")
-    rec["runs"] = runs
     return rec
 
 
 def table(results):
-    marks = [k for k in (50, 100, 200) if k <= results["args"]["iters"]]
     for rec in results["sizes"]:
+        marks = [k for k in (50, 100, 200) if k <= max(len(r["values"]) for r in rec["runs"])]
         t_eq = rec.get("target_time_s")
         log(f"\n{rec['width']}×{rec['height']}: per-evaluation ratio nstjax/torch "
             f"{rec.get('eval_ratio', float('nan')):.2f}; objective / f(content image)"
@@ -518,7 +520,18 @@ def main(argv=None) -> int:
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--startup", action="store_true", help="also time the tiny whole job")
     p.add_argument("--out", default="benchmark_out", help="folder for the JSON and PNG")
+    p.add_argument("--report", nargs="+", metavar="JSON",
+                   help="only print the table and draw the plot of earlier runs' JSON files")
     args = p.parse_args(argv)
+    if args.report:
+        runs = [json.loads(Path(f).read_text()) for f in args.report]
+        results = {**runs[0], "sizes": [r for run in runs for r in run["sizes"]]}
+        results["startup"] = next((r["startup"] for r in runs if r.get("startup")), None)
+        table(results)
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        plot(results, Path(args.out) / "benchmark.png")
+        log(f"wrote {Path(args.out) / 'benchmark.png'}")
+        return 0
     args.optimizers = [o for o in args.optimizers.split(",") if o]
     if not args.no_torch:
         try:
@@ -537,10 +550,14 @@ def main(argv=None) -> int:
                "sizes": []}
     if args.startup:
         results["startup"] = startup(args)
+    def save(partial=None):  # after every run, so an interrupted benchmark keeps its figures
+        sizes = results["sizes"] + ([partial] if partial is not None else [])
+        (out / "benchmark.json").write_text(
+            json.dumps({**results, "sizes": sizes}, indent=1, default=str))
+
     for size in (int(s) for s in args.sizes.split(",")):
-        rec = bench_size(size, vgg, args)
-        results["sizes"].append(rec)
-        (out / "benchmark.json").write_text(json.dumps(results, indent=1, default=str))
+        results["sizes"].append(bench_size(size, vgg, args, save))
+        save()
     table(results)
     plot(results, out / "benchmark.png")
     log(f"\nwrote {out / 'benchmark.json'} and {out / 'benchmark.png'}; {load()}")
