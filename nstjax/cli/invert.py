@@ -11,7 +11,7 @@ program (:func:`nstjax.invert.invert`)::
     nstjax invert --image style.jpg --size 64 --procedure seed002 --budget-scale 1e-3 ...
 
 writes the labelled grid (rows: probes, columns: layer sets; the image itself last) and
-``<output stem>.json``: per cell its iterations, budget, status, initial and final loss.
+``<output>.json``: per cell its iterations, budget, status, initial and final loss.
 ``--procedure`` sets a paper's whole set-up (flags given beside it override its parts).
 The same ``--seed`` gives the same grid.  Bad input: one line, exit code 2.
 """
@@ -60,7 +60,7 @@ def add_arguments(p) -> None:
     o.add_argument("--resample", action="store_true", default=None,
                    help="new Gaussian MMD pairs at every evaluation (adam, gd only)")
     out = p.add_argument_group("outputs")
-    out.add_argument("--output", help="the grid image; the JSON is <output stem>.json")
+    out.add_argument("--output", help="the grid image; the JSON is <output>.json")
     out.add_argument("--no-progress", action="store_true", help="no progress bar")
     common.add_solver_args(p)
 
@@ -132,8 +132,11 @@ def run(args) -> int:
     if init not in (None, "noise", "grey", "content"):
         raise UsageError("--init for an inversion is noise, grey or content")
     probes, layer_sets, kwargs = _setup(args)
+    from nstjax.config import Objective
+    from nstjax.objective import check_solver
+    check_solver(Objective(resample=kwargs["resample"]), kwargs["solver"].optimizer)
     output = Path(args.output)
-    sidecar = output.with_suffix(".json")
+    sidecar = output.with_name(output.name + ".json")
     inputs = [Path(args.image)] if args.image else []
     common.refuse_overwriting_inputs([output, sidecar], inputs)
     common.check_output(output, inputs)
