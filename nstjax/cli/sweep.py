@@ -123,6 +123,20 @@ def _outputs(out_dir: Path, k: int, demo: bool) -> list[Path]:
     return [out_dir / n for n in names]
 
 
+def member_cells(res) -> np.ndarray:
+    """Each member's image above its loss curve: the total per iteration (the solver's
+    history) and the final weighted content and style terms (log scale)."""
+    from nstjax.pictures import with_loss_curve
+    cells = []
+    for i in range(len(res.images)):
+        n = int(res.n_iter[i])
+        series = {"total": (np.arange(1, n + 1), res.history[i, :n])}
+        series.update({k: ([n], [float(res.terms[k][i])]) for k in ("content", "style")
+                       if k in res.terms})
+        cells.append(with_loss_curve(res.images[i], series))
+    return np.stack(cells)
+
+
 def run(args) -> int:
     """The body of ``nstjax sweep``; returns the exit code."""
     common.check_inputs_given(args)
@@ -202,7 +216,7 @@ def run(args) -> int:
     grid_shape = None
     if args.mode == "grid" and len(swept) <= 2 and done == len(members):
         grid_shape = (len(values[swept[0]]) if len(swept) == 2 else 1, len(values[swept[-1]]))
-    sheet = contact_sheet(res.images, res.settings, swept, grid_shape=grid_shape)
+    sheet = contact_sheet(member_cells(res), res.settings, swept, grid_shape=grid_shape)
     save_image(outputs[len(members)], sheet, protect=inputs)
     if args.demo:
         save_image(outputs[-2], content)

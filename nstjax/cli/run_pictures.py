@@ -1,0 +1,229 @@
+"""``nstjax stylize``'s spatial control and pictures of the run: masks, animation, loss curve.
+
+Kept beside :mod:`nstjax.cli.stylize` so that the command stays a thin sequence of steps:
+
+* ``--style-mask a.png b.png`` (one per style image, white where that style applies, grey
+  blends) and ``--content-mask keep.png`` (white stays photographic), read as greyscale
+  (EXIF orientation applied), resampled to the output's size and handed to
+  :func:`nstjax.stylize` (:mod:`nstjax.masks` carries them down the network);
+  ``--mask-mode average|inside``;
+* frames: the solve's snapshots (every ``--save-every`` iterations, or a default period)
+  are kept in memory as 8-bit images; ``--animation out.webp|out.gif`` writes them, and
+  the final image, as an animated picture;
+* ``<output stem>_loss.png``: the total objective at every iteration (the solver's
+  history) on a log axis, with the weighted content, style (and TV) terms evaluated at
+  up to :data:`CURVE_FRAMES` of the frames and at the end.  The optimiser records only
+  the total per iteration (its history is a compiled ``f32[max_iter]``), so the split
+  comes from one extra forward pass per plotted frame, after the solve: per-iteration
+  terms would mean a wider history inside every optimiser, for a picture.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from nstjax.cli import common
+from nstjax.cli.common import UsageError
+
+CURVE_FRAMES = 20          # frames at which the content/style split is evaluated
+ANIMATION_FRAMES = 40      # default number of animation frames without --save-every
+LOSS_SUFFIX = "_loss.png"
+
+
+def add_arguments(p) -> None:
+    g = p.add_argument_group("spatial control (Gatys et al. 2017 §4) and pictures of the run")
+    g.add_argument("--style-mask", nargs="+", help="one greyscale mask per style image "
+                   "(white: that style applies; grey blends), over the output")
+    g.add_argument("--content-mask", help="greyscale mask, white = keep photographic (no "
+                   "style statistics there, 10× content weight)")
+    g.add_argument("--mask-mode", choices=("average", "inside"),
+                   help="how masks reach deeper layers: average-pooled (default; styles "
+                   "blend across a seam by the receptive field) or eroded to the positions "
+                   "that see only the mask (no style acts outside its mask)")
+    g.add_argument("--animation", help="also write the run as an animated .webp or .gif "
+                   "(frames every --save-every iterations, or 40 frames)")
+
+
+def loss_curve_path(out: Path) -> Path:
+    return out.with_name(out.stem + LOSS_SUFFIX)
+
+
+def check(args, out: Path) -> None:
+    """Validate the flags and write-test the extra outputs, before any work."""
+    from nstjax.pictures import ANIMATION_FORMATS
+    n_styles = 1 if args.demo else len(args.style or ())
+    if args.style_mask is not None:
+        if args.demo:
+            raise UsageError("--style-mask needs --style images (not --demo)")
+        if len(args.style_mask) != n_styles:
+            raise UsageError(f"--style-mask: {len(args.style_mask)} mask(s) for {n_styles} "
+                             "style image(s); give one mask per style image")
+    if args.mask_mode is not None and args.style_mask is None and args.content_mask is None:
+        raise UsageError("--mask-mode needs --style-mask or --content-mask")
+    for path in list(args.style_mask or ()) + [args.content_mask] * bool(args.content_mask):
+        if not Path(path).is_file():
+            raise UsageError(f"{path}: no such mask file")
+    if mask_paths(args) and getattr(args, "min_size", None) is not None:
+        import inspect
+
+        from nstjax.multiscale import stylize_multiscale
+        if "style_masks" not in inspect.signature(stylize_multiscale).parameters:
+            raise UsageError("masks with --min-size are not supported yet: give one or the "
+                             "other")
+    inputs = common.input_paths(args) + mask_paths(args)
+    extra = [loss_curve_path(out)]
+    common.refuse_overwriting_inputs([out], mask_paths(args))
+    if args.animation:
+        anim = Path(args.animation)
+        if anim.suffix.lower() not in ANIMATION_FORMATS:
+            raise UsageError(f"--animation {anim}: write .webp or .gif")
+        extra.append(anim)
+    common.refuse_overwriting_inputs(extra, inputs)
+    common.check_output(extra[0], inputs)
+    if args.animation:
+        common.ensure_writable_dir(Path(args.animation).resolve().parent)
+
+
+def mask_paths(args) -> list[Path]:
+    return [Path(p) for p in (args.style_mask or ())] + \
+        ([Path(args.content_mask)] if args.content_mask else [])
+
+
+def load_mask(path, shape: tuple[int, int]) -> np.ndarray:
+    """A mask file as ``f32[H, W]`` in [0, 1]: upright, greyscale, resized to ``shape``.
+
+    Refuses (one line) a file that is not an image or whose aspect ratio differs from the
+    output's by more than 2 %.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+    h, w = shape
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            if abs((im.width / im.height) / (w / h) - 1) > 0.02:
+                raise UsageError(f"{path}: the mask is {im.width}×{im.height}, another aspect "
+                                 f"ratio than the {w}×{h} output")
+            grey = im.convert("L").resize((w, h), Image.Resampling.BILINEAR)
+    except (UnidentifiedImageError, OSError) as e:
+        raise UsageError(f"{path}: not a readable image ({e})") from None
+    return np.asarray(grey, np.float32) / 255.0
+
+
+def mask_arguments(args, shape: tuple[int, int]) -> dict:
+    """Keyword arguments of :func:`nstjax.stylize` for the masks (empty without masks)."""
+    if args.style_mask is None and args.content_mask is None:
+        return {}
+    kw = {"mask_mode": args.mask_mode or "average"}
+    if args.style_mask is not None:
+        kw["style_masks"] = [load_mask(p, shape) for p in args.style_mask]
+    if args.content_mask is not None:
+        kw["content_mask"] = load_mask(args.content_mask, shape)
+    return kw
+
+
+def frame_period(args, max_iter: int) -> int:
+    """Iterations between frames: ``--save-every``, else a default for the animation
+    (:data:`ANIMATION_FRAMES` frames) or for the loss curve (:data:`CURVE_FRAMES`)."""
+    if args.save_every:
+        return args.save_every
+    n = ANIMATION_FRAMES if args.animation else CURVE_FRAMES
+    return max(1, math.ceil(max_iter / n))
+
+
+class Frames:
+    """The solve's snapshots as 8-bit frames in memory: ``(iteration, uint8[H, W, 3])``."""
+
+    def __init__(self):
+        self.items: list[tuple[int, np.ndarray]] = []
+
+    def __call__(self, i: int, x) -> None:
+        from nstjax.image import to_uint8
+        self.items.append((int(i), to_uint8(np.asarray(x))))
+
+
+def animation_frames(frames: Frames, final, n_iter: int) -> list[np.ndarray]:
+    """The frames (resized to the final size where a coarse-to-fine rung differs) and
+    the final image, unless the last frame already is it."""
+    from PIL import Image
+
+    from nstjax.image import to_uint8
+    last = to_uint8(np.asarray(final))
+    h, w = last.shape[:2]
+    out = []
+    for _, f in frames.items:
+        if f.shape[:2] != (h, w):
+            f = np.asarray(Image.fromarray(f).resize((w, h), Image.Resampling.BICUBIC))
+        out.append(f)
+    if not frames.items or frames.items[-1][0] != n_iter:
+        out.append(last)
+    return out
+
+
+def term_series(frames: Frames, result, *, vgg, content, styles, objective, key,
+                mask_kw: dict) -> dict:
+    """``{term: (iterations, values)}``: the weighted terms at up to :data:`CURVE_FRAMES`
+    frames of the output's size (one forward pass each) and at the end."""
+    import jax
+    import jax.numpy as jnp
+
+    from nstjax.objective import compute_targets, objective_terms
+    n_iter = int(result.n_iter)
+    shape = tuple(np.shape(result.image))
+    usable = [(i, f) for i, f in frames.items if f.shape == shape and i < n_iter]
+    if len(usable) > CURVE_FRAMES:
+        pick = np.linspace(0, len(usable) - 1, CURVE_FRAMES).round().astype(int)
+        usable = [usable[k] for k in sorted(set(pick))]
+    names = [k for k in ("content", "style", "tv") if k in result.terms]
+    series = {k: ([], []) for k in names}
+    if usable:
+        targets = compute_targets(vgg, jnp.asarray(content), [jnp.asarray(s) for s in styles],
+                                  objective=objective, **mask_kw)
+        terms = jax.jit(lambda x: objective_terms(x, vgg, targets, result.weights, key,
+                                                  objective=objective))
+        for i, f in usable:
+            values = terms(jnp.asarray(f, jnp.float32) / 255.0)
+            for k in names:
+                series[k][0].append(i)
+                series[k][1].append(float(values[k]))
+    for k in names:
+        series[k][0].append(n_iter)
+        series[k][1].append(float(result.terms[k]))
+    return series
+
+
+def write(out: Path, args, result, frames: Frames, *, vgg, content, styles, objective,
+          key, mask_kw: dict, protect, period: int) -> dict:
+    """Write the loss curve (always) and the animation (``--animation``); returns the
+    sidecar's entries for them."""
+    from nstjax import pictures
+    from nstjax.image import save_image
+    n_iter = int(result.n_iter)
+    record = {"frame_period": period,
+              "masks": {"style": args.style_mask, "content": args.content_mask,
+                        "mode": mask_kw.get("mask_mode")}}
+    history = np.asarray(result.history)[:n_iter]
+    series = {"total": (np.arange(1, n_iter + 1), history)}
+    try:
+        terms = term_series(frames, result, vgg=vgg, content=content, styles=styles,
+                            objective=objective, key=key, mask_kw=mask_kw)
+    except ValueError:                    # e.g. a mask the run itself accepted: no split
+        terms = {}
+    series.update(terms)
+    record["loss_terms_at_frames"] = {k: {"iterations": v[0], "values": v[1]}
+                                      for k, v in terms.items()}
+    curve = loss_curve_path(out)
+    try:
+        save_image(curve, pictures.loss_curve(series, title=f"{out.name}: loss per "
+                                              "iteration (log scale)"), protect=protect)
+        record["loss_curve"] = str(curve)
+    except ValueError as e:               # nothing positive and finite to plot
+        record["loss_curve"] = None
+        record["loss_curve_error"] = str(e)
+    if args.animation:
+        shots = animation_frames(frames, result.image, n_iter)
+        pictures.save_animation(args.animation, shots)
+        record["animation"] = {"path": str(args.animation), "frames": len(shots)}
+    return record
