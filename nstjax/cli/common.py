@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import signal
 import sys
@@ -81,6 +82,9 @@ def add_input_args(p: argparse.ArgumentParser) -> None:
                    f"(default {DEFAULT_SIZE})")
     o.add_argument("--style-size", type=int, help="long edge of the style images "
                    "(default: --size)")
+    o.add_argument("--style-scale", type=float, help="long edge of the style images as a "
+                   "fraction of the output's, e.g. 0.5 (as jcjohnson/neural-style's "
+                   "-style_scale; not with --style-size)")
     o.add_argument("--weights", help="VGG19 weights, vgg19.h5 (default: $NSTJAX_WEIGHTS or "
                    "weights/vgg19.h5, fetched and converted on first use)")
     o.add_argument("--config", help="a run's JSON sidecar: repeat that run (flags given "
@@ -196,7 +200,25 @@ def size_of(args) -> int:
     if args.style_size is not None and args.style_size < MIN_SIZE:
         raise UsageError(f"--style-size {args.style_size} is below the {MIN_SIZE}-pixel "
                          "minimum")
+    style_size_of(args, size)
     return size
+
+
+def style_size_of(args, size: int) -> int:
+    """Long edge of the style images: ``--style-size``, ``⌈--style-scale × size⌉``
+    (jcjohnson/neural-style's rounding), or ``size``."""
+    scale = getattr(args, "style_scale", None)
+    if scale is None:
+        return args.style_size or size
+    if args.style_size is not None:
+        raise UsageError("--style-size and --style-scale both set the style's size: give one")
+    if not 0 < scale < float("inf"):
+        raise UsageError(f"--style-scale must be a positive number, not {scale}")
+    edge = math.ceil(scale * size)
+    if edge < MIN_SIZE:
+        raise UsageError(f"--style-scale {scale} makes the style {edge} pixels, below the "
+                         f"{MIN_SIZE}-pixel minimum")
+    return edge
 
 
 # --------------------------------------------------------------------------- inputs
@@ -223,7 +245,7 @@ def load_inputs(args, size: int):
     """``(content, [styles])`` as float32 RGB arrays (the demo images with ``--demo``)."""
     from nstjax import demo
     from nstjax.image import ImageError, load_image
-    style_size = args.style_size or size
+    style_size = style_size_of(args, size)
     try:
         if args.demo:
             return (demo.demo_content(3 * size // 4, size),
@@ -287,7 +309,7 @@ def check_memory(args, objective, size: int, *, members: int = 1) -> None:
     else:
         try:
             shapes.append(scaled_shape(args.content, size))
-            shapes += [scaled_shape(s, args.style_size or size) for s in args.style]
+            shapes += [scaled_shape(s, style_size_of(args, size)) for s in args.style]
         except ImageError as e:       # a bomb or a broken file, refused before decoding
             raise UsageError(str(e)) from None
     have = memory.available_bytes()

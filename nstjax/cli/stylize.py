@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nstjax.cli import common
+from nstjax.cli import common, run_pictures
 from nstjax.cli.common import UsageError
 
 
@@ -25,6 +25,24 @@ def add_arguments(p) -> None:
     out.add_argument("--save-every", type=int, default=0,
                      help="also write <output stem>_<iter><ext> every N iterations")
     out.add_argument("--no-progress", action="store_true", help="no progress bar")
+    out.add_argument("--bit-depth", type=int, choices=(8, 16), default=8,
+                     help="bits per channel of the output image (16: PNG only; default 8)")
+    c = p.add_argument_group("colour and coarse-to-fine (Gatys et al. 2017 §5; multi-resolution)")
+    c.add_argument("--preserve-color", choices=("luminance", "histogram"),
+                   help="keep the content's colours: transfer the luminance only and keep the "
+                   "content's chroma exactly, or first match the style's colour mean and "
+                   "covariance to the content's")
+    c.add_argument("--transfer-color-only", action="store_true",
+                   help="no style transfer: recolour the content to the style's colour mean "
+                   "and covariance")
+    c.add_argument("--color-match", choices=("cholesky", "eigen"),
+                   help="linear map of the colour matching: Cholesky, or the symmetric "
+                   "image-analogies map (default cholesky)")
+    c.add_argument("--min-size", type=int, help="coarse-to-fine: solve first at this long "
+                   "edge, then at sizes up to --size about √2 apart, each started from the "
+                   "last result upsampled (default: one scale)")
+    c.add_argument("--scale-iters", nargs="+", help="iterations per size with --min-size: "
+                   "one value, or one per size, coarse first (default --iters at every size)")
     w = p.add_argument_group("loss weights (traced: changing these does not recompile)")
     w.add_argument("--content-weight", type=float, help="α (default 1)")
     w.add_argument("--style-weight", type=float, help="β, seed 003's balance factor γ "
@@ -37,6 +55,7 @@ def add_arguments(p) -> None:
                    "normalised to sum to 1 (default equal)")
     w.add_argument("--hyper", nargs="+", help="style-method hyper-parameters, e.g. "
                    "mmd-poly.c=0 mmd-gauss.sigma2=2")
+    run_pictures.add_arguments(p)
     common.add_objective_args(p)
     common.add_solver_args(p)
 
@@ -72,10 +91,51 @@ def _check(args):
         raise UsageError("give --output (the image to write)")
     if args.save_every < 0:
         raise UsageError("--save-every must be >= 0")
+    if args.transfer_color_only and args.preserve_color:
+        raise UsageError("--transfer-color-only and --preserve-color are opposites: give one")
+    if args.transfer_color_only and not args.demo and len(args.style) != 1:
+        raise UsageError("--transfer-color-only takes one style image")
+    if args.scale_iters is not None and args.min_size is None:
+        raise UsageError("--scale-iters needs --min-size (the coarse-to-fine ladder)")
     out = Path(args.output)
     common.refuse_overwriting_inputs([out], common.input_paths(args))
-    common.check_output(out, common.input_paths(args))
+    common.check_output(out, common.input_paths(args), bit_depth=args.bit_depth)
+    run_pictures.check(args, out)
     return out
+
+
+def _ladder(args, size: int, solver):
+    """``(long edges, iterations per rung)`` of ``--min-size``/``--scale-iters`` (validated
+    before any work), or ``None`` for a single-scale run."""
+    if args.min_size is None:
+        return None
+    from nstjax import multiscale
+    ladder = multiscale.size_ladder(args.min_size, size)
+    iters = common.numbers(args.scale_iters, "--scale-iters") or (solver.max_iter,)
+    if any(i != int(i) for i in iters):
+        raise UsageError("--scale-iters: whole numbers of iterations, please")
+    iters = [int(i) for i in iters]
+    return ladder, multiscale.scale_iterations(iters[0] if len(iters) == 1 else iters,
+                                               len(ladder))
+
+
+def _color_only(args, out, content, styles, t_start) -> int:
+    """``--transfer-color-only``: the content recoloured to the style's colour statistics."""
+    from nstjax import color
+    image = np.asarray(color.match_color(content, styles[0], method=args.color_match
+                                         or "cholesky", clip=True))
+    save_image_checked(out, image, args)
+    common.write_json(out.with_name(out.name + ".json"), {
+        "command": "stylize", "arguments": common.arguments_record(args), "output": str(out),
+        "image_size": [int(content.shape[1]), int(content.shape[0])],
+        "timings_s": {"total": round(time.perf_counter() - t_start, 3)}})
+    print(f"wrote {out} (colours of the style, no style transfer)", file=sys.stderr)
+    return 0
+
+
+def save_image_checked(out, image, args) -> None:
+    from nstjax.image import save_image
+    save_image(out, image, protect=common.input_paths(args), bit_depth=args.bit_depth)
 
 
 def run(args) -> int:
@@ -86,6 +146,7 @@ def run(args) -> int:
     solver = common.build_solver(args)
     n_styles = 1 if args.demo else len(args.style)
     weights = build_weights(args, objective, mix, n_styles)   # validated before any work
+    ladder = _ladder(args, size, solver)
     common.check_memory(args, objective, size)
     common.enable_compilation_cache()
 
@@ -108,16 +169,26 @@ def run(args) -> int:
             init = load_image(init, shape=content.shape[:2])
         except ImageError as e:
             raise UsageError(str(e)) from None
+    if args.transfer_color_only:
+        return _color_only(args, out, content, styles, t_start)
+    from nstjax import color
+    preserve = args.preserve_color
+    content_run, styles_run = color.prepare_inputs(
+        content, styles, preserve=preserve, method=args.color_match or "cholesky")
+    if preserve == "luminance" and not isinstance(init, str):
+        init = color.luminance_image(init)
     vgg = common.load_vgg(args)
     t_loaded = time.perf_counter()
 
     bar = None
     if not args.no_progress:
         from tqdm import tqdm
-        print(f"stylize: {w}×{h}, {solver.optimizer}, {solver.max_iter} iterations "
+        total = solver.max_iter if ladder is None else sum(ladder[1])
+        sizes = "" if ladder is None else f" over sizes {', '.join(map(str, ladder[0]))}"
+        print(f"stylize: {w}×{h}, {solver.optimizer}, {total} iterations{sizes} "
               "(the first run of a size compiles first; later runs reuse the cache)",
               file=sys.stderr)
-        bar = tqdm(total=solver.max_iter, desc="stylize", unit="it", file=sys.stderr,
+        bar = tqdm(total=total, desc="stylize", unit="it", file=sys.stderr,
                    dynamic_ncols=True)
 
     def progress(i, value):
@@ -130,27 +201,46 @@ def run(args) -> int:
 
     def snapshot(i, x):
         path = out.with_name(f"{out.stem}_{i:05d}{out.suffix}")
+        if x.shape == content.shape:
+            x = color.finish_output(x, content, preserve=preserve)
         try:
             save_image(path, x, protect=protect)
             snapshots.append(str(path))
         except (ImageError, OSError) as e:   # a failed snapshot must not lose the run
             snapshot_errors.append(str(e))
 
+    mask_kw = run_pictures.mask_arguments(args, content.shape[:2])
+    frames = run_pictures.Frames()       # for the animation and the loss curve
+    period = run_pictures.frame_period(args, solver.max_iter if ladder is None
+                                       else sum(ladder[1]))
+
+    def keep_frame(i, x):
+        frames(i, x)
+        if args.save_every:
+            snapshot(i, x)
+
     interruption = common.Interruption()
-    callbacks = nstjax.Callbacks(progress=progress, snapshot=snapshot if args.save_every else None,
-                                 snapshot_every=args.save_every,
+    callbacks = nstjax.Callbacks(progress=progress, snapshot=keep_frame, snapshot_every=period,
                                  should_stop=interruption.should_stop)
-    result = interruption.run(lambda: nstjax.stylize(
-        vgg, jnp.asarray(content), [jnp.asarray(s) for s in styles],
-        key=jax.random.PRNGKey(args.seed or 0), objective=objective, weights=weights,
-        solver=solver, init=init, callbacks=callbacks))
+    run_kw = dict(key=jax.random.PRNGKey(args.seed or 0), objective=objective,
+                  weights=weights, solver=solver, init=init, callbacks=callbacks, **mask_kw)
+    if ladder is None:
+        solve = lambda: nstjax.stylize(  # noqa: E731
+            vgg, jnp.asarray(content_run), [jnp.asarray(s) for s in styles_run], **run_kw)
+    else:
+        from nstjax.multiscale import stylize_multiscale
+        solve = lambda: stylize_multiscale(  # noqa: E731
+            vgg, jnp.asarray(content_run), [jnp.asarray(s) for s in styles_run],
+            min_size=args.min_size, iters=ladder[1], **run_kw)
+    result = interruption.run(solve)
     if bar is not None:
         bar.close()
     t_done = time.perf_counter()
 
     n_iter = int(result.n_iter)
     status = nstjax.Status(int(result.status))
-    save_image(out, np.asarray(result.image), protect=protect)
+    image = np.asarray(color.finish_output(result.image, content, preserve=preserve))
+    save_image_checked(out, image, args)
     if args.demo:
         save_image(out.with_name(f"{out.stem}_demo_content.png"), content)
         save_image(out.with_name(f"{out.stem}_demo_style.png"), styles[0])
@@ -171,8 +261,15 @@ def run(args) -> int:
                       "optimise_including_compile": round(t_done - t_loaded, 3),
                       "total": round(time.perf_counter() - t_start, 3)},
         "snapshots": snapshots,
+        "scales": None if ladder is None else [
+            {"size": [int(s[1]), int(s[0])], "iterations": int(r.n_iter),
+             "final_loss": float(r.loss)} for s, r in zip(result.shapes, result.stages)],
         "snapshot_errors": snapshot_errors,
     }
+    record.update(run_pictures.write(
+        out, args, result, frames, vgg=vgg, content=content_run, styles=styles_run,
+        objective=objective, key=jax.random.split(jax.random.PRNGKey(args.seed or 0))[1],
+        mask_kw=mask_kw, protect=protect + run_pictures.mask_paths(args), period=period))
     common.write_json(out.with_name(out.name + ".json"), record)
     print(f"wrote {out} ({w}×{h}, {n_iter} iterations, loss {float(result.loss):.4g}, "
           f"{t_done - t_loaded:.1f} s{', interrupted' if interruption.signal else ''})",
