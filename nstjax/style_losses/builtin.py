@@ -27,7 +27,9 @@ difference); poly Z = 4N², so that ``mmd-poly`` with c = 0 *is* ``gram`` when t
 have the same size (seed 003 eq. 9) and the layers balance as in Gatys; Gaussian Z = 1 (the
 kernel is bounded, MMD² ∈ [−2, 4]).  Poly's c defaults to 0, the paper's choice (§3.2 "we
 only use the version with c = 0"; ``--mmd-poly-c`` defaults to 0.0 in its code), for which
-``mmd-poly`` equals ``gram`` (λ above was measured with c = 1; the c term is ``2c‖Δμ‖²/4N²``).
+``mmd-poly`` equals ``gram`` at equal sizes (its λ, 0.33, was re-measured with c = 0 as
+above; with c = 1 it was 0.32).  The paper λ below are not measured: they are the released
+code's constants, converted to our content loss.
 
 ``Objective(normalization="paper")`` applies the per-layer factors of seed 003's released
 code (github.com/lyttonhao/Neural-Style-MMD, ``neural-style.py`` ``get_loss``, ``mmd_loss.py``,
@@ -95,7 +97,7 @@ def mmd_linear(f, t, *, hyper, key, mask=None):
     return mmd.mmd_linear(f, t, mask=mask) / n
 
 
-@register_style_loss("mmd-poly", target=mmd.poly_target, scale=0.32, hyper={"c": 0.0},
+@register_style_loss("mmd-poly", target=mmd.poly_target, scale=0.33, hyper={"c": 0.0},
                      reference="seed 003 eq. 9-10, (xᵀy + c)², Z = 4N²",
                      paper_factor=lambda n, m: m, paper_scale=0.05)
 def mmd_poly(f, t, *, hyper, key, mask=None):
