@@ -158,7 +158,7 @@ def loss_curve(series: dict, *, width: int = 480, height: int = 300, title: str 
     font = ImageFont.load_default()
     im = Image.new("RGB", (width, height), (255, 255, 255))
     draw = ImageDraw.Draw(im)
-    left, right, top, bottom = 44, 8, 16 if title else 6, 18
+    left, right, top, bottom = 44, 14, 16 if title else 6, 18
     x0, x1, y0, y1 = left, width - right, top, height - bottom
 
     def px(it, v):

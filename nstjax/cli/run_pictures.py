@@ -15,7 +15,10 @@ Kept beside :mod:`nstjax.cli.stylize` so that the command stays a thin sequence 
   up to :data:`CURVE_FRAMES` of the frames and at the end.  The optimiser records only
   the total per iteration (its history is a compiled ``f32[max_iter]``), so the split
   comes from one extra forward pass per plotted frame, after the solve: per-iteration
-  terms would mean a wider history inside every optimiser, for a picture.
+  terms would mean a wider history inside every optimiser, for a picture.  The frames
+  are the 8-bit snapshots (as an animation shows them), so the terms at a frame are
+  those of the rounded image, within the rounding of the iterate; the last point is the
+  solve's own final terms.
 """
 
 from __future__ import annotations
