@@ -23,8 +23,8 @@ same layers as :func:`nstjax.vgg.vgg_forward`:
   region") computed exactly instead of by probing: a convolution takes the minimum over
   its 3×3 window (positions outside the image count as inside: SAME padding feeds zeros
   that do not depend on the image), a pooling layer the minimum over its 2×2 window.  A
-  position keeps weight only when its whole receptive field is in the region (relu5_1
-  sees ±78 pixels), so a style's loss then has *exactly* zero gradient on every pixel of
+  position keeps weight only when its whole receptive field is in the region (relu5_1's
+  is 156 pixels wide, 70 before and 85 after its position), so a style's loss then has *exactly* zero gradient on every pixel of
   the image outside its mask; deep layers of a small region can be empty.
 
 What holds where (tested in ``tests/test_masks.py``):
@@ -34,8 +34,8 @@ What holds where (tested in ``tests/test_masks.py``):
   position's contribution by its weight);
 * image level, ``"average"``: the gradient on a pixel is zero once the pixel is farther
   than the receptive-field radius of the deepest style layer from every position of
-  positive weight; nearer, the loss reaches across the mask's edge (a halo of up to 78
-  pixels at relu5_1, which blends the styles at a seam);
+  positive weight; nearer, the loss reaches across the mask's edge (a halo of up to
+  70-85 pixels at relu5_1, which blends the styles at a seam);
 * image level, ``"inside"``: exactly zero everywhere the pixel mask is 0.
 
 Normalisation rules:

@@ -233,8 +233,8 @@ def test_empty_deep_layer_is_guarded(tiny_vgg):
 
 @pytest.mark.parametrize("kind", ["sum", "mse"])
 def test_content_loss_mask(kind):
-    """Ones give the unmasked loss; weights give ½ Σ w‖d‖² or Σ w‖d‖²/(C Σ w) (float32,
-    relative 1e-6)."""
+    """Ones give the unmasked loss; weights give ½ Σ w‖d‖² or Σ w‖d‖²/(C Σ w)
+    (float32, relative 1e-6)."""
     rng = np.random.default_rng(2)
     f, p = rng.normal(size=(2, 6, 7, 5)).astype(np.float32)
     w = rng.uniform(size=(6, 7)).astype(np.float32)
