@@ -289,9 +289,20 @@ def resize_long_edge(img: Image.Image, size: int | None) -> Image.Image:
     return _resizable(img).resize(new, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
+def alpha_channel(img: Image.Image) -> np.ndarray | None:
+    """The alpha channel of a Pillow image as ``uint8[H, W]``, or ``None`` without one."""
+    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info:
+        return np.asarray(img.convert("RGBA").getchannel("A"), dtype=np.uint8).copy()
+    return None
+
+
 def load_image(path, *, size: int | None = None, shape: tuple[int, int] | None = None,
-               log=None) -> np.ndarray:
+               log=None, alpha: bool = False):
     """Read an image file as upright sRGB float32 in [0, 1], ``f32[H, W, 3]``.
+
+    With ``alpha=True``, returns ``(rgb, a)``: ``a`` is the file's alpha channel as
+    ``uint8[H, W]`` (resized with the image, so identical to the file's bytes at its own
+    size), or ``None`` when the file has none; ``rgb`` is composited over white as always.
 
     Args:
       path: any format Pillow reads (``str``, ``bytes`` or path-like; any file name).
@@ -319,6 +330,7 @@ def load_image(path, *, size: int | None = None, shape: tuple[int, int] | None =
                 else:
                     upright = resize_long_edge(upright, size)
                 arr = to_rgb_array(upright)
+                a = alpha_channel(upright) if alpha else None
     except ImageError as e:
         msg = str(e)
         raise ImageError(msg if msg.startswith(show) else f"{show}: {msg}") from None
@@ -328,7 +340,7 @@ def load_image(path, *, size: int | None = None, shape: tuple[int, int] | None =
         raise ImageError(f"{show}: not a readable image ({type(e).__name__})") from None
     if min(arr.shape[:2]) < MIN_SIZE:
         raise ImageError(f"{show}: {arr.shape[1]}×{arr.shape[0]} is below {MIN_SIZE} pixels")
-    return arr
+    return (arr, a) if alpha else arr
 
 
 def _resize_exact(img: Image.Image, shape):
@@ -433,23 +445,33 @@ def check_writable(path, *, protect=(), bit_depth: int = 8, need_bytes: int = 0)
 
 
 def _png16(fileobj, rgb16: np.ndarray) -> None:
-    """Write ``uint16[H, W, 3]`` as a 16-bit RGB PNG (Pillow cannot), tagged sRGB."""
-    h, w, _ = rgb16.shape
-    rows = np.zeros((h, 1 + 6 * w), np.uint8)  # filter byte 0 (None) per row
-    rows[:, 1:] = rgb16.astype(">u2").view(np.uint8).reshape(h, 6 * w)
+    """Write ``uint16[H, W, 3]`` (or ``[H, W, 4]`` with alpha) as a 16-bit PNG (Pillow
+    cannot), tagged sRGB."""
+    h, w, c = rgb16.shape
+    rows = np.zeros((h, 1 + 2 * c * w), np.uint8)  # filter byte 0 (None) per row
+    rows[:, 1:] = rgb16.astype(">u2").view(np.uint8).reshape(h, 2 * c * w)
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return (struct.pack(">I", len(data)) + kind + data
                 + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
 
     fileobj.write(b"\x89PNG\r\n\x1a\n"
-                  + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+                  + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 6 if c == 4 else 2,
+                                               0, 0, 0))
                   + chunk(b"sRGB", b"\x00")
                   + chunk(b"IDAT", zlib.compress(rows.tobytes(), 6))
                   + chunk(b"IEND", b""))
 
 
-def save_image(path, image, *, protect=(), bit_depth: int = 8) -> Path:
+ALPHA_FORMATS = ("PNG", "WEBP", "TIFF")
+
+
+def can_hold_alpha(path) -> bool:
+    """Whether :func:`save_image` can write an alpha channel at ``path`` (by extension)."""
+    return Image.registered_extensions().get(_as_path(path).suffix.lower()) in ALPHA_FORMATS
+
+
+def save_image(path, image, *, protect=(), bit_depth: int = 8, alpha=None) -> Path:
     """Write an RGB image atomically (temp file, then rename); format from the extension.
 
     Args:
@@ -457,6 +479,8 @@ def save_image(path, image, *, protect=(), bit_depth: int = 8) -> Path:
       image: RGB in [0, 1], ``[H, W, 3]``.
       protect: paths that must never be overwritten (the inputs).
       bit_depth: 8, or 16 for a 16-bit-per-channel PNG.
+      alpha: optional ``uint8[H, W]`` alpha channel, written as it is (8 bits) or times 257
+        (16 bits), for PNG, WebP and TIFF (:data:`ALPHA_FORMATS`).
 
     Returns:
       The path written.
@@ -468,6 +492,13 @@ def save_image(path, image, *, protect=(), bit_depth: int = 8) -> Path:
     """
     path = _as_path(path)
     fmt = _output_format(path, bit_depth)
+    if alpha is not None:
+        alpha = np.asarray(alpha)
+        if fmt not in ALPHA_FORMATS:
+            raise ImageError(f"{display_path(path)}: {fmt} has no alpha channel (use .png)")
+        if alpha.dtype != np.uint8 or alpha.shape != np.shape(image)[:2]:
+            raise ImageError(f"{display_path(path)}: alpha must be uint8 of shape "
+                             f"{np.shape(image)[:2]}, not {alpha.dtype} {alpha.shape}")
     _check_target(path, protect)
     _make_folder(path)
     existed = path.exists()
@@ -475,7 +506,13 @@ def save_image(path, image, *, protect=(), bit_depth: int = 8) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             if bit_depth == 16:
-                _png16(f, to_uint16(image))
+                rgb = to_uint16(image)
+                if alpha is not None:
+                    rgb = np.dstack([rgb, alpha.astype(np.uint16) * np.uint16(257)])
+                _png16(f, rgb)
+            elif alpha is not None:
+                Image.fromarray(np.dstack([to_uint8(image), alpha])).save(
+                    f, format=fmt, **({"lossless": True} if fmt == "WEBP" else {}))
             else:
                 Image.fromarray(to_uint8(image)).save(f, format=fmt)
         os.chmod(tmp, 0o644)

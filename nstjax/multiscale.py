@@ -125,7 +125,8 @@ def stylize_multiscale(vgg: VGGWeights, content, style, *, key, min_size: int,
                        iters: int | Sequence[int], objective: Objective = Objective(),
                        weights: LossWeights | None = None, solver: Solver = Solver(),
                        init="content", callbacks: Callbacks | None = None,
-                       factor: float = LADDER_FACTOR) -> MultiscaleResult:
+                       factor: float = LADDER_FACTOR, style_masks=None, content_mask=None,
+                       mask_mode: str = "average", alpha=None) -> MultiscaleResult:
     """Coarse-to-fine style transfer: :func:`nstjax.stylize` on each rung of a size ladder.
 
     Args:
@@ -143,6 +144,8 @@ def stylize_multiscale(vgg: VGGWeights, content, style, *, key, min_size: int,
       callbacks: host callbacks; iteration numbers run on across rungs; a stop request
         ends the ladder after the current rung.
       factor: largest ratio between consecutive rungs (√2).
+      style_masks, content_mask, mask_mode, alpha: as for :func:`nstjax.stylize`, at any
+        size (each rung resamples them to its own).
 
     Returns:
       A :class:`MultiscaleResult`.
@@ -171,7 +174,8 @@ def stylize_multiscale(vgg: VGGWeights, content, style, *, key, min_size: int,
         result = stylize(vgg, content_k, styles_k, key=jax.random.fold_in(key, k),
                          objective=objective, weights=weights,
                          solver=dataclasses.replace(solver, max_iter=count), init=init_k,
-                         callbacks=_offset(callbacks, done))
+                         callbacks=_offset(callbacks, done), style_masks=style_masks,
+                         content_mask=content_mask, mask_mode=mask_mode, alpha=alpha)
         stages.append(result)
         x = result.image
         done += int(result.n_iter)

@@ -234,7 +234,7 @@ def as_image_list(style) -> list:
 def stylize(vgg: VGGWeights, content, style, *, key, objective: Objective = Objective(),
             weights: LossWeights | None = None, solver: Solver = Solver(),
             init="content", callbacks: Callbacks | None = None, style_masks=None,
-            content_mask=None, mask_mode: str = "average") -> TransferResult:
+            content_mask=None, mask_mode: str = "average", alpha=None) -> TransferResult:
     """Run a whole style transfer: compiled steps driven chunk by chunk (:func:`drive`).
 
     Args:
@@ -249,15 +249,25 @@ def stylize(vgg: VGGWeights, content, style, *, key, objective: Objective = Obje
       callbacks: optional host :class:`nstjax.Callbacks` (progress, snapshots, stop).
       style_masks, content_mask, mask_mode: spatial control, see
         :func:`nstjax.compute_targets` and :mod:`nstjax.masks`.
+      alpha: optional opacity of the content, ``uint8[h, w]`` bytes or ``f32`` in [0, 1]:
+        transparent pixels weigh nothing in the content loss nor in the style statistics
+        (:mod:`nstjax.alpha`).
 
     Returns:
       A :class:`TransferResult`.
     """
     content = jnp.asarray(content, jnp.float32)
     styles = as_image_list(style)
+    if alpha is not None:
+        from nstjax.alpha import alpha_content_mask, alpha_style_masks
+        style_masks = alpha_style_masks(alpha, style_masks, n_styles=len(styles),
+                                        shape=content.shape[:2])
     targets = compute_targets(vgg, content, styles, objective=objective,
                               style_masks=style_masks, content_mask=content_mask,
                               mask_mode=mask_mode)
+    if alpha is not None:
+        targets = alpha_content_mask(targets, alpha, shape=content.shape[:2],
+                                     content_layers=objective.content_layers)
     if weights is None:
         weights = make_loss_weights(objective, n_styles=len(styles))
     k_init, k_loss = jax.random.split(key)

@@ -241,22 +241,25 @@ def check_inputs_given(args) -> None:
         raise UsageError("give --content and --style (or --demo)")
 
 
-def load_inputs(args, size: int):
-    """``(content, [styles])`` as float32 RGB arrays (the demo images with ``--demo``)."""
+def load_inputs(args, size: int, *, alpha: bool = False):
+    """``(content, [styles])`` as float32 RGB arrays (the demo images with ``--demo``);
+    with ``alpha=True``, ``(content, [styles], content alpha uint8[H, W] or None)``."""
     from nstjax import demo
     from nstjax.image import ImageError, load_image
     style_size = style_size_of(args, size)
     try:
         if args.demo:
             return (demo.demo_content(3 * size // 4, size),
-                    [demo.demo_style(style_size, style_size)])
+                    [demo.demo_style(style_size, style_size)]) + ((None,) if alpha else ())
         wh = header_size(args.content)
         if max(wh) < MIN_SIZE:
             raise UsageError(f"{args.content}: {wh[0]}×{wh[1]} is below the {MIN_SIZE}-pixel "
                              "minimum for a content image")
         note = lambda m: print(f"note: {m}", file=sys.stderr)  # noqa: E731
-        content = load_image(args.content, size=size, log=note)
-        return content, [load_image(s, size=style_size, log=note) for s in args.style]
+        content = load_image(args.content, size=size, log=note, alpha=alpha)
+        content, a = content if alpha else (content, None)
+        styles = [load_image(s, size=style_size, log=note) for s in args.style]
+        return (content, styles, a) if alpha else (content, styles)
     except ImageError as e:
         raise UsageError(str(e)) from None
 

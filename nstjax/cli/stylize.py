@@ -119,12 +119,12 @@ def _ladder(args, size: int, solver):
                                                len(ladder))
 
 
-def _color_only(args, out, content, styles, t_start) -> int:
+def _color_only(args, out, content, styles, alpha, t_start) -> int:
     """``--transfer-color-only``: the content recoloured to the style's colour statistics."""
     from nstjax import color
     image = np.asarray(color.match_color(content, styles[0], method=args.color_match
                                          or "cholesky", clip=True))
-    save_image_checked(out, image, args)
+    save_image_checked(out, image, args, alpha)
     common.write_json(out.with_name(out.name + ".json"), {
         "command": "stylize", "arguments": common.arguments_record(args), "output": str(out),
         "image_size": [int(content.shape[1]), int(content.shape[0])],
@@ -133,9 +133,10 @@ def _color_only(args, out, content, styles, t_start) -> int:
     return 0
 
 
-def save_image_checked(out, image, args) -> None:
+def save_image_checked(out, image, args, alpha=None) -> None:
     from nstjax.image import save_image
-    save_image(out, image, protect=common.input_paths(args), bit_depth=args.bit_depth)
+    save_image(out, image, protect=common.input_paths(args), bit_depth=args.bit_depth,
+               alpha=alpha)
 
 
 def run(args) -> int:
@@ -157,8 +158,13 @@ def run(args) -> int:
     from nstjax.image import ImageError, load_image, save_image
 
     t_start = time.perf_counter()
-    content, styles = common.load_inputs(args, size)
+    content, styles, alpha = common.load_inputs(args, size, alpha=True)
     h, w = content.shape[:2]
+    from nstjax.image import can_hold_alpha
+    if alpha is not None and not can_hold_alpha(out):
+        print(f"note: {out.suffix} has no alpha channel: the content's transparency is "
+              "dropped (composited over white); write .png to keep it", file=sys.stderr)
+        alpha = None
     init = args.init or "content"
     if init not in ("content", "noise", "style", "grey"):
         size_init = common.header_size(init)
@@ -170,7 +176,7 @@ def run(args) -> int:
         except ImageError as e:
             raise UsageError(str(e)) from None
     if args.transfer_color_only:
-        return _color_only(args, out, content, styles, t_start)
+        return _color_only(args, out, content, styles, alpha, t_start)
     from nstjax import color
     preserve = args.preserve_color
     content_run, styles_run = color.prepare_inputs(
@@ -201,10 +207,11 @@ def run(args) -> int:
 
     def snapshot(i, x):
         path = out.with_name(f"{out.stem}_{i:05d}{out.suffix}")
-        if x.shape == content.shape:
+        full = x.shape == content.shape
+        if full:
             x = color.finish_output(x, content, preserve=preserve)
         try:
-            save_image(path, x, protect=protect)
+            save_image(path, x, protect=protect, alpha=alpha if full else None)
             snapshots.append(str(path))
         except (ImageError, OSError) as e:   # a failed snapshot must not lose the run
             snapshot_errors.append(str(e))
@@ -223,7 +230,8 @@ def run(args) -> int:
     callbacks = nstjax.Callbacks(progress=progress, snapshot=keep_frame, snapshot_every=period,
                                  should_stop=interruption.should_stop)
     run_kw = dict(key=jax.random.PRNGKey(args.seed or 0), objective=objective,
-                  weights=weights, solver=solver, init=init, callbacks=callbacks, **mask_kw)
+                  weights=weights, solver=solver, init=init, callbacks=callbacks, alpha=alpha,
+                  **mask_kw)
     if ladder is None:
         solve = lambda: nstjax.stylize(  # noqa: E731
             vgg, jnp.asarray(content_run), [jnp.asarray(s) for s in styles_run], **run_kw)
@@ -240,7 +248,7 @@ def run(args) -> int:
     n_iter = int(result.n_iter)
     status = nstjax.Status(int(result.status))
     image = np.asarray(color.finish_output(result.image, content, preserve=preserve))
-    save_image_checked(out, image, args)
+    save_image_checked(out, image, args, alpha)
     if args.demo:
         save_image(out.with_name(f"{out.stem}_demo_content.png"), content)
         save_image(out.with_name(f"{out.stem}_demo_style.png"), styles[0])
