@@ -130,3 +130,53 @@ def test_bad_names_refused():
         color.luminance(np.zeros((4, 4, 3)), space="lab")
     with pytest.raises(ValueError, match="method"):
         color.match_color(np.zeros((4, 4, 3)), np.zeros((4, 4, 3)), method="svd")
+
+
+def _files(tmp_path):
+    save_image(tmp_path / "c.png", make_image(30, 40, seed=13))
+    save_image(tmp_path / "s.png", _random_image(24, 24, 14))
+    return str(tmp_path / "c.png"), str(tmp_path / "s.png")
+
+
+def test_cli_transfer_colour_only(tmp_path, capsys):
+    """``--transfer-color-only``: the content mapped to the style's colour mean and
+    covariance and clipped to [0, 1], to 8-bit rounding (half a level, 2e-3)."""
+    from nstjax.cli import run
+    c, s = _files(tmp_path)
+    out = tmp_path / "o.png"
+    assert run(["stylize", "--content", c, "--style", s, "--size", "40",
+                "--transfer-color-only", "--output", str(out)]) == 0, capsys.readouterr().err
+    got, style, content = load_image(out), load_image(s, size=40), load_image(c)
+    want = np.asarray(color.match_color(content, style, clip=True))
+    assert np.abs(got - want).max() <= 0.5 / 255 + 1e-6
+    assert np.abs(_stats(content)[1] - _stats(style)[1]).max() > 2e-2   # it did recolour
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--transfer-color-only", "--preserve-color", "luminance"], "opposites"),
+    (["--preserve-color", "hue"], "invalid choice"),
+    (["--style-scale", "0.5", "--style-size", "32"], "give one"),
+    (["--style-scale", "-1"], "positive"),
+    (["--style-scale", "0.01"], "below"),
+    (["--bit-depth", "12"], "invalid choice"),
+])
+def test_cli_colour_and_scale_flags_refused(tmp_path, capsys, extra, message):
+    from nstjax.cli import run
+    c, s = _files(tmp_path)
+    code = run(["stylize", "--content", c, "--style", s, "--output",
+                str(tmp_path / "o.png"), *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_style_scale_is_relative_to_the_output():
+    """jcjohnson/neural-style: style_size = ⌈style_scale × image_size⌉."""
+    import argparse
+
+    from nstjax.cli.common import style_size_of
+    ns = argparse.Namespace(style_size=None, style_scale=0.5)
+    assert style_size_of(ns, 512) == 256
+    assert style_size_of(argparse.Namespace(style_size=None, style_scale=0.33), 100) == 33
+    assert style_size_of(argparse.Namespace(style_size=None, style_scale=0.335), 100) == 34
+    assert style_size_of(argparse.Namespace(style_size=200, style_scale=None), 512) == 200
+    assert style_size_of(argparse.Namespace(style_size=None, style_scale=None), 512) == 512

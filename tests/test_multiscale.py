@@ -113,3 +113,21 @@ def test_short_edge_too_small_refused(tiny_vgg):
     with pytest.raises(ValueError, match="short edge"):
         multiscale.stylize_multiscale(tiny_vgg, content, content, key=jax.random.PRNGKey(0),
                                       min_size=32, iters=1)
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--scale-iters", "3"], "needs --min-size"),
+    (["--min-size", "8"], "16-pixel minimum"),
+    (["--min-size", "64", "--size", "48"], "above the output size"),
+    (["--min-size", "24", "--size", "48", "--scale-iters", "3", "2"], "ladder of 3"),
+    (["--min-size", "24", "--size", "48", "--scale-iters", "2.5"], "whole numbers"),
+])
+def test_cli_ladder_flags_refused(tmp_path, capsys, extra, message):
+    """Bad ladders are one line and exit 2, before anything is loaded."""
+    from nstjax.cli import run
+    from nstjax.image import save_image
+    save_image(tmp_path / "c.png", make_image(36, 48, seed=1))
+    code = run(["stylize", "--content", str(tmp_path / "c.png"), "--style",
+                str(tmp_path / "c.png"), "--output", str(tmp_path / "o.png"), *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1, err
