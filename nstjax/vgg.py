@@ -70,8 +70,10 @@ def check_precision(precision: str) -> str:
 
 
 def _conv(x, kernel, precision="float32"):
+    """The convolution; bfloat16 operands are multiplied into float32 sums (returned f32)."""
     return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=_DN,
-                                        precision=jax.lax.Precision(precision))
+                                        precision=jax.lax.Precision(precision),
+                                        preferred_element_type=jnp.float32)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
@@ -86,7 +88,8 @@ def conv3x3(x, kernel, precision="float32"):
     convolution, forward and backward, takes the fast path, in loops and out.
 
     ``precision`` is a :class:`jax.lax.Precision` name (``"float32"``, ``"tensorfloat32"``,
-    ``"bfloat16"``), used forward and backward.
+    ``"bfloat16"``), used forward and backward.  The sums are float32 whatever the operands'
+    type (bfloat16 operands give a float32 result; mixed precision as on tensor cores).
     """
     return _conv(x, kernel, precision)
 
@@ -98,9 +101,11 @@ def _conv3x3_fwd(x, kernel, precision):
 def _conv3x3_bwd(precision, res, g):
     x, kernel = res
     flipped = jax.lax.optimization_barrier(jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2))
-    dx = _conv(g, flipped, precision)
-    dk = jax.vjp(lambda k: _conv(x, k, precision), kernel)[1](g)[0]  # removed when unused
-    return dx, dk
+    g = g.astype(x.dtype)
+    dx = _conv(g, flipped, precision).astype(x.dtype)
+    dk = jax.vjp(lambda k: _conv(x, k, precision), kernel)[1](
+        g.astype(jnp.float32))[0]                       # removed by XLA when unused
+    return dx, dk.astype(kernel.dtype)
 
 
 conv3x3.defvjp(_conv3x3_fwd, _conv3x3_bwd)
@@ -266,8 +271,8 @@ def vgg_forward(params: dict, x, *, layers: Sequence[str], pooling: str = "max",
 
     def unit(p, x, conv_name, keep_conv):
         """A convolution and its ReLU: ``(relu output, conv output or None)``."""
-        y = conv3x3(x, p["kernel"].astype(dtype), conv_precision) + p["bias"].astype(dtype)
-        return nn.relu(y), (y.astype(jnp.float32) if keep_conv else None)
+        y = conv3x3(x, p["kernel"].astype(dtype), conv_precision) + p["bias"]   # f32 sums
+        return nn.relu(y).astype(dtype), (y if keep_conv else None)
 
     if policy == "conv":
         unit = _recomputed(unit, static=2)
