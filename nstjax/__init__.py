@@ -19,6 +19,7 @@ from nstjax.style_losses import (STYLE_LOSSES, StyleLoss, get_style_loss, parse_
                                  register_style_loss)
 from nstjax.sweeps import SweepResult, sweep
 from nstjax.transfer import TransferResult, run_transfer, stylize
+from nstjax.multiscale import MultiscaleResult, size_ladder, stylize_multiscale
 from nstjax.vgg import LAYERS, VGG_WIDTHS, canonical_layer, extract_features, init_random_weights
 from nstjax.weights import VGGWeights, WeightsError, convert, load_vgg19
 
@@ -33,6 +34,7 @@ __all__ = [
     "STYLE_LOSSES", "StyleLoss", "get_style_loss", "parse_style_spec", "register_style_loss",
     "SweepResult", "sweep",
     "TransferResult", "run_transfer", "stylize",
+    "MultiscaleResult", "size_ladder", "stylize_multiscale",
     "LAYERS", "VGG_WIDTHS", "canonical_layer", "extract_features", "init_random_weights",
     "VGGWeights", "WeightsError", "convert", "load_vgg19",
 ]
