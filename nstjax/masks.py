@@ -48,10 +48,17 @@ Normalisation rules:
 * a style mask that is black everywhere is refused; a layer whose map is empty (possible
   with ``"inside"``, or an odd last row cropped by pooling) contributes nothing
   (:func:`guard_layer_masks`) instead of dividing by zero;
-* the content mask ``c`` (white = keep photographic) multiplies every style's mask by
-  ``1 − c`` before the pyramid, and weights the content loss at each content layer by
-  the pyramid of ``1 + (κ − 1) c`` (:func:`content_weight_map`, κ = ``keep_weight``), so
-  kept regions have no style statistics and a κ-times stronger pull towards the content.
+* the content mask ``c`` (white = keep photographic) multiplies every style's maps by
+  the ``"inside"`` pyramid of ``1 − c``, whatever the style masks' mode: no style
+  statistic then sees a kept pixel, so the style losses have exactly zero gradient there
+  (the kept region stays photographic instead of being reached through receptive fields).
+  Optionally (``keep_weight`` κ ≠ 1) the content loss is weighted at each content layer by
+  the pyramid of ``1 + (κ − 1) c`` (:func:`content_weight_map`).  Measured (tubingen /
+  starry_night, 128 px, 100 L-BFGS iterations from the content, right third kept; mean
+  absolute difference to the content, RGB in [0, 1]): no mask 0.095 there; ``1 − c``
+  average-pooled 0.026 (κ = 1) and 0.020 (κ = 10, but 13 % less style elsewhere);
+  eroded 0.0041 (κ = 1), 0.0039 (κ = 3), 0.0037 (κ = 10).  Erosion does the work, so κ
+  defaults to 1 (content loss as without a mask).
 
 A mask's value multiplies a position's weight once (``Σ_p w_p f_p f_pᵀ``); Gatys' guided
 Gram ``(T∘F)(T∘F)ᵀ`` weights by ``T²``, so our ``w`` is his ``T²`` (identical for binary
@@ -69,7 +76,7 @@ import numpy as np
 from nstjax.vgg import LAYERS, canonical_layer
 
 MASK_MODES = ("average", "inside")
-KEEP_WEIGHT = 10.0     # κ: content-loss weight inside a content mask, relative to outside
+KEEP_WEIGHT = 1.0      # κ: content-loss weight inside a content mask, relative to outside
 
 
 def check_mask(mask, name: str = "mask") -> jax.Array:
@@ -180,9 +187,10 @@ def target_masks(shape: tuple[int, int], style_masks, content_mask, *, n_styles:
       content_mask: ``None`` or ``f32[h, w]`` in [0, 1], white = keep photographic.
       n_styles: number of style images.
       style_layers, content_layers: the objective's layers.
-      mode: propagation of the style masks (:func:`mask_pyramid`); the content loss's map
-        is always average-pooled (it is a weight, not a region).
-      keep_weight: κ of :func:`content_weight_map`.
+      mode: propagation of the style masks (:func:`mask_pyramid`); ``1 − c`` of the
+        content mask is always eroded (``"inside"``), the content loss's map is always
+        average-pooled (it is a weight, not a region).
+      keep_weight: κ of :func:`content_weight_map` (host float; 1 means no content map).
 
     Returns:
       ``(style_masks, content_mask)``: ``tuple[{layer: f32[h, w]}]`` or ``None``, and
@@ -203,15 +211,22 @@ def target_masks(shape: tuple[int, int], style_masks, content_mask, *, n_styles:
                  for i, m in enumerate(style_masks)]
     else:
         pixel = [jnp.ones(shape, jnp.float32)] * n_styles
-    content_pyramid = None
+    content_pyramid, outside = None, None
     if content_mask is not None:
         c = resize_mask(check_mask(content_mask, "content mask"), shape)
-        pixel = [m * (1.0 - c) for m in pixel]
-        content_pyramid = mask_pyramid(content_weight_map(c, keep_weight=keep_weight),
-                                       content_layers, mode="average")
-    for i, m in enumerate(pixel):
+        outside = mask_pyramid(1.0 - c, style_layers, mode="inside")
+        if float(keep_weight) != 1.0:
+            content_pyramid = mask_pyramid(content_weight_map(c, keep_weight=keep_weight),
+                                           content_layers, mode="average")
+        pixel_left = [m * (1.0 - c) for m in pixel]
+    else:
+        pixel_left = pixel
+    for i, m in enumerate(pixel_left):
         if not float(jnp.max(m)) > 0.0:
             raise ValueError(f"style mask {i + 1} leaves that style no pixel (black "
                              "everywhere, or covered by the content mask)")
     style_pyramids = tuple(mask_pyramid(m, style_layers, mode=mode) for m in pixel)
+    if outside is not None:
+        style_pyramids = tuple({k: v * outside[k] for k, v in pyr.items()}
+                               for pyr in style_pyramids)
     return style_pyramids, content_pyramid

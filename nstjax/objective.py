@@ -52,7 +52,8 @@ def compute_targets(vgg: VGGWeights, content, styles: Sequence, *, objective: Ob
         generated image (white: that style applies; resampled to the content's size),
         carried down the network by :func:`nstjax.masks.mask_pyramid` (``mask_mode``).
       content_mask: optional ``f32[h, w]`` in [0, 1], white = keep photographic: the
-        style masks are multiplied by ``1 − c`` and the content loss weighted by
+        style maps are multiplied by the erosion of ``1 − c`` (no style statistic sees a
+        kept pixel) and, for ``keep_weight`` ≠ 1, the content loss weighted by
         ``1 + (keep_weight − 1) c`` (:func:`nstjax.masks.target_masks`).
 
     References:

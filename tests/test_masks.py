@@ -249,20 +249,46 @@ def test_content_loss_mask(kind):
 
 
 def test_content_mask_removes_style_and_weights_content():
-    """White on the left quarter: every style map is 0 there (after pooling: the blocks
-    wholly inside it), the content maps are 1 + (κ − 1)·c pooled (κ = 10, 1e-6)."""
+    """White on the left quarter (columns < 16): every style map is the erosion of 1 − c,
+    0 wherever a position's receptive field touches a kept pixel (relu1_1: columns ≤ 16;
+    relu3_1, which sees [4i − 10, 4i + 13]: columns ≤ 6) and 1 beyond; with κ = 10 the
+    content maps are 1 + 9c average-pooled (1e-6), with the default κ = 1 there are none."""
     c = np.zeros((H, W), np.float32)
     c[:, :16] = 1.0
-    style_pyr, content_pyr = masks.target_masks(
-        (H, W), None, c, n_styles=2, style_layers=("relu1_1", "relu2_1", "relu3_1"),
-        content_layers=("relu2_2",))
+    layers = dict(style_layers=("relu1_1", "relu2_1", "relu3_1"), content_layers=("relu2_2",))
+    style_pyr, content_pyr = masks.target_masks((H, W), None, c, n_styles=2, keep_weight=10.0,
+                                                **layers)
     assert len(style_pyr) == 2
     for pyr in style_pyr:
-        np.testing.assert_array_equal(np.asarray(pyr["relu1_1"])[:, :16], 0.0)
-        np.testing.assert_array_equal(np.asarray(pyr["relu1_1"])[:, 16:], 1.0)
-        np.testing.assert_array_equal(np.asarray(pyr["relu3_1"])[:, :4], 0.0)
+        np.testing.assert_array_equal(np.asarray(pyr["relu1_1"])[:, :17], 0.0)
+        np.testing.assert_array_equal(np.asarray(pyr["relu1_1"])[:, 17:], 1.0)
+        np.testing.assert_array_equal(np.asarray(pyr["relu3_1"])[:, :7], 0.0)
+        np.testing.assert_array_equal(np.asarray(pyr["relu3_1"])[:, 7:], 1.0)
     np.testing.assert_allclose(np.asarray(content_pyr["relu2_2"]),
                                _blocks_mean(1.0 + 9.0 * c.astype(np.float64), 1), atol=1e-6)
+    assert masks.target_masks((H, W), None, c, n_styles=2, **layers)[1] is None
+
+
+def test_content_mask_keeps_style_gradient_off_kept_pixels(tiny_vgg):
+    """With a content mask over the left half and *average* style masks (style B on the
+    right), the style losses have exactly zero gradient on every kept pixel: the kept
+    region's erosion is applied whatever the style masks' mode."""
+    objective = Objective(style_layers=("relu1_1", "relu2_1", "relu3_1"),
+                          content_layers=("relu2_2",))
+    content = jnp.asarray(make_image(H, W, seed=0))
+    styles = [jnp.asarray(make_image(40, 40, seed=s)) for s in (1, 2)]
+    keep = np.zeros((H, W), np.float32)
+    keep[:, :24] = 1.0
+    right = np.zeros((H, W), np.float32)
+    right[:, 32:] = 1.0
+    t = compute_targets(tiny_vgg, content, styles, objective=objective,
+                        style_masks=[np.ones((H, W), np.float32), right], content_mask=keep)
+    w = loss_weights(objective, n_styles=2, content_weight=0.0)
+    g = np.asarray(jax.jit(jax.grad(lambda x: objective_terms(
+        x, tiny_vgg, t, w, jax.random.PRNGKey(0), objective=objective)["total"]))(
+        jnp.asarray(make_image(H, W, seed=7))))
+    assert np.all(g[:, :24] == 0.0)
+    assert np.abs(g[:, 24:]).max() > 0
 
 
 def test_masks_resampled_to_the_content_size():

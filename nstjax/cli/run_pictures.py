@@ -41,7 +41,7 @@ def add_arguments(p) -> None:
     g.add_argument("--style-mask", nargs="+", help="one greyscale mask per style image "
                    "(white: that style applies; grey blends), over the output")
     g.add_argument("--content-mask", help="greyscale mask, white = keep photographic (no "
-                   "style statistics there, 10× content weight)")
+                   "style statistic sees a kept pixel: the style losses do not move it)")
     g.add_argument("--mask-mode", choices=("average", "inside"),
                    help="how masks reach deeper layers: average-pooled (default; styles "
                    "blend across a seam by the receptive field) or eroded to the positions "
