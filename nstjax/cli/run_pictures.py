@@ -166,9 +166,10 @@ def animation_frames(frames: Frames, final, n_iter: int) -> list[np.ndarray]:
 
 
 def term_series(frames: Frames, result, *, vgg, content, styles, objective, key,
-                mask_kw: dict) -> dict:
+                mask_kw: dict, alpha=None) -> dict:
     """``{term: (iterations, values)}``: the weighted terms at up to :data:`CURVE_FRAMES`
-    frames of the output's size (one forward pass each) and at the end."""
+    frames of the output's size (one forward pass each) and at the end.  The targets are
+    built as :func:`nstjax.stylize` builds them (masks, and the content's opacity)."""
     import jax
     import jax.numpy as jnp
 
@@ -182,8 +183,16 @@ def term_series(frames: Frames, result, *, vgg, content, styles, objective, key,
     names = [k for k in ("content", "style", "tv") if k in result.terms]
     series = {k: ([], []) for k in names}
     if usable:
+        kw = dict(mask_kw)
+        if alpha is not None:
+            from nstjax.alpha import alpha_content_mask, alpha_style_masks
+            kw["style_masks"] = alpha_style_masks(alpha, kw.get("style_masks"),
+                                                  n_styles=len(styles), shape=shape[:2])
         targets = compute_targets(vgg, jnp.asarray(content), [jnp.asarray(s) for s in styles],
-                                  objective=objective, **mask_kw)
+                                  objective=objective, **kw)
+        if alpha is not None:
+            targets = alpha_content_mask(targets, alpha, shape=shape[:2],
+                                         content_layers=objective.content_layers)
         terms = jax.jit(lambda x: objective_terms(x, vgg, targets, result.weights, key,
                                                   objective=objective))
         for i, f in usable:
@@ -198,7 +207,7 @@ def term_series(frames: Frames, result, *, vgg, content, styles, objective, key,
 
 
 def write(out: Path, args, result, frames: Frames, *, vgg, content, styles, objective,
-          key, mask_kw: dict, protect, period: int) -> dict:
+          key, mask_kw: dict, protect, period: int, alpha=None) -> dict:
     """Write the loss curve (always) and the animation (``--animation``); returns the
     sidecar's entries for them."""
     from nstjax import pictures
@@ -211,7 +220,7 @@ def write(out: Path, args, result, frames: Frames, *, vgg, content, styles, obje
     series = {"total": (np.arange(1, n_iter + 1), history)}
     try:
         terms = term_series(frames, result, vgg=vgg, content=content, styles=styles,
-                            objective=objective, key=key, mask_kw=mask_kw)
+                            objective=objective, key=key, mask_kw=mask_kw, alpha=alpha)
     except ValueError:                    # e.g. a mask the run itself accepted: no split
         terms = {}
     series.update(terms)

@@ -277,7 +277,8 @@ def run(args) -> int:
     record.update(run_pictures.write(
         out, args, result, frames, vgg=vgg, content=content_run, styles=styles_run,
         objective=objective, key=jax.random.split(jax.random.PRNGKey(args.seed or 0))[1],
-        mask_kw=mask_kw, protect=protect + run_pictures.mask_paths(args), period=period))
+        mask_kw=mask_kw, protect=protect + run_pictures.mask_paths(args), period=period,
+        alpha=alpha))
     common.write_json(out.with_name(out.name + ".json"), record)
     print(f"wrote {out} ({w}×{h}, {n_iter} iterations, loss {float(result.loss):.4g}, "
           f"{t_done - t_loaded:.1f} s{', interrupted' if interruption.signal else ''})",
