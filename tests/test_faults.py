@@ -285,6 +285,7 @@ def test_second_ctrl_c_quits_at_once(inputs, tmp_path, cache):
 
 
 @pytest.mark.real_weights
+@pytest.mark.slow      # compiles the sweep's memory plan and programs on the real VGG (~1 min)
 def test_ctrl_c_in_a_sweep_keeps_every_member(tmp_path, cache):
     out = tmp_path / "sweep"
     proc = _start(nstjax("sweep", "--demo", "--size", "32", "--iters", "100000", "--output-dir",

@@ -200,12 +200,22 @@ def test_chunks_give_the_same_results(adam_grid, tiny_vgg):
     np.testing.assert_allclose(res.images, whole.images, rtol=0, atol=ATOL_IMAGE)
     np.testing.assert_allclose(res.loss, whole.loss, rtol=RTOL_LOSS)
     np.testing.assert_array_equal(res.n_iter, whole.n_iter)
+    # the plan comes from XLA's figures and the machine's free memory at the time (which
+    # other processes move): more than the 4 members at this size, far fewer at 64× pixels
     fit = sw.members_that_fit(tiny_vgg, CONTENT, STYLE, OBJ, ADAM)
-    logged = int(re.search(r"(\d+) fit in memory", logs[0]).group(1))
-    # the machine's free memory moves between the two calls: within 10% of each other
-    assert fit >= 1 and abs(logged - fit) <= 0.1 * fit
-    big = np.zeros((192, 256, 3), np.float32)       # 64× the pixels: far fewer members fit
+    assert int(re.search(r"(\d+) fit in memory", logs[0]).group(1)) >= 4 and fit >= 4
+    big = np.zeros((192, 256, 3), np.float32)
     assert fit > 10 * sw.members_that_fit(tiny_vgg, big, STYLE, OBJ, ADAM)
+
+
+def test_should_stop_ends_every_member_with_its_current_image(tiny_vgg):
+    calls = []
+    res = _sweep(tiny_vgg, GRID, solver=Solver(optimizer="adam", max_iter=500, lr=0.05),
+                 callbacks=nstjax.Callbacks(should_stop=lambda: calls.append(1) or
+                                            len(calls) >= 2))
+    assert list(res.status) == [nstjax.Status.INTERRUPTED] * 4
+    assert np.all(res.n_iter >= 2) and np.all(res.n_iter < 500)
+    assert np.all(np.isfinite(res.images)) and len(res.settings) == 4
 
 
 # ---------------------------------------------------------------- devices and hosts
