@@ -193,12 +193,12 @@ def test_masks_of_ones_are_the_unmasked_objective(tiny_vgg):
     weights = loss_weights(objective, n_styles=1)
     x = jnp.asarray(make_image(H, W, seed=7))
     key = jax.random.PRNGKey(0)
-    plain = objective_terms(x, tiny_vgg, compute_targets(tiny_vgg, content, styles,
-                                                         objective=objective),
-                            weights, key, objective=objective)
+    terms = jax.jit(objective_terms, static_argnames="objective")
+    plain = terms(x, tiny_vgg, compute_targets(tiny_vgg, content, styles, objective=objective),
+                  weights, key, objective=objective)
     ones = compute_targets(tiny_vgg, content, styles, objective=objective,
                            style_masks=[np.ones((H, W), np.float32)])
-    masked = objective_terms(x, tiny_vgg, ones, weights, key, objective=objective)
+    masked = terms(x, tiny_vgg, ones, weights, key, objective=objective)
     for k in ("content", "style", "total"):
         np.testing.assert_allclose(float(masked[k]), float(plain[k]), rtol=1e-5)
 
@@ -218,11 +218,12 @@ def test_empty_deep_layer_is_guarded(tiny_vgg):
     x = jnp.asarray(make_image(H, W, seed=7))
     key = jax.random.PRNGKey(0)
     w = loss_weights(objective, n_styles=1)
-    got = objective_terms(x, tiny_vgg, t, w, key, objective=objective)["style"]
-    without = objective_terms(x, tiny_vgg, t, w._replace(
+    terms = jax.jit(objective_terms, static_argnames="objective")
+    got = terms(x, tiny_vgg, t, w, key, objective=objective)["style"]
+    without = terms(x, tiny_vgg, t, w._replace(
         style_layer_weights=jnp.asarray([1.0, 0.0])), key, objective=objective)["style"]
-    g = jax.grad(lambda y: objective_terms(y, tiny_vgg, t, w, key,
-                                           objective=objective)["total"])(x)
+    g = jax.jit(jax.grad(lambda y: objective_terms(y, tiny_vgg, t, w, key,
+                                                   objective=objective)["total"]))(x)
     assert np.isfinite(float(got)) and float(got) > 0
     np.testing.assert_allclose(float(got), float(without), rtol=1e-6)
     assert np.all(np.isfinite(np.asarray(g)))
