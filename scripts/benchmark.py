@@ -388,46 +388,51 @@ PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 1
 
 
 def plot(results, path):
-    """Objective (log scale) against wall time, one panel per size (Pillow, no matplotlib)."""
+    """Objective (log scale) against wall time and against iterations, a row per size.
+
+    Drawn with Pillow (matplotlib is not a dependency). Iterations are the load-proof axis:
+    wall times of runs made one after another on a shared machine are not.
+    """
     from PIL import Image, ImageDraw
 
     sizes = results["sizes"]
     pw, ph, m = 640, 420, 60
-    img = Image.new("RGB", (pw * len(sizes), ph + 40), "white")
+    img = Image.new("RGB", (2 * pw, (ph + 40) * len(sizes)), "white")
     d = ImageDraw.Draw(img)
     for k, rec in enumerate(sizes):
-        runs = rec["runs"]
-        ox = k * pw
+        runs = [r for r in rec["runs"] if r["times"]]
         vals = [v for r in runs for v in r["values"] + [rec["f_content"]]
                 if v and math.isfinite(v) and v > 0]
-        tmax = max(r["times"][-1] for r in runs if r["times"])
         lo, hi = math.log10(min(vals)), math.log10(max(vals))
         hi = hi if hi > lo else lo + 1
+        for panel, (axis, label) in enumerate((("times", "wall time (s)"),
+                                               ("iters", "iterations"))):
+            ox, oy = panel * pw, k * (ph + 40)
+            tmax = max(r[axis][-1] for r in runs)
 
-        def xy(t, v):
-            return (ox + m + (pw - 2 * m) * t / tmax,
-                    ph - m + 20 - (ph - 2 * m) * (math.log10(v) - lo) / (hi - lo))
+            def xy(t, v):
+                return (ox + m + (pw - 2 * m) * t / tmax,
+                        oy + ph - m + 20 - (ph - 2 * m) * (math.log10(v) - lo) / (hi - lo))
 
-        d.rectangle([ox + m, m - 20, ox + pw - m, ph - m + 20], outline="black")
-        d.text((ox + m, 8), f"{rec['width']}x{rec['height']}: objective vs wall time (s)",
-               fill="black")
-        for j in range(5):
-            v = 10 ** (lo + (hi - lo) * j / 4)
-            x, y = xy(0, v)
-            d.text((ox + 2, y - 6), f"{v:.2e}", fill="black")
-            t = tmax * j / 4
-            x, y = xy(t, 10 ** lo)
-            d.text((x - 10, y + 4), f"{t:.0f}", fill="black")
-        if rec.get("target"):
-            y = xy(0, rec["target"])[1]
-            d.line([ox + m, y, ox + pw - m, y], fill=(180, 180, 180))
-        for c, r in enumerate(runs):
-            pts = [xy(t, v) for t, v in zip([0.0] + r["times"], [rec["f_content"]] + r["values"])
-                   if v and math.isfinite(v) and v > 0]
-            colour = PALETTE[c % len(PALETTE)]
-            if len(pts) > 1:
-                d.line(pts, fill=colour, width=2)
-            d.text((ox + pw - m - 150, m - 10 + 14 * c), r["name"], fill=colour)
+            d.rectangle([ox + m, oy + m - 20, ox + pw - m, oy + ph - m + 20], outline="black")
+            d.text((ox + m, oy + 8), f"{rec['width']}x{rec['height']}: objective vs {label}",
+                   fill="black")
+            for j in range(5):
+                x, y = xy(0, 10 ** (lo + (hi - lo) * j / 4))
+                d.text((ox + 2, y - 6), f"{10 ** (lo + (hi - lo) * j / 4):.2e}", fill="black")
+                x, y = xy(tmax * j / 4, 10 ** lo)
+                d.text((x - 10, y + 4), f"{tmax * j / 4:.0f}", fill="black")
+            if rec.get("target"):
+                y = xy(0, rec["target"])[1]
+                d.line([ox + m, y, ox + pw - m, y], fill=(180, 180, 180))
+            for c, r in enumerate(runs):
+                pts = [xy(t, v) for t, v in zip([0] + list(r[axis]),
+                                                [rec["f_content"]] + r["values"])
+                       if v and math.isfinite(v) and v > 0]
+                colour = PALETTE[c % len(PALETTE)]
+                if len(pts) > 1:
+                    d.line(pts, fill=colour, width=2)
+                d.text((ox + pw - m - 150, oy + m - 10 + 14 * c), r["name"], fill=colour)
     img.save(path)
 
 
