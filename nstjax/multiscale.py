@@ -125,8 +125,9 @@ def stylize_multiscale(vgg: VGGWeights, content, style, *, key, min_size: int,
                        iters: int | Sequence[int], objective: Objective = Objective(),
                        weights: LossWeights | None = None, solver: Solver = Solver(),
                        init="content", callbacks: Callbacks | None = None,
-                       factor: float = LADDER_FACTOR, style_masks=None, content_mask=None,
-                       mask_mode: str = "average", alpha=None) -> MultiscaleResult:
+                       factor: float = LADDER_FACTOR, add_detail: bool = False,
+                       style_masks=None, content_mask=None, mask_mode: str = "average",
+                       alpha=None) -> MultiscaleResult:
     """Coarse-to-fine style transfer: :func:`nstjax.stylize` on each rung of a size ladder.
 
     Args:
@@ -144,6 +145,9 @@ def stylize_multiscale(vgg: VGGWeights, content, style, *, key, min_size: int,
       callbacks: host callbacks; iteration numbers run on across rungs; a stop request
         ends the ladder after the current rung.
       factor: largest ratio between consecutive rungs (√2).
+      add_detail: start each rung at the previous result upsampled *plus* the content's
+        detail that upsampling lost (``content_k − up(content_{k−1})``, the band a
+        Laplacian pyramid adds), so the content loss does not jump at every rung.
       style_masks, content_mask, mask_mode, alpha: as for :func:`nstjax.stylize`, at any
         size (each rung resamples them to its own).
 
@@ -167,6 +171,9 @@ def stylize_multiscale(vgg: VGGWeights, content, style, *, key, min_size: int,
             MIN_EDGE, round(max(s.shape[:2]) * scale)))) for s in styles]
         if x is not None:
             init_k = resize_image(x, shape)
+            if add_detail:
+                lost = content_k - resize_image(resize_image(content, shapes[k - 1]), shape)
+                init_k = jnp.clip(init_k + lost, 0.0, 1.0)
         elif isinstance(init, str):
             init_k = initial_image(content_k, styles_k, init, jax.random.fold_in(key, 1000))
         else:

@@ -93,6 +93,29 @@ def test_ladder_runs_every_rung_warm_started(tiny_vgg, monkeypatch):
     np.testing.assert_allclose(np.asarray(result.image), calls[-1]["out"])
 
 
+def test_add_detail_warm_start(tiny_vgg, monkeypatch):
+    """``add_detail``: the next rung starts at the upsampled result plus the content's band
+    that upsampling lost, ``content_k − up(down(content))`` (programs of the test above)."""
+    content = jnp.asarray(make_image(48, 64, seed=1))
+    style = jnp.asarray(make_image(40, 40, seed=2))
+    calls, real = [], multiscale.stylize
+
+    def spy(vgg, content_k, styles_k, *, init, **kw):
+        out = real(vgg, content_k, styles_k, init=init, **kw)
+        calls.append((np.asarray(init), np.asarray(out.image)))
+        return out
+
+    monkeypatch.setattr(multiscale, "stylize", spy)
+    multiscale.stylize_multiscale(tiny_vgg, content, style, key=jax.random.PRNGKey(0),
+                                  min_size=48, iters=[3, 4], solver=SOLVER, weights=WEIGHTS,
+                                  add_detail=True)
+    up = lambda x, shape: np.asarray(multiscale.resize_image(x, shape))  # noqa: E731
+    lost = np.asarray(content) - up(up(content, (36, 48)), (48, 64))
+    want = np.clip(up(calls[0][1], (48, 64)) + lost, 0, 1)
+    np.testing.assert_allclose(calls[1][0], want, atol=1e-6)
+    assert np.abs(lost).max() > 0.05          # the band is not empty
+
+
 def test_single_rung_is_stylize(tiny_vgg):
     """min_size = size: exactly one ordinary solve (the shapes and solver of the test above,
     so its compiled programs are reused)."""
