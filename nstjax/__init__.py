@@ -4,7 +4,8 @@ Pure core (features, losses, optimisers, the driver) with a thin shell (``nstjax
 Module map: ``config`` (Objective, LossWeights, Solver), ``vgg`` and ``weights`` (the
 network), ``losses``, ``mmd``, ``statistics`` and ``style_losses`` (the representations),
 ``objective`` (targets and terms), ``optimize`` (optimisers and ``minimize``), ``hooks``
-(host callbacks), ``transfer`` (the driver, ``stylize``), ``sweeps``, ``image``,
+(host callbacks), ``transfer`` (the driver, ``stylize``), ``multiscale`` (coarse-to-fine),
+``color`` (colour control), ``alpha`` (transparent content), ``sweeps``, ``image``,
 ``pictures`` (grids and sheets), ``memory``.
 """
 
