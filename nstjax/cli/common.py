@@ -105,8 +105,14 @@ def add_objective_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--pooling", choices=("max", "avg"), help=f"default {objective.pooling}")
     g.add_argument("--auto-scale", action="store_true", default=None,
                    help="set each style method's scale from gradient norms at the start")
-    g.add_argument("--remat", action="store_true", default=None,
-                   help="recompute activations in the backward pass (less memory)")
+    g.add_argument("--remat", choices=("auto", "none", "conv", "block"),
+                   help="gradient checkpointing: recompute activations in the backward pass "
+                   "per convolution or per VGG block (less memory, slower); auto (default) "
+                   "takes none, or block when the compiled program would not fit")
+    g.add_argument("--precision", choices=("float32", "tf32", "bf16"),
+                   help="compute precision: float32 (default), tf32 (TensorFloat-32 "
+                   "multiplies on Ampere+ GPUs) or bf16 (bfloat16 activations, float32 "
+                   "statistics and losses)")
     g.add_argument("--normalization", choices=("nstjax", "paper"),
                    help="per-layer factors: nstjax or seed 003's code's (default nstjax)")
     g.add_argument("--resample", action="store_true", default=None,
@@ -179,8 +185,8 @@ def build_objective(args):
     if args.style_loss is not None:
         kw["style_losses"], mix = parse_style_spec(args.style_loss)
     for name in ("content_loss", "pooling", "auto_scale", "remat", "normalization",
-                 "resample"):
-        if getattr(args, name) is not None:
+                 "resample", "precision"):
+        if getattr(args, name, None) is not None and getattr(args, name) != "auto":
             kw[name] = getattr(args, name)
     return Objective(**kw), mix
 
@@ -302,25 +308,103 @@ def header_size(path) -> tuple[int, int]:
         raise UsageError(str(e)) from None
 
 
-def check_memory(args, objective, size: int, *, members: int = 1) -> None:
-    """Refuse, before decoding anything, a size whose estimate exceeds the machine."""
+def check_memory(args, objective, size: int, *, members: int = 1):
+    """Refuse, before decoding anything, a run whose compiled program would not fit.
+
+    A quick closed-form screen first; a size that could come near the budget (80% of
+    :func:`nstjax.memory.available_bytes`) is decided by XLA's own figures for the solve's
+    compiled program (:func:`compiled_transfer_bytes`).  With ``--remat auto`` (the
+    default) the checkpointing policy ``"block"`` is taken when ``"none"`` would not fit.
+    A refusal names the largest ``--size`` that fits and the options that would make
+    this one fit.
+
+    Returns:
+      ``objective``, with its checkpointing policy chosen when ``--remat`` is auto.
+    """
     from nstjax import memory
     from nstjax.image import ImageError, scaled_shape
-    shapes = []
     if args.demo:
-        shapes.append((3 * size // 4, size))
+        shapes = [(3 * size // 4, size), (style_size_of(args, size),) * 2]
     else:
         try:
-            shapes.append(scaled_shape(args.content, size))
+            shapes = [scaled_shape(args.content, size)]
             shapes += [scaled_shape(s, style_size_of(args, size)) for s in args.style]
         except ImageError as e:       # a bomb or a broken file, refused before decoding
             raise UsageError(str(e)) from None
-    have = memory.available_bytes()
-    for h, w in shapes:
-        need = memory.estimate_transfer_bytes(h, w, layers=objective.layers, members=members)
-        if need > 0.8 * have:
-            raise UsageError(f"{w}×{h} needs about {need / 2**30:.1f} GiB, more than this "
-                             f"machine's {have / 2**30:.1f} GiB allows; use a smaller --size")
+    (h, w), style_shapes = shapes[0], shapes[1:]
+    tile = getattr(args, "tile", None)
+    if tile:                           # tiled: one tile at a time is solved
+        h, w = min(h, tile), min(w, tile)
+    budget = 0.8 * memory.available_bytes()
+    screen = memory.estimate_transfer_bytes(max(h, w), max(h, w), layers=objective.layers,
+                                            members=members)
+    if screen < 0.25 * budget:
+        return objective
+    auto = getattr(args, "remat", None) in (None, "auto")
+    policies = ("none", "block") if auto else (objective.remat,)
+    solver = build_solver(args)
+    for policy in policies:
+        candidate = dataclasses.replace(objective, remat=policy)
+        need = members * compiled_transfer_bytes(candidate, solver, (h, w), style_shapes)
+        if need <= budget:
+            if policy != objective.remat:
+                print(f"note: {w}×{h} needs {need / 2**30:.1f} GiB without checkpointing "
+                      f"too much; using --remat {policy}", file=sys.stderr)
+            return candidate
+    fixed = members * compiled_transfer_bytes(candidate, solver, (16, 16), style_shapes)
+    scale = max(0.0, (budget - fixed) / max(need - fixed, 1)) ** 0.5
+    largest = int(size * scale) // 16 * 16
+    options = ["--tile 1024 (any size, solved tile by tile)"]
+    if objective.precision != "bf16":
+        options.append("--precision bf16 (about half the activations)")
+    if "block" not in policies:
+        options.append("--remat block")
+    raise UsageError(
+        f"{w}×{h} needs about {need / 2**30:.1f} GiB (compiled estimate, checkpointing "
+        f"{candidate.remat}), more than the {budget / 2**30:.1f} GiB this machine allows; "
+        f"the largest that fits is --size {largest}; or use " + ", ".join(options))
+
+
+def compiled_transfer_bytes(objective, solver, shape: tuple, style_shapes) -> int:
+    """Peak bytes of one chunk of the solve (``transfer_advance``) for a ``shape`` content
+    image, from XLA's analysis of the compiled program (nothing is allocated or run).
+
+    The program is lowered on abstract arguments (the real VGG19's shapes), so it is the
+    one the run compiles; with the persistent compilation cache on, the run reuses it.
+    """
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from nstjax import memory, transfer
+    from nstjax.config import loss_weights
+    from nstjax.objective import compute_targets
+    from nstjax.vgg import VGG_WIDTHS
+    from nstjax.weights import CONV_NAMES, VGGWeights
+
+    sds = jax.ShapeDtypeStruct
+    params, cin = {}, 3
+    for name in CONV_NAMES:
+        cout = VGG_WIDTHS[int(name[5]) - 1]
+        params[name] = {"kernel": sds((3, 3, cin, cout), jnp.float32),
+                        "bias": sds((cout,), jnp.float32)}
+        cin = cout
+    vgg = VGGWeights(params=params, mean=sds((3,), jnp.float32), std=sds((3,), jnp.float32),
+                     scale=sds((), jnp.float32), bgr=sds((), jnp.bool_))
+    content = sds(tuple(shape) + (3,), jnp.float32)
+    styles = [sds(tuple(s) + (3,), jnp.float32) for s in style_shapes]
+    weights = loss_weights(objective, n_styles=len(styles))
+    key = jax.random.PRNGKey(0)
+    targets = jax.eval_shape(lambda v, c, s: compute_targets(v, c, s, objective=objective),
+                             vgg, content, styles)
+    state, weights_out = jax.eval_shape(
+        lambda x, v, t, w, k: transfer.transfer_init(x, v, t, w, solver, k,
+                                                     objective=objective),
+        content, vgg, targets, weights, key)
+    compiled = transfer._advance.lower(state, vgg, targets, weights_out, solver, key,
+                                       np.int32(1), objective=objective).compile()
+    args = (state, vgg, targets, weights_out, content, styles)
+    return memory.program_memory(compiled, args=args).total
 
 
 def load_vgg(args):

@@ -164,7 +164,7 @@ def run(args) -> int:
     outputs = _outputs(out_dir, len(members), args.demo)
     inputs = common.input_paths(args)
     common.refuse_overwriting_inputs(outputs, inputs)
-    common.check_memory(args, objective, size)
+    objective = common.check_memory(args, objective, size)   # may pick --remat
     common.enable_compilation_cache()
 
     import jax
