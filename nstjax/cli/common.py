@@ -354,7 +354,7 @@ def check_memory(args, objective, size: int, *, members: int = 1):
     fixed = members * compiled_transfer_bytes(candidate, solver, (16, 16), style_shapes)
     scale = max(0.0, (budget - fixed) / max(need - fixed, 1)) ** 0.5
     largest = int(size * scale) // 16 * 16
-    options = ["--tile 1024 (any size, solved tile by tile)"]
+    options = ["tiles (nstjax.tiling.stylize_tiled: any size, solved tile by tile)"]
     if objective.precision != "bf16":
         options.append("--precision bf16 (about half the activations)")
     if "block" not in policies:
