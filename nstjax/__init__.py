@@ -12,6 +12,7 @@ network), ``losses``, ``mmd``, ``statistics`` and ``style_losses`` (the represen
 from nstjax.config import LossWeights, Objective, Solver, loss_weights
 from nstjax.hooks import Callbacks
 from nstjax.image import ImageError, load_image, save_image
+from nstjax.invert import InversionResult, invert
 from nstjax.losses import content_loss, gram_loss, gram_matrix, tv_loss
 from nstjax.objective import Targets, auto_scales, compute_targets, objective_terms, total_loss
 from nstjax.optimize import (OPTIMIZERS, OptimizeResult, Optimizer, Status, make_optimizer,
@@ -28,6 +29,7 @@ __all__ = [
     "LossWeights", "Objective", "Solver", "loss_weights",
     "Callbacks",
     "ImageError", "load_image", "save_image",
+    "InversionResult", "invert",
     "content_loss", "gram_loss", "gram_matrix", "tv_loss",
     "Targets", "auto_scales", "compute_targets", "objective_terms", "total_loss",
     "OPTIMIZERS", "OptimizeResult", "Optimizer", "Status", "make_optimizer", "minimize",
