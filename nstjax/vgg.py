@@ -70,10 +70,11 @@ def check_precision(precision: str) -> str:
 
 
 def _conv(x, kernel, precision="float32"):
-    """The convolution; bfloat16 operands are multiplied into float32 sums (returned f32)."""
+    """The convolution; bfloat16 operands are summed in float32 (and returned as float32)."""
     return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=_DN,
                                         precision=jax.lax.Precision(precision),
-                                        preferred_element_type=jnp.float32)
+                                        preferred_element_type=(
+                                            jnp.float32 if x.dtype == jnp.bfloat16 else None))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
@@ -101,10 +102,10 @@ def _conv3x3_fwd(x, kernel, precision):
 def _conv3x3_bwd(precision, res, g):
     x, kernel = res
     flipped = jax.lax.optimization_barrier(jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2))
-    g = g.astype(x.dtype)
-    dx = _conv(g, flipped, precision).astype(x.dtype)
+    out_dtype = jnp.float32 if x.dtype == jnp.bfloat16 else x.dtype
+    dx = _conv(g.astype(x.dtype), flipped, precision).astype(x.dtype)
     dk = jax.vjp(lambda k: _conv(x, k, precision), kernel)[1](
-        g.astype(jnp.float32))[0]                       # removed by XLA when unused
+        g.astype(out_dtype))[0]                         # removed by XLA when unused
     return dx, dk.astype(kernel.dtype)
 
 
@@ -122,12 +123,11 @@ def _pool_windows(x):
 def max_pool2x2(x):
     """2×2, stride-2 max pooling (odd last rows/columns dropped, like VALID padding).
 
-    The backward pass routes the gradient to the positions equal to their window's maximum.
-    XLA's own rule (select-and-scatter) keeps four 32-bit index tensors the size of the
-    input alive (measured: 64 MB for a 16 MB block-1 activation at 256×256); this needs
-    none.  Exact ties at a positive maximum would each receive the gradient; in VGG the
-    pooled input is a ReLU output, so the only ties in practice are at 0, whose gradient the
-    ReLU below sets to zero either way.
+    The backward pass routes each window's gradient to the first position (row-major)
+    equal to its maximum, exactly as XLA's own rule (select-and-scatter) does; that rule
+    keeps four 32-bit index tensors the size of the input alive (measured: 64 MB for a
+    16 MB block-1 activation at 256×256), this one none.  Ties are common: flat image
+    regions give equal activations.
     """
     return jnp.max(_pool_windows(x), axis=(-4, -2))
 
@@ -140,8 +140,16 @@ def _max_pool_fwd(x):
 def _max_pool_bwd(res, g):
     x, y = res
     win = _pool_windows(x)
-    hit = win == y[..., :, None, :, None, :]
-    dx = jnp.where(hit, g[..., :, None, :, None, :], 0).astype(x.dtype)
+    taken = jnp.zeros(y.shape, bool)
+    rows = []
+    for i in (0, 1):               # row-major: the first maximum of a window takes it all,
+        cols = []                  # as XLA's select-and-scatter does
+        for j in (0, 1):
+            hit = (win[..., :, i, :, j, :] == y) & ~taken
+            cols.append(jnp.where(hit, g, 0).astype(x.dtype))
+            taken = taken | hit
+        rows.append(jnp.stack(cols, axis=-2))
+    dx = jnp.stack(rows, axis=-4)                      # [..., h, 2, w, 2, C]
     dx = dx.reshape(dx.shape[:-5] + (2 * y.shape[-3], 2 * y.shape[-2], x.shape[-1]))
     pad = [(0, 0)] * (x.ndim - 3) + [(0, x.shape[-3] - dx.shape[-3]),
                                      (0, x.shape[-2] - dx.shape[-2]), (0, 0)]

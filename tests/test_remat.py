@@ -71,12 +71,13 @@ def test_checkpointing_lowers_the_compiled_estimate():
 
 
 def test_max_pool_gradient_equals_select_and_scatter():
-    """The index-free max-pool backward equals XLA's rule where there are no ties (random
-    data, odd sizes cropped like VALID padding), in float64-free float32 exactly."""
+    """The index-free max-pool backward equals XLA's rule exactly, ties included (flat
+    regions at a positive value and at zero; odd sizes cropped like VALID padding)."""
     import flax.linen as nn
 
     from nstjax.vgg import max_pool2x2
     x = jax.random.normal(jax.random.PRNGKey(3), (2, 9, 11, 5))
+    x = x.at[0, :4].set(1.5).at[1, :, :4].set(0.0)   # ties: flat regions, ReLU zeros
     w = jax.random.normal(jax.random.PRNGKey(4), (2, 4, 5, 5))
     ours = jax.grad(lambda x: jnp.sum(w * max_pool2x2(x)))(x)
     ref = jax.grad(lambda x: jnp.sum(w * nn.max_pool(x, (2, 2), strides=(2, 2))))(x)
