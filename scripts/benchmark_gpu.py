@@ -183,7 +183,7 @@ def torch_comparison(vgg, size, args):
         lambda x: total_loss(x, vgg, targets, weights, key, objective=objective)))
     w = jax.tree.map(np.asarray, weights)
     style_factor = float(w.style_weight * w.style_mix[0] * w.style_scales[0] * w.style_blend[0])
-    T = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=dev)  # noqa: E731
+    T = lambda a: torch.as_tensor(np.array(a), dtype=torch.float32, device=dev)  # noqa: E731
     mean, std = T(vgg.mean), T(vgg.std)
     params = {n: (T(np.ascontiguousarray(np.asarray(p["kernel"]).transpose(3, 2, 0, 1))),
                   T(p["bias"])) for n, p in vgg.params.items()}
@@ -234,7 +234,7 @@ def torch_comparison(vgg, size, args):
         v.backward()
         if dev == "cuda":
             torch.cuda.synchronize()
-        return float(v), xt.grad.cpu().numpy()
+        return float(v.detach()), xt.grad.cpu().numpy()
 
     vj, gj = vg(jnp.asarray(x0))
     vt, gt = torch_vg()
