@@ -70,6 +70,8 @@ def main():
     p.add_argument("--add-detail", action="store_true",
                    help="start each rung with the content's detail lost by upsampling added")
     p.add_argument("--multi-only", action="store_true", help="skip the single-scale run")
+    p.add_argument("--single-only", action="store_true", help="skip the coarse-to-fine run")
+    p.add_argument("--init", default="content", help="content, noise, style or grey")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -94,13 +96,17 @@ def main():
         clock_s = Clock()
         t = time.perf_counter()
         single = nstjax.stylize(vgg, content, style, key=key, objective=objective,
-                                weights=weights, solver=solver,
+                                weights=weights, solver=solver, init=args.init,
                                 callbacks=nstjax.Callbacks(progress=clock_s.progress))
         single_total = time.perf_counter() - t
         single_steady = clock_s.steady_seconds([int(single.n_iter)])
         print(f"single-scale: {int(single.n_iter)} it, loss {float(single.loss):.6g}, "
               f"steady wall {single_steady[0]:.1f} s, cpu {single_steady[1]:.1f} s; wall "
               f"with compilation {single_total:.1f} s", flush=True)
+        print("single terms", {k: f"{float(v):.4g}" for k, v in single.terms.items()})
+        save_image(out / "single.png", np.asarray(single.image))
+        if args.single_only:
+            return
 
     clock_m = Clock()
     # Iteration numbers run on across rungs, so mark each rung's start by wrapping stylize.
@@ -115,6 +121,7 @@ def main():
     multi = multiscale.stylize_multiscale(
         vgg, content, style, key=key, min_size=args.min_size, iters=counts,
         objective=objective, weights=weights, solver=solver, add_detail=args.add_detail,
+        init=args.init,
         callbacks=nstjax.Callbacks(progress=clock_m.progress))
     multi_total = time.perf_counter() - t
     multiscale.stylize = real
@@ -131,8 +138,6 @@ def main():
           f"steady wall {multi_steady[0] / single_steady[0]:.3f}, steady cpu "
           f"{multi_steady[1] / single_steady[1]:.3f}, wall with compilation "
           f"{multi_total / single_total:.3f}")
-    print("single terms", {k: f"{float(v):.4g}" for k, v in single.terms.items()})
-    save_image(out / "single.png", np.asarray(single.image))
     side = np.concatenate([np.asarray(single.image), np.ones((content.shape[0], 8, 3)),
                            np.asarray(multi.image)], axis=1)
     save_image(out / "side_by_side.png", side)
