@@ -3,9 +3,10 @@
 An image too big for one solve (a 6000×4000 poster) is stylised in three steps:
 
 1. **Coarse**: the whole content image at a low resolution (long edge ``coarse``) is
-   solved as usual, so the composition is decided globally (coarse-to-fine, as in
-   Gatys et al. 2017 §5, "Controlling Perceptual Factors": seed 002's high-resolution
-   procedure, which starts the fine solve from the upsampled coarse result).
+   solved as usual, so the composition is decided globally (coarse-to-fine: the
+   high-resolution procedure of Gatys et al. 2017, "Controlling Perceptual Factors in
+   Neural Style Transfer", §5, which starts the fine solve from the upsampled coarse
+   result; not among the seeds).
 2. **Tiles**: the coarse result, upsampled to full size, is the start image; it is cut into
    equal, overlapping tiles (so one compiled program serves them all), and each tile is
    solved with its own content features but the style targets of the *whole* style image,
