@@ -12,7 +12,7 @@ network), ``losses``, ``mmd``, ``statistics`` and ``style_losses`` (the represen
 from nstjax.config import LossWeights, Objective, Solver, loss_weights
 from nstjax.hooks import Callbacks
 from nstjax.image import ImageError, load_image, save_image
-from nstjax.invert import InversionResult, invert
+from nstjax.inversion import InversionResult, invert
 from nstjax.losses import content_loss, gram_loss, gram_matrix, tv_loss
 from nstjax.objective import Targets, auto_scales, compute_targets, objective_terms, total_loss
 from nstjax.optimize import (OPTIMIZERS, OptimizeResult, Optimizer, Status, make_optimizer,

@@ -36,7 +36,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 import nstjax  # noqa: E402
-from nstjax import invert as inv  # noqa: E402
+from nstjax import inversion as inv  # noqa: E402
 from nstjax import jsonio, pictures  # noqa: E402
 from nstjax.config import Objective, Solver, loss_weights  # noqa: E402
 from nstjax.image import load_image, save_image, write_text_atomic  # noqa: E402

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from nstjax import Status, extract_features
-from nstjax import invert as inv
+from nstjax import inversion as inv
 from nstjax.cli import run
 from nstjax.config import Solver
 from nstjax.image import load_image

@@ -3,7 +3,7 @@
 Every probe (``--stats``: a style method, a fusion ``bn:0.5,mmd-poly:0.5``, ``moments@N``,
 ``channel-mmd@sum`` or ``content``) is matched alone at every layer set (``--layers``, one
 at a time, or the first k with ``--cumulative``), all cells in one compiled, vmapped
-program (:func:`nstjax.invert.invert`)::
+program (:func:`nstjax.inversion.invert`)::
 
     nstjax invert --image style.jpg --size 128 --stats gram bn mmd-linear \\
         --layers relu1_1,relu2_1,relu3_1 --iters 200 --output inv.png
@@ -67,7 +67,7 @@ def add_arguments(p) -> None:
 
 def _setup(args):
     """``(probes, layer_sets, invert keyword arguments)`` from the procedure and the flags."""
-    from nstjax import invert as inv
+    from nstjax import inversion as inv
     from nstjax.config import Solver
     given = {f: v for f, v in (("optimizer", args.optimizer), ("max_iter", args.iters),
                                ("history_size", args.history), ("lr", args.lr),
@@ -146,7 +146,7 @@ def run(args) -> int:
 
     import nstjax
     from nstjax import demo
-    from nstjax import invert as inv
+    from nstjax import inversion as inv
     from nstjax.image import ImageError, load_image, save_image
     from nstjax.pictures import labelled_grid
 
