@@ -820,3 +820,13 @@ def test_user_method_works_end_to_end(registry, tiny_vgg):
                                - _rows(np.asarray(fs[l], np.float64)).mean(0)) ** 1.5).sum()
                   for l, lw in (("relu1_1", 1.0), ("relu3_1", 0.5)))
     np.testing.assert_allclose(float(parts["style"]), 3.0 * 0.25 * by_hand, rtol=1e-5)
+
+
+def test_every_builtin_scale_says_how_it_was_measured():
+    """Each λ records its measurement (issue 12): the start image it was measured at."""
+    for name, method in nstjax.STYLE_LOSSES.items():
+        assert "uniform noise" in method.scale_source, name
+        if method.paper_scale is not None:
+            assert "released code" in method.paper_scale_source, name
+        else:
+            assert method.paper_scale_source == "", name

@@ -29,6 +29,8 @@ class StyleLoss(NamedTuple):
       paper_factor: ``(N, M) -> factor`` of one layer's loss under
         ``Objective(normalization="paper")`` (seed 003's released code; ``None``: 1).
       paper_scale: default ``λ`` under that normalisation (``None``: :attr:`scale`).
+      scale_source, paper_scale_source: how each ``λ`` was obtained (images, layers, the
+        start image it was measured at, or the code it was taken from).
     """
 
     name: str
@@ -41,6 +43,8 @@ class StyleLoss(NamedTuple):
     reference: str = ""
     paper_factor: Callable | None = None
     paper_scale: float | None = None
+    scale_source: str = ""
+    paper_scale_source: str = ""
 
 
 STYLE_LOSSES: dict[str, StyleLoss] = {}
@@ -50,7 +54,8 @@ def register_style_loss(name: str, *, target: Callable, scale: float, hyper: dic
                         uses_key: bool = False, permutation_invariant: bool = True,
                         reference: str = "", overwrite: bool = False,
                         paper_factor: Callable | None = None,
-                        paper_scale: float | None = None):
+                        paper_scale: float | None = None, scale_source: str = "",
+                        paper_scale_source: str = ""):
     """Decorator registering ``loss(F, T, *, hyper, key, mask)`` as the style method ``name``.
 
     Args:
@@ -58,8 +63,8 @@ def register_style_loss(name: str, *, target: Callable, scale: float, hyper: dic
       target: ``F_style -> T``.
       scale: default ``λ`` (how it was measured goes in the registering module).
       hyper: default hyper-parameters; the loss sees them under any key a caller omits.
-      uses_key, permutation_invariant, reference, paper_factor, paper_scale: see
-        :class:`StyleLoss`.
+      uses_key, permutation_invariant, reference, paper_factor, paper_scale, scale_source,
+        paper_scale_source: see :class:`StyleLoss`.
       overwrite: allow replacing a registered method (user extensions).
 
     Returns:
@@ -76,7 +81,8 @@ def register_style_loss(name: str, *, target: Callable, scale: float, hyper: dic
 
         method = StyleLoss(name, target, with_defaults, defaults, float(scale), uses_key,
                            permutation_invariant, reference, paper_factor,
-                           None if paper_scale is None else float(paper_scale))
+                           None if paper_scale is None else float(paper_scale), scale_source,
+                           paper_scale_source if paper_scale is not None else "")
         STYLE_LOSSES[name] = method
         return method
 
