@@ -824,7 +824,8 @@ def test_user_method_works_end_to_end(registry, tiny_vgg):
 
 def test_every_builtin_scale_says_how_it_was_measured():
     """Each λ records its measurement (issue 12): the start image it was measured at."""
-    for name, method in nstjax.STYLE_LOSSES.items():
+    from nstjax.style_losses import STYLE_LOSSES
+    for name, method in STYLE_LOSSES.items():
         assert "uniform noise" in method.scale_source, name
         if method.paper_scale is not None:
             assert "released code" in method.paper_scale_source, name
