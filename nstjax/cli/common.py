@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -343,26 +344,31 @@ def check_memory(args, objective, size: int, *, members: int = 1):
     auto = getattr(args, "remat", None) in (None, "auto")
     policies = ("none", "block") if auto else (objective.remat,)
     solver = build_solver(args)
+    how = "compiled estimate"
     for policy in policies:
         candidate = dataclasses.replace(objective, remat=policy)
+        if screen > 4 * budget:      # far out of reach: no need to compile to know
+            need, how = screen, "estimate"
+            continue
         need = members * compiled_transfer_bytes(candidate, solver, (h, w), style_shapes)
         if need <= budget:
             if policy != objective.remat:
                 print(f"note: {w}×{h} needs {need / 2**30:.1f} GiB without checkpointing "
                       f"too much; using --remat {policy}", file=sys.stderr)
             return candidate
-    fixed = members * compiled_transfer_bytes(candidate, solver, (16, 16), style_shapes)
-    scale = max(0.0, (budget - fixed) / max(need - fixed, 1)) ** 0.5
-    largest = int(size * scale) // 16 * 16
+    # memory grows with the pixels of content and styles alike (both follow --size)
+    largest = int(size * (budget / need) ** 0.5 * 0.95) // 16 * 16
     options = ["tiles (nstjax.tiling.stylize_tiled: any size, solved tile by tile)"]
     if objective.precision != "bf16":
         options.append("--precision bf16 (about half the activations)")
     if "block" not in policies:
         options.append("--remat block")
+    fits = (f"the largest that fits is --size {largest}" if largest >= MIN_SIZE
+            else "no size fits")
     raise UsageError(
-        f"{w}×{h} needs about {need / 2**30:.1f} GiB (compiled estimate, checkpointing "
+        f"{w}×{h} needs about {need / 2**30:.1f} GiB ({how}, checkpointing "
         f"{candidate.remat}), more than the {budget / 2**30:.1f} GiB this machine allows; "
-        f"the largest that fits is --size {largest}; or use " + ", ".join(options))
+        f"{fits}; or use " + ", ".join(options))
 
 
 def compiled_transfer_bytes(objective, solver, shape: tuple, style_shapes) -> int:
@@ -401,8 +407,10 @@ def compiled_transfer_bytes(objective, solver, shape: tuple, style_shapes) -> in
         lambda x, v, t, w, k: transfer.transfer_init(x, v, t, w, solver, k,
                                                      objective=objective),
         content, vgg, targets, weights, key)
-    compiled = transfer._advance.lower(state, vgg, targets, weights_out, solver, key,
-                                       np.int32(1), objective=objective).compile()
+    with warnings.catch_warnings():   # JAX's notes on index dtypes of huge shapes
+        warnings.simplefilter("ignore")
+        compiled = transfer._advance.lower(state, vgg, targets, weights_out, solver, key,
+                                           np.int32(1), objective=objective).compile()
     args = (state, vgg, targets, weights_out, content, styles)
     return memory.program_memory(compiled, args=args).total
 
