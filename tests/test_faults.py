@@ -312,3 +312,9 @@ def test_size_far_beyond_memory_is_one_line_naming_what_fits(inputs, tmp_path):
     proc = run_fault(stylize(content, style, out, "--size", "60000"), says="GiB",
                      untouched=[content, style], absent=[out])
     assert b"the largest that fits is --size" in proc.stderr
+
+
+def test_style_size_far_beyond_memory_is_refused_naming_the_flag(inputs, tmp_path):
+    content, style, out = inputs
+    run_fault(stylize(content, style, out, "--style-size", "100000"), says="--style-size",
+              untouched=[content, style], absent=[out])

@@ -337,6 +337,14 @@ def check_memory(args, objective, size: int, *, members: int = 1):
     if tile:                           # tiled: one tile at a time is solved
         h, w = min(h, tile), min(w, tile)
     budget = 0.8 * memory.available_bytes()
+    explicit = args.style_size is not None or getattr(args, "style_scale", None) is not None
+    for sh, sw in style_shapes if explicit else ():   # at --style-size, one pass each
+        style_need = memory.estimate_transfer_bytes(sh, sw, layers=objective.style_layers)
+        if style_need > budget:
+            raise UsageError(
+                f"a {sw}×{sh} style image needs about {style_need / 2**30:.1f} GiB, more than "
+                f"the {budget / 2**30:.1f} GiB this machine allows; use a smaller "
+                "--style-size or --style-scale")
     screen = memory.estimate_transfer_bytes(max(h, w), max(h, w), layers=objective.layers,
                                             members=members)
     if screen < 0.25 * budget:
