@@ -53,7 +53,7 @@ import numpy as np  # noqa: E402
 
 import nstjax  # noqa: E402
 from nstjax import optimize  # noqa: E402
-from nstjax.vgg import LAYERS  # noqa: E402
+from nstjax.torch_reference import reference_spec, torch_objective  # noqa: E402
 
 IMAGES = ROOT.parent / "shared" / "images"
 
@@ -76,8 +76,6 @@ def nstjax_objective(vgg, content, style):
       side needs to compute the same objective.
     """
     objective = nstjax.Objective()
-    if objective.style_losses != ("gram",):
-        raise SystemExit("the PyTorch reference implements the Gram style loss only")
     weights = nstjax.loss_weights(objective)
     targets = nstjax.compute_targets(vgg, content, [style], objective=objective)
     key = jax.random.PRNGKey(0)
@@ -85,81 +83,11 @@ def nstjax_objective(vgg, content, style):
     def fun(x):
         return nstjax.total_loss(x, vgg, targets, weights, key, objective=objective)
 
-    w = jax.tree.map(np.asarray, weights)
-    spec = dict(content_layers=objective.content_layers, style_layers=objective.style_layers,
-                content_loss=objective.content_loss, pooling=objective.pooling,
-                alpha=float(w.content_weight), tau=float(w.tv_weight),
-                content_layer_weights=[float(v) for v in w.content_layer_weights],
-                style_layer_weights=[float(v) for v in w.style_layer_weights],
-                # β Σ_m μ_m λ_m Σ_s b_s: one method, one style image
-                style_factor=float(w.style_weight * w.style_mix[0] * w.style_scales[0]
-                                   * w.style_blend[0]))
+    spec = reference_spec(objective, weights)
     return fun, spec
 
 
 # ----------------------------------------------------------------------- the PyTorch objective
-
-def torch_objective(vgg, content, style, spec):
-    """The same objective in PyTorch, on the same weights (HWIO -> OIHW): ``x -> loss``."""
-    import torch
-    import torch.nn.functional as F
-
-    if spec["content_loss"] != "sum":
-        raise SystemExit("the PyTorch reference implements content_loss='sum' only")
-    mean = torch.tensor(np.asarray(vgg.mean), dtype=torch.float32)
-    std = torch.tensor(np.asarray(vgg.std), dtype=torch.float32)
-    params = {name: (torch.from_numpy(np.ascontiguousarray(
-        np.asarray(p["kernel"]).transpose(3, 2, 0, 1))), torch.from_numpy(np.array(p["bias"])))
-        for name, p in vgg.params.items()}
-    wanted = set(spec["content_layers"]) | set(spec["style_layers"])
-    layers = LAYERS[: max(LAYERS.index(n) for n in wanted) + 1]
-    pool = F.avg_pool2d if spec["pooling"] == "avg" else F.max_pool2d
-
-    def features(image):  # f32[H, W, 3] in [0, 1]
-        x = image * float(vgg.scale)
-        if vgg.bgr:
-            x = x.flip(-1)
-        x = ((x - mean) / std).permute(2, 0, 1).unsqueeze(0)
-        out = {}
-        for name in layers:
-            if name.startswith("conv"):
-                k, b = params[f"block{name[4]}_conv{name[6]}"]
-                x = F.conv2d(x, k, b, padding=1)
-            elif name.startswith("relu"):
-                x = F.relu(x)
-            else:
-                x = pool(x, 2, 2)
-            if name in wanted:
-                out[name] = x
-        return out
-
-    def gram(f):
-        f = f.reshape(f.shape[1], -1)
-        return f @ f.t()
-
-    with torch.no_grad():
-        p = features(torch.from_numpy(np.asarray(content)))
-        a = features(torch.from_numpy(np.asarray(style)))
-        p = {l: p[l] for l in spec["content_layers"]}
-        a = {l: gram(a[l]) for l in spec["style_layers"]}
-
-    def loss(image):
-        f = features(image)
-        content_term = sum(w * 0.5 * ((f[l] - p[l]) ** 2).sum()
-                           for w, l in zip(spec["content_layer_weights"], spec["content_layers"]))
-        style_term = 0.0
-        for w, l in zip(spec["style_layer_weights"], spec["style_layers"]):
-            _, c, h, ww = f[l].shape
-            style_term = style_term + w * ((gram(f[l]) - a[l]) ** 2).sum() / (
-                4.0 * c * c * (h * ww) ** 2)
-        total = spec["alpha"] * content_term + spec["style_factor"] * style_term
-        if spec["tau"]:
-            total = total + spec["tau"] * (((image[1:] - image[:-1]) ** 2).sum()
-                                           + ((image[:, 1:] - image[:, :-1]) ** 2).sum())
-        return total
-
-    return loss
-
 
 # ----------------------------------------------------------------------- per evaluation
 

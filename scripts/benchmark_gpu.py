@@ -44,7 +44,8 @@ import numpy as np
 import nstjax
 from nstjax import demo
 from nstjax.objective import compute_targets, total_loss
-from nstjax.vgg import LAYERS, VGG_WIDTHS
+from nstjax.torch_reference import reference_spec, torch_objective
+from nstjax.vgg import VGG_WIDTHS
 
 # Dense peak TFLOP/s per precision (vendor data sheets, SXM parts; no sparsity).
 PEAK_TFLOPS = {
@@ -169,7 +170,6 @@ def torch_comparison(vgg, size, args):
     """The default objective in PyTorch on the same device kind and weights."""
     try:
         import torch
-        import torch.nn.functional as F
     except ImportError:
         log("  PyTorch not installed: skipped")
         return None
@@ -181,50 +181,9 @@ def torch_comparison(vgg, size, args):
     key = jax.random.PRNGKey(0)
     vg = jax.jit(jax.value_and_grad(
         lambda x: total_loss(x, vgg, targets, weights, key, objective=objective)))
-    w = jax.tree.map(np.asarray, weights)
-    style_factor = float(w.style_weight * w.style_mix[0] * w.style_scales[0] * w.style_blend[0])
+    loss = torch_objective(vgg, content, style, reference_spec(objective, weights),
+                           device=dev)
     T = lambda a: torch.as_tensor(np.array(a), dtype=torch.float32, device=dev)  # noqa: E731
-    mean, std = T(vgg.mean), T(vgg.std)
-    params = {n: (T(np.ascontiguousarray(np.asarray(p["kernel"]).transpose(3, 2, 0, 1))),
-                  T(p["bias"])) for n, p in vgg.params.items()}
-    wanted = set(objective.content_layers) | set(objective.style_layers)
-    layers = LAYERS[: max(LAYERS.index(n) for n in wanted) + 1]
-
-    def features(image):
-        x = image * float(vgg.scale)
-        if bool(vgg.bgr):
-            x = x.flip(-1)
-        x = ((x - mean) / std).permute(2, 0, 1).unsqueeze(0)
-        out = {}
-        for name in layers:
-            if name.startswith("conv"):
-                k, b = params[f"block{name[4]}_conv{name[6]}"]
-                x = F.conv2d(x, k, b, padding=1)
-            elif name.startswith("relu"):
-                x = F.relu(x)
-            else:
-                x = F.max_pool2d(x, 2, 2)
-            if name in wanted:
-                out[name] = x
-        return out
-
-    def gram(f):
-        f = f.reshape(f.shape[1], -1)
-        return f @ f.t()
-
-    with torch.no_grad():
-        p = features(T(content))
-        a = {l: gram(v) for l, v in features(T(style)).items() if l in objective.style_layers}
-
-    def loss(image):
-        f = features(image)
-        c = sum(float(cw) * 0.5 * ((f[l] - p[l]) ** 2).sum()
-                for cw, l in zip(w.content_layer_weights, objective.content_layers))
-        s = 0.0
-        for sw, l in zip(w.style_layer_weights, objective.style_layers):
-            _, ch, h, ww = f[l].shape
-            s = s + float(sw) * ((gram(f[l]) - a[l]) ** 2).sum() / (4.0 * ch * ch * (h * ww) ** 2)
-        return float(w.content_weight) * c + style_factor * s
 
     x0 = np.asarray(content) * 0.9 + 0.05
 

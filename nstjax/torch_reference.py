@@ -1,0 +1,105 @@
+"""The Gatys objective in PyTorch on nstjax's own weights: the reference of the benchmarks.
+
+Used by ``scripts/benchmark.py`` and ``scripts/benchmark_gpu.py`` to time and check nstjax
+against PyTorch on the same weights, images and objective.  torch is optional: it is
+imported only when :func:`torch_objective` runs.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from nstjax.config import LossWeights, Objective
+from nstjax.vgg import LAYERS
+
+
+def reference_spec(objective: Objective, weights: LossWeights) -> dict:
+    """The numbers :func:`torch_objective` needs to compute nstjax's objective.
+
+    Covers one Gram style method (``style_losses == ("gram",)``) and one style image.
+    """
+    if objective.style_losses != ("gram",):
+        raise ValueError("the PyTorch reference implements the Gram style loss only")
+    w = jax.tree.map(np.asarray, weights)
+    return dict(content_layers=objective.content_layers, style_layers=objective.style_layers,
+                content_loss=objective.content_loss, pooling=objective.pooling,
+                alpha=float(w.content_weight), tau=float(w.tv_weight),
+                content_layer_weights=[float(v) for v in w.content_layer_weights],
+                style_layer_weights=[float(v) for v in w.style_layer_weights],
+                # β Σ_m μ_m λ_m Σ_s b_s: one method, one style image
+                style_factor=float(w.style_weight * w.style_mix[0] * w.style_scales[0]
+                                   * w.style_blend[0]))
+
+
+def torch_objective(vgg, content, style, spec: dict, *, device: str = "cpu"):
+    """The same objective in PyTorch, on the same weights (HWIO -> OIHW): ``x -> loss``.
+
+    Args:
+      vgg: nstjax's network parameters (their preprocessing is applied too).
+      content, style: ``f32[H, W, 3]`` RGB in [0, 1].
+      spec: from :func:`reference_spec`.
+      device: torch device of the tensors.
+
+    Returns:
+      ``loss(image: torch.Tensor[H, W, 3]) -> torch scalar``.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    def T(a):
+        return torch.as_tensor(np.array(a), dtype=torch.float32, device=device)
+
+    if spec["content_loss"] != "sum":
+        raise ValueError("the PyTorch reference implements content_loss='sum' only")
+    mean, std = T(vgg.mean), T(vgg.std)
+    params = {name: (T(np.ascontiguousarray(np.asarray(p["kernel"]).transpose(3, 2, 0, 1))),
+                     T(p["bias"])) for name, p in vgg.params.items()}
+    wanted = set(spec["content_layers"]) | set(spec["style_layers"])
+    layers = LAYERS[: max(LAYERS.index(n) for n in wanted) + 1]
+    pool = F.avg_pool2d if spec["pooling"] == "avg" else F.max_pool2d
+
+    def features(image):  # f32[H, W, 3] in [0, 1]
+        x = image * float(vgg.scale)
+        if bool(vgg.bgr):
+            x = x.flip(-1)
+        x = ((x - mean) / std).permute(2, 0, 1).unsqueeze(0)
+        out = {}
+        for name in layers:
+            if name.startswith("conv"):
+                k, b = params[f"block{name[4]}_conv{name[6]}"]
+                x = F.conv2d(x, k, b, padding=1)
+            elif name.startswith("relu"):
+                x = F.relu(x)
+            else:
+                x = pool(x, 2, 2)
+            if name in wanted:
+                out[name] = x
+        return out
+
+    def gram(f):
+        f = f.reshape(f.shape[1], -1)
+        return f @ f.t()
+
+    with torch.no_grad():
+        p = features(T(content))
+        a = features(T(style))
+        p = {l: p[l] for l in spec["content_layers"]}
+        a = {l: gram(a[l]) for l in spec["style_layers"]}
+
+    def loss(image):
+        f = features(image)
+        content_term = sum(w * 0.5 * ((f[l] - p[l]) ** 2).sum()
+                           for w, l in zip(spec["content_layer_weights"], spec["content_layers"]))
+        style_term = 0.0
+        for w, l in zip(spec["style_layer_weights"], spec["style_layers"]):
+            _, c, h, ww = f[l].shape
+            style_term = style_term + w * ((gram(f[l]) - a[l]) ** 2).sum() / (
+                4.0 * c * c * (h * ww) ** 2)
+        total = spec["alpha"] * content_term + spec["style_factor"] * style_term
+        if spec["tau"]:
+            total = total + spec["tau"] * (((image[1:] - image[:-1]) ** 2).sum()
+                                           + ((image[:, 1:] - image[:, :-1]) ** 2).sum())
+        return total
+
+    return loss
