@@ -318,3 +318,16 @@ def test_style_size_far_beyond_memory_is_refused_naming_the_flag(inputs, tmp_pat
     content, style, out = inputs
     run_fault(stylize(content, style, out, "--style-size", "100000"), says="--style-size",
               untouched=[content, style], absent=[out])
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["invert", "--stats", "gram", "--layers", "relu9_9"], "unknown VGG19 layer"),
+    (["stylize", "--resample", "--style-loss", "mmd-gauss"], "stochastic optimiser"),
+])
+def test_refused_before_any_work(inputs, tmp_path, argv, says):
+    """Refused while parsing: no progress bar, no weights loaded, exactly one line."""
+    content, style, out = inputs
+    extra = (["--image", str(style)] if argv[0] == "invert"
+             else ["--content", str(content), "--style", str(style)])
+    run_fault(nstjax(*argv, *extra, "--output", str(out)), says=says,
+              untouched=[content, style], absent=[out])

@@ -27,6 +27,7 @@ import numpy as np
 
 from nstjax.cli import common
 from nstjax.cli.common import UsageError
+from nstjax.vgg import canonical_layers
 
 DEFAULT_SIZE = 128
 
@@ -86,8 +87,8 @@ def _setup(args):
     probes = tuple(inv.parse_probe(s) for s in _probe_words(args.stats)) if args.stats \
         else proc.probes
     if args.layers or args.cumulative:
-        base = common.words(args.layers) if args.layers else \
-            list(dict.fromkeys(l for s in proc.layer_sets for l in s))
+        base = list(canonical_layers(common.words(args.layers))) if args.layers else \
+            list(dict.fromkeys(l for s in proc.layer_sets for l in s))   # refused here, early
         layer_sets = tuple(inv.cumulative_layer_sets(base)) if args.cumulative \
             else tuple((l,) for l in base)
     else:

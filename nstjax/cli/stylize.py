@@ -145,6 +145,8 @@ def run(args) -> int:
     size = common.size_of(args)
     objective, mix = common.build_objective(args)
     solver = common.build_solver(args)
+    from nstjax.objective import check_solver
+    check_solver(objective, solver.optimizer)     # before any work, not after the weights
     n_styles = 1 if args.demo else len(args.style)
     weights = build_weights(args, objective, mix, n_styles)   # validated before any work
     ladder = _ladder(args, size, solver)
