@@ -150,8 +150,8 @@ def run(args) -> int:
     n_styles = 1 if args.demo else len(args.style)
     weights = build_weights(args, objective, mix, n_styles)   # validated before any work
     ladder = _ladder(args, size, solver)
+    common.enable_compilation_cache()      # first: the memory check's compile is kept
     objective = common.check_memory(args, objective, size)   # may pick --remat
-    common.enable_compilation_cache()
 
     import jax
     import jax.numpy as jnp

@@ -164,8 +164,8 @@ def run(args) -> int:
     outputs = _outputs(out_dir, len(members), args.demo)
     inputs = common.input_paths(args)
     common.refuse_overwriting_inputs(outputs, inputs)
+    common.enable_compilation_cache()      # first: the memory check's compile is kept
     objective = common.check_memory(args, objective, size)   # may pick --remat
-    common.enable_compilation_cache()
 
     import jax
 
