@@ -6,7 +6,8 @@ network), ``losses``, ``mmd``, ``statistics`` and ``style_losses`` (the represen
 ``objective`` (targets and terms), ``optimize`` (optimisers and ``minimize``), ``hooks``
 (host callbacks), ``transfer`` (the driver, ``stylize``), ``multiscale`` (coarse-to-fine),
 ``color`` (colour control), ``alpha`` (transparent content), ``sweeps``, ``image``,
-``pictures`` (grids and sheets), ``memory``.
+``pictures`` (grids and sheets), ``memory``, ``tiling`` and ``tile_layout`` (print sizes
+in tiles), ``sharding`` (one image over several devices).
 """
 
 from nstjax.config import LossWeights, Objective, Solver, loss_weights
@@ -22,6 +23,8 @@ from nstjax.style_losses import (STYLE_LOSSES, StyleLoss, get_style_loss, parse_
 from nstjax.sweeps import SweepResult, sweep
 from nstjax.transfer import TransferResult, run_transfer, stylize
 from nstjax.multiscale import MultiscaleResult, size_ladder, stylize_multiscale
+from nstjax.sharding import stylize_sharded
+from nstjax.tiling import TiledResult, stylize_tiled
 from nstjax.vgg import LAYERS, VGG_WIDTHS, canonical_layer, extract_features, init_random_weights
 from nstjax.weights import VGGWeights, WeightsError, convert, load_vgg19
 
@@ -38,6 +41,7 @@ __all__ = [
     "SweepResult", "sweep",
     "TransferResult", "run_transfer", "stylize",
     "MultiscaleResult", "size_ladder", "stylize_multiscale",
+    "stylize_sharded", "TiledResult", "stylize_tiled",
     "LAYERS", "VGG_WIDTHS", "canonical_layer", "extract_features", "init_random_weights",
     "VGGWeights", "WeightsError", "convert", "load_vgg19",
 ]

@@ -2,32 +2,35 @@
 
 An image too big for one solve (a 6000×4000 poster) is stylised in three steps:
 
-1. **Coarse**: the whole content image at a low resolution (long edge ``coarse``) is
-   solved as usual, so the composition is decided globally (coarse-to-fine: the
-   high-resolution procedure of Gatys et al. 2017, "Controlling Perceptual Factors in
-   Neural Style Transfer", §5, which starts the fine solve from the upsampled coarse
-   result; not among the seeds).
-2. **Tiles**: the coarse result, upsampled to full size, is the start image; it is cut into
-   equal, overlapping tiles (so one compiled program serves them all), and each tile is
-   solved with its own content features but the style targets of the *whole* style image,
-   computed once, so every tile matches the same statistics.
-3. **Blend**: the tiles are averaged with weights that ramp linearly over ``overlap``
-   pixels at every interior tile edge (feathering): no seam, no hard edge.  Tiles are
-   solved in order, each starting from the running blend, so where it overlaps a solved
-   neighbour it starts from that neighbour's solution and the two agree before they are
-   averaged.
+1. **Coarse**: the whole content image at a low resolution (long edge ``coarse``), with
+   the style images scaled alike, is solved as usual, so the composition is decided
+   globally (coarse-to-fine: the high-resolution procedure of Gatys et al. 2017,
+   "Controlling Perceptual Factors in Neural Style Transfer", §5, which starts the fine
+   solve from the upsampled coarse result; not among the seeds).
+2. **Tiles**: the coarse result, upsampled to full size, is the start.  Equal windows of
+   ``tile`` pixels (one compiled program serves them all; memory is one window's) are
+   solved in turn, each starting from the image so far.  A window writes only its
+   *core*, the window less ``margin`` pixels of context on each side, so the core's
+   features near its border see the image around it through the receptive field rather
+   than zero padding.  Each tile's loss is its share of the whole image's objective:
+   the content loss weighted by the core's blend weights (0 over the margin), and, for
+   Gram methods, the whole image's style term with the other tiles' Gram shares held fixed
+   (:func:`tile_problem`): block-coordinate descent on the whole image's objective.
+   Other style methods match the whole style image's statistics tile by tile.
+3. **Blend**: the cores are averaged with weights that ramp linearly over ``overlap``
+   pixels at every interior core edge (feathering), normalised to sum to 1 at every pixel:
+   no seam, no hard edge.
 
-The objective's balance is kept across scales.  With the ``"sum"`` content loss the content
+The objective's balance is kept across scales: with the ``"sum"`` content loss the content
 and TV terms grow with the area solved while style terms (normalised by the number of
-positions) do not, so a part of area ``a`` of a full image of area ``A`` is solved with the
-style weight scaled by ``a / A`` (``"mse"``: the TV weight by ``A / a``); the sum of the
-tiles' objectives then approximates the full image's (seed 001 eq. 5).
+positions) do not, so the coarse solve (and a tile that matches the style by itself) is
+solved with the style weight scaled by its share of the area (``"mse"``: the TV weight by
+the inverse), seed 001 eq. 5.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -35,17 +38,16 @@ import numpy as np
 
 from nstjax.config import LossWeights, Objective, Solver, loss_weights as make_loss_weights
 from nstjax.hooks import Callbacks
+from nstjax.masks import mask_pyramid
 from nstjax.objective import Targets, compute_targets
-from nstjax.style_losses import style_targets
+from nstjax import losses
+from nstjax.style_losses import get_style_loss, style_targets
 from nstjax.transfer import (Program, _advance, _finish, _init, as_image_list, drive,
                              initial_image, stylize)
+from nstjax.tile_layout import (ALIGN, TileLayout, core_weights, coverage_of, tile_layout,
+                                windows_over)
 from nstjax.vgg import extract_features
 from nstjax.weights import VGGWeights
-
-# Every pooling halves the feature maps four times before relu5_1: tiles and their offsets
-# are multiples of this, so a tile's features line up with the full image's.
-ALIGN = 16
-
 
 class TiledResult(NamedTuple):
     """Outcome of :func:`stylize_tiled`.
@@ -53,9 +55,13 @@ class TiledResult(NamedTuple):
     Attributes:
       image: ``f32[H, W, 3]`` the blended result.
       coarse: ``f32[h, w, 3]`` the global low-resolution solution.
-      tiles: ``((y0, x0), ...)`` the tiles' top-left corners (all ``tile_shape``).
-      tile_shape: ``(th, tw)``.
-      tile_loss: ``f32[n_tiles]`` each tile's final objective (its own scaled weights).
+      tiles: ``((y0, x0), ...)`` the cores' top-left corners (all ``tile_shape``): what
+        each tile wrote.
+      tile_shape: ``(ch, cw)`` the cores' shape.
+      tile_loss: ``f32[n_solved]`` each solved tile's final objective (its own weights).
+      windows: ``((y0, x0), ...)`` the solved windows' top-left corners.
+      window_shape: ``(wh, ww)``.
+      stopped: True when a stop request ended the run before every tile was solved.
     """
 
     image: jax.Array
@@ -63,53 +69,9 @@ class TiledResult(NamedTuple):
     tiles: tuple
     tile_shape: tuple
     tile_loss: np.ndarray
-
-
-def tile_starts(length: int, tile: int, overlap: int) -> tuple[int, ...]:
-    """Starts of equal tiles of ``tile`` pixels covering ``[0, length)``, neighbours
-    overlapping by at least ``overlap`` (the last ends at ``length``; starts are multiples
-    of :data:`ALIGN` except possibly the last)."""
-    if tile >= length:
-        return (0,)
-    if not 0 <= overlap < tile:
-        raise ValueError(f"tile overlap must be in [0, tile), got {overlap} for tile {tile}")
-    n = math.ceil((length - overlap) / (tile - overlap))
-    n = max(n, 2)
-    starts = [int(round(i * (length - tile) / (n - 1) / ALIGN)) * ALIGN for i in range(n - 1)]
-    return tuple(starts) + (length - tile,)
-
-
-def blend_weights(start: int, size: int, length: int, overlap: int) -> np.ndarray:
-    """1-D feathering weights of one tile: a linear ramp over ``overlap`` pixels at each
-    edge that lies inside the image, 1 elsewhere (``f32[size]``, all > 0)."""
-    w = np.ones(size, np.float32)
-    if overlap <= 0:
-        return w
-    ramp = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
-    if start > 0:
-        w[:overlap] = np.minimum(w[:overlap], ramp)
-    if start + size < length:
-        w[size - overlap:] = np.minimum(w[size - overlap:], ramp[::-1])
-    return w
-
-
-def blend(tiles: Sequence, corners: Sequence, shape: tuple, overlap: int) -> np.ndarray:
-    """Feathered average of equal tiles ``f32[th, tw, C]`` placed at ``corners``.
-
-    Returns:
-      ``f32[H, W, C]`` with ``shape = (H, W, C)``.
-    """
-    h, w = shape[:2]
-    acc = np.zeros(shape, np.float32)
-    total = np.zeros(shape[:2] + (1,), np.float32)
-    for tile, (y0, x0) in zip(tiles, corners):
-        th, tw = tile.shape[:2]
-        wy = blend_weights(y0, th, h, overlap)
-        wx = blend_weights(x0, tw, w, overlap)
-        weight = (wy[:, None] * wx[None, :])[..., None]
-        acc[y0:y0 + th, x0:x0 + tw] += weight * np.asarray(tile, np.float32)
-        total[y0:y0 + th, x0:x0 + tw] += weight
-    return acc / total
+    windows: tuple = ()
+    window_shape: tuple = ()
+    stopped: bool = False
 
 
 def area_scaled_weights(weights: LossWeights, objective: Objective, fraction) -> LossWeights:
@@ -121,17 +83,107 @@ def area_scaled_weights(weights: LossWeights, objective: Objective, fraction) ->
     return weights._replace(tv_weight=weights.tv_weight / fraction)
 
 
-def _resize(image, shape):
-    return jnp.clip(jax.image.resize(image, tuple(shape) + (3,), "linear"), 0.0, 1.0)
+def gram_objective(objective: Objective) -> bool:
+    """True when every style method compares Gram matrices (its target is
+    :func:`nstjax.losses.gram_matrix`): the tiles then solve the whole image's style term
+    exactly (:func:`tile_problem`)."""
+    return objective.normalization == "nstjax" and all(
+        get_style_loss(m).target is losses.gram_matrix for m in objective.style_losses)
+
+
+def _window_grams(vgg, window, mask, layers_pooling):
+    layers, pooling = layers_pooling
+    features = extract_features(vgg, window, layers, pooling=pooling)
+    pyramid = mask_pyramid(mask, layers)
+    return {l: losses.gram_matrix(features[l], mask=pyramid[l]) for l in layers}
+
+
+_window_grams = jax.jit(_window_grams, static_argnums=3)
+
+
+def tile_grams(vgg: VGGWeights, image, layout: TileLayout, i: int, *, objective: Objective,
+               overlap: int, coverage: np.ndarray | None = None) -> dict:
+    """Tile ``i``'s share of the whole image's Gram matrices: ``{style layer: Σ_p w_p f_p
+    f_pᵀ}`` over its window of ``image``, ``w`` its core's blend weights (a partition of
+    unity, so the tiles' shares add up to the whole image's Gram, seed 001 eq. 2)."""
+    (wh, ww), (wy, wx) = layout.window, layout.windows[i]
+    _, window_w = core_weights(layout, i, image.shape[:2], overlap, coverage=coverage)
+    window = jnp.asarray(np.asarray(image)[wy:wy + wh, wx:wx + ww], jnp.float32)
+    return _window_grams(vgg, window, jnp.asarray(window_w),
+                         (tuple(objective.style_layers), objective.pooling))
+
+
+def tile_problem(vgg: VGGWeights, content, style_targets_: tuple, layout: TileLayout,
+                 i: int, *, objective: Objective, weights: LossWeights, overlap: int,
+                 coverage: np.ndarray | None = None, rest_grams: tuple | None = None):
+    """Targets and loss weights of tile ``i``: its part of the whole image's objective.
+
+    The content loss is weighted by the core's blend weights (a partition of unity, 0 over
+    the context margin), so the tiles' content losses add up to the whole image's.
+
+    Style, two ways:
+
+    * ``rest_grams`` given (Gram methods, :func:`gram_objective`): the whole image's Gram is
+      the tile's share ``G_t`` plus the rest ``R`` (the other tiles' shares, held fixed), so
+      the tile's style term is the whole image's, ``E_l = Σ(G_t + R − A)² / (4N²M²)``
+      (seed 001 eq. 3), with ``M`` the whole image's positions: the guided loss with target
+      ``A − R`` and the layer weight times ``(M_t/M)²`` (the method normalises by the
+      tile's ``M_t = Σ_p w_p``).  Solving the tiles in turn is then block-coordinate
+      descent on the whole image's objective.
+    * otherwise each tile matches the style by itself: its statistics are guided by its
+      blend weights rescaled per layer to sum to the whole image's positions (a statistic
+      that grows with the positions takes the whole image's value when the tile looks
+      like the whole image; averages are unchanged), and the style weight is scaled by the
+      tile's share of the area (:func:`area_scaled_weights`).
+
+    Returns:
+      ``(Targets over the window, LossWeights, f32[ch, cw] the core's blend weights)``.
+    """
+    h, w = content.shape[:2]
+    (wh, ww), (wy, wx) = layout.window, layout.windows[i]
+    core_w, window_w = core_weights(layout, i, (h, w), overlap, coverage=coverage)
+    full_positions = {layer: float(np.prod(s.shape)) for layer, s in jax.eval_shape(
+        lambda: mask_pyramid(jnp.ones((h, w)), objective.style_layers)).items()}
+    mask = jnp.asarray(window_w)
+    pyramid = mask_pyramid(mask, objective.style_layers)
+    c_window = jax.lax.dynamic_slice(jnp.asarray(content, jnp.float32), (wy, wx, 0),
+                                     (wh, ww, 3))
+    content_t = extract_features(vgg, c_window, objective.content_layers,
+                                 pooling=objective.pooling)
+    if rest_grams is not None:
+        style = tuple({m: {l: a - rest[l] for l, a in per_layer.items()}
+                       for m, per_layer in target.items()}
+                      for target, rest in zip(style_targets_, rest_grams))
+        share = jnp.stack([(jnp.sum(pyramid[l]) / full_positions[l]) ** 2
+                           for l in objective.style_layers])
+        tile_weights = weights._replace(
+            style_layer_weights=weights.style_layer_weights * share)
+        style_mask = pyramid
+    else:
+        style = tuple(style_targets_)
+        style_mask = {l: m * (full_positions[l] / jnp.sum(m)) for l, m in pyramid.items()}
+        fraction = float(core_w.sum()) / (float(h) * float(w))
+        tile_weights = area_scaled_weights(weights, objective, fraction)
+    targets = Targets(content=content_t, style=style,
+                      style_masks=(style_mask,) * len(style_targets_),
+                      content_mask=mask_pyramid(mask, objective.content_layers))
+    return targets, tile_weights, core_w
 
 
 def stylize_tiled(vgg: VGGWeights, content, style, *, key, objective: Objective = Objective(),
                   weights: LossWeights | None = None, solver: Solver = Solver(),
-                  tile: int = 512, overlap: int = 64, coarse: int | None = None,
-                  coarse_solver: Solver | None = None, init="content",
-                  callbacks: Callbacks | None = None,
+                  tile: int = 512, overlap: int = 32, margin: int = 64,
+                  coarse: int | None = None, coarse_solver: Solver | None = None,
+                  init="content", callbacks: Callbacks | None = None,
                   log: Callable[[str], None] | None = None) -> TiledResult:
     """Stylise an image of any size: a coarse global solve, overlapping tiles, a blend.
+
+    Every tile solves a ``tile × tile`` window (memory is that of one window) but writes
+    only its core, the window less ``margin`` pixels of context on each side: the core's
+    border positions see the image around them through the network's receptive field, not
+    zero padding.  The tile's content and style losses are weighted by its core's blend
+    weights (guided statistics, Gatys et al. 2017 §4; zero over the margin), so a tile
+    matches the whole style image's statistics over exactly what it writes.
 
     Args:
       vgg: the network's parameters.
@@ -141,14 +193,17 @@ def stylize_tiled(vgg: VGGWeights, content, style, *, key, objective: Objective 
       objective: the static :class:`Objective`.
       weights: :class:`LossWeights` for the full image (default :func:`nstjax.loss_weights`).
       solver: the :class:`Solver` of every tile.
-      tile: tile edge in pixels (tiles are ``min(tile, H) × min(tile, W)``).
-      overlap: pixels over which neighbouring tiles are blended (at least this much overlap).
+      tile: edge in pixels of the solved window (windows are ``min(tile, H) × min(tile,
+        W)``).
+      overlap: pixels over which neighbouring cores are blended (at least this much).
+      margin: context pixels on each side of a core, solved but not written.
       coarse: long edge of the global solution (default ``tile``; 0 skips it and the tiles
         start from ``init``).
       coarse_solver: solver of the global solution (default ``solver``).
       init: start of the global solution: ``"content"``, ``"noise"`` or ``"style"``.
-      callbacks: host callbacks; ``should_stop`` is honoured in every solve, ``progress``
-        receives ``(i, loss)`` within each solve.
+      callbacks: host callbacks; ``should_stop`` is honoured in every solve; ``progress``
+        receives ``(i, loss)`` with ``i`` counted over all solves (coarse first);
+        ``snapshot`` receives ``(i, f32[H, W, 3])``, the blend so far, after every tile.
       log: called with one line per stage (``"tile 3/35"``), or None.
 
     Returns:
@@ -160,87 +215,151 @@ def stylize_tiled(vgg: VGGWeights, content, style, *, key, objective: Objective 
     if weights is None:
         weights = make_loss_weights(objective, n_styles=len(styles))
     h, w = content.shape[:2]
-    tile = int(tile)
+    tile, overlap, margin = int(tile), int(overlap), int(margin)
     if tile < 2 * ALIGN:
         raise ValueError(f"tile must be at least {2 * ALIGN} pixels, got {tile}")
-    overlap = int(overlap)
-    th, tw = min(tile, h), min(tile, w)
-    if overlap >= min(th, tw):
-        raise ValueError(f"tile overlap {overlap} must be below the tile size {min(th, tw)}")
+    if overlap < 0 or margin < 0:
+        raise ValueError(f"tile overlap and margin must be >= 0, got {overlap} and {margin}")
+    if margin % ALIGN:
+        raise ValueError(f"tile margin must be a multiple of {ALIGN}, got {margin}")
+    layout = tile_layout((h, w), tile, overlap, margin)
+    if overlap >= min(layout.core):
+        raise ValueError(f"tile overlap {overlap} must be below the tile size "
+                         f"{min(layout.core)}")
     k_init, k_coarse, k_loss = jax.random.split(key, 3)
-    area = h * w
+    area = float(h) * float(w)
+    stages = _stages(callbacks)
 
     # 1. the global low-resolution solution, upsampled: every tile's start
     coarse = tile if coarse is None else int(coarse)
+    coarse_solver = coarse_solver or solver
+    done = 0
     if coarse > 0:
         scale = min(1.0, coarse / max(h, w))
         cshape = (max(ALIGN, round(h * scale)), max(ALIGN, round(w * scale)))
         small = _resize(content, cshape)
+        # the styles at the same scale: the style's features keep their size relative to
+        # the image's, and Gram matrices (which grow with the positions) stay comparable
+        small_styles = [_resize(s, (max(ALIGN, round(s.shape[0] * scale)),
+                                    max(ALIGN, round(s.shape[1] * scale)))) for s in styles]
         log(f"coarse {cshape[1]}×{cshape[0]}")
-        result = stylize(vgg, small, styles, key=k_coarse, objective=objective,
+        result = stylize(vgg, small, small_styles, key=k_coarse, objective=objective,
                          weights=area_scaled_weights(weights, objective,
                                                      cshape[0] * cshape[1] / area),
-                         solver=coarse_solver or solver, init=init, callbacks=callbacks)
+                         solver=coarse_solver, init=init, callbacks=stages(0))
         low = result.image
         start = _resize(low, (h, w))
+        done = coarse_solver.max_iter
     else:
         low = jnp.zeros((0, 0, 3), jnp.float32)
         start = initial_image(content, styles, init, k_init)
 
-    # 2. tiles: the whole style image's targets once; content features per tile
+    # 2. tiles: the whole style image's targets once; content features per window
     style_t = tuple(style_targets(objective.style_losses,
                                   extract_features(vgg, s, objective.style_layers,
                                                    pooling=objective.pooling))
                     for s in styles)
-    tile_weights = area_scaled_weights(weights, objective, th * tw / area)
-    corners = [(y, x) for y in tile_starts(h, th, overlap) for x in tile_starts(w, tw, overlap)]
-    solved, losses = [], []
+    (ch, cw), (wh, ww) = layout.core, layout.window
+    n = len(layout.cores)
     canvas = np.array(start, np.float32)
     acc = np.zeros((h, w, 3), np.float32)
     total = np.zeros((h, w, 1), np.float32)
-    for i, (y0, x0) in enumerate(corners):
-        log(f"tile {i + 1}/{len(corners)} at ({x0}, {y0})")
-        c_tile = jax.lax.dynamic_slice(content, (y0, x0, 0), (th, tw, 3))
-        # start from the canvas: where a solved neighbour overlaps, from its solution, so
-        # neighbours agree in the overlap before they are averaged there
-        x_tile = jnp.asarray(canvas[y0:y0 + th, x0:x0 + tw])
-        targets = Targets(content=extract_features(vgg, c_tile, objective.content_layers,
-                                                   pooling=objective.pooling),
-                          style=style_t)
-        program = _tile_program(x_tile, vgg, targets, tile_weights, solver, k_loss, objective)
-        res, _, _ = drive(program, solver.max_iter, callbacks)
-        solved.append(np.asarray(res.x))
-        losses.append(float(res.value))
-        weight = (blend_weights(y0, th, h, overlap)[:, None]
-                  * blend_weights(x0, tw, w, overlap)[None, :])[..., None]
-        acc[y0:y0 + th, x0:x0 + tw] += weight * solved[-1]
-        total[y0:y0 + th, x0:x0 + tw] += weight
-        covered = total[y0:y0 + th, x0:x0 + tw] > 0
-        canvas[y0:y0 + th, x0:x0 + tw] = np.where(
-            covered, acc[y0:y0 + th, x0:x0 + tw] / np.maximum(total[y0:y0 + th, x0:x0 + tw],
-                                                             1e-30),
-            canvas[y0:y0 + th, x0:x0 + tw])
-        if callbacks is not None and callbacks.should_stop is not None \
-                and callbacks.should_stop():
+    program_of = _window_programs(vgg, objective, solver, k_loss)
+    coverage = coverage_of(layout, (h, w), overlap)
+    exact = gram_objective(objective)
+    if exact:     # every tile's share of the whole image's Gram matrices, kept current
+        def coverage_weights(j):
+            return core_weights(layout, j, (h, w), overlap, coverage=coverage)[1]
+
+        def share(j):
+            return tile_grams(vgg, canvas, layout, j, objective=objective, overlap=overlap,
+                              coverage=coverage)
+        grams = [share(j) for j in range(n)]
+        full_m = {l: float(np.prod(s.shape)) for l, s in jax.eval_shape(
+            lambda: mask_pyramid(jnp.ones((h, w)), objective.style_layers)).items()}
+        fractions = [{l: float(jnp.sum(m)) / full_m[l] for l, m in mask_pyramid(
+            jnp.asarray(coverage_weights(j)), objective.style_layers).items()}
+            for j in range(n)]
+        grams_a = [next(iter(t.values())) for t in style_t]    # A of each style, per layer
+    tile_losses = []
+    for i in range(n):
+        if stages.stopped():
             break
-    done = corners[:len(solved)]
-    if len(done) < len(corners):      # stopped: the rest keeps the upsampled start
-        solved += [np.asarray(jax.lax.dynamic_slice(start, (y, x, 0), (th, tw, 3)))
-                   for y, x in corners[len(done):]]
+        (y0, x0), (wy, wx) = layout.cores[i], layout.windows[i]
+        log(f"tile {i + 1}/{n} at ({x0}, {y0})")
+        rest = None
+        if exact:     # solved tiles as they are; the others at their share of the style
+            rest = tuple({l: sum(grams[j][l] if j < i else fractions[j][l] * a[l]
+                                 for j in range(n) if j != i) for l in a} for a in grams_a)
+        targets, tile_weights, core_w = tile_problem(vgg, content, style_t, layout, i,
+                                                     objective=objective, weights=weights,
+                                                     overlap=overlap, coverage=coverage,
+                                                     rest_grams=rest)
+        # start from the canvas: where a solved neighbour overlaps, from its solution
+        x_window = jnp.asarray(canvas[wy:wy + wh, wx:wx + ww])
+        res, _, _ = drive(program_of(x_window, targets, tile_weights), solver.max_iter,
+                          stages(done))
+        done += solver.max_iter
+        tile_losses.append(float(res.value))
+        solved = np.asarray(res.x)[y0 - wy:y0 - wy + ch, x0 - wx:x0 - wx + cw]
+        acc[y0:y0 + ch, x0:x0 + cw] += core_w[..., None] * solved
+        total[y0:y0 + ch, x0:x0 + cw] += core_w[..., None]
+        part = total[y0:y0 + ch, x0:x0 + cw]
+        canvas[y0:y0 + ch, x0:x0 + cw] = np.where(
+            part > 0, acc[y0:y0 + ch, x0:x0 + cw] / np.maximum(part, 1e-30),
+            canvas[y0:y0 + ch, x0:x0 + cw])
+        if exact:     # the tiles whose windows see this core have new shares
+            for j in windows_over(layout, i):
+                grams[j] = share(j)
+        if callbacks is not None and callbacks.snapshot is not None:
+            callbacks.snapshot(done, canvas.copy())
 
-    # 3. the feathered blend
-    image = blend(solved, corners, (h, w, 3), overlap)
-    return TiledResult(image=jnp.asarray(image), coarse=low, tiles=tuple(corners),
-                       tile_shape=(th, tw), tile_loss=np.asarray(losses, np.float32))
+    # 3. the feathered blend (a stopped run keeps the upsampled start where no tile wrote)
+    return TiledResult(image=jnp.asarray(canvas), coarse=low, tiles=layout.cores,
+                       tile_shape=layout.core, tile_loss=np.asarray(tile_losses, np.float32),
+                       windows=layout.windows, window_shape=layout.window,
+                       stopped=len(tile_losses) < n)
 
 
-def _tile_program(x0, vgg, targets, weights, solver, key, objective) -> Program:
-    return Program(
-        init=lambda: _init(x0, vgg, targets, weights, solver, key, objective=objective),
-        advance=lambda state, w, until: _advance(state, vgg, targets, w, solver, key, until,
-                                                 objective=objective),
-        finish=lambda state, w: _finish(state, vgg, targets, w, solver, key,
-                                        objective=objective))
+class _stages:
+    """Per-solve callbacks that count iterations over all solves and remember a stop."""
+
+    def __init__(self, callbacks: Callbacks | None):
+        self.callbacks, self._stopped = callbacks, False
+
+    def __call__(self, done: int) -> Callbacks:
+        c = self.callbacks or Callbacks()
+
+        def should_stop():
+            if c.should_stop is not None and c.should_stop():
+                self._stopped = True
+            return self._stopped
+
+        return Callbacks(progress=c.progress and (lambda i, v: c.progress(done + i, v)),
+                         should_stop=should_stop)
+
+    def stopped(self) -> bool:
+        c = self.callbacks
+        if not self._stopped and c is not None and c.should_stop is not None:
+            self._stopped = bool(c.should_stop())
+        return self._stopped
+
+
+def _resize(image, shape):
+    return jnp.clip(jax.image.resize(image, tuple(shape) + (3,), "linear"), 0.0, 1.0)
+
+
+def _window_programs(vgg, objective, solver, key):
+    """``program(x0, targets, weights)``: one tile's solve, all tiles one compiled program
+    (masks and weights are traced data)."""
+    def program(x0, targets, weights) -> Program:
+        return Program(
+            init=lambda: _init(x0, vgg, targets, weights, solver, key, objective=objective),
+            advance=lambda state, w, until: _advance(state, vgg, targets, w, solver, key,
+                                                     until, objective=objective),
+            finish=lambda state, w: _finish(state, vgg, targets, w, solver, key,
+                                            objective=objective))
+    return program
 
 
 def full_targets(vgg: VGGWeights, content, style, *, objective: Objective) -> Targets:

@@ -29,6 +29,15 @@ class UsageError(Exception):
     """A bad command line or input file: reported in one line, exit code 2."""
 
 
+class TooBig(UsageError):
+    """A run that would not fit in memory; ``largest`` is the largest ``--size`` that
+    fits (0: none)."""
+
+    def __init__(self, message: str, largest: int):
+        super().__init__(message)
+        self.largest = largest
+
+
 class Parser(argparse.ArgumentParser):
     """``argparse`` whose errors are one line (no usage block), exit code 2."""
 
@@ -216,6 +225,9 @@ def style_size_of(args, size: int) -> int:
     (jcjohnson/neural-style's rounding), or ``size``."""
     scale = getattr(args, "style_scale", None)
     if scale is None:
+        tile = getattr(args, "tile", None)
+        if args.style_size is None and isinstance(tile, int):   # tiles: the window's size
+            return min(size, tile)
         return args.style_size or size
     if args.style_size is not None:
         raise UsageError("--style-size and --style-scale both set the style's size: give one")
@@ -365,18 +377,23 @@ def check_memory(args, objective, size: int, *, members: int = 1):
                       f"too much; using --remat {policy}", file=sys.stderr)
             return candidate
     # memory grows with the pixels of content and styles alike (both follow --size)
-    largest = int(size * (budget / need) ** 0.5 * 0.95) // 16 * 16
-    options = ["tiles (nstjax.tiling.stylize_tiled: any size, solved tile by tile)"]
+    edge = min(size, tile) if tile else size
+    largest = int(edge * (budget / need) ** 0.5 * 0.95) // 16 * 16
+    options = ["--tile auto (any size, solved in overlapping tiles)"]
     if objective.precision != "bf16":
         options.append("--precision bf16 (about half the activations)")
     if "block" not in policies:
         options.append("--remat block")
     fits = (f"the largest that fits is --size {largest}" if largest >= MIN_SIZE
             else "no size fits")
-    raise UsageError(
+    if tile:
+        options = options[1:]
+        fits = (f"the largest tile that fits is --tile {largest}" if largest >= MIN_SIZE
+                else "no tile fits")
+    raise TooBig(
         f"{w}×{h} needs about {need / 2**30:.1f} GiB ({how}, checkpointing "
         f"{candidate.remat}), more than the {budget / 2**30:.1f} GiB this machine allows; "
-        f"{fits}; or use " + ", ".join(options))
+        f"{fits}" + ("; or use " + ", ".join(options) if options else ""), largest)
 
 
 def compiled_transfer_bytes(objective, solver, shape: tuple, style_shapes) -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nstjax.cli import common, run_pictures
+from nstjax.cli import common, run_pictures, tiles
 from nstjax.cli.common import UsageError
 
 
@@ -56,6 +56,7 @@ def add_arguments(p) -> None:
     w.add_argument("--hyper", nargs="+", help="style-method hyper-parameters, e.g. "
                    "mmd-poly.c=0 mmd-gauss.sigma2=2")
     run_pictures.add_arguments(p)
+    tiles.add_arguments(p)
     common.add_objective_args(p)
     common.add_solver_args(p)
 
@@ -97,6 +98,7 @@ def _check(args):
         raise UsageError("--transfer-color-only takes one style image")
     if args.scale_iters is not None and args.min_size is None:
         raise UsageError("--scale-iters needs --min-size (the coarse-to-fine ladder)")
+    tiles.parse(args)
     out = Path(args.output)
     common.refuse_overwriting_inputs([out], common.input_paths(args))
     common.check_output(out, common.input_paths(args), bit_depth=args.bit_depth)
@@ -151,7 +153,7 @@ def run(args) -> int:
     weights = build_weights(args, objective, mix, n_styles)   # validated before any work
     ladder = _ladder(args, size, solver)
     common.enable_compilation_cache()      # first: the memory check's compile is kept
-    objective = common.check_memory(args, objective, size)   # may pick --remat
+    objective = tiles.check_memory(args, objective, size)   # may pick --remat, --tile
 
     import jax
     import jax.numpy as jnp
@@ -187,6 +189,11 @@ def run(args) -> int:
         init = color.luminance_image(init)
     vgg = common.load_vgg(args)
     t_loaded = time.perf_counter()
+    if args.tile:
+        return tiles.run(args, out, objective=objective, weights=weights, solver=solver,
+                         content=content, content_run=content_run, styles_run=styles_run,
+                         init=init, vgg=vgg, alpha=alpha, preserve=preserve,
+                         t_start=t_start, t_loaded=t_loaded)
 
     bar = None
     if not args.no_progress:

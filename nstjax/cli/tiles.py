@@ -1,0 +1,199 @@
+"""``nstjax stylize --tile``: print sizes, solved in overlapping windows (:mod:`nstjax.tiling`).
+
+``--tile 1024`` solves the image in 1024×1024 windows after a coarse whole-image solve at
+1024 px; ``--tile auto`` tiles only when the whole image would not fit in memory, in the
+largest window that fits.  Memory is that of one window, so any size runs.  Each tile
+writes its core (the window less ``--tile-margin`` pixels of context on each side); cores
+overlap by ``--tile-overlap`` pixels and are feathered together.  The style image's size
+defaults to the window's (``--style-size`` overrides it).
+
+Ctrl-C stops after the current iteration of the current tile; the image is written with
+the tiles solved so far blended into the upsampled coarse solution (exit 130).  With
+``--save-every`` the blend so far is written after every tile.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+from nstjax.cli import common
+from nstjax.cli.common import UsageError
+
+MIN_TILE = 64
+DEFAULT_OVERLAP = 32
+DEFAULT_MARGIN = 64
+
+
+def add_arguments(p) -> None:
+    g = p.add_argument_group("print sizes: overlapping tiles (memory of one window)")
+    g.add_argument("--tile", help="solve in overlapping windows of this many pixels, after a "
+                   "coarse whole-image solve at that size; 'auto': only when the whole image "
+                   "would not fit in memory, in the largest window that fits")
+    g.add_argument("--tile-overlap", type=int, help=f"pixels over which neighbouring tiles "
+                   f"are blended (default {DEFAULT_OVERLAP})")
+    g.add_argument("--tile-margin", type=int, help="context pixels solved around each tile "
+                   f"but not written (a multiple of 16; default {DEFAULT_MARGIN}, or an eighth "
+                   "of a smaller tile)")
+
+
+def parse(args) -> None:
+    """Validate the tile flags before any work: ``args.tile`` becomes None, ``"auto"`` or
+    the window's edge in pixels."""
+    tile = args.tile
+    if tile is None:
+        for flag in ("tile_overlap", "tile_margin"):
+            if getattr(args, flag) is not None:
+                raise UsageError(f"--{flag.replace('_', '-')} needs --tile")
+        return
+    if str(tile).strip().lower() == "auto":
+        args.tile = "auto"
+    else:
+        try:
+            args.tile = int(tile)
+        except ValueError:
+            raise UsageError(f"--tile: a number of pixels or 'auto', not {tile!r}") from None
+        if args.tile < MIN_TILE or args.tile % 16:
+            raise UsageError(f"--tile {args.tile}: a multiple of 16 of at least {MIN_TILE} "
+                             "pixels, please")
+    overlap = DEFAULT_OVERLAP if args.tile_overlap is None else args.tile_overlap
+    margin = args.tile_margin
+    if margin is None:
+        margin = default_margin(args.tile) if isinstance(args.tile, int) else None
+    if overlap < 0 or (margin is not None and (margin < 0 or margin % 16)):
+        raise UsageError("--tile-overlap must be >= 0 and --tile-margin a multiple of 16 "
+                         f">= 0 (got {overlap} and {margin})")
+    if isinstance(args.tile, int) and args.tile - 2 * margin <= overlap:
+        raise UsageError(f"--tile {args.tile} leaves no room for tiles after a margin of "
+                         f"{margin} on each side and an overlap of {overlap}")
+    args.tile_overlap, args.tile_margin = overlap, margin
+    clash = [flag for flag, given in (
+        ("--min-size", args.min_size is not None), ("--style-mask", bool(args.style_mask)),
+        ("--content-mask", bool(args.content_mask)), ("--animation", bool(args.animation)))
+        if given]
+    if clash:
+        raise UsageError(f"--tile does not combine with {', '.join(clash)} (the tiles have "
+                         "their own coarse stage and no masks or animation yet)")
+    if args.init not in (None, "content", "noise", "style", "grey"):
+        raise UsageError("--tile starts from 'content', 'noise', 'style' or 'grey', not "
+                         "an --init image")
+
+
+def default_margin(tile: int) -> int:
+    """:data:`DEFAULT_MARGIN`, or an eighth of a smaller tile (a multiple of 16)."""
+    return min(DEFAULT_MARGIN, tile // 8 // 16 * 16)
+
+
+def check_memory(args, objective, size: int):
+    """:func:`common.check_memory`, resolving ``--tile auto``: no tiles when the whole
+    image fits, else the largest window that fits (then the check again for it)."""
+    if args.tile != "auto":
+        return common.check_memory(args, objective, size)
+    args.tile, margin_given = None, args.tile_margin
+    for attempt in range(4):  # memory is not quite proportional to pixels: refine the size
+        try:
+            fitted = common.check_memory(args, objective, size)
+        except common.TooBig as e:
+            margin = default_margin(e.largest) if margin_given is None else margin_given
+            if attempt == 3 or e.largest < max(MIN_TILE, 2 * margin + args.tile_overlap + 16):
+                raise
+            args.tile, args.tile_margin = e.largest, margin
+            continue
+        if args.tile:
+            print(f"note: the whole image does not fit; solving it in {args.tile}-pixel "
+                  "tiles", file=sys.stderr)
+        return fitted
+
+
+def run(args, out, *, objective, weights, solver, content, content_run, styles_run, init,
+        vgg, alpha, preserve, t_start, t_loaded) -> int:
+    """Solve in tiles, write the image and its sidecar; returns the exit code."""
+    import jax
+    import jax.numpy as jnp
+
+    import nstjax
+    from nstjax import color, tiling
+    from nstjax.tile_layout import tile_layout
+    from nstjax.image import ImageError, save_image
+
+    h, w = content.shape[:2]
+    layout = tile_layout((h, w), args.tile, args.tile_overlap, args.tile_margin)
+    n = len(layout.cores)
+    total = solver.max_iter * (n + 1)
+    protect = common.input_paths(args)
+    bar = None
+    if not args.no_progress:
+        from tqdm import tqdm
+        print(f"stylize: {w}×{h} in {n} tiles of {layout.window[1]}×{layout.window[0]} "
+              f"after a coarse solve, {solver.optimizer}, {solver.max_iter} iterations each",
+              file=sys.stderr)
+        bar = tqdm(total=total, desc="stylize", unit="it", file=sys.stderr,
+                   dynamic_ncols=True)
+    stage = {"text": "coarse"}
+
+    def progress(i, value):
+        if bar is not None:
+            bar.n = i
+            bar.set_postfix_str(f"{stage['text']} loss {value:.4g}", refresh=True)
+
+    snapshots, snapshot_errors = [], []
+
+    def snapshot(i, x):
+        if not args.save_every:
+            return
+        path = out.with_name(f"{out.stem}_{i:05d}{out.suffix}")
+        try:
+            save_image(path, color.finish_output(x, content, preserve=preserve),
+                       protect=protect, alpha=alpha)
+            snapshots.append(str(path))
+        except (ImageError, OSError) as e:   # a failed snapshot must not lose the run
+            snapshot_errors.append(str(e))
+
+    interruption = common.Interruption()
+    callbacks = nstjax.Callbacks(progress=progress, snapshot=snapshot,
+                                 should_stop=interruption.should_stop)
+    key = jax.random.PRNGKey(args.seed or 0)
+    result = interruption.run(lambda: tiling.stylize_tiled(
+        vgg, jnp.asarray(content_run), [jnp.asarray(s) for s in styles_run], key=key,
+        objective=objective, weights=weights, solver=solver, tile=args.tile,
+        overlap=args.tile_overlap, margin=args.tile_margin, init=init or "content",
+        callbacks=callbacks, log=lambda text: stage.update(text=text)))
+    if bar is not None:
+        bar.close()
+    t_done = time.perf_counter()
+    image = np.asarray(color.finish_output(result.image, content, preserve=preserve))
+    save_image(out, image, protect=protect, bit_depth=args.bit_depth, alpha=alpha)
+    solved = len(result.tile_loss)
+    record = {
+        "command": "stylize",
+        "arguments": common.arguments_record(args),
+        "output": str(out),
+        **common.config_record(objective, solver),
+        "loss_weights": weights._asdict(),
+        "image_size": [int(w), int(h)],
+        "device": str(jax.devices()[0]),
+        "status": "interrupted" if result.stopped else "done",
+        "tiles": {"window": [int(layout.window[1]), int(layout.window[0])],
+                  "core": [int(layout.core[1]), int(layout.core[0])],
+                  "overlap": args.tile_overlap, "margin": args.tile_margin,
+                  "count": n, "solved": solved,
+                  "coarse_size": [int(result.coarse.shape[1]), int(result.coarse.shape[0])],
+                  "whole_image_gram": tiling.gram_objective(objective),
+                  "losses": result.tile_loss},
+        "timings_s": {"load": round(t_loaded - t_start, 3),
+                      "optimise_including_compile": round(t_done - t_loaded, 3),
+                      "total": round(time.perf_counter() - t_start, 3)},
+        "snapshots": snapshots,
+        "snapshot_errors": snapshot_errors,
+    }
+    common.write_json(out.with_name(out.name + ".json"), record)
+    print(f"wrote {out} ({w}×{h}, {solved}/{n} tiles, {t_done - t_loaded:.1f} s"
+          f"{', interrupted' if interruption.signal else ''})", file=sys.stderr)
+    if snapshot_errors:
+        print(f"warning: {len(snapshot_errors)} snapshot(s) could not be written: "
+              f"{snapshot_errors[0]}", file=sys.stderr)
+    if interruption.exit_code is not None:
+        return interruption.exit_code
+    return 0
