@@ -144,9 +144,16 @@ def coverage_of(layout: TileLayout, shape: tuple[int, int], overlap: int) -> np.
     return total
 
 
-def windows_over(layout: TileLayout, i: int) -> list[int]:
-    """The tiles whose windows overlap tile ``i``'s core (``i`` included)."""
-    (ch, cw), (wh, ww) = layout.core, layout.window
+def neighbours(layout: TileLayout, i: int) -> list[int]:
+    """Tile ``i`` and the tiles whose cores share a side with its core (overlapping it
+    along half an edge or more): the blend changes their pixels when ``i`` is solved.
+    Diagonal neighbours share only an overlap corner and are left out."""
+    (ch, cw) = layout.core
     y0, x0 = layout.cores[i]
-    return [j for j, (wy, wx) in enumerate(layout.windows)
-            if wy < y0 + ch and y0 < wy + wh and wx < x0 + cw and x0 < wx + ww]
+    out = []
+    for j, (y, x) in enumerate(layout.cores):
+        dy = min(y0, y) + ch - max(y0, y)
+        dx = min(x0, x) + cw - max(x0, x)
+        if dy > 0 and dx > 0 and (dy >= ch / 2 or dx >= cw / 2):
+            out.append(j)
+    return out

@@ -45,7 +45,7 @@ from nstjax.style_losses import get_style_loss, style_targets
 from nstjax.transfer import (Program, _advance, _finish, _init, as_image_list, drive,
                              initial_image, stylize)
 from nstjax.tile_layout import (ALIGN, TileLayout, core_weights, coverage_of, tile_layout,
-                                windows_over)
+                                neighbours)
 from nstjax.vgg import extract_features
 from nstjax.weights import VGGWeights
 
@@ -308,8 +308,8 @@ def stylize_tiled(vgg: VGGWeights, content, style, *, key, objective: Objective 
         canvas[y0:y0 + ch, x0:x0 + cw] = np.where(
             part > 0, acc[y0:y0 + ch, x0:x0 + cw] / np.maximum(part, 1e-30),
             canvas[y0:y0 + ch, x0:x0 + cw])
-        if exact:     # the tiles whose windows see this core have new shares
-            for j in windows_over(layout, i):
+        if exact:     # this tile's share and its side neighbours' (the blend moved them)
+            for j in neighbours(layout, i):
                 grams[j] = share(j)
         if callbacks is not None and callbacks.snapshot is not None:
             callbacks.snapshot(done, canvas.copy())

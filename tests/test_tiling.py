@@ -209,7 +209,7 @@ def test_cli_tiles_write_the_image_and_a_sidecar(big_inputs, tmp_path, tiny_vgg,
     out = tmp_path / "poster.png"
     code = run(["stylize", "--content", str(c), "--style", str(s), "--output", str(out),
                 "--size", "176", "--tile", "96", "--tile-margin", "16", "--tile-overlap", "16",
-                "--iters", "2", "--no-progress", "--save-every", "1",
+                "--iters", "2", "--tile-iters", "1", "--no-progress", "--save-every", "1",
                 "--style-layers", "relu1_1,relu2_1"])
     err = capsys.readouterr().err
     assert code == 0, err
@@ -218,6 +218,7 @@ def test_cli_tiles_write_the_image_and_a_sidecar(big_inputs, tmp_path, tiny_vgg,
     tiles = meta["tiles"]
     assert tiles["window"] == [96, 96] and tiles["count"] == tiles["solved"] >= 3
     assert tiles["whole_image_gram"] is True and meta["status"] == "done"
+    assert meta["solver"]["max_iter"] == 2 and meta["tile_solver"]["max_iter"] == 1
     assert len(meta["snapshots"]) == tiles["count"] and all(Path(p).exists() for p in meta["snapshots"])
 
 
@@ -225,6 +226,8 @@ def test_cli_tiles_write_the_image_and_a_sidecar(big_inputs, tmp_path, tiny_vgg,
     (["--tile", "50"], "multiple of 16"),
     (["--tile", "big"], "a number of pixels or 'auto'"),
     (["--tile-margin", "16"], "needs --tile"),
+    (["--tile-iters", "5"], "needs --tile"),
+    (["--tile", "256", "--tile-iters", "0"], "at least 1"),
     (["--tile", "96", "--tile-margin", "24"], "multiple of 16"),
     (["--tile", "96", "--tile-margin", "48"], "leaves no room"),
     (["--tile", "256", "--min-size", "64"], "does not combine with --min-size"),

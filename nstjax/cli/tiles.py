@@ -14,6 +14,7 @@ the tiles solved so far blended into the upsampled coarse solution (exit 130).  
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 
@@ -32,6 +33,8 @@ def add_arguments(p) -> None:
     g.add_argument("--tile", help="solve in overlapping windows of this many pixels, after a "
                    "coarse whole-image solve at that size; 'auto': only when the whole image "
                    "would not fit in memory, in the largest window that fits")
+    g.add_argument("--tile-iters", type=int, help="iterations of each tile (default "
+                   "--iters, which is the coarse solve's)")
     g.add_argument("--tile-overlap", type=int, help=f"pixels over which neighbouring tiles "
                    f"are blended (default {DEFAULT_OVERLAP})")
     g.add_argument("--tile-margin", type=int, help="context pixels solved around each tile "
@@ -44,7 +47,7 @@ def parse(args) -> None:
     the window's edge in pixels."""
     tile = args.tile
     if tile is None:
-        for flag in ("tile_overlap", "tile_margin"):
+        for flag in ("tile_overlap", "tile_margin", "tile_iters"):
             if getattr(args, flag) is not None:
                 raise UsageError(f"--{flag.replace('_', '-')} needs --tile")
         return
@@ -69,6 +72,8 @@ def parse(args) -> None:
         raise UsageError(f"--tile {args.tile} leaves no room for tiles after a margin of "
                          f"{margin} on each side and an overlap of {overlap}")
     args.tile_overlap, args.tile_margin = overlap, margin
+    if args.tile_iters is not None and args.tile_iters < 1:
+        raise UsageError(f"--tile-iters must be at least 1, not {args.tile_iters}")
     clash = [flag for flag, given in (
         ("--min-size", args.min_size is not None), ("--style-mask", bool(args.style_mask)),
         ("--content-mask", bool(args.content_mask)), ("--animation", bool(args.animation)))
@@ -121,13 +126,16 @@ def run(args, out, *, objective, weights, solver, content, content_run, styles_r
     h, w = content.shape[:2]
     layout = tile_layout((h, w), args.tile, args.tile_overlap, args.tile_margin)
     n = len(layout.cores)
-    total = solver.max_iter * (n + 1)
+    tile_solver = solver if args.tile_iters is None else dataclasses.replace(
+        solver, max_iter=args.tile_iters)
+    total = solver.max_iter + n * tile_solver.max_iter
     protect = common.input_paths(args)
     bar = None
     if not args.no_progress:
         from tqdm import tqdm
         print(f"stylize: {w}×{h} in {n} tiles of {layout.window[1]}×{layout.window[0]} "
-              f"after a coarse solve, {solver.optimizer}, {solver.max_iter} iterations each",
+              f"after a coarse solve, {solver.optimizer}, {solver.max_iter} + {n}×"
+              f"{tile_solver.max_iter} iterations",
               file=sys.stderr)
         bar = tqdm(total=total, desc="stylize", unit="it", file=sys.stderr,
                    dynamic_ncols=True)
@@ -157,7 +165,8 @@ def run(args, out, *, objective, weights, solver, content, content_run, styles_r
     key = jax.random.PRNGKey(args.seed or 0)
     result = interruption.run(lambda: tiling.stylize_tiled(
         vgg, jnp.asarray(content_run), [jnp.asarray(s) for s in styles_run], key=key,
-        objective=objective, weights=weights, solver=solver, tile=args.tile,
+        objective=objective, weights=weights, solver=tile_solver, coarse_solver=solver,
+        tile=args.tile,
         overlap=args.tile_overlap, margin=args.tile_margin, init=init or "content",
         callbacks=callbacks, log=lambda text: stage.update(text=text)))
     if bar is not None:
@@ -171,6 +180,7 @@ def run(args, out, *, objective, weights, solver, content, content_run, styles_r
         "arguments": common.arguments_record(args),
         "output": str(out),
         **common.config_record(objective, solver),
+        "tile_solver": dataclasses.asdict(tile_solver),
         "loss_weights": weights._asdict(),
         "image_size": [int(w), int(h)],
         "device": str(jax.devices()[0]),
