@@ -5,14 +5,16 @@ Module map: ``config`` (Objective, LossWeights, Solver), ``vgg`` and ``weights``
 network), ``losses``, ``mmd``, ``statistics`` and ``style_losses`` (the representations),
 ``objective`` (targets and terms), ``optimize`` (optimisers and ``minimize``), ``hooks``
 (host callbacks), ``transfer`` (the driver, ``stylize``), ``multiscale`` (coarse-to-fine),
-``color`` (colour control), ``alpha`` (transparent content), ``sweeps``, ``image``,
-``pictures`` (grids and sheets), ``memory``, ``tiling`` and ``tile_layout`` (print sizes
-in tiles), ``sharding`` (one image over several devices).
+``color`` (colour control), ``alpha`` (transparent content), ``sweeps``, ``image`` and
+``image_writing`` (files in and out), ``pictures`` (grids and sheets), ``memory``,
+``tiling`` and ``tile_layout`` (print sizes in tiles), ``sharding`` (one image over
+several devices).
 """
 
 from nstjax.config import LossWeights, Objective, Solver, loss_weights
 from nstjax.hooks import Callbacks
-from nstjax.image import ImageError, load_image, save_image
+from nstjax.image import ImageError, load_image
+from nstjax.image_writing import save_image
 from nstjax.inversion import InversionResult, invert
 from nstjax.losses import content_loss, gram_loss, gram_matrix, tv_loss
 from nstjax.objective import Targets, auto_scales, compute_targets, objective_terms, total_loss

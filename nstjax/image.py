@@ -1,8 +1,10 @@
-"""Image files in and out: RGB float32 in [0, 1], resizing, atomic writes.
+"""Image files in: RGB float32 in [0, 1], upright, in sRGB, resized.
 
 Everything here is host-side (NumPy and Pillow); the JAX core never touches files.  Every
 failure is an :class:`ImageError` with a one-line message naming the user's path (never a
-hidden temporary file); Pillow's warnings never reach the user.
+hidden temporary file); Pillow's warnings never reach the user.  Writing (atomic, 8- or
+16-bit, with alpha) is :mod:`nstjax.image_writing`, which shares :class:`ImageError` and
+:func:`display_path` from here.
 
 Reading:
 
@@ -27,12 +29,8 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import shutil
-import struct
-import tempfile
 import threading
 import warnings
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -348,207 +346,3 @@ def _resize_exact(img: Image.Image, shape):
     if img.mode not in ("RGB", "RGBA", "L", "LA"):
         img = Image.fromarray((to_rgb_array(img) * 255.0 + 0.5).astype(np.uint8))
     return img.resize((w, h), Image.Resampling.LANCZOS, reducing_gap=3.0)
-
-
-# ----------------------------------------------------------------------------- writing
-
-def to_uint8(image) -> np.ndarray:
-    """RGB in [0, 1] (any array) to ``uint8[H, W, 3]``, rounded and clipped."""
-    a = np.asarray(image, dtype=np.float32)
-    return (np.clip(a, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
-def to_uint16(image) -> np.ndarray:
-    """RGB in [0, 1] (any array) to ``uint16[H, W, 3]``, rounded and clipped."""
-    a = np.asarray(image, dtype=np.float64)
-    return (np.clip(a, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
-
-
-def _output_format(path: Path, bit_depth: int) -> str:
-    show = display_path(path)
-    fmt = Image.registered_extensions().get(path.suffix.lower())
-    if fmt is None:
-        raise ImageError(f"{show}: unknown image extension {path.suffix!r} (use .png, .jpg, ...)")
-    if bit_depth not in (8, 16):
-        raise ImageError(f"{show}: bit depth {bit_depth} is not 8 or 16")
-    if bit_depth == 16 and fmt != "PNG":
-        raise ImageError(f"{show}: 16 bits per channel is written as PNG only (use .png)")
-    return fmt
-
-
-def _check_target(path: Path, protect) -> None:
-    show = display_path(path)
-    if path.is_dir():
-        raise ImageError(f"{show}: is a folder; give a file name, e.g. "
-                         f"{display_path(path / 'out.png')}")
-    for p in protect:
-        if p is not None and Path(p).exists() and path.exists() and path.samefile(p):
-            raise ImageError(f"{show}: refusing to overwrite an input image")
-
-
-def _make_folder(path: Path) -> None:
-    parent = path.parent
-    if parent.exists() and not parent.is_dir():
-        raise ImageError(f"{display_path(path)}: {display_path(parent)} is a file, not a folder")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ImageError(f"{display_path(path)}: cannot create its folder "
-                         f"{display_path(parent)} ({e.strerror})") from None
-
-
-def _temp_in(path: Path, *, what: str):
-    try:
-        return tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix + ".part",
-                                dir=path.parent)
-    except OSError as e:
-        raise ImageError(f"{display_path(path)}: cannot {what} in {display_path(path.parent)} "
-                         f"({e.strerror})") from None
-
-
-def check_writable(path, *, protect=(), bit_depth: int = 8, need_bytes: int = 0) -> Path:
-    """Check, before a long computation, that :func:`save_image` can write ``path``.
-
-    Validates the extension and bit depth, refuses a folder or an input (``protect``),
-    creates the folder, and write-tests the real folder with a temporary file (removed
-    again), so permissions, read-only mounts and places like ``/proc`` are caught.
-    ``need_bytes`` (e.g. ``3 * H * W``, an uncompressed image) is compared to the free space.
-
-    Returns:
-      The path, as a :class:`~pathlib.Path`.
-
-    Raises:
-      ImageError: one line naming ``path``.
-    """
-    path = _as_path(path)
-    _output_format(path, bit_depth)
-    _check_target(path, protect)
-    _make_folder(path)
-    fd, tmp = _temp_in(path, what="write")
-    try:
-        try:
-            os.write(fd, b"\0")
-        finally:
-            os.close(fd)
-        free = shutil.disk_usage(path.parent).free
-    except OSError as e:
-        raise ImageError(f"{display_path(path)}: cannot write in {display_path(path.parent)} "
-                         f"({e.strerror})") from None
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-    if need_bytes and free < need_bytes:
-        raise ImageError(f"{display_path(path)}: {free / 2**20:.1f} MiB free in "
-                         f"{display_path(path.parent)}, the image needs up to "
-                         f"{need_bytes / 2**20:.1f} MiB")
-    return path
-
-
-def _png16(fileobj, rgb16: np.ndarray) -> None:
-    """Write ``uint16[H, W, 3]`` (or ``[H, W, 4]`` with alpha) as a 16-bit PNG (Pillow
-    cannot), tagged sRGB."""
-    h, w, c = rgb16.shape
-    rows = np.zeros((h, 1 + 2 * c * w), np.uint8)  # filter byte 0 (None) per row
-    rows[:, 1:] = rgb16.astype(">u2").view(np.uint8).reshape(h, 2 * c * w)
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
-
-    fileobj.write(b"\x89PNG\r\n\x1a\n"
-                  + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 6 if c == 4 else 2,
-                                               0, 0, 0))
-                  + chunk(b"sRGB", b"\x00")
-                  + chunk(b"IDAT", zlib.compress(rows.tobytes(), 6))
-                  + chunk(b"IEND", b""))
-
-
-ALPHA_FORMATS = ("PNG", "WEBP", "TIFF")
-
-
-def can_hold_alpha(path) -> bool:
-    """Whether :func:`save_image` can write an alpha channel at ``path`` (by extension)."""
-    return Image.registered_extensions().get(_as_path(path).suffix.lower()) in ALPHA_FORMATS
-
-
-def save_image(path, image, *, protect=(), bit_depth: int = 8, alpha=None) -> Path:
-    """Write an RGB image atomically (temp file, then rename); format from the extension.
-
-    Args:
-      path: destination; its folder is created.
-      image: RGB in [0, 1], ``[H, W, 3]``.
-      protect: paths that must never be overwritten (the inputs).
-      bit_depth: 8, or 16 for a 16-bit-per-channel PNG.
-      alpha: optional ``uint8[H, W]`` alpha channel, written as it is (8 bits) or times 257
-        (16 bits), for PNG, WebP and TIFF (:data:`ALPHA_FORMATS`).
-
-    Returns:
-      The path written.
-
-    Raises:
-      ImageError: one line naming ``path`` (a folder, an input, an unknown extension, an
-        unwritable place, a full disk); a previous file at ``path`` is then left untouched
-        and no partial file remains.
-    """
-    path = _as_path(path)
-    fmt = _output_format(path, bit_depth)
-    if alpha is not None:
-        alpha = np.asarray(alpha)
-        if fmt not in ALPHA_FORMATS:
-            raise ImageError(f"{display_path(path)}: {fmt} has no alpha channel (use .png)")
-        if alpha.dtype != np.uint8 or alpha.shape != np.shape(image)[:2]:
-            raise ImageError(f"{display_path(path)}: alpha must be uint8 of shape "
-                             f"{np.shape(image)[:2]}, not {alpha.dtype} {alpha.shape}")
-    _check_target(path, protect)
-    _make_folder(path)
-    existed = path.exists()
-    fd, tmp = _temp_in(path, what="write")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if bit_depth == 16:
-                rgb = to_uint16(image)
-                if alpha is not None:
-                    rgb = np.dstack([rgb, alpha.astype(np.uint16) * np.uint16(257)])
-                _png16(f, rgb)
-            elif alpha is not None:
-                Image.fromarray(np.dstack([to_uint8(image), alpha])).save(
-                    f, format=fmt, **({"lossless": True} if fmt == "WEBP" else {}))
-            else:
-                Image.fromarray(to_uint8(image)).save(f, format=fmt)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as e:
-        kept = "the previous file is unchanged" if existed else "nothing was written"
-        raise ImageError(f"{display_path(path)}: could not write the image "
-                         f"({e.strerror or e}); {kept}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-def write_text_atomic(path, text: str) -> Path:
-    """Write a UTF-8 text file atomically (used for JSON sidecars).
-
-    Raises:
-      ImageError: one line naming ``path``; a previous file is left untouched.
-    """
-    path = _as_path(path)
-    if path.is_dir():
-        raise ImageError(f"{display_path(path)}: is a folder, not a file")
-    _make_folder(path)
-    existed = path.exists()
-    fd, tmp = _temp_in(path, what="write")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as e:
-        kept = "the previous file is unchanged" if existed else "nothing was written"
-        raise ImageError(f"{display_path(path)}: could not write it ({e.strerror or e}); "
-                         f"{kept}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path

@@ -10,7 +10,7 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from nstjax.image import to_uint8
+from nstjax.image_writing import to_uint8
 
 
 def format_value(value) -> str:

@@ -24,7 +24,8 @@ import numpy as np
 
 import nstjax
 from nstjax import multiscale
-from nstjax.image import load_image, save_image
+from nstjax.image import load_image
+from nstjax.image_writing import save_image
 
 
 class Clock:

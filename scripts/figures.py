@@ -39,7 +39,8 @@ import nstjax  # noqa: E402
 from nstjax import inversion as inv  # noqa: E402
 from nstjax import jsonio, pictures  # noqa: E402
 from nstjax.config import Objective, Solver, loss_weights  # noqa: E402
-from nstjax.image import load_image, save_image, write_text_atomic  # noqa: E402
+from nstjax.image import load_image  # noqa: E402
+from nstjax.image_writing import save_image, write_text_atomic  # noqa: E402
 from nstjax.sweeps import sweep  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -23,7 +23,8 @@ import numpy as np
 
 import nstjax
 from nstjax import jsonio, pictures
-from nstjax.image import ImageError, check_writable, write_text_atomic
+from nstjax.image import ImageError
+from nstjax.image_writing import check_writable, write_text_atomic
 
 
 def main(argv=None) -> int:

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from nstjax import color
-from nstjax.image import load_image, save_image
+from nstjax.image import load_image
+from nstjax.image_writing import save_image
 from tests.conftest import make_image
 
 

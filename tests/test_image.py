@@ -1,4 +1,5 @@
-"""Tests of image files in and out (nstjax.image): mode conversion, errors, resizing, saving.
+"""Tests of image files in and out (nstjax.image, nstjax.image_writing): mode conversion,
+errors, resizing, saving.
 
 Every image is generated here with known pixel values.  Tolerances: 8-bit values convert
 exactly (``v / 255`` in float32 on both sides); 16-bit values to float32 precision
@@ -23,6 +24,7 @@ from conftest import make_image
 from PIL import Image
 
 from nstjax import image as I
+from nstjax import image_writing as W
 
 STEP = 1.0 / 255.0
 
@@ -212,40 +214,40 @@ def test_exact_resize_of_other_modes(tmp_path, mode):
 # ----------------------------------------------------------------------------- saving
 
 def test_to_uint8_rounds_and_clips():
-    got = I.to_uint8(np.array([-0.1, 0.0, 0.4 / 255, 0.6 / 255, 0.5, 1.0, 1.7]))
+    got = W.to_uint8(np.array([-0.1, 0.0, 0.4 / 255, 0.6 / 255, 0.5, 1.0, 1.7]))
     np.testing.assert_array_equal(got, [0, 0, 0, 1, 128, 255, 255])
     assert got.dtype == np.uint8
 
 
 def test_save_and_load_round_trip(tmp_path):
     image = make_image(24, 40, seed=3)
-    out = I.save_image(tmp_path / "sub" / "out.png", image)
+    out = W.save_image(tmp_path / "sub" / "out.png", image)
     assert out == tmp_path / "sub" / "out.png"
     back = I.load_image(out)
-    np.testing.assert_array_equal(back, I.to_uint8(image) / np.float32(255))
+    np.testing.assert_array_equal(back, W.to_uint8(image) / np.float32(255))
     assert np.abs(back - image).max() <= 0.5 * STEP + 1e-7
     assert sorted(p.name for p in out.parent.iterdir()) == ["out.png"]  # no temp files
-    jpg = I.save_image(tmp_path / "out.jpg", image)
+    jpg = W.save_image(tmp_path / "out.jpg", image)
     assert I.load_image(jpg).shape == (24, 40, 3)
 
 
 def test_save_refuses_inputs_and_unknown_extensions(tmp_path):
     src = tmp_path / "content.png"
-    I.save_image(src, make_image(16, 16))
+    W.save_image(src, make_image(16, 16))
     before = src.read_bytes()
     with pytest.raises(I.ImageError, match="refusing to overwrite") as e:
-        I.save_image(src, make_image(16, 16, seed=9), protect=[None, src])
+        W.save_image(src, make_image(16, 16, seed=9), protect=[None, src])
     clear_message(e, src)
     assert src.read_bytes() == before
     with pytest.raises(I.ImageError, match="unknown image extension"):
-        I.save_image(tmp_path / "out.xyz", make_image(16, 16))
+        W.save_image(tmp_path / "out.xyz", make_image(16, 16))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["content.png"]
 
 
 def test_write_text_atomic(tmp_path):
-    path = I.write_text_atomic(tmp_path / "d" / "x.json", '{"a": 1}\n')
+    path = W.write_text_atomic(tmp_path / "d" / "x.json", '{"a": 1}\n')
     assert path.read_text() == '{"a": 1}\n'
-    I.write_text_atomic(path, "{}\n")
+    W.write_text_atomic(path, "{}\n")
     assert path.read_text() == "{}\n"
     assert [p.name for p in path.parent.iterdir()] == ["x.json"]
 
@@ -344,7 +346,7 @@ def test_non_utf8_spaced_and_newline_file_names(tmp_path):
     for p in (raw, as_str, Path(as_str)):
         assert I.load_image(p).shape == (20, 24, 3)
         assert I.image_size(p) == (24, 20)
-    out = I.save_image(os.fsencode(tmp_path) + b"/out \xfe.png", make_image(20, 24))
+    out = W.save_image(os.fsencode(tmp_path) + b"/out \xfe.png", make_image(20, 24))
     assert os.path.exists(os.fsencode(out))
     missing = os.fsencode(tmp_path) + b"/gone\xff\nx.png"
     with pytest.raises(I.ImageError, match="no such file") as e:
@@ -474,7 +476,7 @@ def no_part_files(folder):
 def test_output_that_is_a_folder_or_unwritable_names_the_users_path(tmp_path):
     folder = tmp_path / "result.png"
     folder.mkdir()
-    for call in (I.save_image, lambda p, _: I.check_writable(p)):
+    for call in (W.save_image, lambda p, _: W.check_writable(p)):
         with pytest.raises(I.ImageError, match="is a folder; give a file name") as e:
             call(folder, make_image(16, 16))
         clear_message(e, folder)
@@ -486,29 +488,29 @@ def test_output_that_is_a_folder_or_unwritable_names_the_users_path(tmp_path):
     parent_is_file = tmp_path / "file.txt"
     parent_is_file.write_text("x")
     with pytest.raises(I.ImageError, match="is a file, not a folder"):
-        I.check_writable(parent_is_file / "out.png")
+        W.check_writable(parent_is_file / "out.png")
     assert no_part_files(tmp_path) == []
 
 
 def test_check_writable_creates_the_folder_and_leaves_nothing(tmp_path):
     out = tmp_path / "new" / "deeper" / "out.png"
-    assert I.check_writable(out) == out
+    assert W.check_writable(out) == out
     assert out.parent.is_dir() and list(out.parent.iterdir()) == []
     with pytest.raises(I.ImageError, match="MiB free"):
-        I.check_writable(out, need_bytes=1 << 62)
+        W.check_writable(out, need_bytes=1 << 62)
     with pytest.raises(I.ImageError, match="PNG only"):
-        I.check_writable(tmp_path / "x.jpg", bit_depth=16)
+        W.check_writable(tmp_path / "x.jpg", bit_depth=16)
     src = tmp_path / "content.png"
-    I.save_image(src, make_image(16, 16))
+    W.save_image(src, make_image(16, 16))
     with pytest.raises(I.ImageError, match="refusing to overwrite an input"):
-        I.check_writable(src, protect=[src])
+        W.check_writable(src, protect=[src])
 
 
 @pytest.mark.parametrize("existed", [True, False])
 def test_disk_full_leaves_previous_output_and_no_partial_file(tmp_path, monkeypatch, existed):
     out = tmp_path / "out.png"
     if existed:
-        I.save_image(out, make_image(16, 16, seed=1))
+        W.save_image(out, make_image(16, 16, seed=1))
     before = out.read_bytes() if existed else None
 
     def full_disk(self, fp, *args, **kwargs):
@@ -517,7 +519,7 @@ def test_disk_full_leaves_previous_output_and_no_partial_file(tmp_path, monkeypa
 
     monkeypatch.setattr(Image.Image, "save", full_disk)
     with pytest.raises(I.ImageError, match="No space left on device") as e:
-        I.save_image(out, make_image(16, 16, seed=2))
+        W.save_image(out, make_image(16, 16, seed=2))
     msg = clear_message(e, out)
     assert ("previous file is unchanged" if existed else "nothing was written") in msg
     assert (out.read_bytes() if existed else out.exists()) == (before if existed else False)
@@ -526,10 +528,10 @@ def test_disk_full_leaves_previous_output_and_no_partial_file(tmp_path, monkeypa
 
 def test_write_text_atomic_faults(tmp_path, monkeypatch):
     with pytest.raises(I.ImageError, match="is a folder"):
-        I.write_text_atomic(tmp_path, "{}")
+        W.write_text_atomic(tmp_path, "{}")
     with pytest.raises(I.ImageError, match="cannot write in /proc"):
-        I.write_text_atomic("/proc/x.json", "{}")
-    path = I.write_text_atomic(tmp_path / "s.json", '{"a": 1}')
+        W.write_text_atomic("/proc/x.json", "{}")
+    path = W.write_text_atomic(tmp_path / "s.json", '{"a": 1}')
     real_fdopen = os.fdopen
 
     def failing_fdopen(fd, *a, **k):
@@ -537,16 +539,16 @@ def test_write_text_atomic_faults(tmp_path, monkeypatch):
         f.write = lambda s: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left on device"))
         return f
 
-    monkeypatch.setattr(I.os, "fdopen", failing_fdopen)
+    monkeypatch.setattr(W.os, "fdopen", failing_fdopen)
     with pytest.raises(I.ImageError, match="previous file is unchanged"):
-        I.write_text_atomic(path, '{"a": 2}')
+        W.write_text_atomic(path, '{"a": 2}')
     assert path.read_text() == '{"a": 1}' and no_part_files(tmp_path) == []
 
 
 def test_sixteen_bit_png_output(tmp_path):
     image = make_image(16, 20, seed=4)
     image[0, 0] = (0.0, 1.0, 1000.75 / 65535)
-    path = I.save_image(tmp_path / "deep.png", image, bit_depth=16)
+    path = W.save_image(tmp_path / "deep.png", image, bit_depth=16)
     blob = path.read_bytes()
     # Decode by hand (filter 0 rows, one IDAT): every value is the 16-bit rounding.
     width, height, depth, colour = struct.unpack(">IIBB", blob[16:26])
@@ -556,7 +558,7 @@ def test_sixteen_bit_png_output(tmp_path):
     rows = np.frombuffer(zlib.decompress(blob[start:start + length]), np.uint8).reshape(16, -1)
     assert (rows[:, 0] == 0).all()
     values = rows[:, 1:].copy().view(">u2").reshape(16, 20, 3)
-    np.testing.assert_array_equal(values, I.to_uint16(image))
+    np.testing.assert_array_equal(values, W.to_uint16(image))
     assert tuple(values[0, 0]) == (0, 65535, 1001)
     assert np.abs(values / 65535.0 - image).max() <= 0.5 / 65535 + 1e-7
     # Pillow reads it (as 8 bits per channel) within one 8-bit step.

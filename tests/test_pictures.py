@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from nstjax import pictures
-from nstjax.image import to_uint8
+from nstjax.image_writing import to_uint8
 
 H, W = 20, 30
 COLOURS = np.array([[0.8, 0.2, 0.2], [0.2, 0.8, 0.2], [0.2, 0.2, 0.8], [0.8, 0.8, 0.2],

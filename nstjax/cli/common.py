@@ -1,9 +1,12 @@
-"""What the commands share: argument groups, input loading, checks, interruption, sidecars.
+"""What the commands share: argument groups, input loading, checks, sidecars.
 
 A command is a thin layer: flags are turned into the library's :class:`~nstjax.Objective`,
 :func:`~nstjax.loss_weights` and :class:`~nstjax.Solver` (whose constructors validate and
 hold the defaults), and every ``ValueError`` becomes one line on stderr and exit code 2.
 List flags accept both ``a,b,c`` and ``a b c``.
+
+The memory check is :mod:`nstjax.cli.memory_check`; Ctrl-C handling is
+:mod:`nstjax.cli.interruption`.
 """
 
 from __future__ import annotations
@@ -12,10 +15,7 @@ import argparse
 import dataclasses
 import math
 import os
-import signal
 import sys
-import threading
-import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -27,15 +27,6 @@ MIN_SIZE = 16
 
 class UsageError(Exception):
     """A bad command line or input file: reported in one line, exit code 2."""
-
-
-class TooBig(UsageError):
-    """A run that would not fit in memory; ``largest`` is the largest ``--size`` that
-    fits (0: none)."""
-
-    def __init__(self, message: str, largest: int):
-        super().__init__(message)
-        self.largest = largest
 
 
 class Parser(argparse.ArgumentParser):
@@ -305,7 +296,8 @@ def ensure_writable_dir(folder: Path) -> None:
 
 def check_output(path, inputs, *, bit_depth: int = 8) -> None:
     """Write-test the real output folder (and refuse an input or a folder), before any work."""
-    from nstjax.image import ImageError, check_writable
+    from nstjax.image import ImageError
+    from nstjax.image_writing import check_writable
     try:
         check_writable(path, protect=inputs, bit_depth=bit_depth)
     except ImageError as e:
@@ -321,125 +313,6 @@ def header_size(path) -> tuple[int, int]:
         raise UsageError(str(e)) from None
 
 
-def check_memory(args, objective, size: int, *, members: int = 1):
-    """Refuse, before decoding anything, a run whose compiled program would not fit.
-
-    A quick closed-form screen first; a size that could come near the budget (80% of
-    :func:`nstjax.memory.available_bytes`) is decided by XLA's own figures for the solve's
-    compiled program (:func:`compiled_transfer_bytes`).  With ``--remat auto`` (the
-    default) the checkpointing policy ``"block"`` is taken when ``"none"`` would not fit.
-    A refusal names the largest ``--size`` that fits and the options that would make
-    this one fit.
-
-    Returns:
-      ``objective``, with its checkpointing policy chosen when ``--remat`` is auto.
-    """
-    from nstjax import memory
-    from nstjax.image import ImageError, scaled_shape
-    if args.demo:
-        shapes = [(3 * size // 4, size), (style_size_of(args, size),) * 2]
-    else:
-        try:
-            shapes = [scaled_shape(args.content, size)]
-            shapes += [scaled_shape(s, style_size_of(args, size)) for s in args.style]
-        except ImageError as e:       # a bomb or a broken file, refused before decoding
-            raise UsageError(str(e)) from None
-    (h, w), style_shapes = shapes[0], shapes[1:]
-    tile = getattr(args, "tile", None)
-    if tile:                           # tiled: one tile at a time is solved
-        h, w = min(h, tile), min(w, tile)
-    budget = 0.8 * memory.available_bytes()
-    explicit = args.style_size is not None or getattr(args, "style_scale", None) is not None
-    for sh, sw in style_shapes if explicit else ():   # at --style-size, one pass each
-        style_need = memory.estimate_transfer_bytes(sh, sw, layers=objective.style_layers)
-        if style_need > budget:
-            raise UsageError(
-                f"a {sw}×{sh} style image needs about {style_need / 2**30:.1f} GiB, more than "
-                f"the {budget / 2**30:.1f} GiB this machine allows; use a smaller "
-                "--style-size or --style-scale")
-    screen = memory.estimate_transfer_bytes(max(h, w), max(h, w), layers=objective.layers,
-                                            members=members)
-    if screen < 0.25 * budget:
-        return objective
-    auto = getattr(args, "remat", None) in (None, "auto")
-    policies = ("none", "block") if auto else (objective.remat,)
-    solver = build_solver(args)
-    how = "compiled estimate"
-    for policy in policies:
-        candidate = dataclasses.replace(objective, remat=policy)
-        if screen > 4 * budget:      # far out of reach: no need to compile to know
-            need, how = screen, "estimate"
-            continue
-        need = members * compiled_transfer_bytes(candidate, solver, (h, w), style_shapes)
-        if need <= budget:
-            if policy != objective.remat:
-                print(f"note: {w}×{h} needs {need / 2**30:.1f} GiB without checkpointing "
-                      f"too much; using --remat {policy}", file=sys.stderr)
-            return candidate
-    # memory grows with the pixels of content and styles alike (both follow --size)
-    edge = min(size, tile) if tile else size
-    largest = int(edge * (budget / need) ** 0.5 * 0.95) // 16 * 16
-    options = ["--tile auto (any size, solved in overlapping tiles)"]
-    if objective.precision != "bf16":
-        options.append("--precision bf16 (about half the activations)")
-    if "block" not in policies:
-        options.append("--remat block")
-    fits = (f"the largest that fits is --size {largest}" if largest >= MIN_SIZE
-            else "no size fits")
-    if tile:
-        options = options[1:]
-        fits = (f"the largest tile that fits is --tile {largest}" if largest >= MIN_SIZE
-                else "no tile fits")
-    raise TooBig(
-        f"{w}×{h} needs about {need / 2**30:.1f} GiB ({how}, checkpointing "
-        f"{candidate.remat}), more than the {budget / 2**30:.1f} GiB this machine allows; "
-        f"{fits}" + ("; or use " + ", ".join(options) if options else ""), largest)
-
-
-def compiled_transfer_bytes(objective, solver, shape: tuple, style_shapes) -> int:
-    """Peak bytes of one chunk of the solve (``transfer_advance``) for a ``shape`` content
-    image, from XLA's analysis of the compiled program (nothing is allocated or run).
-
-    The program is lowered on abstract arguments (the real VGG19's shapes), so it is the
-    one the run compiles; with the persistent compilation cache on, the run reuses it.
-    """
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
-
-    from nstjax import memory, transfer
-    from nstjax.config import loss_weights
-    from nstjax.objective import compute_targets
-    from nstjax.vgg import VGG_WIDTHS
-    from nstjax.weights import CONV_NAMES, VGGWeights
-
-    sds = jax.ShapeDtypeStruct
-    params, cin = {}, 3
-    for name in CONV_NAMES:
-        cout = VGG_WIDTHS[int(name[5]) - 1]
-        params[name] = {"kernel": sds((3, 3, cin, cout), jnp.float32),
-                        "bias": sds((cout,), jnp.float32)}
-        cin = cout
-    vgg = VGGWeights(params=params, mean=sds((3,), jnp.float32), std=sds((3,), jnp.float32),
-                     scale=sds((), jnp.float32), bgr=sds((), jnp.bool_))
-    content = sds(tuple(shape) + (3,), jnp.float32)
-    styles = [sds(tuple(s) + (3,), jnp.float32) for s in style_shapes]
-    weights = loss_weights(objective, n_styles=len(styles))
-    key = jax.random.PRNGKey(0)
-    targets = jax.eval_shape(lambda v, c, s: compute_targets(v, c, s, objective=objective),
-                             vgg, content, styles)
-    state, weights_out = jax.eval_shape(
-        lambda x, v, t, w, k: transfer.transfer_init(x, v, t, w, solver, k,
-                                                     objective=objective),
-        content, vgg, targets, weights, key)
-    with warnings.catch_warnings():   # JAX's notes on index dtypes of huge shapes
-        warnings.simplefilter("ignore")
-        compiled = transfer._advance.lower(state, vgg, targets, weights_out, solver, key,
-                                           np.int32(1), objective=objective).compile()
-    args = (state, vgg, targets, weights_out, content, styles)
-    return memory.program_memory(compiled, args=args).total
-
-
 def load_vgg(args):
     import nstjax
     from nstjax.weights import WeightsError
@@ -449,69 +322,13 @@ def load_vgg(args):
         raise UsageError(str(e)) from None
 
 
-# ---------------------------------------------------------------------- interruption
-
-
-class Interruption:
-    """Ctrl-C and SIGTERM as a stop request: the first stops the solve after the current
-    iteration (the work is kept), the second exits at once.
-
-    The solve runs in a worker thread while the main thread, which Python delivers signals
-    to, waits in short joins; the solve's host callback consults :meth:`should_stop`.
-    """
-
-    def __init__(self):
-        self.signal: int | None = None
-        self._event = threading.Event()
-
-    def should_stop(self) -> bool:
-        return self._event.is_set()
-
-    @property
-    def exit_code(self) -> int | None:
-        return None if self.signal is None else 128 + self.signal
-
-    def _handle(self, signum, frame):
-        if self._event.is_set():
-            os._exit(128 + signum)
-        self.signal = signum
-        self._event.set()
-        print(f"\n{signal.Signals(signum).name}: stopping after this iteration and saving "
-              "(again to quit at once)", file=sys.stderr)
-
-    def run(self, work: Callable):
-        """``work()`` with the signal handlers installed; returns its result."""
-        if threading.current_thread() is not threading.main_thread():
-            return work()
-        outcome = {}
-
-        def target():
-            try:
-                outcome["value"] = work()
-            except BaseException as e:  # noqa: BLE001 -- re-raised in the main thread
-                outcome["error"] = e
-
-        old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            worker = threading.Thread(target=target, daemon=True, name="nstjax-solve")
-            worker.start()
-            while worker.is_alive():
-                worker.join(0.1)
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
-        if "error" in outcome:
-            raise outcome["error"]
-        return outcome["value"]
-
-
 # --------------------------------------------------------------------------- outputs
 
 
 def write_json(path: Path, record: dict) -> None:
     """Strict JSON (no NaN/Infinity tokens), written atomically."""
     from nstjax import jsonio
-    from nstjax.image import write_text_atomic
+    from nstjax.image_writing import write_text_atomic
     write_text_atomic(path, jsonio.dumps(record, indent=2))
 
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from nstjax.cli import common
 from nstjax.cli.common import UsageError
+from nstjax.cli.interruption import Interruption
 from nstjax.vgg import canonical_layers
 
 DEFAULT_SIZE = 128
@@ -148,7 +149,8 @@ def run(args) -> int:
     import nstjax
     from nstjax import demo
     from nstjax import inversion as inv
-    from nstjax.image import ImageError, load_image, save_image
+    from nstjax.image import ImageError, load_image
+    from nstjax.image_writing import save_image
     from nstjax.pictures import labelled_grid
 
     t_start = time.perf_counter()
@@ -174,7 +176,7 @@ def run(args) -> int:
             bar.set_postfix_str(f"loss {float(np.nanmin(losses)):.3g}..."
                                 f"{float(np.nanmax(losses)):.3g}", refresh=True)
 
-    interruption = common.Interruption()
+    interruption = Interruption()
     callbacks = nstjax.Callbacks(progress=progress, should_stop=interruption.should_stop)
     res = interruption.run(lambda: inv.invert(
         vgg, image, probes, layer_sets, key=jax.random.PRNGKey(args.seed or 0),

@@ -143,7 +143,7 @@ class Frames:
         self.items: list[tuple[int, np.ndarray]] = []
 
     def __call__(self, i: int, x) -> None:
-        from nstjax.image import to_uint8
+        from nstjax.image_writing import to_uint8
         self.items.append((int(i), to_uint8(np.asarray(x))))
 
 
@@ -152,7 +152,7 @@ def animation_frames(frames: Frames, final, n_iter: int) -> list[np.ndarray]:
     the final image, unless the last frame already is it."""
     from PIL import Image
 
-    from nstjax.image import to_uint8
+    from nstjax.image_writing import to_uint8
     last = to_uint8(np.asarray(final))
     h, w = last.shape[:2]
     out = []
@@ -211,7 +211,7 @@ def write(out: Path, args, result, frames: Frames, *, vgg, content, styles, obje
     """Write the loss curve (always) and the animation (``--animation``); returns the
     sidecar's entries for them."""
     from nstjax import pictures
-    from nstjax.image import save_image
+    from nstjax.image_writing import save_image
     n_iter = int(result.n_iter)
     record = {"frame_period": period,
               "masks": {"style": args.style_mask, "content": args.content_mask,

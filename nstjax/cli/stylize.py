@@ -16,6 +16,7 @@ import numpy as np
 
 from nstjax.cli import common, run_pictures, tiles
 from nstjax.cli.common import UsageError
+from nstjax.cli.interruption import Interruption
 
 
 def add_arguments(p) -> None:
@@ -136,7 +137,7 @@ def _color_only(args, out, content, styles, alpha, t_start) -> int:
 
 
 def save_image_checked(out, image, args, alpha=None) -> None:
-    from nstjax.image import save_image
+    from nstjax.image_writing import save_image
     save_image(out, image, protect=common.input_paths(args), bit_depth=args.bit_depth,
                alpha=alpha)
 
@@ -159,12 +160,12 @@ def run(args) -> int:
     import jax.numpy as jnp
 
     import nstjax
-    from nstjax.image import ImageError, load_image, save_image
+    from nstjax.image import ImageError, load_image
+    from nstjax.image_writing import can_hold_alpha, save_image
 
     t_start = time.perf_counter()
     content, styles, alpha = common.load_inputs(args, size, alpha=True)
     h, w = content.shape[:2]
-    from nstjax.image import can_hold_alpha
     if alpha is not None and not can_hold_alpha(out):
         print(f"note: {out.suffix} has no alpha channel: the content's transparency is "
               "dropped (composited over white); write .png to keep it", file=sys.stderr)
@@ -235,7 +236,7 @@ def run(args) -> int:
         if args.save_every:
             snapshot(i, x)
 
-    interruption = common.Interruption()
+    interruption = Interruption()
     callbacks = nstjax.Callbacks(progress=progress, snapshot=keep_frame, snapshot_every=period,
                                  should_stop=interruption.should_stop)
     run_kw = dict(key=jax.random.PRNGKey(args.seed or 0), objective=objective,

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nstjax.cli import common
+from nstjax.cli import common, memory_check
 from nstjax.cli.common import UsageError
+from nstjax.cli.interruption import Interruption
 
 SHEET = "contact_sheet.png"
 REPORT = "sweep.json"
@@ -154,7 +155,7 @@ def run(args) -> int:
 
     from nstjax import sweeps as sw
     from nstjax.config import loss_weights
-    from nstjax.image import save_image
+    from nstjax.image_writing import save_image
     from nstjax.pictures import contact_sheet, label
 
     n_styles = 1 if args.demo else len(args.style)
@@ -165,7 +166,7 @@ def run(args) -> int:
     inputs = common.input_paths(args)
     common.refuse_overwriting_inputs(outputs, inputs)
     common.enable_compilation_cache()      # first: the memory check's compile is kept
-    objective = common.check_memory(args, objective, size)   # may pick --remat
+    objective = memory_check.check_memory(args, objective, size)   # may pick --remat
 
     import jax
 
@@ -199,7 +200,7 @@ def run(args) -> int:
             bar.n = int(np.max(iterations))
             bar.set_postfix_str(f"best loss {float(np.nanmin(losses)):.4g}", refresh=True)
 
-    interruption = common.Interruption()
+    interruption = Interruption()
     callbacks = nstjax.Callbacks(progress=progress, should_stop=interruption.should_stop)
     res = interruption.run(lambda: sw.sweep(
         vgg, content, styles, values, key=jax.random.PRNGKey(args.seed or 0),

@@ -20,8 +20,9 @@ import time
 
 import numpy as np
 
-from nstjax.cli import common
+from nstjax.cli import common, memory_check
 from nstjax.cli.common import UsageError
+from nstjax.cli.interruption import Interruption
 
 MIN_TILE = 64
 DEFAULT_OVERLAP = 32
@@ -92,15 +93,15 @@ def default_margin(tile: int) -> int:
 
 
 def check_memory(args, objective, size: int):
-    """:func:`common.check_memory`, resolving ``--tile auto``: no tiles when the whole
+    """:func:`memory_check.check_memory`, resolving ``--tile auto``: no tiles when the whole
     image fits, else the largest window that fits (then the check again for it)."""
     if args.tile != "auto":
-        return common.check_memory(args, objective, size)
+        return memory_check.check_memory(args, objective, size)
     args.tile, margin_given = None, args.tile_margin
     for attempt in range(4):  # memory is not quite proportional to pixels: refine the size
         try:
-            fitted = common.check_memory(args, objective, size)
-        except common.TooBig as e:
+            fitted = memory_check.check_memory(args, objective, size)
+        except memory_check.TooBig as e:
             margin = default_margin(e.largest) if margin_given is None else margin_given
             if attempt == 3 or e.largest < max(MIN_TILE, 2 * margin + args.tile_overlap + 16):
                 raise
@@ -121,7 +122,8 @@ def run(args, out, *, objective, weights, solver, content, content_run, styles_r
     import nstjax
     from nstjax import color, tiling
     from nstjax.tile_layout import tile_layout
-    from nstjax.image import ImageError, save_image
+    from nstjax.image import ImageError
+    from nstjax.image_writing import save_image
 
     h, w = content.shape[:2]
     layout = tile_layout((h, w), args.tile, args.tile_overlap, args.tile_margin)
@@ -159,7 +161,7 @@ def run(args, out, *, objective, weights, solver, content, content_run, styles_r
         except (ImageError, OSError) as e:   # a failed snapshot must not lose the run
             snapshot_errors.append(str(e))
 
-    interruption = common.Interruption()
+    interruption = Interruption()
     callbacks = nstjax.Callbacks(progress=progress, snapshot=snapshot,
                                  should_stop=interruption.should_stop)
     key = jax.random.PRNGKey(args.seed or 0)
