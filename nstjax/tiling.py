@@ -2,9 +2,8 @@
 
 An image too big for one solve (a 6000×4000 poster) is stylised in three steps:
 
-1. **Coarse**: the whole content image at a low resolution (long edge ``coarse``), with
-   the style images scaled alike, is solved as usual, so the composition is decided
-   globally (coarse-to-fine: the high-resolution procedure of Gatys et al. 2017,
+1. **Coarse**: the whole content image at a low resolution (long edge ``coarse``) is
+   solved as usual, so the composition is decided globally (coarse-to-fine: the high-resolution procedure of Gatys et al. 2017,
    "Controlling Perceptual Factors in Neural Style Transfer", §5, which starts the fine
    solve from the upsampled coarse result; not among the seeds).
 2. **Tiles**: the coarse result, upsampled to full size, is the start.  Equal windows of
@@ -12,11 +11,14 @@ An image too big for one solve (a 6000×4000 poster) is stylised in three steps:
    solved in turn, each starting from the image so far.  A window writes only its
    *core*, the window less ``margin`` pixels of context on each side, so the core's
    features near its border see the image around it through the receptive field rather
-   than zero padding.  Each tile's loss is its share of the whole image's objective:
-   the content loss weighted by the core's blend weights (0 over the margin), and, for
-   Gram methods, the whole image's style term with the other tiles' Gram shares held fixed
-   (:func:`tile_problem`): block-coordinate descent on the whole image's objective.
-   Other style methods match the whole style image's statistics tile by tile.
+   than zero padding.  For Gram methods (the default) a tile's loss is the whole image's
+   objective as a function of its core, the margin held and the rest of the image's Gram
+   matrices kept current (:func:`tile_problem`): the tiles in turn are block-coordinate
+   descent on the whole image's objective.  Other style methods match the whole style
+   image's statistics tile by tile, over the core's blend weights.  The style
+   images keep their own size in both stages (``--style-size``; the window's by default on
+   the command line), their Gram targets rescaled to the positions of what they are
+   matched on (:func:`scaled_style_targets`).
 3. **Blend**: the cores are averaged with weights that ramp linearly over ``overlap``
    pixels at every interior core edge (feathering), normalised to sum to 1 at every pixel:
    no seam, no hard edge.
@@ -30,6 +32,8 @@ the inverse), seed 001 eq. 5.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from typing import Callable, NamedTuple
 
 import jax
@@ -38,12 +42,11 @@ import numpy as np
 
 from nstjax.config import LossWeights, Objective, Solver, loss_weights as make_loss_weights
 from nstjax.hooks import Callbacks
+from nstjax import losses, optimize
 from nstjax.masks import mask_pyramid
-from nstjax.objective import Targets, compute_targets
-from nstjax import losses
+from nstjax.objective import Targets, auto_scales, compute_targets, total_loss
 from nstjax.style_losses import get_style_loss, style_targets
-from nstjax.transfer import (Program, _advance, _finish, _init, as_image_list, drive,
-                             initial_image, stylize)
+from nstjax.transfer import Program, as_image_list, drive, initial_image
 from nstjax.tile_layout import (ALIGN, TileLayout, core_weights, coverage_of, tile_layout,
                                 neighbours)
 from nstjax.vgg import extract_features
@@ -101,6 +104,37 @@ def _window_grams(vgg, window, mask, layers_pooling):
 _window_grams = jax.jit(_window_grams, static_argnums=3)
 
 
+def _positions(shape, layers) -> dict:
+    return {l: float(np.prod(s.shape)) for l, s in jax.eval_shape(
+        lambda: mask_pyramid(jnp.ones(tuple(shape)), layers)).items()}
+
+
+def scaled_style_targets(style_targets_: tuple, objective: Objective, image_shape,
+                         style_shapes) -> tuple:
+    """Gram targets rescaled from each style image's positions to the image's.
+
+    Gatys' loss compares unnormalised Gram matrices (seed 001 eq. 2-3), which grow with the
+    number of positions ``M``: a style image of another size than the image asks for
+    features ``M_style/M`` times as strong.  The tiles (a window of a poster) and the
+    coarse solve (a small copy) are matched against a style image of its own size, so
+    each Gram target ``A`` becomes ``A · M_image / M_style`` per layer: the style's
+    per-position statistics, as if it covered the image.  Where the style image has the
+    image's positions this changes nothing; averages (MMD, BN, moments) never change.
+    """
+    gram_methods = [m for m in objective.style_losses
+                    if get_style_loss(m).target is losses.gram_matrix]
+    if not gram_methods:
+        return tuple(style_targets_)
+    image_m = _positions(image_shape, objective.style_layers)
+    out = []
+    for target, shape in zip(style_targets_, style_shapes):
+        style_m = _positions(shape, objective.style_layers)
+        out.append({m: ({l: a * (image_m[l] / style_m[l]) for l, a in per_layer.items()}
+                         if m in gram_methods else per_layer)
+                    for m, per_layer in target.items()})
+    return tuple(out)
+
+
 def tile_grams(vgg: VGGWeights, image, layout: TileLayout, i: int, *, objective: Objective,
                overlap: int, coverage: np.ndarray | None = None) -> dict:
     """Tile ``i``'s share of the whole image's Gram matrices: ``{style layer: Σ_p w_p f_p
@@ -123,12 +157,15 @@ def tile_problem(vgg: VGGWeights, content, style_targets_: tuple, layout: TileLa
 
     Style, two ways:
 
-    * ``rest_grams`` given (Gram methods, :func:`gram_objective`): the whole image's Gram is
-      the tile's share ``G_t`` plus the rest ``R`` (the other tiles' shares, held fixed), so
-      the tile's style term is the whole image's, ``E_l = Σ(G_t + R − A)² / (4N²M²)``
-      (seed 001 eq. 3), with ``M`` the whole image's positions: the guided loss with target
-      ``A − R`` and the layer weight times ``(M_t/M)²`` (the method normalises by the
-      tile's ``M_t = Σ_p w_p``).  Solving the tiles in turn is then block-coordinate
+    * ``rest_grams`` given (Gram methods, :func:`gram_objective`): the tile's loss is the
+      whole image's objective as a function of its core, the rest of the image held.  Every
+      position of the window counts once (the margin's positions see the core through the
+      receptive field), and ``R`` is the whole image's Gram less the window's own
+      (``Σ`` of the tiles' shares minus the window's Gram at the start), so the style term
+      is the whole image's, ``E_l = Σ(G_window + R − A)² / (4N²M²)`` (seed 001 eq. 3), with
+      ``M`` the whole image's positions: the guided loss with target ``A − R`` and the
+      layer weight times ``(M_window/M)²`` (the method normalises by the window's
+      positions).  Solving the tiles in turn, their margins held, is block-coordinate
       descent on the whole image's objective.
     * otherwise each tile matches the style by itself: its statistics are guided by its
       blend weights rescaled per layer to sum to the whole image's positions (a statistic
@@ -142,9 +179,8 @@ def tile_problem(vgg: VGGWeights, content, style_targets_: tuple, layout: TileLa
     h, w = content.shape[:2]
     (wh, ww), (wy, wx) = layout.window, layout.windows[i]
     core_w, window_w = core_weights(layout, i, (h, w), overlap, coverage=coverage)
-    full_positions = {layer: float(np.prod(s.shape)) for layer, s in jax.eval_shape(
-        lambda: mask_pyramid(jnp.ones((h, w)), objective.style_layers)).items()}
-    mask = jnp.asarray(window_w)
+    full_positions = _positions((h, w), objective.style_layers)
+    mask = jnp.asarray(window_w) if rest_grams is None else jnp.ones((wh, ww), jnp.float32)
     pyramid = mask_pyramid(mask, objective.style_layers)
     c_window = jax.lax.dynamic_slice(jnp.asarray(content, jnp.float32), (wy, wx, 0),
                                      (wh, ww, 3))
@@ -230,35 +266,46 @@ def stylize_tiled(vgg: VGGWeights, content, style, *, key, objective: Objective 
     area = float(h) * float(w)
     stages = _stages(callbacks)
 
+    # the style targets once, at the style images' own size; Gram targets are rescaled to
+    # the positions of the image they are matched on (scaled_style_targets)
+    style_t = tuple(style_targets(objective.style_losses,
+                                  extract_features(vgg, s, objective.style_layers,
+                                                   pooling=objective.pooling))
+                    for s in styles)
+    style_shapes = [s.shape[:2] for s in styles]
+
     # 1. the global low-resolution solution, upsampled: every tile's start
     coarse = tile if coarse is None else int(coarse)
     coarse_solver = coarse_solver or solver
+    scale = min(1.0, (coarse or tile) / max(h, w))
+    cshape = (max(ALIGN, round(h * scale)), max(ALIGN, round(w * scale)))
+    small = _resize(content, cshape)
+    targets = Targets(
+        content=extract_features(vgg, small, objective.content_layers,
+                                 pooling=objective.pooling),
+        style=scaled_style_targets(style_t, objective, cshape, style_shapes))
+    x0 = initial_image(small, styles, init, k_init)
+    coarse_weights = area_scaled_weights(weights, objective, cshape[0] * cshape[1] / area)
+    if objective.auto_scale:     # λ measured once, on the whole image at the coarse size
+        weights = weights._replace(style_scales=auto_scales(
+            x0, vgg, targets, coarse_weights, k_coarse, objective=objective))
+        coarse_weights = coarse_weights._replace(style_scales=weights.style_scales)
+        objective = dataclasses.replace(objective, auto_scale=False)
     done = 0
     if coarse > 0:
-        scale = min(1.0, coarse / max(h, w))
-        cshape = (max(ALIGN, round(h * scale)), max(ALIGN, round(w * scale)))
-        small = _resize(content, cshape)
-        # the styles at the same scale: the style's features keep their size relative to
-        # the image's, and Gram matrices (which grow with the positions) stay comparable
-        small_styles = [_resize(s, (max(ALIGN, round(s.shape[0] * scale)),
-                                    max(ALIGN, round(s.shape[1] * scale)))) for s in styles]
         log(f"coarse {cshape[1]}×{cshape[0]}")
-        result = stylize(vgg, small, small_styles, key=k_coarse, objective=objective,
-                         weights=area_scaled_weights(weights, objective,
-                                                     cshape[0] * cshape[1] / area),
-                         solver=coarse_solver, init=init, callbacks=stages(0))
-        low = result.image
+        program = _window_programs(vgg, objective, coarse_solver, k_coarse)
+        res, _, _ = drive(program(x0, targets, coarse_weights, jnp.zeros(cshape)),
+                          coarse_solver.max_iter, stages(0))
+        low = jnp.asarray(res.x)
         start = _resize(low, (h, w))
         done = coarse_solver.max_iter
     else:
         low = jnp.zeros((0, 0, 3), jnp.float32)
         start = initial_image(content, styles, init, k_init)
 
-    # 2. tiles: the whole style image's targets once; content features per window
-    style_t = tuple(style_targets(objective.style_losses,
-                                  extract_features(vgg, s, objective.style_layers,
-                                                   pooling=objective.pooling))
-                    for s in styles)
+    # 2. tiles, each with its content features and its part of the whole image's style
+    style_t = scaled_style_targets(style_t, objective, (h, w), style_shapes)
     (ch, cw), (wh, ww) = layout.core, layout.window
     n = len(layout.cores)
     canvas = np.array(start, np.float32)
@@ -268,19 +315,10 @@ def stylize_tiled(vgg: VGGWeights, content, style, *, key, objective: Objective 
     coverage = coverage_of(layout, (h, w), overlap)
     exact = gram_objective(objective)
     if exact:     # every tile's share of the whole image's Gram matrices, kept current
-        def coverage_weights(j):
-            return core_weights(layout, j, (h, w), overlap, coverage=coverage)[1]
-
         def share(j):
             return tile_grams(vgg, canvas, layout, j, objective=objective, overlap=overlap,
                               coverage=coverage)
         grams = [share(j) for j in range(n)]
-        full_m = {l: float(np.prod(s.shape)) for l, s in jax.eval_shape(
-            lambda: mask_pyramid(jnp.ones((h, w)), objective.style_layers)).items()}
-        fractions = [{l: float(jnp.sum(m)) / full_m[l] for l, m in mask_pyramid(
-            jnp.asarray(coverage_weights(j)), objective.style_layers).items()}
-            for j in range(n)]
-        grams_a = [next(iter(t.values())) for t in style_t]    # A of each style, per layer
     tile_losses = []
     for i in range(n):
         if stages.stopped():
@@ -288,16 +326,21 @@ def stylize_tiled(vgg: VGGWeights, content, style, *, key, objective: Objective 
         (y0, x0), (wy, wx) = layout.cores[i], layout.windows[i]
         log(f"tile {i + 1}/{n} at ({x0}, {y0})")
         rest = None
-        if exact:     # solved tiles as they are; the others at their share of the style
-            rest = tuple({l: sum(grams[j][l] if j < i else fractions[j][l] * a[l]
-                                 for j in range(n) if j != i) for l in a} for a in grams_a)
+        if exact:     # the whole image's Gram less the window's own part, held fixed
+            window = _window_grams(vgg, jnp.asarray(canvas[wy:wy + wh, wx:wx + ww]),
+                                   jnp.ones((wh, ww), jnp.float32),
+                                   (tuple(objective.style_layers), objective.pooling))
+            whole = {l: sum(g[l] for g in grams) for l in objective.style_layers}
+            rest = ({l: whole[l] - window[l] for l in whole},) * len(styles)
         targets, tile_weights, core_w = tile_problem(vgg, content, style_t, layout, i,
                                                      objective=objective, weights=weights,
                                                      overlap=overlap, coverage=coverage,
                                                      rest_grams=rest)
         # start from the canvas: where a solved neighbour overlaps, from its solution
         x_window = jnp.asarray(canvas[wy:wy + wh, wx:wx + ww])
-        res, _, _ = drive(program_of(x_window, targets, tile_weights), solver.max_iter,
+        frozen = np.ones((wh, ww), np.float32)      # the context margin is held
+        frozen[y0 - wy:y0 - wy + ch, x0 - wx:x0 - wx + cw] = 0.0
+        res, _, _ = drive(program_of(x_window, targets, tile_weights, frozen), solver.max_iter,
                           stages(done))
         done += solver.max_iter
         tile_losses.append(float(res.value))
@@ -349,16 +392,48 @@ def _resize(image, shape):
     return jnp.clip(jax.image.resize(image, tuple(shape) + (3,), "linear"), 0.0, 1.0)
 
 
+def _window_problem(frozen, vgg, targets, weights, solver, key, objective):
+    """The loss of a window whose ``frozen`` pixels (``f32[h, w, 1]``, 1 over the context
+    margin) are held: no gradient reaches them, so every optimiser leaves them where they
+    started and the core is solved against the image around it as it will be blended."""
+    def fun(x):
+        x = x + frozen * (jax.lax.stop_gradient(x) - x)
+        return total_loss(x, vgg, targets, weights, key, objective=objective)
+    optimizer = optimize.make_optimizer(solver.optimizer, lower=0.0, upper=1.0,
+                                        history_size=solver.history_size, lr=solver.lr)
+    return fun, optimizer
+
+
+@functools.partial(jax.jit, static_argnames=("objective",))
+def _window_init(x0, frozen, vgg, targets, weights, solver, key, *, objective):
+    fun, optimizer = _window_problem(frozen, vgg, targets, weights, solver, key, objective)
+    return optimize.minimize_init(fun, x0, optimizer, max_iter=solver.max_iter), weights
+
+
+@functools.partial(jax.jit, static_argnames=("objective",))
+def _window_advance(state, frozen, vgg, targets, weights, solver, key, until, *, objective):
+    fun, optimizer = _window_problem(frozen, vgg, targets, weights, solver, key, objective)
+    return optimize.minimize_continue(fun, state, optimizer, until=until, rtol=solver.rtol,
+                                      tol_x=solver.tol_x, threshold=solver.threshold)
+
+
+@functools.partial(jax.jit, static_argnames=("objective",))
+def _window_finish(state, frozen, vgg, targets, weights, solver, key, *, objective):
+    fun, optimizer = _window_problem(frozen, vgg, targets, weights, solver, key, objective)
+    return optimize.minimize_result(fun, state, optimizer), {}
+
+
 def _window_programs(vgg, objective, solver, key):
-    """``program(x0, targets, weights)``: one tile's solve, all tiles one compiled program
-    (masks and weights are traced data)."""
-    def program(x0, targets, weights) -> Program:
+    """``program(x0, targets, weights, frozen)``: one window's solve; every tile runs the
+    same compiled program (masks, weights and the frozen margin are traced data)."""
+    def program(x0, targets, weights, frozen) -> Program:
+        frozen = jnp.asarray(frozen, jnp.float32)[..., None]
+        bound = dict(vgg=vgg, targets=targets, solver=solver, key=key, objective=objective)
         return Program(
-            init=lambda: _init(x0, vgg, targets, weights, solver, key, objective=objective),
-            advance=lambda state, w, until: _advance(state, vgg, targets, w, solver, key,
-                                                     until, objective=objective),
-            finish=lambda state, w: _finish(state, vgg, targets, w, solver, key,
-                                            objective=objective))
+            init=lambda: _window_init(x0, frozen, weights=weights, **bound),
+            advance=lambda state, w, until: _window_advance(state, frozen, weights=w,
+                                                            until=until, **bound),
+            finish=lambda state, w: _window_finish(state, frozen, weights=w, **bound))
     return program
 
 

@@ -75,7 +75,9 @@ def test_core_weights_are_a_partition_of_unity():
 
 def _problem(tiny_vgg, shape=(96, 192), layers=("relu1_1", "relu2_1", "relu3_1")):
     content = jnp.asarray(make_image(*shape, seed=1))
-    style = jnp.asarray(make_image(64, 64, seed=2))
+    # as many positions as the content at every layer (128·144 = 96·192): the tiles'
+    # rescaled Gram targets are then the untiled run's own; noise: far from the content
+    style = jnp.asarray(np.random.default_rng(2).uniform(size=(128, 144, 3)), jnp.float32)
     objective = nstjax.Objective(style_layers=layers, content_layers=("relu3_1",))
     weights = nstjax.loss_weights(objective, style_weight=1e3)
     return content, style, objective, weights
@@ -99,10 +101,11 @@ def test_tile_grams_add_up_to_the_whole_images_gram(tiny_vgg):
         np.testing.assert_allclose(total, whole, rtol=1e-4, atol=1e-4 * np.abs(whole).max())
 
 
-def test_tiles_content_terms_add_up_and_exact_style_term_is_the_whole_images(tiny_vgg):
-    """With the other tiles' Gram shares held fixed, a tile's style term is the whole
-    image's (seed 001 eq. 3-4), and the tiles' weighted content terms sum to the whole
-    image's content term (eq. 1): both to 1e-4 relative."""
+def test_a_tiles_style_term_is_the_whole_images_and_shares_add_up_the_content(tiny_vgg):
+    """Gram mode: with the rest of the image's Gram held (the tiles' shares less the
+    window's own Gram), a tile's style term is the whole image's (seed 001 eq. 3-4).
+    Matching mode (no rest): the tiles' content terms, weighted by a partition of unity,
+    add up to the whole image's (eq. 1).  Both to 1e-4 relative, margins 32 px."""
     content, style, objective, weights = _problem(tiny_vgg)
     key = jax.random.PRNGKey(0)
     x = jnp.asarray(make_image(96, 192, seed=7))
@@ -116,23 +119,27 @@ def test_tiles_content_terms_add_up_and_exact_style_term_is_the_whole_images(tin
     content_sum = 0.0
     (wh, ww) = layout.window
     for i, (wy, wx) in enumerate(layout.windows):
-        rest = ({l: sum(s[l] for j, s in enumerate(shares) if j != i)
+        window = x[wy:wy + wh, wx:wx + ww]
+        f = nstjax.extract_features(tiny_vgg, window, objective.style_layers)
+        rest = ({l: sum(s[l] for s in shares) - nstjax.gram_matrix(f[l])
                  for l in objective.style_layers},)
         t, w, _ = tile_problem(tiny_vgg, content, style_t, layout, i, objective=objective,
                                weights=weights, overlap=16, rest_grams=rest)
-        terms = nstjax.objective_terms(x[wy:wy + wh, wx:wx + ww], tiny_vgg, t, w, key,
-                                       objective=objective)
+        terms = nstjax.objective_terms(window, tiny_vgg, t, w, key, objective=objective)
         assert float(terms["style"]) == pytest.approx(float(whole["style"]), rel=1e-4)
-        content_sum += float(terms["content"])
+        t, w, _ = tile_problem(tiny_vgg, content, style_t, layout, i, objective=objective,
+                               weights=weights, overlap=16)
+        content_sum += float(nstjax.objective_terms(window, tiny_vgg, t, w, key,
+                                                    objective=objective)["content"])
     assert content_sum == pytest.approx(float(whole["content"]), rel=1e-4)
 
 
 def test_tiled_objective_and_no_seam(tiny_vgg):
     """96×192 content in three 128-pixel windows (cores 96 px, margin 16, overlap ≥ 32),
     a 64-pixel coarse solve first, 30 Adam steps per solve and for the untiled run.  The
-    blended image's whole-image objective is within 10% of the untiled run's (measured
-    6.5% above: the coarse start carries the coarse scale's style into the content term)
-    and well below the content image's; the column steps at the tiles' edges are no larger
+    blended image's whole-image objective is within 2% of the untiled run's (measured
+    0.4% above; 0.3% with 50 L-BFGS iterations each, and a second pass over the tiles
+    beats the untiled run) and well below the content image's; the column steps at the tiles' edges are no larger
     than the largest step inside the tiles."""
     content, style, objective, weights = _problem(tiny_vgg)
     key = jax.random.PRNGKey(0)
@@ -148,7 +155,7 @@ def test_tiled_objective_and_no_seam(tiny_vgg):
     def full(x):
         return float(total_loss(x, tiny_vgg, targets, weights, key, objective=objective))
 
-    assert full(tiled.image) <= 1.10 * full(plain.image), (full(tiled.image),
+    assert full(tiled.image) <= 1.02 * full(plain.image), (full(tiled.image),
                                                            full(plain.image))
     assert full(tiled.image) < 0.75 * full(content)        # it did stylise
     xs = sorted({x for _, x in tiled.tiles})
