@@ -210,7 +210,8 @@ def stylize_tiled(vgg: VGGWeights, content, style, *, key, objective: Objective 
                   weights: LossWeights | None = None, solver: Solver = Solver(),
                   tile: int = 512, overlap: int = 32, margin: int = 64,
                   coarse: int | None = None, coarse_solver: Solver | None = None,
-                  init="content", callbacks: Callbacks | None = None,
+                  weights_at: int | None = None, init="content",
+                  callbacks: Callbacks | None = None,
                   log: Callable[[str], None] | None = None) -> TiledResult:
     """Stylise an image of any size: a coarse global solve, overlapping tiles, a blend.
 
@@ -236,6 +237,12 @@ def stylize_tiled(vgg: VGGWeights, content, style, *, key, objective: Objective 
       coarse: long edge of the global solution (default ``tile``; 0 skips it and the tiles
         start from ``init``).
       coarse_solver: solver of the global solution (default ``solver``).
+      weights_at: long edge in pixels at which ``weights`` balance the terms (default:
+        the image's own size).  With the ``"sum"`` content loss the content term grows
+        with the pixels and the style terms do not (seed 001 eq. 1, 3), so weights that
+        stylise a 1024-pixel image barely touch a 6000-pixel one; with ``weights_at=1024``
+        the style weight is scaled by the image's area over that size's (``"mse"``: the TV
+        weight by the inverse), so the poster is balanced like a 1024-pixel run.
       init: start of the global solution: ``"content"``, ``"noise"`` or ``"style"``.
       callbacks: host callbacks; ``should_stop`` is honoured in every solve; ``progress``
         receives ``(i, loss)`` with ``i`` counted over all solves (coarse first);
@@ -264,6 +271,9 @@ def stylize_tiled(vgg: VGGWeights, content, style, *, key, objective: Objective 
                          f"{min(layout.core)}")
     k_init, k_coarse, k_loss = jax.random.split(key, 3)
     area = float(h) * float(w)
+    if weights_at is not None:
+        at = min(1.0, int(weights_at) / max(h, w))
+        weights = area_scaled_weights(weights, objective, area / ((h * at) * (w * at)))
     stages = _stages(callbacks)
 
     # the style targets once, at the style images' own size; Gram targets are rescaled to

@@ -163,6 +163,21 @@ def test_tiled_objective_and_no_seam(tiny_vgg):
     assert at_edges.max() <= inside.max(), (at_edges, inside.max())
 
 
+def test_weights_at_a_smaller_size_scale_the_style_weight_by_the_area(tiny_vgg):
+    """``weights_at=96`` on a 96×192 image is the same solve as the style weight times
+    (96·192)/(48·96) = 4 (the content loss sums over pixels, seed 001 eq. 1): identical
+    images."""
+    content, style, objective, weights = _problem(tiny_vgg)
+    kw = dict(key=jax.random.PRNGKey(0), objective=objective, tile=128, overlap=32,
+              margin=16, coarse=64, solver=nstjax.Solver(optimizer="adam", max_iter=2))
+    at = stylize_tiled(tiny_vgg, content, style, weights=weights, weights_at=96, **kw)
+    scaled = stylize_tiled(tiny_vgg, content, style, **kw,
+                           weights=weights._replace(style_weight=weights.style_weight * 4))
+    np.testing.assert_allclose(np.asarray(at.image), np.asarray(scaled.image), atol=1e-6)
+    plain = stylize_tiled(tiny_vgg, content, style, weights=weights, **kw)
+    assert np.abs(np.asarray(plain.image) - np.asarray(at.image)).max() > 1e-3
+
+
 def test_a_stop_request_keeps_the_solved_tiles_and_the_start_elsewhere(tiny_vgg):
     content, style, objective, weights = _problem(tiny_vgg)
     solver = nstjax.Solver(optimizer="adam", max_iter=3, lr=0.03)

@@ -5,7 +5,10 @@
 largest window that fits.  Memory is that of one window, so any size runs.  Each tile
 writes its core (the window less ``--tile-margin`` pixels of context on each side); cores
 overlap by ``--tile-overlap`` pixels and are feathered together.  The style image's size
-defaults to the window's (``--style-size`` overrides it).
+defaults to the window's (``--style-size`` overrides it), and the loss weights balance the
+terms as they would in a run at ``--size`` of the window (the style weight is scaled by the
+image's area over the window's: with Gatys' summed content loss the same weights would
+barely stylise a poster).
 
 Ctrl-C stops after the current iteration of the current tile; the image is written with
 the tiles solved so far blended into the upsampled coarse solution (exit 130).  With
@@ -168,7 +171,7 @@ def run(args, out, *, objective, weights, solver, content, content_run, styles_r
     result = interruption.run(lambda: tiling.stylize_tiled(
         vgg, jnp.asarray(content_run), [jnp.asarray(s) for s in styles_run], key=key,
         objective=objective, weights=weights, solver=tile_solver, coarse_solver=solver,
-        tile=args.tile,
+        tile=args.tile, weights_at=args.tile,
         overlap=args.tile_overlap, margin=args.tile_margin, init=init or "content",
         callbacks=callbacks, log=lambda text: stage.update(text=text)))
     if bar is not None:
@@ -190,7 +193,7 @@ def run(args, out, *, objective, weights, solver, content, content_run, styles_r
         "tiles": {"window": [int(layout.window[1]), int(layout.window[0])],
                   "core": [int(layout.core[1]), int(layout.core[0])],
                   "overlap": args.tile_overlap, "margin": args.tile_margin,
-                  "count": n, "solved": solved,
+                  "count": n, "solved": solved, "weights_at": args.tile,
                   "coarse_size": [int(result.coarse.shape[1]), int(result.coarse.shape[0])],
                   "whole_image_gram": tiling.gram_objective(objective),
                   "losses": result.tile_loss},
