@@ -64,7 +64,8 @@ class TiledResult(NamedTuple):
       tile_loss: ``f32[n_solved]`` each solved tile's final objective (its own weights).
       windows: ``((y0, x0), ...)`` the solved windows' top-left corners.
       window_shape: ``(wh, ww)``.
-      stopped: True when a stop request ended the run before every tile was solved.
+      stopped: True when a stop request ended the run (the tile being solved then keeps
+        its partial solution; later tiles keep the start).
     """
 
     image: jax.Array
@@ -371,7 +372,7 @@ def stylize_tiled(vgg: VGGWeights, content, style, *, key, objective: Objective 
     return TiledResult(image=jnp.asarray(canvas), coarse=low, tiles=layout.cores,
                        tile_shape=layout.core, tile_loss=np.asarray(tile_losses, np.float32),
                        windows=layout.windows, window_shape=layout.window,
-                       stopped=len(tile_losses) < n)
+                       stopped=stages.stopped())
 
 
 class _stages:
