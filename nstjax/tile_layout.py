@@ -9,7 +9,7 @@ cores overlap and are blended with linear ramps normalised to a partition of uni
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -44,25 +44,6 @@ def blend_weights(start: int, size: int, length: int, overlap: int) -> np.ndarra
     if start + size < length:
         w[size - overlap:] = np.minimum(w[size - overlap:], ramp[::-1])
     return w
-
-
-def blend(tiles: Sequence, corners: Sequence, shape: tuple, overlap: int) -> np.ndarray:
-    """Feathered average of equal tiles ``f32[th, tw, C]`` placed at ``corners``.
-
-    Returns:
-      ``f32[H, W, C]`` with ``shape = (H, W, C)``.
-    """
-    h, w = shape[:2]
-    acc = np.zeros(shape, np.float32)
-    total = np.zeros(shape[:2] + (1,), np.float32)
-    for tile, (y0, x0) in zip(tiles, corners):
-        th, tw = tile.shape[:2]
-        wy = blend_weights(y0, th, h, overlap)
-        wx = blend_weights(x0, tw, w, overlap)
-        weight = (wy[:, None] * wx[None, :])[..., None]
-        acc[y0:y0 + th, x0:x0 + tw] += weight * np.asarray(tile, np.float32)
-        total[y0:y0 + th, x0:x0 + tw] += weight
-    return acc / total
 
 
 class TileLayout(NamedTuple):
