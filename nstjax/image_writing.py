@@ -153,6 +153,28 @@ def can_hold_alpha(path) -> bool:
     return Image.registered_extensions().get(_as_path(path).suffix.lower()) in ALPHA_FORMATS
 
 
+def _write_atomically(path: Path, mode: str, write, *, what: str) -> Path:
+    """``write(file)`` into a temporary file beside ``path``, then rename it over ``path``:
+    a reader never sees half a file, and on any failure the previous file is untouched and
+    the temporary one removed (one-line :class:`ImageError` naming ``what``)."""
+    _make_folder(path)
+    existed = path.exists()
+    fd, tmp = _temp_in(path, what="write")
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+            write(f)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError as e:
+        kept = "the previous file is unchanged" if existed else "nothing was written"
+        raise ImageError(f"{display_path(path)}: could not write {what} "
+                         f"({e.strerror or e}); {kept}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
 def save_image(path, image, *, protect=(), bit_depth: int = 8, alpha=None) -> Path:
     """Write an RGB image atomically (temp file, then rename); format from the extension.
 
@@ -182,31 +204,20 @@ def save_image(path, image, *, protect=(), bit_depth: int = 8, alpha=None) -> Pa
             raise ImageError(f"{display_path(path)}: alpha must be uint8 of shape "
                              f"{np.shape(image)[:2]}, not {alpha.dtype} {alpha.shape}")
     _check_target(path, protect)
-    _make_folder(path)
-    existed = path.exists()
-    fd, tmp = _temp_in(path, what="write")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if bit_depth == 16:
-                rgb = to_uint16(image)
-                if alpha is not None:
-                    rgb = np.dstack([rgb, alpha.astype(np.uint16) * np.uint16(257)])
-                _png16(f, rgb)
-            elif alpha is not None:
-                Image.fromarray(np.dstack([to_uint8(image), alpha])).save(
-                    f, format=fmt, **({"lossless": True} if fmt == "WEBP" else {}))
-            else:
-                Image.fromarray(to_uint8(image)).save(f, format=fmt)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as e:
-        kept = "the previous file is unchanged" if existed else "nothing was written"
-        raise ImageError(f"{display_path(path)}: could not write the image "
-                         f"({e.strerror or e}); {kept}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+
+    def write(f):
+        if bit_depth == 16:
+            rgb = to_uint16(image)
+            if alpha is not None:
+                rgb = np.dstack([rgb, alpha.astype(np.uint16) * np.uint16(257)])
+            _png16(f, rgb)
+        elif alpha is not None:
+            Image.fromarray(np.dstack([to_uint8(image), alpha])).save(
+                f, format=fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+        else:
+            Image.fromarray(to_uint8(image)).save(f, format=fmt)
+
+    return _write_atomically(path, "wb", write, what="the image")
 
 
 def write_text_atomic(path, text: str) -> Path:
@@ -218,19 +229,4 @@ def write_text_atomic(path, text: str) -> Path:
     path = _as_path(path)
     if path.is_dir():
         raise ImageError(f"{display_path(path)}: is a folder, not a file")
-    _make_folder(path)
-    existed = path.exists()
-    fd, tmp = _temp_in(path, what="write")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as e:
-        kept = "the previous file is unchanged" if existed else "nothing was written"
-        raise ImageError(f"{display_path(path)}: could not write it ({e.strerror or e}); "
-                         f"{kept}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return _write_atomically(path, "w", lambda f: f.write(text), what="it")

@@ -240,6 +240,22 @@ def test_cli_tiles_write_the_image_and_a_sidecar(big_inputs, tmp_path, tiny_vgg,
     assert len(meta["snapshots"]) == tiles["count"] and all(Path(p).exists() for p in meta["snapshots"])
 
 
+def test_cli_tile_as_big_as_the_image_solves_it_whole(big_inputs, tmp_path, tiny_vgg,
+                                                      monkeypatch, capsys):
+    import json
+
+    from nstjax.cli import run
+    monkeypatch.setattr(nstjax, "load_vgg19", lambda *a, **k: tiny_vgg)
+    c, s = big_inputs
+    out = tmp_path / "o.png"
+    code = run(["stylize", "--content", str(c), "--style", str(s), "--output", str(out),
+                "--size", "176", "--tile", "192", "--iters", "1", "--no-progress",
+                "--style-layers", "relu1_1"])
+    err = capsys.readouterr().err
+    assert code == 0 and "solving it whole" in err, err
+    assert "tiles" not in json.loads((tmp_path / "o.png.json").read_text())
+
+
 @pytest.mark.parametrize("extra, says", [
     (["--tile", "50"], "multiple of 16"),
     (["--tile", "big"], "a number of pixels or 'auto'"),

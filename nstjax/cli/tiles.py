@@ -98,6 +98,10 @@ def default_margin(tile: int) -> int:
 def check_memory(args, objective, size: int):
     """:func:`memory_check.check_memory`, resolving ``--tile auto``: no tiles when the whole
     image fits, else the largest window that fits (then the check again for it)."""
+    if isinstance(args.tile, int) and args.tile >= size:   # one window holds it all
+        print(f"note: --tile {args.tile} is not smaller than the image ({size} px): "
+              "solving it whole", file=sys.stderr)
+        args.tile = None
     if args.tile != "auto":
         return memory_check.check_memory(args, objective, size)
     args.tile, margin_given = None, args.tile_margin
