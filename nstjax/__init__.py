@@ -11,24 +11,24 @@ network), ``losses``, ``mmd``, ``statistics`` and ``style_losses`` (the represen
 several devices).
 """
 
-from nstjax.config import LossWeights, Objective, Solver, loss_weights
-from nstjax.hooks import Callbacks
-from nstjax.image import ImageError, load_image
-from nstjax.image_writing import save_image
-from nstjax.inversion import InversionResult, invert
-from nstjax.losses import content_loss, gram_loss, gram_matrix, tv_loss
-from nstjax.objective import Targets, auto_scales, compute_targets, objective_terms, total_loss
-from nstjax.optimize import (OPTIMIZERS, OptimizeResult, Optimizer, Status, make_optimizer,
+from nstjax.objective.config import LossWeights, Objective, Solver, loss_weights
+from nstjax.run.hooks import Callbacks
+from nstjax.io.image import ImageError, load_image
+from nstjax.io.image_writing import save_image
+from nstjax.run.inversion import InversionResult, invert
+from nstjax.losses.core import content_loss, gram_loss, gram_matrix, tv_loss
+from nstjax.objective.terms import Targets, auto_scales, compute_targets, objective_terms, total_loss
+from nstjax.solve.optimize import (OPTIMIZERS, OptimizeResult, Optimizer, Status, make_optimizer,
                              minimize, register_optimizer)
-from nstjax.style_losses import (STYLE_LOSSES, StyleLoss, get_style_loss, parse_style_spec,
+from nstjax.losses import (STYLE_LOSSES, StyleLoss, get_style_loss, parse_style_spec,
                                  register_style_loss)
-from nstjax.sweeps import SweepResult, sweep
-from nstjax.transfer import TransferResult, run_transfer, stylize
-from nstjax.multiscale import MultiscaleResult, size_ladder, stylize_multiscale
-from nstjax.sharding import stylize_sharded
-from nstjax.tiling import TiledResult, stylize_tiled
-from nstjax.vgg import LAYERS, VGG_WIDTHS, canonical_layer, extract_features, init_random_weights
-from nstjax.weights import VGGWeights, WeightsError, convert, load_vgg19
+from nstjax.run.sweeps import SweepResult, sweep
+from nstjax.run.transfer import TransferResult, run_transfer, stylize
+from nstjax.run.multiscale import MultiscaleResult, size_ladder, stylize_multiscale
+from nstjax.large.sharding import stylize_sharded
+from nstjax.large.tiling import TiledResult, stylize_tiled
+from nstjax.model.vgg import LAYERS, VGG_WIDTHS, canonical_layer, extract_features, init_random_weights
+from nstjax.io.weights import VGGWeights, WeightsError, convert, load_vgg19
 
 __all__ = [
     "LossWeights", "Objective", "Solver", "loss_weights",

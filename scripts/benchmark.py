@@ -52,7 +52,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import nstjax  # noqa: E402
-from nstjax import optimize  # noqa: E402
+from nstjax.solve import optimize  # noqa: E402
 from nstjax.torch_reference import reference_spec, torch_objective  # noqa: E402
 
 IMAGES = ROOT.parent / "shared" / "images"
@@ -473,7 +473,7 @@ def main(argv=None) -> int:
         except ImportError:
             log("torch not installed: nstjax only (pip install torch to compare)")
             args.no_torch = True
-    from nstjax.weights import default_weights_path
+    from nstjax.io.weights import default_weights_path
     args.weights = args.weights or default_weights_path()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

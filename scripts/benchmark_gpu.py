@@ -42,10 +42,10 @@ import jax.numpy as jnp
 import numpy as np
 
 import nstjax
-from nstjax import demo
-from nstjax.objective import compute_targets, total_loss
+from nstjax.io import demo
+from nstjax.objective.terms import compute_targets, total_loss
 from nstjax.torch_reference import reference_spec, torch_objective
-from nstjax.vgg import VGG_WIDTHS
+from nstjax.model.vgg import VGG_WIDTHS
 
 # Dense peak TFLOP/s per precision (vendor data sheets, SXM parts; no sparsity).
 PEAK_TFLOPS = {

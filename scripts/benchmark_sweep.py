@@ -42,8 +42,8 @@ def main(argv=None) -> int:
     import numpy as np
 
     import nstjax
-    from nstjax import demo
-    from nstjax.config import replace_weight
+    from nstjax.io import demo
+    from nstjax.objective.config import replace_weight
 
     try:
         names, mix = nstjax.parse_style_spec(args.style_loss)

@@ -36,12 +36,13 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 import nstjax  # noqa: E402
-from nstjax import inversion as inv  # noqa: E402
-from nstjax import jsonio, pictures  # noqa: E402
-from nstjax.config import Objective, Solver, loss_weights  # noqa: E402
-from nstjax.image import load_image  # noqa: E402
-from nstjax.image_writing import save_image, write_text_atomic  # noqa: E402
-from nstjax.sweeps import sweep  # noqa: E402
+from nstjax.run import inversion as inv  # noqa: E402
+from nstjax.io import jsonio  # noqa: E402
+from nstjax.io import pictures
+from nstjax.objective.config import Objective, Solver, loss_weights  # noqa: E402
+from nstjax.io.image import load_image  # noqa: E402
+from nstjax.io.image_writing import save_image, write_text_atomic  # noqa: E402
+from nstjax.run.sweeps import sweep  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ROOT.parent / "shared" / "images"

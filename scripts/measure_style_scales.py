@@ -32,8 +32,8 @@ import jax
 import jax.numpy as jnp
 
 import nstjax
-from nstjax import style_losses
-from nstjax.config import default_hyper
+from nstjax import losses as style_losses
+from nstjax.objective.config import default_hyper
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYER = "relu4_2"

@@ -8,7 +8,7 @@ Every method runs with its registered scale λ and the same balance factor γ
 (``--style-weight``), initialisation and iteration budget, so the panels differ only by the
 style representation.  A fusion is one entry with ``+``: ``bn:0.5+mmd-poly:0.5``.  One
 :class:`nstjax.Objective` per entry (each compiles once); the picture is
-:func:`nstjax.pictures.labelled_grid` and a JSON sidecar records each run.
+:func:`nstjax.io.pictures.labelled_grid` and a JSON sidecar records each run.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ import jax
 import numpy as np
 
 import nstjax
-from nstjax import jsonio, pictures
-from nstjax.image import ImageError
-from nstjax.image_writing import check_writable, write_text_atomic
+from nstjax.io import jsonio
+from nstjax.io import pictures
+from nstjax.io.image import ImageError
+from nstjax.io.image_writing import check_writable, write_text_atomic
 
 
 def main(argv=None) -> int:

@@ -27,9 +27,10 @@ import jax.numpy as jnp
 import numpy as np
 
 import nstjax
-from nstjax import jsonio, pictures
-from nstjax.image import ImageError
-from nstjax.image_writing import check_writable, write_text_atomic
+from nstjax.io import jsonio
+from nstjax.io import pictures
+from nstjax.io.image import ImageError
+from nstjax.io.image_writing import check_writable, write_text_atomic
 
 
 def pixel_correlation(a, b) -> float:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import nstjax
-from nstjax import weights as W
+from nstjax.io import weights as W
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 

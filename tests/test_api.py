@@ -30,8 +30,8 @@ import pkgutil
 import pytest
 
 import nstjax
-from nstjax import optimize
-from nstjax import style_losses as S
+from nstjax.solve import optimize
+from nstjax import losses as S
 
 # Documented exceptions to "optional arguments are keyword-only": (function, argument) -> why.
 POSITIONAL_OPTIONAL_OK = {
@@ -101,7 +101,7 @@ def _annotation(p) -> str:
 def test_there_is_something_to_check():
     assert set(TAKES_NETWORK) | {"load_vgg19", "loss_weights", "minimize"} <= set(PUBLIC)
     assert set(PURE) <= set(PUBLIC)
-    assert "nstjax.pictures.contact_sheet" in MODULE_FUNCTIONS
+    assert "nstjax.io.pictures.contact_sheet" in MODULE_FUNCTIONS
 
 
 @pytest.mark.parametrize("name", _cases("keyword_only", PUBLIC))

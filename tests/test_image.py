@@ -1,4 +1,4 @@
-"""Tests of image files in and out (nstjax.image, nstjax.image_writing): mode conversion,
+"""Tests of image files in and out (nstjax.io.image, nstjax.io.image_writing): mode conversion,
 errors, resizing, saving.
 
 Every image is generated here with known pixel values.  Tolerances: 8-bit values convert
@@ -23,8 +23,8 @@ import pytest
 from conftest import make_image
 from PIL import Image
 
-from nstjax import image as I
-from nstjax import image_writing as W
+from nstjax.io import image as I
+from nstjax.io import image_writing as W
 
 STEP = 1.0 / 255.0
 

@@ -14,10 +14,10 @@ import pytest
 from PIL import Image
 
 from nstjax import Status, extract_features
-from nstjax import inversion as inv
+from nstjax.run import inversion as inv
 from nstjax.cli import run
-from nstjax.config import Solver
-from nstjax.image import load_image
+from nstjax.objective.config import Solver
+from nstjax.io.image import load_image
 
 from conftest import make_image
 

@@ -1,4 +1,4 @@
-"""Tests of nstjax.jsonio: strict JSON out, the documented non-finite scheme back in.
+"""Tests of nstjax.io.jsonio: strict JSON out, the documented non-finite scheme back in.
 
 "Strict" is checked with :func:`json.loads` given a ``parse_constant`` that raises, which
 is how Python's parser is made to reject ``NaN``/``Infinity``/``-Infinity`` the way
@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nstjax import jsonio
+from nstjax.io import jsonio
 
 
 def strict(text):

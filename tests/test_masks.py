@@ -1,4 +1,4 @@
-"""Spatial control (nstjax.masks): mask pyramids, guided statistics, masked gradients.
+"""Spatial control (nstjax.objective.masks): mask pyramids, guided statistics, masked gradients.
 
 What is promised, in numbers (tolerances stated per test):
 
@@ -22,11 +22,12 @@ import numpy as np
 import pytest
 
 import nstjax
-from nstjax import losses, masks
-from nstjax.config import Objective, loss_weights
-from nstjax.objective import compute_targets, objective_terms
-from nstjax.style_losses import STYLE_LOSSES, style_loss_terms, style_targets
-from nstjax.vgg import LAYERS
+from nstjax.losses import core as losses
+from nstjax.objective import masks
+from nstjax.objective.config import Objective, loss_weights
+from nstjax.objective.terms import compute_targets, objective_terms
+from nstjax.losses import STYLE_LOSSES, style_loss_terms, style_targets
+from nstjax.model.vgg import LAYERS
 
 from conftest import make_image
 

@@ -1,9 +1,9 @@
-"""Tests of nstjax.memory: XLA's compiled numbers against measured resident memory.
+"""Tests of nstjax.run.memory: XLA's compiled numbers against measured resident memory.
 
 The measured side runs in a fresh subprocess (nothing else of the test session resident)
 and is independent of XLA's numbers: the inputs' resident size is ``VmRSS`` after creating
 them minus ``VmRSS`` before (freed heap returned with ``malloc_trim`` both times), and a
-call's growth is :func:`nstjax.memory.measure_peak_bytes` (high-water mark reset through
+call's growth is :func:`nstjax.run.memory.measure_peak_bytes` (high-water mark reset through
 ``/proc/self/clear_refs``, so the compiler's own larger peak cannot hide it).  Why that is
 trustworthy on the CPU backend is in that function's docstring.
 
@@ -25,8 +25,8 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from nstjax import memory
-from nstjax import weights as W
+from nstjax.run import memory
+from nstjax.io import weights as W
 
 MiB = 2 ** 20
 
@@ -36,9 +36,10 @@ PROBE = r"""
 import json, sys
 import numpy as np
 import jax, jax.numpy as jnp
-from nstjax import losses, memory
-from nstjax import weights as W
-from nstjax.vgg import extract_features
+from nstjax.losses import core as losses
+from nstjax.run import memory
+from nstjax.io import weights as W
+from nstjax.model.vgg import extract_features
 
 cfg = json.loads(sys.argv[1])
 CONTENT, STYLE = "relu4_2", ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -173,8 +174,8 @@ def test_program_memory_reads_xlas_sizes_exactly():
 
 
 def test_members_that_fit_extrapolates_xlas_figures_linearly(tiny_vgg):
-    from nstjax import losses
-    from nstjax.vgg import extract_features
+    from nstjax.losses import core as losses
+    from nstjax.model.vgg import extract_features
 
     layers = ("relu1_1", "relu3_1", "relu4_2")
 

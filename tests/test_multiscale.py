@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import nstjax
-from nstjax import multiscale
-from nstjax.hooks import Callbacks
+from nstjax.run import multiscale
+from nstjax.run.hooks import Callbacks
 from tests.conftest import make_image
 
 
@@ -148,7 +148,7 @@ def test_short_edge_too_small_refused(tiny_vgg):
 def test_cli_ladder_flags_refused(tmp_path, capsys, extra, message):
     """Bad ladders are one line and exit 2, before anything is loaded."""
     from nstjax.cli import run
-    from nstjax.image_writing import save_image
+    from nstjax.io.image_writing import save_image
     save_image(tmp_path / "c.png", make_image(36, 48, seed=1))
     code = run(["stylize", "--content", str(tmp_path / "c.png"), "--style",
                 str(tmp_path / "c.png"), "--output", str(tmp_path / "o.png"), *extra])

@@ -7,8 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nstjax import lbfgs, optimize
-from nstjax.optimize import Status, make_optimizer, minimize
+from nstjax.solve import lbfgs
+
+from nstjax.solve import optimize
+from nstjax.solve.optimize import Status, make_optimizer, minimize
 
 BOUNDED = [name for name in optimize.OPTIMIZERS if make_optimizer(name).bounded]
 
@@ -219,8 +221,8 @@ def test_a_solve_in_chunks_equals_one_solve():
 
 _CACHE_PROBE = """
 import jax, jax.numpy as jnp
-from nstjax import optimize
-from nstjax._compile_cache import enable_compilation_cache
+from nstjax.solve import optimize
+from nstjax.run.compile_cache import enable_compilation_cache
 events = []
 jax.monitoring.register_event_listener(lambda name, **kw: events.append(name))
 jnp.zeros(3).block_until_ready()  # a compilation before enabling must not matter
@@ -256,7 +258,7 @@ def test_compilation_cache_is_used_by_a_second_process(tmp_path):
 
 
 def test_compilation_cache_folder_follows_the_environment(monkeypatch, tmp_path):
-    from nstjax._compile_cache import compilation_cache_dir
+    from nstjax.run.compile_cache import compilation_cache_dir
     monkeypatch.delenv("NSTJAX_COMPILATION_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert compilation_cache_dir() == tmp_path / "nstjax" / "jax"

@@ -14,11 +14,13 @@ import numpy as np
 import pytest
 
 import nstjax
-from nstjax import mmd, objective as obj, optimize
+from nstjax.losses import mmd
+from nstjax.objective import terms as obj
+from nstjax.solve import optimize
 from nstjax.cli import build_parser, common
-from nstjax.config import Objective, Solver, loss_weights
-from nstjax.style_losses import get_style_loss, style_loss_terms, style_targets
-from nstjax.transfer import GREY_NOISE, GREY_RGB, initial_image
+from nstjax.objective.config import Objective, Solver, loss_weights
+from nstjax.losses import get_style_loss, style_loss_terms, style_targets
+from nstjax.run.transfer import GREY_NOISE, GREY_RGB, initial_image
 
 from conftest import make_image
 

@@ -1,4 +1,4 @@
-"""Tests of nstjax.pictures: contact sheets (sweeps) and labelled grids (method grids, figures).
+"""Tests of nstjax.io.pictures: contact sheets (sweeps) and labelled grids (method grids, figures).
 
 Each panel is a solid colour that appears nowhere else on the sheet, so where it was pasted
 is found by looking for that colour; labels are black text on white, so "a label is there" is
@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nstjax import pictures
-from nstjax.image_writing import to_uint8
+from nstjax.io import pictures
+from nstjax.io.image_writing import to_uint8
 
 H, W = 20, 30
 COLOURS = np.array([[0.8, 0.2, 0.2], [0.2, 0.8, 0.2], [0.2, 0.2, 0.8], [0.8, 0.8, 0.2],

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import nstjax
-from nstjax.objective import compute_targets, total_loss
-from nstjax.vgg import PRECISIONS
+from nstjax.objective.terms import compute_targets, total_loss
+from nstjax.model.vgg import PRECISIONS
 from tests.conftest import make_image
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nstjax import pictures
+from nstjax.io import pictures
 from nstjax.cli import run
 
 from conftest import make_image

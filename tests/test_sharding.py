@@ -16,8 +16,8 @@ SCRIPT = textwrap.dedent("""
     import jax, jax.numpy as jnp, numpy as np
     sys.path.insert(0, sys.argv[1])
     import nstjax
-    from nstjax.objective import compute_targets, total_loss
-    from nstjax.sharding import shard_rows, spatial_mesh, stylize_sharded
+    from nstjax.objective.terms import compute_targets, total_loss
+    from nstjax.large.sharding import shard_rows, spatial_mesh, stylize_sharded
     from tests.conftest import make_image
 
     assert jax.device_count() == 4, jax.devices()

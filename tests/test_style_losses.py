@@ -1,4 +1,4 @@
-"""Tests of the registered style representations (nstjax.style_losses, mmd, statistics).
+"""Tests of the registered style representations (nstjax.losses, mmd, statistics).
 
 Every value is checked against a NumPy form written from the equations (seed 003 eq. 2,
 9-12; seed 002 eq. 1.4-1.6; seed 000 §3.5), not from the JAX code.  Tolerances:
@@ -18,9 +18,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nstjax import losses, mmd, statistics
-from nstjax import style_losses as S
-from nstjax.config import default_hyper
+from nstjax.losses import core as losses
+
+from nstjax.losses import mmd
+
+from nstjax.losses import statistics
+from nstjax import losses as S
+from nstjax.objective.config import default_hyper
 
 RTOL64 = 1e-9
 NAMES = sorted(S.STYLE_LOSSES)
@@ -501,7 +505,7 @@ def test_registry_fields():
 # The contract: ``loss(F, T, *, hyper, key, mask)`` with ``mask: f32[H, W]`` weighting each
 # position in every statistic; ``None`` is the plain method.  The NumPy forms below write the
 # weighted statistics from their definitions (weighted sums over positions divided by the
-# total weight), independently of nstjax.losses.position_mean / position_weights.
+# total weight), independently of nstjax.losses.core.position_mean / position_weights.
 
 # Methods whose every statistic is a weighted mean over positions: scaling the mask by a
 # constant changes nothing.  The four Gram losses compare the weighted *sum* G = Σ_p w_p f_p f_pᵀ
@@ -774,7 +778,7 @@ def test_user_method_works_end_to_end(registry, tiny_vgg):
     objective_terms on the tiny VGG, whose style term is β·λ·Σ_l w_l L(F_l, T_l) by hand in
     NumPy from the layers' features (float32 rtol 1e-5: sums of ~1e2 terms)."""
     import nstjax
-    from nstjax.config import Objective, loss_weights
+    from nstjax.objective.config import Objective, loss_weights
 
     @S.register_style_loss("test-mean-power", target=_channel_mean, scale=0.25,
                            hyper={"p": 2.0}, reference="test: channel means, |·|^p")
@@ -824,7 +828,7 @@ def test_user_method_works_end_to_end(registry, tiny_vgg):
 
 def test_every_builtin_scale_says_how_it_was_measured():
     """Each λ records its measurement (issue 12): the start image it was measured at."""
-    from nstjax.style_losses import STYLE_LOSSES
+    from nstjax.losses import STYLE_LOSSES
     for name, method in STYLE_LOSSES.items():
         assert "uniform noise" in method.scale_source, name
         if method.paper_scale is not None:

@@ -28,8 +28,8 @@ import pytest
 from PIL import Image
 
 import nstjax
-from nstjax import sweeps as sw
-from nstjax.config import Objective, Solver
+from nstjax.run import sweeps as sw
+from nstjax.objective.config import Objective, Solver
 
 from conftest import make_image
 
@@ -224,7 +224,7 @@ _MULTI_DEVICE = """
 import sys
 import jax, numpy as np
 sys.path[:0] = [{tests!r}, {root!r}]
-from nstjax import sweeps as sw
+from nstjax.run import sweeps as sw
 import nstjax
 from test_sweep import ADAM, CONTENT, GRID, KEY, OBJ, STYLE
 
@@ -285,7 +285,7 @@ jax.distributed.initialize(coordinator_address="127.0.0.1:{port}", num_processes
 import numpy as np
 sys.path[:0] = [{tests!r}, {root!r}]
 import nstjax
-from nstjax import sweeps as sw
+from nstjax.run import sweeps as sw
 from test_sweep import ADAM, CONTENT, KEY, OBJ, STYLE
 
 assert jax.process_count() == 2 and jax.device_count() == 4 and jax.local_device_count() == 2

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 import nstjax
-from nstjax.objective import total_loss
-from nstjax.style_losses import style_targets
-from nstjax.tile_layout import blend_weights, core_weights, tile_layout, tile_starts
-from nstjax.tiling import full_targets, stylize_tiled, tile_grams, tile_problem
+from nstjax.objective.terms import total_loss
+from nstjax.losses import style_targets
+from nstjax.large.tile_layout import blend_weights, core_weights, tile_layout, tile_starts
+from nstjax.large.tiling import full_targets, stylize_tiled, tile_grams, tile_problem
 from tests.conftest import make_image
 
 
@@ -286,7 +286,7 @@ def test_cli_tile_auto_tiles_only_beyond_memory(tmp_path, tiny_vgg, monkeypatch,
 
     from PIL import Image
 
-    from nstjax import memory
+    from nstjax.run import memory
     from nstjax.cli import run
     monkeypatch.setattr(nstjax, "load_vgg19", lambda *a, **k: tiny_vgg)
     c, s = tmp_path / "c.png", tmp_path / "s.png"

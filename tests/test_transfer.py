@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 import nstjax
-from nstjax import losses, optimize
-from nstjax.config import Objective, Solver
+from nstjax.losses import core as losses
+from nstjax.solve import optimize
+from nstjax.objective.config import Objective, Solver
 
 from conftest import make_image
 
@@ -102,7 +103,7 @@ def test_every_optimizer_lowers_objective_stays_in_box_and_is_seeded(tiny_vgg, m
 
 
 def test_weights_solver_settings_and_callbacks_do_not_recompile(tiny_vgg):
-    from nstjax.transfer import _advance, _finish, _init
+    from nstjax.run.transfer import _advance, _finish, _init
     programs = (_init, _advance, _finish)
     content, style = _tiny_problem()
     quiet = nstjax.Callbacks(progress=lambda i, v: None)

@@ -1,4 +1,4 @@
-"""Tests of the VGG19 feature extractor (nstjax.vgg): names, shapes, pooling, batching,
+"""Tests of the VGG19 feature extractor (nstjax.model.vgg): names, shapes, pooling, batching,
 early stopping, preprocessing, the custom convolution gradient, and the real weights.
 
 Tolerances:
@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 from conftest import make_image
 
-from nstjax import vgg
-from nstjax import weights as W
-from nstjax.vgg import LAYERS, canonical_layer, conv3x3, extract_features
+from nstjax.model import vgg
+from nstjax.io import weights as W
+from nstjax.model.vgg import LAYERS, canonical_layer, conv3x3, extract_features
 
 RTOL32 = 1e-5
 CAFFE_MEAN = np.array([103.939, 116.779, 123.68], np.float32)

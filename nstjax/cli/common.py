@@ -69,7 +69,7 @@ def numbers(values, flag: str) -> tuple[float, ...] | None:
 
 
 def _library_defaults():
-    from nstjax.config import Objective, Solver
+    from nstjax.objective.config import Objective, Solver
     return Objective(), Solver()
 
 
@@ -121,7 +121,7 @@ def add_objective_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_solver_args(p: argparse.ArgumentParser) -> None:
-    from nstjax.optimize import OPTIMIZERS
+    from nstjax.solve.optimize import OPTIMIZERS
     _, solver = _library_defaults()
     g = p.add_argument_group("solver")
     g.add_argument("--optimizer", help=f"{', '.join(OPTIMIZERS)} (default {solver.optimizer})")
@@ -146,7 +146,7 @@ def parse_args(parser: argparse.ArgumentParser, argv) -> argparse.Namespace:
     """Parse ``argv``; with ``--config run.json`` that run's arguments are the defaults."""
     args = parser.parse_args(argv)
     if getattr(args, "config", None):
-        from nstjax import jsonio
+        from nstjax.io import jsonio
         path = Path(args.config)
         try:
             record = jsonio.loads(path.read_text(encoding="utf-8"))
@@ -175,8 +175,8 @@ def arguments_record(args: argparse.Namespace) -> dict:
 
 def build_objective(args):
     """``(Objective, style mix)`` from the flags: the style spec is parsed here, once."""
-    from nstjax.config import Objective
-    from nstjax.style_losses import parse_style_spec
+    from nstjax.objective.config import Objective
+    from nstjax.losses import parse_style_spec
     kw = {}
     if args.content_layers is not None:
         kw["content_layers"] = tuple(words(args.content_layers))
@@ -193,7 +193,7 @@ def build_objective(args):
 
 
 def build_solver(args):
-    from nstjax.config import Solver
+    from nstjax.objective.config import Solver
     names = {"optimizer": "optimizer", "iters": "max_iter", "history": "history_size",
              "lr": "lr", "tol": "rtol", "tol_x": "tol_x", "threshold": "threshold"}
     return Solver(**{field: getattr(args, flag) for flag, field in names.items()
@@ -254,8 +254,8 @@ def check_inputs_given(args) -> None:
 def load_inputs(args, size: int, *, alpha: bool = False):
     """``(content, [styles])`` as float32 RGB arrays (the demo images with ``--demo``);
     with ``alpha=True``, ``(content, [styles], content alpha uint8[H, W] or None)``."""
-    from nstjax import demo
-    from nstjax.image import ImageError, load_image
+    from nstjax.io import demo
+    from nstjax.io.image import ImageError, load_image
     style_size = style_size_of(args, size)
     try:
         if args.demo:
@@ -296,8 +296,8 @@ def ensure_writable_dir(folder: Path) -> None:
 
 def check_output(path, inputs, *, bit_depth: int = 8) -> None:
     """Write-test the real output folder (and refuse an input or a folder), before any work."""
-    from nstjax.image import ImageError
-    from nstjax.image_writing import check_writable
+    from nstjax.io.image import ImageError
+    from nstjax.io.image_writing import check_writable
     try:
         check_writable(path, protect=inputs, bit_depth=bit_depth)
     except ImageError as e:
@@ -306,7 +306,7 @@ def check_output(path, inputs, *, bit_depth: int = 8) -> None:
 
 def header_size(path) -> tuple[int, int]:
     """``(width, height)`` of an image file, upright, from its header (nothing decoded)."""
-    from nstjax.image import ImageError, image_size
+    from nstjax.io.image import ImageError, image_size
     try:
         return image_size(path)
     except ImageError as e:
@@ -315,7 +315,7 @@ def header_size(path) -> tuple[int, int]:
 
 def load_vgg(args):
     import nstjax
-    from nstjax.weights import WeightsError
+    from nstjax.io.weights import WeightsError
     try:
         return nstjax.load_vgg19(args.weights, log=lambda m: print(m, file=sys.stderr))
     except WeightsError as e:
@@ -327,8 +327,8 @@ def load_vgg(args):
 
 def write_json(path: Path, record: dict) -> None:
     """Strict JSON (no NaN/Infinity tokens), written atomically."""
-    from nstjax import jsonio
-    from nstjax.image_writing import write_text_atomic
+    from nstjax.io import jsonio
+    from nstjax.io.image_writing import write_text_atomic
     write_text_atomic(path, jsonio.dumps(record, indent=2))
 
 
@@ -338,7 +338,7 @@ def config_record(objective, solver) -> dict:
 
 def run_command(body: Callable, args) -> int:
     """``body(args)``; a bad input or an unwritable output becomes one line and exit code 2."""
-    from nstjax.image import ImageError
+    from nstjax.io.image import ImageError
     try:
         return body(args)
     except (UsageError, ImageError, ValueError) as e:
@@ -355,7 +355,7 @@ def run_command(body: Callable, args) -> int:
 def enable_compilation_cache() -> None:
     """JAX's persistent compilation cache, on unless $NSTJAX_COMPILATION_CACHE says off."""
     try:
-        from nstjax._compile_cache import enable_compilation_cache as enable
+        from nstjax.run.compile_cache import enable_compilation_cache as enable
     except ImportError:
         return
     enable()

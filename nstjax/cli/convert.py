@@ -27,7 +27,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     """The body of ``nstjax convert-weights``; returns the exit code."""
-    from nstjax import weights as W
+    from nstjax.io import weights as W
     out = Path(args.output) if args.output else W.default_weights_path()
     try:
         if args.source is None:

@@ -3,7 +3,7 @@
 Every probe (``--stats``: a style method, a fusion ``bn:0.5,mmd-poly:0.5``, ``moments@N``,
 ``channel-mmd@sum`` or ``content``) is matched alone at every layer set (``--layers``, one
 at a time, or the first k with ``--cumulative``), all cells in one compiled, vmapped
-program (:func:`nstjax.inversion.invert`)::
+program (:func:`nstjax.run.inversion.invert`)::
 
     nstjax invert --image style.jpg --size 128 --stats gram bn mmd-linear \\
         --layers relu1_1,relu2_1,relu3_1 --iters 200 --output inv.png
@@ -28,7 +28,7 @@ import numpy as np
 from nstjax.cli import common
 from nstjax.cli.common import UsageError
 from nstjax.cli.interruption import Interruption
-from nstjax.vgg import canonical_layers
+from nstjax.model.vgg import canonical_layers
 
 DEFAULT_SIZE = 128
 
@@ -69,8 +69,8 @@ def add_arguments(p) -> None:
 
 def _setup(args):
     """``(probes, layer_sets, invert keyword arguments)`` from the procedure and the flags."""
-    from nstjax import inversion as inv
-    from nstjax.config import Solver
+    from nstjax.run import inversion as inv
+    from nstjax.objective.config import Solver
     given = {f: v for f, v in (("optimizer", args.optimizer), ("max_iter", args.iters),
                                ("history_size", args.history), ("lr", args.lr),
                                ("rtol", args.tol), ("tol_x", args.tol_x),
@@ -134,8 +134,8 @@ def run(args) -> int:
     if init not in (None, "noise", "grey", "content"):
         raise UsageError("--init for an inversion is noise, grey or content")
     probes, layer_sets, kwargs = _setup(args)
-    from nstjax.config import Objective
-    from nstjax.objective import check_solver
+    from nstjax.objective.config import Objective
+    from nstjax.objective.terms import check_solver
     check_solver(Objective(resample=kwargs["resample"]), kwargs["solver"].optimizer)
     output = Path(args.output)
     sidecar = output.with_name(output.name + ".json")
@@ -147,11 +147,11 @@ def run(args) -> int:
     import jax
 
     import nstjax
-    from nstjax import demo
-    from nstjax import inversion as inv
-    from nstjax.image import ImageError, load_image
-    from nstjax.image_writing import save_image
-    from nstjax.pictures import labelled_grid
+    from nstjax.io import demo
+    from nstjax.run import inversion as inv
+    from nstjax.io.image import ImageError, load_image
+    from nstjax.io.image_writing import save_image
+    from nstjax.io.pictures import labelled_grid
 
     t_start = time.perf_counter()
     try:

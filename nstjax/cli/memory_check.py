@@ -1,7 +1,7 @@
 """The commands' memory check: refuse, before decoding anything, a run whose compiled
 program would not fit, naming the largest ``--size`` (or ``--tile``) that does.
 
-A closed-form screen (:func:`nstjax.memory.estimate_transfer_bytes`) settles the clear
+A closed-form screen (:func:`nstjax.run.memory.estimate_transfer_bytes`) settles the clear
 cases; near the budget, XLA's own figures for the solve's compiled program decide
 (:func:`compiled_transfer_bytes`).  With ``--remat auto``, block checkpointing is taken
 when the program without it would not fit.
@@ -44,7 +44,7 @@ def check_memory(args, objective, size: int, *, members: int = 1):
     """Refuse, before decoding anything, a run whose compiled program would not fit.
 
     A quick closed-form screen first; a size that could come near the budget (80% of
-    :func:`nstjax.memory.available_bytes`) is decided by XLA's own figures for the solve's
+    :func:`nstjax.run.memory.available_bytes`) is decided by XLA's own figures for the solve's
     compiled program (:func:`compiled_transfer_bytes`).  With ``--remat auto`` (the
     default) the checkpointing policy ``"block"`` is taken when ``"none"`` would not fit.
     A refusal names the largest ``--size`` that fits and the options that would make
@@ -53,8 +53,8 @@ def check_memory(args, objective, size: int, *, members: int = 1):
     Returns:
       ``objective``, with its checkpointing policy chosen when ``--remat`` is auto.
     """
-    from nstjax import memory
-    from nstjax.image import ImageError, scaled_shape
+    from nstjax.run import memory
+    from nstjax.io.image import ImageError, scaled_shape
     if args.demo:
         shapes = [(3 * size // 4, size), (style_size_of(args, size),) * 2]
     else:
@@ -127,11 +127,13 @@ def compiled_transfer_bytes(objective, solver, shape: tuple, style_shapes) -> in
     import jax.numpy as jnp
     import numpy as np
 
-    from nstjax import memory, transfer
-    from nstjax.config import loss_weights
-    from nstjax.objective import compute_targets
-    from nstjax.vgg import VGG_WIDTHS
-    from nstjax.weights import CONV_NAMES, VGGWeights
+    from nstjax.run import memory
+
+    from nstjax.run import transfer
+    from nstjax.objective.config import loss_weights
+    from nstjax.objective.terms import compute_targets
+    from nstjax.model.vgg import VGG_WIDTHS
+    from nstjax.io.weights import CONV_NAMES, VGGWeights
 
     sds = jax.ShapeDtypeStruct
     params, cin = {}, 3

@@ -5,7 +5,7 @@ Kept beside :mod:`nstjax.cli.stylize` so that the command stays a thin sequence 
 * ``--style-mask a.png b.png`` (one per style image, white where that style applies, grey
   blends) and ``--content-mask keep.png`` (white stays photographic), read as greyscale
   (EXIF orientation applied), resampled to the output's size and handed to
-  :func:`nstjax.stylize` (:mod:`nstjax.masks` carries them down the network);
+  :func:`nstjax.stylize` (:mod:`nstjax.objective.masks` carries them down the network);
   ``--mask-mode average|inside``;
 * frames: the solve's snapshots (every ``--save-every`` iterations, or a default period)
   are kept in memory as 8-bit images; ``--animation out.webp|out.gif`` writes them, and
@@ -56,7 +56,7 @@ def loss_curve_path(out: Path) -> Path:
 
 def check(args, out: Path) -> None:
     """Validate the flags and write-test the extra outputs, before any work."""
-    from nstjax.pictures import ANIMATION_FORMATS
+    from nstjax.io.pictures import ANIMATION_FORMATS
     n_styles = 1 if args.demo else len(args.style or ())
     if args.style_mask is not None:
         if args.demo:
@@ -72,7 +72,7 @@ def check(args, out: Path) -> None:
     if mask_paths(args) and getattr(args, "min_size", None) is not None:
         import inspect
 
-        from nstjax.multiscale import stylize_multiscale
+        from nstjax.run.multiscale import stylize_multiscale
         if "style_masks" not in inspect.signature(stylize_multiscale).parameters:
             raise UsageError("masks with --min-size are not supported yet: give one or the "
                              "other")
@@ -143,7 +143,7 @@ class Frames:
         self.items: list[tuple[int, np.ndarray]] = []
 
     def __call__(self, i: int, x) -> None:
-        from nstjax.image_writing import to_uint8
+        from nstjax.io.image_writing import to_uint8
         self.items.append((int(i), to_uint8(np.asarray(x))))
 
 
@@ -152,7 +152,7 @@ def animation_frames(frames: Frames, final, n_iter: int) -> list[np.ndarray]:
     the final image, unless the last frame already is it."""
     from PIL import Image
 
-    from nstjax.image_writing import to_uint8
+    from nstjax.io.image_writing import to_uint8
     last = to_uint8(np.asarray(final))
     h, w = last.shape[:2]
     out = []
@@ -173,7 +173,7 @@ def term_series(frames: Frames, result, *, vgg, content, styles, objective, key,
     import jax
     import jax.numpy as jnp
 
-    from nstjax.objective import compute_targets, objective_terms
+    from nstjax.objective.terms import compute_targets, objective_terms
     n_iter = int(result.n_iter)
     shape = tuple(np.shape(result.image))
     usable = [(i, f) for i, f in frames.items if f.shape == shape and i < n_iter]
@@ -185,7 +185,7 @@ def term_series(frames: Frames, result, *, vgg, content, styles, objective, key,
     if usable:
         kw = dict(mask_kw)
         if alpha is not None:
-            from nstjax.alpha import alpha_content_mask, alpha_style_masks
+            from nstjax.objective.alpha import alpha_content_mask, alpha_style_masks
             kw["style_masks"] = alpha_style_masks(alpha, kw.get("style_masks"),
                                                   n_styles=len(styles), shape=shape[:2])
         targets = compute_targets(vgg, jnp.asarray(content), [jnp.asarray(s) for s in styles],
@@ -210,8 +210,8 @@ def write(out: Path, args, result, frames: Frames, *, vgg, content, styles, obje
           key, mask_kw: dict, protect, period: int, alpha=None) -> dict:
     """Write the loss curve (always) and the animation (``--animation``); returns the
     sidecar's entries for them."""
-    from nstjax import pictures
-    from nstjax.image_writing import save_image
+    from nstjax.io import pictures
+    from nstjax.io.image_writing import save_image
     n_iter = int(result.n_iter)
     record = {"frame_period": period,
               "masks": {"style": args.style_mask, "content": args.content_mask,

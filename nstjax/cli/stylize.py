@@ -77,7 +77,7 @@ def hyper_values(items) -> dict:
 
 def build_weights(args, objective, mix, n_styles: int):
     """:func:`nstjax.loss_weights` from the flags (the library validates)."""
-    from nstjax.config import loss_weights
+    from nstjax.objective.config import loss_weights
     kw = {"style_mix": mix}
     for name in ("content_weight", "style_weight", "tv_weight"):
         if getattr(args, name, None) is not None:
@@ -112,7 +112,7 @@ def _ladder(args, size: int, solver):
     before any work), or ``None`` for a single-scale run."""
     if args.min_size is None:
         return None
-    from nstjax import multiscale
+    from nstjax.run import multiscale
     ladder = multiscale.size_ladder(args.min_size, size)
     iters = common.numbers(args.scale_iters, "--scale-iters") or (solver.max_iter,)
     if any(i != int(i) for i in iters):
@@ -124,7 +124,7 @@ def _ladder(args, size: int, solver):
 
 def _color_only(args, out, content, styles, alpha, t_start) -> int:
     """``--transfer-color-only``: the content recoloured to the style's colour statistics."""
-    from nstjax import color
+    from nstjax.run import color
     image = np.asarray(color.match_color(content, styles[0], method=args.color_match
                                          or "cholesky", clip=True))
     save_image_checked(out, image, args, alpha)
@@ -137,7 +137,7 @@ def _color_only(args, out, content, styles, alpha, t_start) -> int:
 
 
 def save_image_checked(out, image, args, alpha=None) -> None:
-    from nstjax.image_writing import save_image
+    from nstjax.io.image_writing import save_image
     save_image(out, image, protect=common.input_paths(args), bit_depth=args.bit_depth,
                alpha=alpha)
 
@@ -148,7 +148,7 @@ def run(args) -> int:
     size = common.size_of(args)
     objective, mix = common.build_objective(args)
     solver = common.build_solver(args)
-    from nstjax.objective import check_solver
+    from nstjax.objective.terms import check_solver
     check_solver(objective, solver.optimizer)     # before any work, not after the weights
     n_styles = 1 if args.demo else len(args.style)
     weights = build_weights(args, objective, mix, n_styles)   # validated before any work
@@ -160,8 +160,8 @@ def run(args) -> int:
     import jax.numpy as jnp
 
     import nstjax
-    from nstjax.image import ImageError, load_image
-    from nstjax.image_writing import can_hold_alpha, save_image
+    from nstjax.io.image import ImageError, load_image
+    from nstjax.io.image_writing import can_hold_alpha, save_image
 
     t_start = time.perf_counter()
     content, styles, alpha = common.load_inputs(args, size, alpha=True)
@@ -182,7 +182,7 @@ def run(args) -> int:
             raise UsageError(str(e)) from None
     if args.transfer_color_only:
         return _color_only(args, out, content, styles, alpha, t_start)
-    from nstjax import color
+    from nstjax.run import color
     preserve = args.preserve_color
     content_run, styles_run = color.prepare_inputs(
         content, styles, preserve=preserve, method=args.color_match or "cholesky")
@@ -246,7 +246,7 @@ def run(args) -> int:
         solve = lambda: nstjax.stylize(  # noqa: E731
             vgg, jnp.asarray(content_run), [jnp.asarray(s) for s in styles_run], **run_kw)
     else:
-        from nstjax.multiscale import stylize_multiscale
+        from nstjax.run.multiscale import stylize_multiscale
         solve = lambda: stylize_multiscale(  # noqa: E731
             vgg, jnp.asarray(content_run), [jnp.asarray(s) for s in styles_run],
             min_size=args.min_size, iters=ladder[1], **run_kw)

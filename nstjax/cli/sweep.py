@@ -127,7 +127,7 @@ def _outputs(out_dir: Path, k: int, demo: bool) -> list[Path]:
 def member_cells(res) -> np.ndarray:
     """Each member's image above its loss curve: the total per iteration (the solver's
     history) and the final weighted content and style terms (log scale)."""
-    from nstjax.pictures import with_loss_curve
+    from nstjax.io.pictures import with_loss_curve
     cells = []
     for i in range(len(res.images)):
         n = int(res.n_iter[i])
@@ -153,10 +153,10 @@ def run(args) -> int:
     solver = common.build_solver(args)
     values, swept = _sweep_values(args, objective)
 
-    from nstjax import sweeps as sw
-    from nstjax.config import loss_weights
-    from nstjax.image_writing import save_image
-    from nstjax.pictures import contact_sheet, label
+    from nstjax.run import sweeps as sw
+    from nstjax.objective.config import loss_weights
+    from nstjax.io.image_writing import save_image
+    from nstjax.io.pictures import contact_sheet, label
 
     n_styles = 1 if args.demo else len(args.style)
     base = loss_weights(objective, n_styles=n_styles, style_mix=mix)  # members vary it

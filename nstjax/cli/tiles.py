@@ -1,4 +1,4 @@
-"""``nstjax stylize --tile``: print sizes, solved in overlapping windows (:mod:`nstjax.tiling`).
+"""``nstjax stylize --tile``: print sizes, solved in overlapping windows (:mod:`nstjax.large.tiling`).
 
 ``--tile 1024`` solves the image in 1024×1024 windows after a coarse whole-image solve at
 1024 px; ``--tile auto`` tiles only when the whole image would not fit in memory, in the
@@ -127,10 +127,11 @@ def run(args, out, *, objective, weights, solver, content, content_run, styles_r
     import jax.numpy as jnp
 
     import nstjax
-    from nstjax import color, tiling
-    from nstjax.tile_layout import tile_layout
-    from nstjax.image import ImageError
-    from nstjax.image_writing import save_image
+    from nstjax.run import color
+    from nstjax.large import tiling
+    from nstjax.large.tile_layout import tile_layout
+    from nstjax.io.image import ImageError
+    from nstjax.io.image_writing import save_image
 
     h, w = content.shape[:2]
     layout = tile_layout((h, w), args.tile, args.tile_overlap, args.tile_margin)

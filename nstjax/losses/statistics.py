@@ -1,0 +1,259 @@
+"""Style as per-channel statistics of a feature map: BN statistics, moments, dislocators.
+
+Every function takes one image's features ``F: f32[H, W, C]`` and summarises each channel
+over the ``M = H·W`` positions, so all of them except :func:`channel_mmd_loss` ignore where
+features are.  Normalisers are float32 scalars (never integer products).
+
+Conventions (one for the whole module):
+
+* ``μ_c = 1/M Σ_p F_pc``; central moments ``m_k = 1/M Σ_p (F_pc − μ_c)^k`` (the population,
+  i.e. biased, forms, as in seed 003 eq. 12);
+* ``σ = √m_2`` through :func:`safe_sqrt`, whose gradient at 0 is 0 instead of ∞: dead ReLU
+  channels (all zero) are common in deep layers of small images and would otherwise give NaN
+  gradients; its value is exact;
+* skewness ``m_3 / (m_2 + ε)^{3/2}`` and kurtosis ``m_4 / (m_2 + ε)²`` with ``ε = 1e-6``
+  (feature units squared, far below any live channel's variance), which keep them finite on a
+  constant channel.  Kurtosis is Pearson's (not excess): the 3 would cancel in a difference.
+
+References:
+  seed 003 eq. 11-12 (BN statistics); seed 002 eq. 1.4-1.6 (moment loss, ψ, channel-wise
+  MMD); seed 000 §3.5 (dislocators: scaled sums and sample statistics).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from nstjax.losses.core import position_mean, position_weights
+from nstjax.losses.mmd import bandwidth, samples
+
+STAT_EPS = 1e-6
+MAX_MOMENT = 4
+
+
+def _channels(features):
+    return jnp.asarray(features.shape[-1], jnp.float32)
+
+
+def safe_sqrt(x):
+    """``√x`` for ``x ≥ 0`` with gradient 0 (not ∞) at ``x = 0``."""
+    pos = x > 0
+    return jnp.where(pos, jnp.sqrt(jnp.where(pos, x, 1.0)), 0.0)
+
+
+def central_moments(features, order: int, *, mask=None):
+    """Mean and central moments per channel.
+
+    Args:
+      features: ``f32[H, W, C]``.
+      order: highest moment ``N`` (static).
+      mask: optional ``f32[H, W]`` position weights (weighted mean and moments).
+
+    Returns:
+      ``f32[N, C]``: row 0 the mean ``μ``, row ``k−1`` the central moment ``m_k``, ``k ≥ 2``.
+    """
+    x = samples(features)
+    w = position_weights(features, mask)
+    mu = position_mean(x, w)
+    d = x - mu
+    rows, power = [mu], d
+    for _ in range(2, order + 1):
+        power = power * d
+        rows.append(position_mean(power, w))
+    return jnp.stack(rows)
+
+
+# --------------------------------------------------------------------------- BN statistics
+
+
+def bn_target(features, *, mask=None):
+    """BN statistics ``(μ, σ)`` per channel (seed 003 eq. 12): ``f32[2, C]``."""
+    m = central_moments(features, 2, mask=mask)
+    return jnp.stack([m[0], safe_sqrt(m[1])])
+
+
+def bn_statistics_loss(features, target, *, mask=None):
+    """``1/N Σ_i [(μ_i − μ'_i)² + (σ_i − σ'_i)²]`` (seed 003 eq. 11).
+
+    Args:
+      features: ``f32[H, W, C]``.
+      target: ``f32[2, C]`` from :func:`bn_target` of the style features.
+
+    Returns:
+      ``f32[]``.
+    """
+    d = bn_target(features, mask=mask) - target
+    return jnp.sum(d * d) / _channels(features)
+
+
+# --------------------------------------------------------------------------- moments
+
+
+class MomentTarget(NamedTuple):
+    """Style side of the moment loss.
+
+    Attributes:
+      moments: ``M_i(F^s_j)``, ``f32[N, C]`` (see :func:`central_moments`).
+      psi: ``ψ(M_i(F^s))``, ``f32[N]`` (seed 002 eq. 1.5).
+    """
+
+    moments: jax.Array
+    psi: jax.Array
+
+
+def moment_target(features, *, order: int = MAX_MOMENT) -> MomentTarget:
+    """Moments of the style features and their weights ``ψ_i = min{1, 1/|M_1(M_i)|}``.
+
+    ``M_1(M_i)`` is the mean over channels of the ``i``-th moment.  Seed 002 eq. 1.5 has
+    ``1/M_1``; the absolute value keeps ``ψ`` positive for odd central moments, whose
+    channel mean may be negative (``1/0 = ∞`` gives ``ψ = 1``).
+    """
+    mom = central_moments(features, order)
+    return MomentTarget(mom, jnp.minimum(1.0, 1.0 / jnp.abs(jnp.mean(mom, axis=1))))
+
+
+def moment_loss(features, target: MomentTarget, weights, *, mask=None):
+    """Moment loss ``1/C Σ_i w_i ψ_i Σ_j (M_i(F^s_j) − M_i(F_j))²`` (seed 002 eq. 1.4).
+
+    ``M_1`` is the channel mean and ``M_i``, ``i ≥ 2``, the ``i``-th central moment
+    (as in the central moment discrepancy of Zellinger et al. 2017, which the moment loss
+    follows); ``ψ`` (eq. 1.5) divides each by its typical size when that is above 1.
+    ``w_i`` (not in the paper) switches moments on and off inside one compiled function:
+    ``w = (1, 1, 0, 0)`` is eq. 1.4 with ``N = 2``.
+
+    Args:
+      features: ``f32[H, W, C]``.
+      target: from :func:`moment_target`, ``N`` moments.
+      weights: ``f32[N]`` (traceable).
+
+    Returns:
+      ``f32[]``.
+    """
+    n = target.moments.shape[0]
+    d = central_moments(features, n, mask=mask) - target.moments
+    per_moment = jnp.sum(d * d, axis=1)
+    return jnp.sum(jnp.asarray(weights) * target.psi * per_moment) / _channels(features)
+
+
+# --------------------------------------------------------------------------- channel MMD
+
+
+def channel_mmd_loss(features, style_features, *, sigma2=0.0, mask=None):
+    """Channel-wise linear-time Gaussian MMD² with fixed position pairs (seed 002 eq. 1.6).
+
+    Each channel is a set of scalar samples; positions ``2j−1`` and ``2j`` (raster order)
+    form pair ``j``, the same for both images, and
+
+        L = Σ_i 1/P Σ_{j=1}^{P} h((s_{i,2j−1}, n_{i,2j−1}), (s_{i,2j}, n_{i,2j})),
+        h((s, n), (s', n')) = k(s, s') + k(n, n') − k(s, n') − k(s', n),
+
+    with ``s`` the style and ``n`` the generated features and ``P = ⌊min(M, M_s)/2⌋`` (the
+    first ``2P`` positions of each image).  Eq. 1.6 sums over ``j``; the ``1/P`` (Gretton's
+    linear-time normaliser) keeps a layer's value from growing with its area.  The kernel is
+    ``exp(−(a − b)²/(2σ_i²))`` with ``σ_i²`` per channel the mean of the ``4P`` squared
+    differences (:func:`nstjax.losses.mmd.bandwidth`, no gradient) unless ``sigma2 > 0``.
+
+    It is exactly zero at ``F = F^s`` (then ``h = 0`` term by term) and, since the pairs
+    are fixed positions, not invariant to permuting positions.
+
+    Args:
+      features: ``f32[H, W, C]``.
+      style_features: ``f32[H', W', C]``.
+      sigma2: bandwidth override, used where > 0 (traceable).
+      mask: optional ``f32[H, W]`` position weights; pair ``j`` counts ``w_{2j−1}·w_{2j}``.
+
+    Returns:
+      ``f32[]``.
+    """
+    w = position_weights(features, mask)
+    n, s = samples(features), samples(style_features)
+    p = min(n.shape[0], s.shape[0]) // 2
+    if p < 1:
+        raise ValueError("channel MMD needs at least 2 positions per image")
+    n = n[: 2 * p].reshape(p, 2, -1)
+    s = s[: 2 * p].reshape(p, 2, -1)
+    d = jnp.stack([(s[:, 0] - s[:, 1]) ** 2, (n[:, 0] - n[:, 1]) ** 2,
+                   (s[:, 0] - n[:, 1]) ** 2, (s[:, 1] - n[:, 0]) ** 2])      # [4, P, C]
+    if w is None:
+        s2 = bandwidth(d, sigma2, axis=(0, 1))                               # [C]
+        k = jnp.exp(-d / (2.0 * s2))
+        return jnp.sum(jnp.mean(k[0] + k[1] - k[2] - k[3], axis=0))
+    wn = w[: 2 * p].reshape(p, 2)
+    pair_w = wn[:, 0] * wn[:, 1]
+    # the bandwidth from the pairs that count, each as much as its term of the estimate
+    s2 = bandwidth(d, sigma2, axis=(0, 1), weights=pair_w[None, :, None])    # [C]
+    k = jnp.exp(-d / (2.0 * s2))
+    return jnp.sum(position_mean(k[0] + k[1] - k[2] - k[3], pair_w))
+
+
+# --------------------------------------------------------------------------- dislocators
+
+
+def scaled_sum(features, *, mask=None):
+    """Dislocator 1 (seed 000 §3.5): ``Σ_p F_pc / (C·H·W)``, ``f32[C]``.
+
+    With a ``mask``, ``Σ_p w_p F_pc / (C·Σ_p w_p)``.
+    """
+    return position_mean(samples(features), position_weights(features, mask)) \
+        / _channels(features)
+
+
+def scaled_sum_squares(features, *, mask=None):
+    """Dislocator 2 (seed 000 §3.5): ``Σ_p F_pc² / (C·H·W)``, ``f32[C]``."""
+    return scaled_sum(features * features, mask=mask)
+
+
+def scaled_sum_abs(features, *, mask=None):
+    """Dislocator 3 (seed 000 §3.5): ``Σ_p |F_pc| / (C·H·W)``, ``f32[C]``."""
+    return scaled_sum(jnp.abs(features), mask=mask)
+
+
+def dislocator_loss(statistic, target):
+    """Mean squared error of two dislocator outputs (as the Gram loss of seed 000 §3.3).
+
+    Args:
+      statistic: ``f32[...]`` of the generated image.
+      target: same shape, of the style image.
+
+    Returns:
+      ``f32[]``.
+    """
+    d = statistic - target
+    return jnp.mean(d * d)
+
+
+STATISTICS = ("mean", "std", "skew", "kurt")
+
+
+def sample_statistics(features, *, eps=STAT_EPS, mask=None):
+    """Sample mean, standard deviation, skewness and kurtosis per channel (seed 000 §3.5).
+
+    Args:
+      features: ``f32[H, W, C]``.
+      eps: added to ``m_2`` in the skewness and kurtosis denominators (module docstring).
+
+    Returns:
+      ``f32[4, C]``, rows in the order of :data:`STATISTICS`.
+    """
+    mu, m2, m3, m4 = central_moments(features, 4, mask=mask)
+    v = m2 + eps
+    return jnp.stack([mu, safe_sqrt(m2), m3 / (v * jnp.sqrt(v)), m4 / (v * v)])
+
+
+def statistics_loss(features, target, weights, *, mask=None):
+    """``Σ_s w_s · mean_c (S_s(F)_c − S_s(F^s)_c)²`` over the four sample statistics.
+
+    Args:
+      features: ``f32[H, W, C]``.
+      target: ``f32[4, C]`` from :func:`sample_statistics` of the style features.
+      weights: ``f32[4]`` per statistic, order :data:`STATISTICS` (traceable; a one-hot
+        vector gives one statistic alone).
+
+    Returns:
+      ``f32[]``.
+    """
+    d = sample_statistics(features, mask=mask) - target
+    return jnp.sum(jnp.asarray(weights) * jnp.mean(d * d, axis=1))

@@ -1,0 +1,351 @@
+"""The configuration of a transfer, split by lifetime: static objective, traced weights, solver.
+
+* :class:`Objective` (frozen, hashable): layers, style methods, content-loss kind, pooling
+  and memory options.  It is the compile key: changing it builds a new program.
+* :class:`LossWeights` (a pytree of float32 arrays): every weight of the objective, named
+  like the command-line flags.  Traced, so sweeps ``vmap`` over any leaf without compiling
+  again.  Made by :func:`loss_weights`, which validates each value once.
+* :class:`Solver` (a pytree): which optimiser, how many iterations and the L-BFGS history are
+  static fields (part of the compile key); the learning rate and the stop rules are traced
+  leaves.
+
+The objective these parametrise (seed 001 eq. 5, seed 003 eq. 3 and §4)::
+
+    L(x) = α Σ_l c_l L_content,l(x)
+         + β Σ_s b_s Σ_m μ_m λ_m Σ_l w_l L_m,l(x; style s)
+         + τ TV(x)
+
+with ``α`` ``content_weight``, ``β`` ``style_weight`` (seed 003's balance factor ``γ``),
+``b_s`` ``style_blend``, ``μ_m`` ``style_mix``, ``λ_m`` ``style_scales``, ``w_l``/``c_l``
+the layer weights and ``τ`` ``tv_weight``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Mapping, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nstjax.solve import optimize
+from nstjax.losses import get_style_loss
+from nstjax.model.vgg import canonical_layers, check_precision, layer_depth, remat_policy
+
+DEFAULT_CONTENT_LAYERS = ("relu4_2",)
+DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+CONTENT_LOSSES = ("sum", "mse")
+POOLINGS = ("max", "avg")
+NORMALIZATIONS = ("nstjax", "paper")
+
+# Largest weight accepted: VGG features reach ~1e3, Gram losses ~1e10 and a sum of squares
+# over a big image ~1e14, so a weight above 1e20 overflows float32 (max 3.4e38) in the
+# objective; such a weight is refused where it is made, not discovered as an inf mid-solve.
+MAX_WEIGHT = 1e20
+
+
+def check_weight(name: str, value, *, positive: bool = False) -> np.ndarray:
+    """``value`` as float32 after checking every entry is finite, ``>= 0`` and not huge.
+
+    The one check every weight goes through (the objective's weights, sweep members, the
+    command lines' flags).  Raises ``ValueError`` naming ``name`` as the flag spells it.
+    """
+    flag = name.replace("_", "-")
+    try:
+        arr = np.asarray(value, np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{flag} must be a number or a list of numbers, got {value!r}") from None
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{flag} must be finite, got {_show(value)}")
+    if np.any(arr < 0) or (positive and np.any(arr == 0)):
+        raise ValueError(f"{flag} must be {'> 0' if positive else '>= 0'}, got {_show(value)}")
+    if np.any(arr > MAX_WEIGHT):
+        raise ValueError(f"{flag} {_show(value)} is above {MAX_WEIGHT:g}: the objective would "
+                         "overflow float32")
+    return arr.astype(np.float32)
+
+
+def _show(value) -> str:
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return ",".join(f"{float(v):g}" for v in np.ravel(np.asarray(value, np.float64)))
+    return f"{float(value):g}"
+
+
+# --------------------------------------------------------------------------- objective
+
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+    """The static structure of the objective: the compile key.
+
+    Attributes:
+      content_layers, style_layers: VGG19 layer names (any accepted alias; stored canonical).
+      style_losses: registered style method names, e.g. ``("bn", "mmd-poly")`` (their fusion
+        weights are :attr:`LossWeights.style_mix`).
+      content_loss: ``"sum"`` (``½Σ(F−P)²``, seed 001 eq. 1) or ``"mse"``.
+      pooling: ``"max"`` or ``"avg"`` (seed 001 §2 prefers average pooling for synthesis).
+      auto_scale: set each ``λ_m`` once at the start so that method ``m``'s style gradient
+        norm equals the content gradient norm (seed 003 §4).
+      remat: checkpointing policy, ``"none"``, ``"conv"`` or ``"block"``: what the backward
+        pass recomputes instead of keeping (less memory, more time; see
+        :func:`nstjax.model.vgg.vgg_forward`).  ``True``/``False`` mean ``"conv"``/``"none"``.
+      precision: ``"float32"``, ``"tf32"`` (TensorFloat-32 multiplies on GPUs that have
+        them) or ``"bf16"`` (bfloat16 activations; Gram matrices, statistics and the loss
+        in float32).
+      normalization: ``"nstjax"`` (each method's own per-layer normaliser) or ``"paper"``
+        (seed 003's released code: per-layer factors M/2, M, 1/(4N), M/2 on ``mmd-linear``,
+        ``mmd-poly``, ``mmd-gauss``, ``bn`` and its λ; see :mod:`nstjax.losses.builtin`).
+      resample: draw new pairs for the sampling methods (``mmd-gauss``) at every evaluation,
+        as seed 003's code does (for ``adam``/``gd``; line-search optimisers are refused, see
+        :func:`nstjax.objective.terms.check_solver`).  ``False``: one fixed draw per solve.
+    """
+
+    content_layers: tuple = DEFAULT_CONTENT_LAYERS
+    style_layers: tuple = DEFAULT_STYLE_LAYERS
+    style_losses: tuple = ("gram",)
+    content_loss: str = "sum"
+    pooling: str = "max"
+    auto_scale: bool = False
+    remat: str = "none"
+    precision: str = "float32"
+    normalization: str = "nstjax"
+    resample: bool = False
+
+    def __post_init__(self):
+        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
+        set_("content_layers", canonical_layers(self.content_layers))
+        set_("style_layers", canonical_layers(self.style_layers))
+        methods = (self.style_losses,) if isinstance(self.style_losses, str) \
+            else tuple(self.style_losses)
+        if not methods:
+            raise ValueError("no style loss given")
+        for m in methods:
+            get_style_loss(m)
+        if len(set(methods)) != len(methods):
+            raise ValueError(f"style loss named twice: {','.join(methods)}")
+        set_("style_losses", methods)
+        if self.content_loss not in CONTENT_LOSSES:
+            raise ValueError(f"content loss must be 'sum' or 'mse', not {self.content_loss!r}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be 'max' or 'avg', not {self.pooling!r}")
+        set_("auto_scale", bool(self.auto_scale))
+        set_("remat", remat_policy(self.remat))
+        set_("precision", check_precision(self.precision))
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be 'nstjax' or 'paper', not "
+                             f"{self.normalization!r}")
+        set_("resample", bool(self.resample))
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        """Every layer the objective reads, in forward order."""
+        return tuple(sorted(set(self.content_layers) | set(self.style_layers),
+                            key=layer_depth))
+
+    def hyper_names(self) -> tuple[str, ...]:
+        """``("mmd-poly.c", ...)``: the hyper-parameters of this objective's methods."""
+        return tuple(f"{m}.{p}" for m in self.style_losses for p in get_style_loss(m).hyper)
+
+
+# ------------------------------------------------------------------------ loss weights
+
+
+class LossWeights(NamedTuple):
+    """Traced weights of the objective (a pytree; ``vmap`` over any leaf).
+
+    Made by :func:`loss_weights`; the names are the flags'.
+
+    Attributes:
+      content_weight, style_weight, tv_weight: ``f32[]`` α, β (balance γ), τ.
+      content_layer_weights: ``f32[Lc]``; style_layer_weights: ``f32[Ls]``.
+      style_mix: ``f32[M]`` fusion weights of the style methods.
+      style_scales: ``f32[M]`` their λ.
+      style_blend: ``f32[S]`` weights of the style images, summing to 1.
+      hyper: ``{method: {param: f32[]}}`` method hyper-parameters.
+    """
+
+    content_weight: jax.Array
+    style_weight: jax.Array
+    tv_weight: jax.Array
+    content_layer_weights: jax.Array
+    style_layer_weights: jax.Array
+    style_mix: jax.Array
+    style_scales: jax.Array
+    style_blend: jax.Array
+    hyper: dict
+
+
+SWEEPABLE = tuple(f for f in LossWeights._fields if f != "hyper")
+
+
+def loss_weights(objective: Objective, *, n_styles: int = 1,
+                 content_weight=1.0, style_weight=10.0, tv_weight=0.0,
+                 content_layer_weights=None, style_layer_weights=None, style_mix=None,
+                 style_scales=None, style_blend=None,
+                 hyper: Mapping[str, float] | None = None) -> LossWeights:
+    """Validated :class:`LossWeights` for ``objective`` (every check happens here, once).
+
+    Args:
+      objective: the :class:`Objective` the weights belong to.
+      n_styles: number of style images.
+      content_weight, style_weight, tv_weight: α, β, τ.
+      content_layer_weights, style_layer_weights: one per layer (default all 1).
+      style_mix: fusion weight per style method (default all 1).
+      style_scales: ``λ`` per method (default: the registry's measured scales; with
+        ``normalization="paper"`` seed 003's code's, where the method has one).
+      style_blend: weight per style image, normalised to sum to 1 (default equal); a zero
+        sum is refused.
+      hyper: ``{"mmd-poly.c": 0.0, ...}`` (default: the registry's).
+
+    Raises:
+      ValueError: a negative, non-finite or overflowing weight, or a list of the wrong length.
+    """
+    o = objective
+    m = len(o.style_losses)
+
+    def vector(name, value, n, default, what):
+        arr = np.atleast_1d(check_weight(name, default if value is None else value))
+        if arr.shape != (n,):
+            raise ValueError(f"{name.replace('_', '-')} has {arr.size} weights for {n} {what}")
+        return jnp.asarray(arr)
+
+    blend = vector("style_blend", style_blend, n_styles, (1.0,) * n_styles, "style images")
+    total = float(jnp.sum(blend))
+    if total <= 0:
+        raise ValueError("style-blend weights sum to 0: give at least one positive weight")
+    hyper_values = default_hyper(o.style_losses)
+    for name, value in (hyper or {}).items():
+        method, _, param = name.rpartition(".")
+        if method not in hyper_values or param not in hyper_values[method]:
+            raise ValueError(f"unknown style hyper-parameter {name!r}; this objective has "
+                             f"{', '.join(o.hyper_names()) or 'none'}")
+        hyper_values[method][param] = jnp.asarray(_finite(name, value), jnp.float32)
+    return LossWeights(
+        content_weight=jnp.asarray(check_weight("content_weight", content_weight)),
+        style_weight=jnp.asarray(check_weight("style_weight", style_weight)),
+        tv_weight=jnp.asarray(check_weight("tv_weight", tv_weight)),
+        content_layer_weights=vector("content_layer_weights", content_layer_weights,
+                                     len(o.content_layers), (1.0,) * len(o.content_layers),
+                                     "content layers"),
+        style_layer_weights=vector("style_layer_weights", style_layer_weights,
+                                   len(o.style_layers), (1.0,) * len(o.style_layers),
+                                   "style layers"),
+        style_mix=vector("style_mix", style_mix, m, (1.0,) * m, "style methods"),
+        style_scales=vector("style_scales", style_scales, m,
+                            tuple(default_scale(n, o.normalization) for n in o.style_losses),
+                            "style methods"),
+        style_blend=blend / total,
+        hyper=hyper_values)
+
+
+def _finite(name, value) -> float:
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {v:g}")
+    return v
+
+
+def default_scale(method: str, normalization: str = "nstjax") -> float:
+    """The registry's λ of ``method`` under ``normalization`` (``paper_scale`` if any)."""
+    entry = get_style_loss(method)
+    if normalization == "paper" and entry.paper_scale is not None:
+        return entry.paper_scale
+    return entry.scale
+
+
+def default_hyper(methods: Sequence[str]) -> dict:
+    """Default hyper-parameters of the named methods, as float32 arrays (traceable)."""
+    return {n: {k: jnp.asarray(v, jnp.float32) for k, v in get_style_loss(n).hyper.items()}
+            for n in methods}
+
+
+def replace_weight(weights: LossWeights, name: str, value) -> LossWeights:
+    """``weights`` with one leaf (``style_weight``, ``hyper.mmd-poly.c``, ...) replaced.
+
+    The value goes through the same checks as in :func:`loss_weights`; used by sweeps.
+    """
+    if name.startswith("hyper."):
+        _, method, param = name.split(".", 2) if name.count(".") >= 2 else (None, "", "")
+        if method not in weights.hyper or param not in weights.hyper[method]:
+            raise ValueError(f"cannot sweep {name!r}: no such hyper-parameter in this "
+                             "objective")
+        new = jnp.asarray(value, jnp.float32)
+        if new.shape != ():
+            raise ValueError(f"{name}: each value must be a number, got shape {new.shape}")
+        _finite(name, value)
+        hyper = {m: dict(p) for m, p in weights.hyper.items()}
+        hyper[method][param] = new
+        return weights._replace(hyper=hyper)
+    if name not in SWEEPABLE:
+        raise ValueError(f"cannot sweep {name!r}; sweepable: {', '.join(SWEEPABLE)}, "
+                         "hyper.<method>.<param>")
+    old = getattr(weights, name)
+    new = jnp.asarray(check_weight(name, value))
+    if new.shape != old.shape:
+        what = {"style_layer_weights": "style layer", "content_layer_weights": "content layer",
+                "style_mix": "style-loss method", "style_scales": "style-loss method",
+                "style_blend": "style image"}.get(name)
+        raise ValueError(f"{name.replace('_', '-')}: each value must be "
+                         + (f"{old.size} weights, one per {what}" if what else "one number")
+                         + f", got {_show(value)}")
+    if name == "style_blend":
+        if float(jnp.sum(new)) <= 0:
+            raise ValueError("style-blend weights sum to 0: give at least one positive weight")
+        new = new / jnp.sum(new)
+    return weights._replace(**{name: new})
+
+
+# ------------------------------------------------------------------------------ solver
+
+
+@dataclasses.dataclass(frozen=True)
+class Solver:
+    """How to minimise: a pytree whose static fields are part of the compile key.
+
+    Attributes:
+      optimizer: a registered optimiser name (static; see :data:`nstjax.OPTIMIZERS`).
+      max_iter: iteration limit (static).
+      history_size: L-BFGS memory (static).
+      lr: step size of ``adam`` and ``gd`` (traced).
+      rtol: stop when the loss changes by less than this fraction (traced; 0 disables;
+        seed 003 §4 stops at 0.5%).
+      tol_x: stop when ``‖x_k − x_{k−1}‖ / ‖x_{k−1}‖`` falls below this (traced; 0 disables;
+        the rule of seed 003's released code).
+      threshold: stop when the loss falls below this (traced; ``-inf`` disables).
+    """
+
+    optimizer: str = optimize.DEFAULT_OPTIMIZER
+    max_iter: int = 300
+    history_size: int = 10
+    lr: float = 0.02
+    rtol: float = 0.0
+    tol_x: float = 0.0
+    threshold: float = -math.inf
+
+    def __post_init__(self):
+        if not isinstance(self.lr, (int, float)):   # traced copy made by unflattening
+            return
+        if self.optimizer not in optimize.OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose from "
+                             f"{', '.join(optimize.OPTIMIZERS)}")
+        if int(self.max_iter) < 1:
+            raise ValueError("iterations (max_iter) must be >= 1")
+        if int(self.history_size) < 1:
+            raise ValueError("history size must be >= 1")
+        object.__setattr__(self, "max_iter", int(self.max_iter))
+        object.__setattr__(self, "history_size", int(self.history_size))
+        for name, flag, positive in (("lr", "lr", True), ("rtol", "tol", False),
+                                     ("tol_x", "tol_x", False)):
+            check_weight(flag, getattr(self, name), positive=positive)
+            object.__setattr__(self, name, float(getattr(self, name)))
+        t = float(self.threshold)
+        if math.isnan(t) or t == math.inf:
+            raise ValueError(f"threshold must be a number or -inf, got {t:g}")
+        object.__setattr__(self, "threshold", t)
+
+
+jax.tree_util.register_dataclass(
+    Solver, data_fields=["lr", "rtol", "tol_x", "threshold"],
+    meta_fields=["optimizer", "max_iter", "history_size"])

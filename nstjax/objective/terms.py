@@ -1,0 +1,197 @@
+"""The objective: targets computed once, then its weighted terms at an image (pure).
+
+    L(x) = α Σ_l c_l L_content,l(x) + β Σ_s b_s Σ_m μ_m λ_m Σ_l w_l L_m,l(x; style s) + τ TV(x)
+
+(seed 001 eq. 5, seed 003 eq. 3 and §4; the symbols are :class:`nstjax.LossWeights`'
+fields, see :mod:`nstjax.objective.config`).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from nstjax.losses import core as losses
+
+from nstjax.objective import masks
+from nstjax.objective.config import LossWeights, Objective
+from nstjax.losses import style_loss_terms, style_targets
+from nstjax.model.vgg import extract_features
+from nstjax.io.weights import VGGWeights
+
+
+class Targets(NamedTuple):
+    """What the objective matches, computed once per run.
+
+    Attributes:
+      content: ``{layer: f32[h, w, c]}`` content features ``P``.
+      style: one ``{method: {layer: T}}`` per style image (Gram ``A``, statistics, ...).
+      style_masks: ``None`` or one ``{style layer: f32[h, w]}`` per style image: where on
+        the generated image that style's statistics are taken (:mod:`nstjax.objective.masks`).
+      content_mask: ``None`` or ``{content layer: f32[h, w]}`` content-loss position
+        weights.
+    """
+
+    content: dict
+    style: tuple
+    style_masks: tuple | None = None
+    content_mask: dict | None = None
+
+
+def compute_targets(vgg: VGGWeights, content, styles: Sequence, *, objective: Objective,
+                    style_masks: Sequence | None = None, content_mask=None,
+                    mask_mode: str = "average", keep_weight=masks.KEEP_WEIGHT) -> Targets:
+    """Content features ``P`` and per-style, per-method style targets, computed once.
+
+    Args:
+      vgg: the network's parameters (:func:`nstjax.load_vgg19`).
+      content: ``f32[H, W, 3]`` RGB in [0, 1].
+      styles: sequence of style images ``f32[h_s, w_s, 3]`` (sizes may differ).
+      objective: the :class:`Objective`.
+      style_masks: optional one ``f32[h, w]`` mask in [0, 1] per style image, over the
+        generated image (white: that style applies; resampled to the content's size),
+        carried down the network by :func:`nstjax.objective.masks.mask_pyramid` (``mask_mode``).
+      content_mask: optional ``f32[h, w]`` in [0, 1], white = keep photographic: the
+        style maps are multiplied by the erosion of ``1 − c`` (no style statistic sees a
+        kept pixel) and, for ``keep_weight`` ≠ 1, the content loss weighted by
+        ``1 + (keep_weight − 1) c`` (:func:`nstjax.objective.masks.target_masks`).
+
+    References:
+      Gatys et al. 2017 §4 (spatial control, guided Gram matrices).
+    """
+    o = objective
+    style_pyramids, content_pyramid = masks.target_masks(
+        tuple(jnp.shape(content)[:2]), style_masks, content_mask, n_styles=len(styles),
+        style_layers=o.style_layers, content_layers=o.content_layers, mode=mask_mode,
+        keep_weight=keep_weight)
+    content_features = extract_features(vgg, content, o.content_layers, pooling=o.pooling)
+    style = []
+    for image in styles:
+        features = extract_features(vgg, image, o.style_layers, pooling=o.pooling)
+        style.append(style_targets(o.style_losses, features))
+    return Targets(content=content_features, style=tuple(style), style_masks=style_pyramids,
+                   content_mask=content_pyramid)
+
+
+def _unweighted_terms(image, vgg, targets: Targets, weights: LossWeights, key,
+                      objective: Objective):
+    """``(Σ_l c_l L_content,l, f32[M] per-method style losses (blended), TV)``."""
+    o = objective
+    features = extract_features(vgg, image, o.layers, pooling=o.pooling, remat=o.remat,
+                                precision=o.precision)
+    content = 0.0
+    for i, layer in enumerate(o.content_layers):
+        content = content + weights.content_layer_weights[i] * losses.content_loss(
+            features[layer], targets.content[layer], kind=o.content_loss,
+            mask=None if targets.content_mask is None else targets.content_mask[layer])
+    style_features = {layer: features[layer] for layer in o.style_layers}
+    if o.resample:
+        key = jax.random.fold_in(key, image_hash(image))
+    per_method = 0.0
+    for s, target in enumerate(targets.style):
+        layer_weights, style_masks = weights.style_layer_weights, None
+        if targets.style_masks is not None:     # empty layers weigh 0 (nstjax.objective.masks)
+            style_masks, present = masks.guard_layer_masks(targets.style_masks[s],
+                                                           o.style_layers)
+            layer_weights = layer_weights * present
+        per_method = per_method + weights.style_blend[s] * style_loss_terms(
+            o.style_losses, style_features, target, layer_weights,
+            weights.hyper, jax.random.fold_in(key, s), masks=style_masks,
+            normalization=o.normalization)
+    return content, per_method, losses.tv_loss(image)
+
+
+RESAMPLING_OPTIMIZERS = ("adam", "gd")
+
+
+def image_hash(image):
+    """A ``u32[]`` digest of the bits of ``image`` (no gradient): the per-evaluation key.
+
+    With ``Objective(resample=True)`` the sampling methods' key is ``fold_in(key,
+    image_hash(x))``, so every evaluation at a new iterate draws new pairs (seed 003's
+    code reshuffles them at every forward pass, ``mmd_loss.py``), while the objective stays
+    a pure, deterministic function of ``x`` for a given key: the same seed repeats a solve.
+    The digest is ``Σ_i b_i·(2i + 1) mod 2³²`` over the float32 bit patterns ``b_i``.
+    """
+    bits = jax.lax.bitcast_convert_type(
+        jax.lax.stop_gradient(jnp.asarray(image, jnp.float32)), jnp.uint32).ravel()
+    odd = jnp.arange(bits.size, dtype=jnp.uint32) * jnp.uint32(2) + jnp.uint32(1)
+    return jnp.sum(bits * odd, dtype=jnp.uint32)
+
+
+def check_solver(objective: Objective, optimizer: str) -> None:
+    """Refuse resampled pairs with an optimiser that needs a deterministic objective.
+
+    A line search (``plbfgs``, ``lbfgsb``, ``lbfgs``, ``optax-lbfgs``) compares values and
+    gradients at nearby points and builds curvature pairs from them; with pairs drawn anew
+    at every evaluation these are different functions, so the search and the curvature
+    estimate are noise.  Resampling is for ``adam`` and ``gd`` (seed 003's code uses SGD).
+
+    Raises:
+      ValueError: ``objective.resample`` with an optimiser outside
+        :data:`RESAMPLING_OPTIMIZERS`.
+    """
+    if objective.resample and optimizer not in RESAMPLING_OPTIMIZERS:
+        raise ValueError(f"resampled Gaussian pairs need a stochastic optimiser "
+                         f"({' or '.join(RESAMPLING_OPTIMIZERS)}); {optimizer} uses a line "
+                         "search, which needs the same function at every evaluation")
+
+
+def objective_terms(image, vgg: VGGWeights, targets: Targets, weights: LossWeights, key, *,
+                    objective: Objective) -> dict:
+    """The weighted parts of the objective: ``{"content", "style", "tv", "total"}``.
+
+    Pure; ``jit``, ``grad`` and ``vmap`` it freely.  ``style`` includes β, the mix and λ.
+
+    Args:
+      image: ``f32[H, W, 3]`` RGB in [0, 1].
+      vgg: the network's parameters.
+      targets: from :func:`compute_targets`.
+      weights: the traced :class:`LossWeights`.
+      key: PRNG key of the methods that sample (``mmd-gauss``).
+      objective: the static :class:`Objective`.
+    """
+    content, per_method, tv = _unweighted_terms(image, vgg, targets, weights, key, objective)
+    w = weights
+    parts = {"content": w.content_weight * content,
+             "style": w.style_weight * jnp.sum(w.style_mix * w.style_scales * per_method),
+             "tv": w.tv_weight * tv}
+    parts["total"] = parts["content"] + parts["style"] + parts["tv"]
+    return parts
+
+
+def total_loss(image, vgg: VGGWeights, targets: Targets, weights: LossWeights, key, *,
+               objective: Objective):
+    """The whole objective ``α L_content + β L_style + τ TV`` (seed 001 eq. 5), ``f32[]``."""
+    return objective_terms(image, vgg, targets, weights, key, objective=objective)["total"]
+
+
+def auto_scales(image, vgg: VGGWeights, targets: Targets, weights: LossWeights, key, *,
+                objective: Objective):
+    """``λ_m`` such that each method's style gradient norm equals the content's (seed 003 §4).
+
+    Measured once at a probe near ``image`` (the initial image plus N(0, 0.05²) noise,
+    drawn from ``key``: a content init has zero content gradient); falls back to the
+    current scale where a gradient vanishes.
+
+    Returns:
+      ``f32[M]``.
+    """
+    probe = jnp.clip(image + 0.05 * jax.random.normal(jax.random.fold_in(key, 7), image.shape),
+                     0.0, 1.0)
+
+    def content_part(x):
+        return _unweighted_terms(x, vgg, targets, weights, key, objective)[0]
+
+    g_content = jnp.linalg.norm(jax.grad(content_part)(probe))
+    scales = []
+    for m in range(len(objective.style_losses)):
+        def style_part(x, m=m):
+            return _unweighted_terms(x, vgg, targets, weights, key, objective)[1][m]
+        g_style = jnp.linalg.norm(jax.grad(style_part)(probe))
+        ok = (g_style > 0) & jnp.isfinite(g_style) & (g_content > 0)
+        scales.append(jnp.where(ok, g_content / jnp.where(ok, g_style, 1.0),
+                                weights.style_scales[m]))
+    return jnp.stack(scales)

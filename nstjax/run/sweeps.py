@@ -1,0 +1,233 @@
+"""Sweeps: K settings, one compiled, ``vmap``-ped program, sharded across devices.
+
+Every sweepable setting is a leaf of :class:`nstjax.LossWeights`; a sweep stacks K
+copies of it (a grid or zipped lists of values), computes the VGG targets once and runs
+the steps of :mod:`nstjax.run.transfer` under ``vmap`` over the K axis, driven by the same host
+loop as a single run (:func:`nstjax.run.transfer.drive`).  A vmapped ``while_loop`` runs until its last member stops;
+JAX's batching rule selects the old carry for members whose condition is false, so a
+converged member does not move and keeps its own iteration count.
+
+The K axis is sharded over the local devices with a ``Mesh`` and ``NamedSharding``.  Across
+hosts (a GPU cluster or TPU slice), call ``jax.distributed.initialize()`` first: each
+process then runs its slice of the K members on its own devices and the results are
+gathered with ``multihost_utils.process_allgather`` — JAX's multi-controller runtime is the
+engine.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from typing import Mapping, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from nstjax.run import hooks
+
+from nstjax.run import memory
+from nstjax.objective.config import LossWeights, Objective, Solver, loss_weights as make_loss_weights, \
+    replace_weight
+from nstjax.objective.terms import compute_targets
+from nstjax.run.transfer import (Program, as_image_list, drive, initial_image, transfer_advance,
+                             transfer_finish, transfer_init)
+
+
+class SweepResult(NamedTuple):
+    """Outcome of :func:`sweep` (leading axis K).
+
+    Attributes:
+      images: ``f32[K, H, W, 3]``.
+      loss: ``f32[K]``; history: ``f32[K, max_iter]``; n_iter, status: ``i32[K]``.
+      terms: ``{"content", "style", "tv"}: f32[K]``.
+      settings: list of K dicts, the swept values of each member.
+      weights: the stacked :class:`LossWeights`.
+    """
+
+    images: np.ndarray
+    loss: np.ndarray
+    history: np.ndarray
+    n_iter: np.ndarray
+    status: np.ndarray
+    terms: dict
+    settings: list
+    weights: LossWeights
+
+
+def member_settings(values: Mapping[str, Sequence], *, mode: str = "grid") -> list[dict]:
+    """Expand ``{"style": [1, 10], "tv": [0, 1]}`` into K member dicts (grid or zip)."""
+    if not values:
+        raise ValueError("nothing to sweep")
+    names = list(values)
+    lists = [list(values[n]) for n in names]
+    if mode == "grid":
+        combos = itertools.product(*lists)
+    elif mode == "zip":
+        if len({len(v) for v in lists}) != 1:
+            raise ValueError("zipped sweeps need lists of equal length")
+        combos = zip(*lists)
+    else:
+        raise ValueError(f"mode must be 'grid' or 'zip', not {mode!r}")
+    members = [dict(zip(names, c)) for c in combos]
+    if not members:
+        raise ValueError("every swept setting needs at least one value")
+    return members
+
+
+def stack_loss_weights(base: LossWeights, members: list[dict]) -> LossWeights:
+    """K LossWeights, one per member dict, stacked along a new leading axis."""
+    each = []
+    for m in members:
+        weights = base
+        for name, value in m.items():
+            weights = replace_weight(weights, name, value)
+        each.append(weights)
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *each)
+
+
+@functools.lru_cache(maxsize=32)  # one set of programs per (objective, mesh): later sweeps reuse them
+def _programs(objective: Objective, mesh: Mesh | None):
+    """The compiled, K-batched steps of :mod:`nstjax.run.transfer` (``vmap`` over the weights)."""
+    shared = (None, None, None, 0, None, None)          # x0/state, vgg, targets, W, solver, key
+    init = jax.vmap(functools.partial(transfer_init, objective=objective), in_axes=shared)
+    advance = jax.vmap(functools.partial(transfer_advance, objective=objective),
+                       in_axes=(0, None, None, 0, None, None, None))
+    finish = jax.vmap(functools.partial(transfer_finish, objective=objective),
+                      in_axes=(0, None, None, 0, None, None))
+    if mesh is None:
+        return jax.jit(init), jax.jit(advance), jax.jit(finish)
+    k = NamedSharding(mesh, PartitionSpec("k"))
+    return (jax.jit(init, out_shardings=k), jax.jit(advance, out_shardings=k),
+            jax.jit(finish, out_shardings=k))
+
+
+def members_that_fit(vgg, content, styles, objective: Objective, solver: Solver, *,
+                     n_styles: int | None = None, devices=None) -> int:
+    """How many sweep members fit in memory at once, from XLA's figures for the programs.
+
+    The batched solve step (:func:`nstjax.run.transfer.transfer_advance` under ``vmap``, the
+    largest of the three programs: VGG forward and backward plus the optimiser's state per
+    member) is compiled for 1 and 2 members; its memory grows linearly in the member count
+    (:func:`nstjax.run.memory.members_that_fit`), so the two give the fixed and the per-member
+    bytes.  ``0`` when not even one member fits.
+    """
+    devices = devices or jax.local_devices()
+    styles = as_image_list(styles)
+    content = jnp.asarray(content, jnp.float32)
+    base = make_loss_weights(objective, n_styles=n_styles or len(styles))
+    targets = jax.eval_shape(lambda: compute_targets(vgg, content, styles, objective=objective))
+    _, advance, _ = _programs(objective, None)
+    key = jax.random.PRNGKey(0)
+
+    def compile_for(k):
+        weights = jax.tree.map(lambda a: jax.ShapeDtypeStruct((k,) + a.shape, a.dtype), base)
+        state = jax.eval_shape(
+            jax.vmap(functools.partial(transfer_init, objective=objective),
+                     in_axes=(None, None, None, 0, None, None)),
+            content, vgg, targets, weights, solver, key)[0]
+        return advance.lower(state, vgg, targets, weights, solver, key,
+                             np.int32(1)).compile()
+
+    members, _, _ = memory.members_that_fit(compile_for)
+    return members * len(devices)
+
+
+def sweep(vgg, content, style, values: Mapping[str, Sequence], *, key,
+          objective: Objective = Objective(), weights: LossWeights | None = None,
+          solver: Solver = Solver(), init: str = "content", mode: str = "grid",
+          chunk: int | None = None, devices=None, log=None,
+          callbacks: hooks.Callbacks | None = None) -> SweepResult:
+    """Run K style transfers, one per setting, as one vmapped program per micro-batch.
+
+    Args:
+      vgg: the network's parameters.
+      content: ``f32[H, W, 3]``.
+      style: a style image or a list of them (all members share them).
+      values: ``{leaf: list of values}`` over :data:`nstjax.objective.config.SWEEPABLE` leaves of
+        :class:`LossWeights` (``style_weight`` is β, the balance factor; ``style_mix`` the
+        fusion weights; ``style_layer_weights`` per-layer weight vectors) or
+        ``hyper.<method>.<param>``.
+      key: PRNG key, shared by all members (member k equals ``stylize`` with this key).
+      objective: the static :class:`Objective`.
+      weights: the base :class:`LossWeights` the members vary (default
+        :func:`nstjax.loss_weights`).
+      solver: the :class:`Solver`.
+      init: ``"content"``, ``"noise"`` or ``"style"``.
+      mode: ``"grid"`` (Cartesian product) or ``"zip"`` (equal-length lists).
+      chunk: members per compiled call (default: all that fit, see :func:`members_that_fit`).
+      devices: local devices to shard K over (default: all).
+      log: optional ``print``-like function for the plan.
+      callbacks: optional host :class:`nstjax.run.hooks.Callbacks`; ``progress`` receives the
+        chunk's iteration and loss arrays; ``should_stop`` ends every member at once, each
+        keeping its current image.
+
+    Returns:
+      A :class:`SweepResult` with K members, in the order of :func:`member_settings`.
+    """
+    content = jnp.asarray(content, jnp.float32)
+    styles = as_image_list(style)
+    members = member_settings(values, mode=mode)
+    k_total = len(members)
+    base = make_loss_weights(objective, n_styles=len(styles)) if weights is None else weights
+    stacked = stack_loss_weights(base, members)
+
+    # Multi-host: each process takes its contiguous slice of the members; slices are padded
+    # to ``per_proc`` rows (the allgather needs equal shapes; a process whose slice is empty
+    # re-runs the last member) and the padding is dropped after the gather.
+    n_proc, proc = jax.process_count(), jax.process_index()
+    per_proc = math.ceil(k_total / n_proc)
+    lo, hi = min(proc * per_proc, k_total), min((proc + 1) * per_proc, k_total)
+    mine = hi - lo
+    lo = min(lo, k_total - 1)
+
+    devices = list(devices or jax.local_devices())
+    fit = members_that_fit(vgg, content, styles, objective, solver, devices=devices)
+    if fit < 1:
+        raise ValueError(f"not even one sweep member fits in memory at "
+                         f"{content.shape[1]}×{content.shape[0]}; use a smaller size")
+    chunk = min(chunk or fit, max(hi - lo, 1))
+    chunk = max(len(devices), (chunk // len(devices)) * len(devices))  # whole devices
+    if log:
+        log(f"sweep: {k_total} members ({mine} on this process), {fit} fit in memory at "
+            f"once on {len(devices)} device(s); running in chunks of {chunk}")
+
+    targets = compute_targets(vgg, content, styles, objective=objective)   # once, shared
+    k_init, k_loss = jax.random.split(key)
+    x0 = initial_image(content, styles, init, k_init)
+    mesh = Mesh(np.array(devices), ("k",)) if len(devices) > 1 else None
+    init, advance, finish = _programs(objective, mesh)
+    callbacks = hooks.Callbacks(progress=callbacks.progress, should_stop=callbacks.should_stop) \
+        if callbacks else None     # no snapshots of a batch
+
+    outs = []
+    for start in range(lo, hi, chunk):
+        idx = np.arange(start, min(start + chunk, hi))
+        pad = np.concatenate([idx, np.full(chunk - len(idx), idx[-1])])  # fixed shape
+        lw = jax.tree.map(lambda a: a[pad], stacked)
+        if mesh is not None:
+            lw = jax.device_put(lw, NamedSharding(mesh, PartitionSpec("k")))
+        program = Program(
+            init=lambda lw=lw: init(x0, vgg, targets, lw, solver, k_loss),
+            advance=lambda state, w, until: advance(state, vgg, targets, w, solver, k_loss,
+                                                    until),
+            finish=lambda state, w: finish(state, vgg, targets, w, solver, k_loss))
+        res, terms, _ = drive(program, solver.max_iter, callbacks)
+        outs.append(jax.tree.map(lambda a: np.asarray(a)[: len(idx)], (res, terms)))
+        if callbacks is not None and callbacks.should_stop is not None \
+                and callbacks.should_stop():
+            break  # the members not yet run are not run
+    res, terms = jax.tree.map(lambda *a: np.concatenate(a), *outs)
+    if n_proc > 1:
+        from jax.experimental import multihost_utils
+        res, terms = jax.tree.map(
+            lambda a: np.concatenate([a, np.repeat(a[-1:], per_proc - len(a), 0)]),
+            (res, terms))
+        res, terms = multihost_utils.process_allgather((res, terms), tiled=True)
+        res, terms = jax.tree.map(lambda a: np.asarray(a)[:k_total], (res, terms))
+    done = len(res.x)
+    return SweepResult(images=res.x, loss=res.value, history=res.history, n_iter=res.n_iter,
+                       status=res.status, terms=terms, settings=members[:done],
+                       weights=jax.tree.map(lambda a: a[:done], stacked))

@@ -1,0 +1,290 @@
+"""The driver: a solve in resumable chunks, and :func:`stylize` on top of it.
+
+A solve is three pure steps, each compiled once per objective, solver structure and shape:
+:func:`transfer_init` (targets are given; optional automatic scales; the optimiser's state
+at the start image), :func:`transfer_advance` (iterate up to a traced iteration count or
+until a stop rule fires) and :func:`transfer_finish` (the result and its weighted terms).
+:func:`run_transfer` is their composition, for your own ``jit``/``vmap``.
+
+:func:`drive` is the one loop on the host: it advances a solve chunk by chunk, reports
+progress, writes snapshots and honours a stop request between chunks.  :func:`stylize`
+drives the three steps under ``jit`` for one image, :func:`nstjax.sweep` under
+``jit(vmap(...))`` for K settings.  Nothing inside a compiled program calls back to the
+host, so JAX's persistent compilation cache keeps every program across runs, and a chunk
+lasts about :data:`CHUNK_SECONDS`, so progress is live and Ctrl-C stops a run within that.
+
+What recompiles is the :class:`~nstjax.objective.config.Objective`, the
+:class:`~nstjax.objective.config.Solver`'s static fields and the image shapes; weights, rates, stop
+rules, images, keys and callbacks are traced or live on the host.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Callable, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nstjax.solve import optimize
+from nstjax.objective.config import LossWeights, Objective, Solver, loss_weights as make_loss_weights
+from nstjax.run.hooks import Callbacks
+from nstjax.objective.terms import (Targets, auto_scales, check_solver, compute_targets,
+                              objective_terms, total_loss)
+from nstjax.solve.optimize import SolveState, Status
+from nstjax.io.weights import VGGWeights
+
+INITS = ("content", "noise", "style", "grey")
+# Seed 003's code starts from ``uniform(−0.1, 0.1)`` in mean-subtracted 0-255 units: the
+# ImageNet mean pixel of its preprocessing, ±0.1/255 (``neural-style.py``, ``--init random``).
+GREY_RGB = (123.68 / 255.0, 116.779 / 255.0, 103.939 / 255.0)
+GREY_NOISE = 0.1 / 255.0
+CHUNK_SECONDS = 0.25      # target wall time of one compiled chunk of iterations
+
+
+class TransferResult(NamedTuple):
+    """Outcome of :func:`stylize`.
+
+    Attributes:
+      image: ``f32[H, W, 3]`` RGB in [0, 1].
+      loss: ``f32[]`` objective at ``image``.
+      history: ``f32[max_iter]`` loss per iteration (NaN after the last).
+      n_iter: ``i32[]`` iterations run.
+      status: ``i32[]`` an :class:`nstjax.Status`.
+      terms: ``{"content", "style", "tv"}`` weighted parts of the final loss.
+      weights: the :class:`LossWeights` used (after automatic scaling).
+    """
+
+    image: jax.Array
+    loss: jax.Array
+    history: jax.Array
+    n_iter: jax.Array
+    status: jax.Array
+    terms: dict
+    weights: LossWeights
+
+
+def _problem(vgg, targets, weights, solver, key, objective):
+    fun = functools.partial(_loss, vgg=vgg, targets=targets, weights=weights, key=key,
+                            objective=objective)
+    optimizer = optimize.make_optimizer(solver.optimizer, lower=0.0, upper=1.0,
+                                        history_size=solver.history_size, lr=solver.lr)
+    return fun, optimizer
+
+
+def _loss(x, *, vgg, targets, weights, key, objective):
+    return total_loss(x, vgg, targets, weights, key, objective=objective)
+
+
+def transfer_init(x0, vgg: VGGWeights, targets: Targets, weights: LossWeights, solver: Solver,
+                  key, *, objective: Objective) -> tuple[SolveState, LossWeights]:
+    """Start a solve at ``x0``: ``(state, weights)``, with ``style_scales`` replaced first
+    when ``objective.auto_scale`` (seed 003 §4).  Pure."""
+    check_solver(objective, solver.optimizer)
+    if objective.auto_scale:
+        weights = weights._replace(style_scales=auto_scales(
+            x0, vgg, targets, weights, key, objective=objective))
+    fun, optimizer = _problem(vgg, targets, weights, solver, key, objective)
+    return optimize.minimize_init(fun, x0, optimizer, max_iter=solver.max_iter), weights
+
+
+def transfer_advance(state: SolveState, vgg: VGGWeights, targets: Targets,
+                     weights: LossWeights, solver: Solver, key, until, *,
+                     objective: Objective) -> SolveState:
+    """Iterate until ``until`` (traced) iterations are done or a stop rule fires.  Pure."""
+    fun, optimizer = _problem(vgg, targets, weights, solver, key, objective)
+    return optimize.minimize_continue(fun, state, optimizer, until=until, rtol=solver.rtol,
+                                      tol_x=solver.tol_x, threshold=solver.threshold)
+
+
+def transfer_finish(state: SolveState, vgg: VGGWeights, targets: Targets, weights: LossWeights,
+                    solver: Solver, key, *, objective: Objective):
+    """``(OptimizeResult, terms)`` of a solve; ``terms`` are the weighted ``content``,
+    ``style`` and ``tv`` parts at its image.  Pure."""
+    fun, optimizer = _problem(vgg, targets, weights, solver, key, objective)
+    result = optimize.minimize_result(fun, state, optimizer)
+    terms = objective_terms(result.x, vgg, targets, weights, key, objective=objective)
+    return result, {k: v for k, v in terms.items() if k != "total"}
+
+
+def run_transfer(x0, vgg: VGGWeights, targets: Targets, weights: LossWeights, solver: Solver,
+                 key, *, objective: Objective):
+    """A whole solve from ``x0`` in one pure function, for your own ``jit`` / ``vmap``.
+
+    Args:
+      x0: ``f32[H, W, 3]`` start image.
+      vgg: the network's parameters.
+      targets: from :func:`nstjax.compute_targets`.
+      weights: traced :class:`LossWeights`.
+      solver: the :class:`Solver` (its static fields are part of the compile key).
+      key: PRNG key of the sampling losses.
+      objective: the static :class:`Objective`.
+
+    Returns:
+      ``(OptimizeResult, terms, weights)``.
+    """
+    state, weights = transfer_init(x0, vgg, targets, weights, solver, key, objective=objective)
+    state = transfer_advance(state, vgg, targets, weights, solver, key, solver.max_iter,
+                             objective=objective)
+    result, terms = transfer_finish(state, vgg, targets, weights, solver, key,
+                                    objective=objective)
+    return result, terms, weights
+
+
+class Program(NamedTuple):
+    """The three compiled steps of a solve with everything but the state bound.
+
+    Attributes:
+      init: ``() -> (state, weights)``.
+      advance: ``(state, weights, until) -> state``.
+      finish: ``(state, weights) -> (OptimizeResult, terms)``.
+    """
+
+    init: Callable
+    advance: Callable
+    finish: Callable
+
+
+_init = jax.jit(transfer_init, static_argnames=("objective",))
+_advance = jax.jit(transfer_advance, static_argnames=("objective",))
+_finish = jax.jit(transfer_finish, static_argnames=("objective",))
+
+
+def drive(program: Program, max_iter: int, callbacks: Callbacks | None = None, *,
+          chunk_seconds: float = CHUNK_SECONDS):
+    """Run a solve chunk by chunk on the host: the one loop of every driver.
+
+    After each chunk it calls ``callbacks.progress`` (for a single solve once per iteration
+    done, ``(i, loss)``; for a batch once, with the arrays of iterations and losses),
+    writes ``callbacks.snapshot`` at multiples of ``snapshot_every`` (single solves) and,
+    when ``callbacks.should_stop()``, ends every running member with status
+    ``INTERRUPTED``, keeping its current image.  Chunks grow or shrink to last about
+    ``chunk_seconds``.
+
+    Returns:
+      ``(OptimizeResult, terms, weights)`` from ``program.finish``.
+    """
+    callbacks = callbacks or Callbacks()
+    state, weights = program.init()
+    reported, chunk = 0, 1
+    every = callbacks.every
+    while True:
+        until = min(reported + chunk, max_iter)
+        if every:
+            until = min(until, (reported // every + 1) * every)
+        started = time.perf_counter()
+        state = program.advance(state, weights, np.int32(until))
+        n_iter = np.asarray(state.n_iter)        # waits for the chunk
+        elapsed = time.perf_counter() - started
+        done = int(n_iter.max())
+        if callbacks.progress is not None and done > reported:
+            history = np.asarray(state.history)
+            if n_iter.ndim == 0:
+                for i in range(reported + 1, done + 1):
+                    callbacks.progress(i, float(history[i - 1]))
+            else:
+                last = np.take_along_axis(history, np.maximum(n_iter - 1, 0)[:, None], 1)[:, 0]
+                callbacks.progress(n_iter, last)
+        if every and n_iter.ndim == 0 and done % every == 0 and done > reported:
+            callbacks.snapshot(done, np.asarray(state.x))
+        running = np.asarray(state.status) == Status.MAX_ITER
+        steps = max(done - reported, 1)
+        reported = done
+        if not running.any() or done >= max_iter:
+            break
+        if callbacks.should_stop is not None and callbacks.should_stop():
+            status = jnp.where(state.status == Status.MAX_ITER, jnp.int32(Status.INTERRUPTED),
+                               state.status)
+            state = state._replace(status=status)
+            break
+        per_iteration = elapsed / steps
+        chunk = int(np.clip(chunk_seconds / max(per_iteration, 1e-6), 1, 4 * steps))
+    result, terms = program.finish(state, weights)
+    return result, terms, weights
+
+
+def initial_image(content, styles: Sequence, init: str, key):
+    """``"content"``, ``"noise"`` (uniform in [0, 1], seeded), ``"style"`` (first style,
+    resized to the content's shape) or ``"grey"`` (seed 003's code: the mean pixel
+    :data:`GREY_RGB` plus uniform noise of ±:data:`GREY_NOISE`, seeded)."""
+    if init == "content":
+        return content
+    if init == "noise":
+        return jax.random.uniform(key, content.shape, jnp.float32)
+    if init == "style":
+        return jax.image.resize(styles[0], content.shape, "linear").clip(0.0, 1.0)
+    if init == "grey":
+        return jnp.asarray(GREY_RGB, jnp.float32) + jax.random.uniform(
+            key, content.shape, jnp.float32, -GREY_NOISE, GREY_NOISE)
+    raise ValueError(f"init must be one of {', '.join(INITS)} (or an image), not {init!r}")
+
+
+def as_image_list(style) -> list:
+    """One ``f32[H, W, 3]`` image or a sequence of them, as a list of float32 arrays."""
+    if getattr(style, "ndim", 0) == 3:
+        return [jnp.asarray(style, jnp.float32)]
+    images = [jnp.asarray(s, jnp.float32) for s in style]
+    if not images:
+        raise ValueError("no style image given")
+    return images
+
+
+def stylize(vgg: VGGWeights, content, style, *, key, objective: Objective = Objective(),
+            weights: LossWeights | None = None, solver: Solver = Solver(),
+            init="content", callbacks: Callbacks | None = None, style_masks=None,
+            content_mask=None, mask_mode: str = "average", alpha=None) -> TransferResult:
+    """Run a whole style transfer: compiled steps driven chunk by chunk (:func:`drive`).
+
+    Args:
+      vgg: the network's parameters (:func:`nstjax.load_vgg19`).
+      content: ``f32[H, W, 3]`` RGB in [0, 1].
+      style: one style image or a sequence of them (blended by ``weights.style_blend``).
+      key: PRNG key (noise init and sampling losses).
+      objective: the static :class:`Objective`.
+      weights: the traced :class:`LossWeights` (default :func:`nstjax.loss_weights`).
+      solver: the :class:`Solver`.
+      init: ``"content"``, ``"noise"``, ``"style"`` or an ``f32[H, W, 3]`` start image.
+      callbacks: optional host :class:`nstjax.Callbacks` (progress, snapshots, stop).
+      style_masks, content_mask, mask_mode: spatial control, see
+        :func:`nstjax.compute_targets` and :mod:`nstjax.objective.masks`.
+      alpha: optional opacity of the content, ``uint8[h, w]`` bytes or ``f32`` in [0, 1]:
+        transparent pixels weigh nothing in the content loss nor in the style statistics
+        (:mod:`nstjax.objective.alpha`).
+
+    Returns:
+      A :class:`TransferResult`.
+    """
+    content = jnp.asarray(content, jnp.float32)
+    styles = as_image_list(style)
+    if alpha is not None:
+        from nstjax.objective.alpha import alpha_content_mask, alpha_style_masks
+        style_masks = alpha_style_masks(alpha, style_masks, n_styles=len(styles),
+                                        shape=content.shape[:2])
+    targets = compute_targets(vgg, content, styles, objective=objective,
+                              style_masks=style_masks, content_mask=content_mask,
+                              mask_mode=mask_mode)
+    if alpha is not None:
+        targets = alpha_content_mask(targets, alpha, shape=content.shape[:2],
+                                     content_layers=objective.content_layers)
+    if weights is None:
+        weights = make_loss_weights(objective, n_styles=len(styles))
+    k_init, k_loss = jax.random.split(key)
+    if isinstance(init, str):
+        x0 = initial_image(content, styles, init, k_init)
+    else:
+        x0 = jnp.asarray(init, jnp.float32)
+        if x0.shape != content.shape:
+            raise ValueError(f"init image shape {x0.shape} differs from content "
+                             f"{content.shape}")
+    program = Program(
+        init=lambda: _init(x0, vgg, targets, weights, solver, k_loss, objective=objective),
+        advance=lambda state, w, until: _advance(state, vgg, targets, w, solver, k_loss, until,
+                                                 objective=objective),
+        finish=lambda state, w: _finish(state, vgg, targets, w, solver, k_loss,
+                                        objective=objective))
+    result, terms, weights = drive(program, solver.max_iter, callbacks)
+    return TransferResult(image=result.x, loss=result.value, history=result.history,
+                          n_iter=result.n_iter, status=result.status, terms=terms,
+                          weights=weights)
