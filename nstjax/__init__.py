@@ -1,49 +1,61 @@
 """nstjax: optimisation-based neural style transfer in JAX.
 
-Pure core (features, losses, optimisers, the driver) with a thin shell (``nstjax.cli``).
-Module map: ``config`` (Objective, LossWeights, Solver), ``vgg`` and ``weights`` (the
-network), ``losses``, ``mmd``, ``statistics`` and ``style_losses`` (the representations),
-``objective`` (targets and terms), ``optimize`` (optimisers and ``minimize``), ``hooks``
-(host callbacks), ``transfer`` (the driver, ``stylize``), ``multiscale`` (coarse-to-fine),
-``color`` (colour control), ``alpha`` (transparent content), ``sweeps``, ``image`` and
-``image_writing`` (files in and out), ``pictures`` (grids and sheets), ``memory``,
-``tiling`` and ``tile_layout`` (print sizes in tiles), ``sharding`` (one image over
-several devices).
+Pure core with a thin shell (``nstjax.cli``).  The subpackages are the layers, each
+importing only from those before it: ``model`` (VGG19), ``io`` (files), ``losses`` (the
+representations, registered by name; ``nstjax.losses.<method>``), ``objective``
+(Objective, LossWeights, Solver, targets and terms), ``solve`` (optimisers and
+``minimize``), ``run`` (the drivers: ``stylize``, sweeps, inversion, coarse-to-fine,
+colour), ``large`` (tiles, sharding), ``evaluate`` (scores no loss optimises).
 """
 
-from nstjax.objective.config import LossWeights, Objective, Solver, loss_weights
-from nstjax.run.hooks import Callbacks
+import importlib.metadata as _metadata
+
+from nstjax import losses
+from nstjax.evaluate import ScoreResult, score
 from nstjax.io.image import ImageError, load_image
 from nstjax.io.image_writing import save_image
-from nstjax.run.inversion import InversionResult, invert
+from nstjax.io.weights import WeightsError, convert, load_vgg19
+from nstjax.model.layers import VGGWeights
+from nstjax.model.vgg import LAYERS, VGG_WIDTHS, canonical_layer, extract_features, init_random_weights
+from nstjax.losses import (StyleLoss, get_style_loss, parse_style_spec, register_style_loss,
+                           style_loss_names)
 from nstjax.losses.core import content_loss, gram_loss, gram_matrix, tv_loss
+from nstjax.objective.config import LossWeights, Objective, Solver, loss_weights
 from nstjax.objective.terms import Targets, auto_scales, compute_targets, objective_terms, total_loss
-from nstjax.solve.optimize import (OPTIMIZERS, OptimizeResult, Optimizer, Status, make_optimizer,
-                             minimize, register_optimizer)
-from nstjax.losses import (STYLE_LOSSES, StyleLoss, get_style_loss, parse_style_spec,
-                                 register_style_loss)
+from nstjax.solve.optimize import (OptimizeResult, Optimizer, Status, adam, gd, get_optimizer,
+                                   lbfgs, lbfgsb, make_optimizer, minimize, optax_lbfgs,
+                                   optimizer_names, plbfgs, register_optimizer)
+from nstjax.run.hooks import Callbacks
+from nstjax.run.inversion import InversionResult, invert
+from nstjax.run.multiscale import MultiscaleResult, size_ladder, stylize_multiscale
 from nstjax.run.sweeps import SweepResult, sweep
 from nstjax.run.transfer import TransferResult, run_transfer, stylize
-from nstjax.run.multiscale import MultiscaleResult, size_ladder, stylize_multiscale
 from nstjax.large.sharding import stylize_sharded
 from nstjax.large.tiling import TiledResult, stylize_tiled
-from nstjax.model.vgg import LAYERS, VGG_WIDTHS, canonical_layer, extract_features, init_random_weights
-from nstjax.io.weights import VGGWeights, WeightsError, convert, load_vgg19
+
+try:
+    __version__ = _metadata.version("nstjax")
+except _metadata.PackageNotFoundError:      # a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
+    "__version__", "losses",
     "LossWeights", "Objective", "Solver", "loss_weights",
     "Callbacks",
     "ImageError", "load_image", "save_image",
     "InversionResult", "invert",
     "content_loss", "gram_loss", "gram_matrix", "tv_loss",
     "Targets", "auto_scales", "compute_targets", "objective_terms", "total_loss",
-    "OPTIMIZERS", "OptimizeResult", "Optimizer", "Status", "make_optimizer", "minimize",
-    "register_optimizer",
-    "STYLE_LOSSES", "StyleLoss", "get_style_loss", "parse_style_spec", "register_style_loss",
+    "OptimizeResult", "Optimizer", "Status", "make_optimizer", "minimize",
+    "register_optimizer", "optimizer_names", "get_optimizer",
+    "plbfgs", "lbfgsb", "lbfgs", "optax_lbfgs", "adam", "gd",
+    "StyleLoss", "get_style_loss", "parse_style_spec", "register_style_loss",
+    "style_loss_names",
     "SweepResult", "sweep",
     "TransferResult", "run_transfer", "stylize",
     "MultiscaleResult", "size_ladder", "stylize_multiscale",
     "stylize_sharded", "TiledResult", "stylize_tiled",
     "LAYERS", "VGG_WIDTHS", "canonical_layer", "extract_features", "init_random_weights",
     "VGGWeights", "WeightsError", "convert", "load_vgg19",
+    "ScoreResult", "score",
 ]

@@ -50,8 +50,9 @@ def torch_objective(vgg, content, style, spec: dict, *, device: str = "cpu"):
     def T(a):
         return torch.as_tensor(np.array(a), dtype=torch.float32, device=device)
 
-    if spec["content_loss"] != "sum":
-        raise ValueError("the PyTorch reference implements content_loss='sum' only")
+    if spec["content_loss"] not in ("sum", "mse"):
+        raise ValueError(f"unknown content loss {spec['content_loss']!r}")
+    half_sum = spec["content_loss"] == "sum"
     mean, std = T(vgg.mean), T(vgg.std)
     params = {name: (T(np.ascontiguousarray(np.asarray(p["kernel"]).transpose(3, 2, 0, 1))),
                      T(p["bias"])) for name, p in vgg.params.items()}
@@ -89,7 +90,8 @@ def torch_objective(vgg, content, style, spec: dict, *, device: str = "cpu"):
 
     def loss(image):
         f = features(image)
-        content_term = sum(w * 0.5 * ((f[l] - p[l]) ** 2).sum()
+        content_term = sum(w * (0.5 * ((f[l] - p[l]) ** 2).sum() if half_sum
+                                else ((f[l] - p[l]) ** 2).mean())
                            for w, l in zip(spec["content_layer_weights"], spec["content_layers"]))
         style_term = 0.0
         for w, l in zip(spec["style_layer_weights"], spec["style_layers"]):

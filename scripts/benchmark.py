@@ -438,7 +438,7 @@ def main(argv=None) -> int:
                                 epilog="\n".join(__doc__.splitlines()[1:]))
     p.add_argument("--sizes", default="256,512", help="long edges, comma-separated")
     p.add_argument("--iters", type=int, default=200, help="iterations per optimiser")
-    p.add_argument("--optimizers", default=",".join(optimize.OPTIMIZERS))
+    p.add_argument("--optimizers", default=",".join(optimize.optimizer_names()))
     p.add_argument("--history", type=int, default=10, help="L-BFGS history of nstjax's")
     p.add_argument("--lr", type=float, default=0.02, help="adam/gd step size")
     p.add_argument("--torch-history", type=int, default=100)

@@ -119,7 +119,7 @@ def _stylize_method(args, vgg, content, style, method: str, values: dict, *, mix
     methods, spec_mix = nstjax.parse_style_spec(method)
     solver, resample = _paper_solver(method, args)
     objective = Objective(style_losses=methods, normalization="paper", resample=resample,
-                          pooling="avg")
+                          pooling="avg", content_loss="sum")
     base = loss_weights(objective, style_weight=args.gamma, style_mix=mix or spec_mix)
     res = sweep(vgg, content, style, values, key=jax.random.PRNGKey(args.seed),
                 objective=objective, weights=base, solver=solver, init=args.init)

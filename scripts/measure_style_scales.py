@@ -45,7 +45,7 @@ def main(argv=None):
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--content", default=str(IMAGES / "tubingen.jpg"))
     ap.add_argument("--style", default=str(IMAGES / "starry_night.jpg"))
-    ap.add_argument("--methods", default=",".join(nstjax.STYLE_LOSSES))
+    ap.add_argument("--methods", default=",".join(nstjax.style_loss_names()))
     ap.add_argument("--weights", type=Path, help="vgg19.h5 (default: the library's)")
     args = ap.parse_args(argv)
 

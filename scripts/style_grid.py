@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     p.add_argument("--iters", type=int, default=200)
     p.add_argument("--style-weight", type=float, default=10.0, help="balance factor γ")
     p.add_argument("--optimizer", default=solver_defaults.optimizer,
-                   help=f"{', '.join(nstjax.OPTIMIZERS)} (default {solver_defaults.optimizer})")
+                   help=f"{', '.join(nstjax.optimizer_names())} (default {solver_defaults.optimizer})")
     p.add_argument("--init", default="content", help="content, noise or style")
     p.add_argument("--seed", type=int, default=0, help="PRNG seed")
     p.add_argument("--weights", type=Path, help="vgg19.h5 (default: the library's)")

@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     p.add_argument("--style-layers", default="relu1_1,relu1_2,relu2_1,relu2_2",
                    help="default: the layers R of seed 002 eq. 1.7")
     p.add_argument("--optimizer", default=nstjax.Solver().optimizer,
-                   help=f"{', '.join(nstjax.OPTIMIZERS)} (default {nstjax.Solver().optimizer})")
+                   help=f"{', '.join(nstjax.optimizer_names())} (default {nstjax.Solver().optimizer})")
     p.add_argument("--seed", type=int, default=0, help="PRNG seed of the noise image")
     p.add_argument("--weights", type=Path, help="vgg19.h5 (default: the library's)")
     args = p.parse_args(argv)

@@ -151,7 +151,7 @@ def test_no_function_calls_the_network_otherwise(name):
         assert p.name not in ("network", "net", "model", "vgg_weights", "vgg_params"), name
 
 
-@pytest.mark.parametrize("name", sorted(S.STYLE_LOSSES))
+@pytest.mark.parametrize("name", sorted(S.style_loss_names()))
 def test_style_loss_contract(name):
     """``loss(features, target, *, hyper, key, mask=None)``: two positional arrays, the rest
     keyword-only, ``hyper`` and ``key`` required, ``mask`` uniform by default."""
@@ -165,9 +165,43 @@ def test_style_loss_contract(name):
     assert keyword["mask"].default is None
 
 
-@pytest.mark.parametrize("name", sorted(optimize.OPTIMIZERS))
+@pytest.mark.parametrize("name", sorted(optimize.optimizer_names()))
 def test_optimizer_factories_take_keywords_only(name):
     """Registered factories (optax's habit): every option keyword-only, all with defaults, so
     :func:`nstjax.make_optimizer` can pass the options each one accepts."""
-    for p in _params(optimize.OPTIMIZERS[name]):
+    for p in _params(optimize.get_optimizer(name)):
         assert p.kind == p.KEYWORD_ONLY and p.default is not p.empty, f"{name}: {p.name}"
+
+
+def test_every_registered_style_method_is_in_the_losses_namespace():
+    """``nstjax.losses.<name>`` (``-`` as ``_``) is the registered method, and calling it
+    is its loss with the default hyper-parameters."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    for name in S.style_loss_names():
+        if name.startswith("test-"):
+            continue
+        method = getattr(S, name.replace("-", "_"))
+        assert method is S.get_style_loss(name), name
+    f = jax.random.uniform(jax.random.PRNGKey(0), (6, 5, 4))
+    s = jax.random.uniform(jax.random.PRNGKey(1), (7, 3, 4))
+    np.testing.assert_allclose(float(S.gram(f, S.gram.target(s))),
+                               float(S.gram.loss(f, S.gram.target(s), hyper={}, key=None)))
+    with pytest.raises(ValueError, match="key"):
+        S.mmd_gauss(f, S.mmd_gauss.target(s))
+    assert float(S.mmd_gauss(f, S.mmd_gauss.target(s), key=jax.random.PRNGKey(2))) == \
+        pytest.approx(float(S.mmd_gauss.loss(f, s, hyper={}, key=jax.random.PRNGKey(2))))
+    assert isinstance(jnp.zeros(()), jax.Array)
+
+
+def test_public_api_has_no_mutable_registries_and_a_version():
+    """Look-up functions, not dicts (optax's habit); factories exported; a version."""
+    import importlib.metadata
+    for name in nstjax.__all__:
+        assert not isinstance(getattr(nstjax, name), (dict, list, set)), name
+    assert nstjax.__version__ == importlib.metadata.version("nstjax")
+    assert nstjax.optimizer_names()[0] == nstjax.Solver().optimizer
+    for name in ("plbfgs", "adam", "gd", "lbfgsb", "lbfgs", "optax_lbfgs"):
+        assert isinstance(getattr(nstjax, name)(), nstjax.Optimizer), name
+    assert nstjax.get_optimizer("optax-lbfgs") is nstjax.optax_lbfgs

@@ -181,3 +181,31 @@ def test_style_scale_is_relative_to_the_output():
     assert style_size_of(argparse.Namespace(style_size=None, style_scale=0.335), 100) == 34
     assert style_size_of(argparse.Namespace(style_size=200, style_scale=None), 512) == 200
     assert style_size_of(argparse.Namespace(style_size=None, style_scale=None), 512) == 512
+
+
+@pytest.mark.parametrize("preserve", ["luminance", "histogram"])
+def test_library_preserves_colour_as_the_two_steps_do(tiny_vgg, preserve):
+    """``nstjax.stylize(..., preserve_color=...)`` is ``prepare_inputs`` → ``stylize`` →
+    ``finish_output`` (Gatys et al. 2017 §5), snapshots included; with ``"luminance"`` the
+    result's chroma is the content's (the same as the two steps: float32 round-off only)."""
+    import jax
+    import jax.numpy as jnp
+
+    import nstjax
+    content = jnp.asarray(make_image(32, 40, seed=1))
+    style = jnp.asarray(make_image(36, 36, seed=5))
+    kw = dict(key=jax.random.PRNGKey(0), solver=nstjax.Solver(optimizer="adam", max_iter=4))
+    shots = []
+    got = nstjax.stylize(tiny_vgg, content, style, preserve_color=preserve,
+                         callbacks=nstjax.Callbacks(snapshot=lambda i, x: shots.append(x),
+                                                    snapshot_every=4), **kw)
+    c_run, s_run = color.prepare_inputs(content, [style], preserve=preserve)
+    raw = nstjax.stylize(tiny_vgg, c_run, s_run, **kw)
+    want = color.finish_output(raw.image, content, preserve=preserve)
+    np.testing.assert_allclose(np.asarray(got.image), np.asarray(want), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(shots[-1]), np.asarray(want), atol=1e-6)
+    if preserve == "luminance":
+        chroma = lambda im: np.asarray(color.rgb_to_luma_chroma(im))[..., 1:]  # noqa: E731
+        inside = np.all((np.asarray(got.image) > 0.02) & (np.asarray(got.image) < 0.98), -1)
+        np.testing.assert_allclose(chroma(got.image)[inside], chroma(content)[inside],
+                                   atol=1e-5)

@@ -95,5 +95,9 @@ def test_default_hyper_and_names():
                                "moments.w4")
     w = loss_weights(o, hyper={"mmd-poly.c": 0.0})
     assert float(w.hyper["mmd-poly"]["c"]) == 0.0 and float(w.hyper["moments"]["w3"]) == 1.0
+    # the registry's λ (balanced against ½Σ at 512 × 768 positions), converted to the
+    # default per-position content loss: mean over C·M is 2/(C·M) of ½Σ there
+    unit = 2.0 / (512 * 768)
     assert np.asarray(w.style_scales).tolist() == pytest.approx(
-        [nstjax.get_style_loss("mmd-poly").scale, nstjax.get_style_loss("moments").scale])
+        [nstjax.get_style_loss("mmd-poly").scale * unit,
+         nstjax.get_style_loss("moments").scale * unit], rel=1e-6)

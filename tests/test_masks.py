@@ -26,7 +26,7 @@ from nstjax.losses import core as losses
 from nstjax.objective import masks
 from nstjax.objective.config import Objective, loss_weights
 from nstjax.objective.terms import compute_targets, objective_terms
-from nstjax.losses import STYLE_LOSSES, style_loss_terms, style_targets
+from nstjax.losses import get_style_loss, style_loss_names, style_loss_terms, style_targets
 from nstjax.model.vgg import LAYERS
 
 from conftest import make_image
@@ -109,7 +109,7 @@ def _features(seed, shapes):
             for i, (k, s) in enumerate(zip(keys, shapes))}
 
 
-@pytest.mark.parametrize("name", sorted(STYLE_LOSSES))
+@pytest.mark.parametrize("name", sorted(style_loss_names()))
 def test_feature_gradient_is_zero_where_weight_is_zero(name):
     """Every registered method, two layers, a soft mask with a zero band: the gradient with
     respect to the features at zero-weight positions is exactly 0 (no tolerance: each
@@ -122,7 +122,7 @@ def test_feature_gradient_is_zero_where_weight_is_zero(name):
     mask_px[:, :4] = 0.0
     mask_px[:, 4:6] = 0.5
     mask = {"l0": jnp.asarray(mask_px), "l1": jnp.asarray(_blocks_mean(mask_px, 1))}
-    method = STYLE_LOSSES[name]
+    method = get_style_loss(name)
     hyper = {name: dict(method.hyper)}
 
     def loss(f):

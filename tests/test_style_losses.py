@@ -24,10 +24,13 @@ from nstjax.losses import mmd
 
 from nstjax.losses import statistics
 from nstjax import losses as S
-from nstjax.objective.config import default_hyper
+from nstjax.losses import registry as style_registry
+from nstjax.objective.config import CONTENT_UNIT, default_hyper
+from test_distribution_losses import (_cmd_np, _directions_np, _gauss_w2_np, _histogram_np,
+                                      _sliced_np)
 
 RTOL64 = 1e-9
-NAMES = sorted(S.STYLE_LOSSES)
+NAMES = sorted(S.style_loss_names())
 
 
 @pytest.fixture
@@ -155,6 +158,11 @@ REFERENCE = {
     "stats": lambda f, s, h, k: _stats_loss_np(f, s, [h[n] for n in statistics.STATISTICS]),
     **{f"stats-{n}": (lambda n: lambda f, s, h, k: _stats_loss_np(f, s, _onehot(n)))(n)
        for n in statistics.STATISTICS},
+    # the distribution distances, from their papers (tests/test_distribution_losses.py)
+    "sliced-wasserstein": lambda f, s, h, k: _sliced_np(f, s, k),
+    "gaussian-w2": lambda f, s, h, k: _gauss_w2_np(f, s),
+    "histogram": lambda f, s, h, k: _histogram_np(f, s)[0],
+    "cmd": lambda f, s, h, k: _cmd_np(f, s, [h[f"w{i}"] for i in range(1, 6)]),
 }
 
 # Non-default hyper-parameters, to check they reach the loss.
@@ -175,7 +183,7 @@ def _loss(name, f, s, hyper=None, key=None, *, mask=None):
 
 
 def test_every_registered_method_has_a_reference():
-    assert set(REFERENCE) == set(S.STYLE_LOSSES)
+    assert set(REFERENCE) == set(S.style_loss_names())
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -251,7 +259,7 @@ def test_gaussian_full_matches_numpy(x64):
 # --------------------------------------------------------------------------- zero at identity
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if n != "mmd-gauss"])
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in ("mmd-gauss", "gaussian-w2")])
 def test_zero_at_identity(name):
     """loss(F, target(F)) is exactly 0 in float32: every method subtracts two identical
     computations on the same input (for channel-mmd, h((a, a), (b, b)) = 0 term by term)."""
@@ -407,8 +415,13 @@ def test_float32_large_map():
         "mean-abs": ((a - b) / c) ** 2,
         "stats": (a - b) ** 2, "stats-mean": (a - b) ** 2, "stats-std": 0.0,
         "stats-skew": 0.0, "stats-kurt": 0.0,
+        "histogram": (a - b) ** 2, "gaussian-w2": (a - b) ** 2,
+        "cmd": 0.0,                                           # σ(300) = σ(100) = 1 in float32
+        # every projection of a constant map is the constant times the direction's sum
+        "sliced-wasserstein": (a - b) ** 2 * float(np.mean(
+            _directions_np(jax.random.PRNGKey(7), c).sum(0) ** 2)),
     }
-    assert set(want) == set(S.STYLE_LOSSES)
+    assert set(want) == set(S.style_loss_names())
     shape = (hw, hw, c)
     rng = np.random.default_rng(6)
     rand_f = np.maximum(rng.standard_normal(shape, dtype=np.float32) * 100.0, 0.0)
@@ -492,7 +505,7 @@ def test_jit_grad_vmap_through_style_loss_terms():
 
 
 def test_registry_fields():
-    for name, m in S.STYLE_LOSSES.items():
+    for name, m in style_registry.STYLE_LOSSES.items():
         assert m.name == name and m.reference
         assert math.isfinite(m.scale) and m.scale > 0.0
         assert all(isinstance(v, float) for v in m.hyper.values())
@@ -742,10 +755,10 @@ def test_style_loss_terms_pass_masks_per_layer(x64):
 @pytest.fixture
 def registry():
     """The style-loss registry, restored after the test (user methods registered in it go)."""
-    saved = dict(S.STYLE_LOSSES)
-    yield S.STYLE_LOSSES
-    S.STYLE_LOSSES.clear()
-    S.STYLE_LOSSES.update(saved)
+    saved = dict(style_registry.STYLE_LOSSES)
+    yield style_registry.STYLE_LOSSES
+    style_registry.STYLE_LOSSES.clear()
+    style_registry.STYLE_LOSSES.update(saved)
 
 
 def test_duplicate_registration_is_refused(registry):
@@ -812,7 +825,8 @@ def test_user_method_works_end_to_end(registry, tiny_vgg):
     assert objective.hyper_names() == ("test-mean-power.p",)
     weights = loss_weights(objective, style_weight=3.0, style_layer_weights=(1.0, 0.5),
                            hyper={"test-mean-power.p": 1.5})
-    assert float(weights.style_scales[0]) == 0.25
+    # the registered λ, converted to the default content loss (objective/config.py)
+    assert float(weights.style_scales[0]) == np.float32(0.25 * CONTENT_UNIT["mse"])
     content = jnp.asarray(rng.uniform(size=(16, 16, 3)), jnp.float32)
     style = jnp.asarray(rng.uniform(size=(12, 20, 3)), jnp.float32)
     image = jnp.asarray(rng.uniform(size=(16, 16, 3)), jnp.float32)
@@ -823,13 +837,13 @@ def test_user_method_works_end_to_end(registry, tiny_vgg):
     by_hand = sum(lw * (np.abs(_rows(np.asarray(fx[l], np.float64)).mean(0)
                                - _rows(np.asarray(fs[l], np.float64)).mean(0)) ** 1.5).sum()
                   for l, lw in (("relu1_1", 1.0), ("relu3_1", 0.5)))
-    np.testing.assert_allclose(float(parts["style"]), 3.0 * 0.25 * by_hand, rtol=1e-5)
+    np.testing.assert_allclose(float(parts["style"]),
+                               3.0 * 0.25 * CONTENT_UNIT["mse"] * by_hand, rtol=1e-5)
 
 
 def test_every_builtin_scale_says_how_it_was_measured():
     """Each λ records its measurement (issue 12): the start image it was measured at."""
-    from nstjax.losses import STYLE_LOSSES
-    for name, method in STYLE_LOSSES.items():
+    for name, method in style_registry.STYLE_LOSSES.items():
         assert "uniform noise" in method.scale_source, name
         if method.paper_scale is not None:
             assert "released code" in method.paper_scale_source, name

@@ -1,4 +1,4 @@
-"""The ``nstjax`` command: ``nstjax stylize``, ``nstjax sweep``, ``nstjax convert-weights``.
+"""The ``nstjax`` command: ``stylize``, ``sweep``, ``invert``, ``score``, ``convert-weights``.
 
 One parser per subcommand, built from the shared argument groups of
 :mod:`nstjax.cli.common`; defaults are the library's.  ``python scripts/stylize.py`` and
@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import sys
 
-from nstjax.cli import common, convert, invert, stylize, sweep
+from nstjax.cli import common, convert, invert, score, stylize, sweep
 
 COMMANDS = {
     "stylize": (stylize, "neural style transfer of one image (Gatys et al. and relatives)"),
     "sweep": (sweep, "K settings as one compiled, vmapped program, with a contact sheet"),
     "invert": (invert, "what a statistic captures: batched inversion, probes × layers grid"),
+    "score": (score, "how stylised and how faithful images are, by measures no loss optimises"),
     "convert-weights": (convert, "fetch or convert the VGG19 weights into vgg19.h5"),
 }
 

@@ -220,6 +220,15 @@ def save_image(path, image, *, protect=(), bit_depth: int = 8, alpha=None) -> Pa
     return _write_atomically(path, "wb", write, what="the image")
 
 
+def write_bytes_atomic(path, data: bytes, *, what: str = "the file") -> Path:
+    """Write ``data`` to ``path`` atomically (an encoded image made elsewhere, ...).
+
+    Raises:
+      ImageError: one line naming ``path``; a previous file is left untouched.
+    """
+    return _write_atomically(_as_path(path), "wb", lambda f: f.write(data), what=what)
+
+
 def write_text_atomic(path, text: str) -> Path:
     """Write a UTF-8 text file atomically (used for JSON sidecars).
 

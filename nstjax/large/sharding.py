@@ -24,7 +24,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from nstjax.objective.config import LossWeights, Objective, Solver
 from nstjax.run.hooks import Callbacks
 from nstjax.run.transfer import TransferResult, as_image_list, stylize
-from nstjax.io.weights import VGGWeights
+from nstjax.model.layers import VGGWeights
 
 AXIS = "rows"
 

@@ -51,7 +51,7 @@ from nstjax.run.transfer import Program, as_image_list, drive, initial_image
 from nstjax.large.tile_layout import (ALIGN, TileLayout, core_weights, coverage_of, tile_layout,
                                 neighbours)
 from nstjax.model.vgg import extract_features
-from nstjax.io.weights import VGGWeights
+from nstjax.model.layers import VGGWeights
 
 class TiledResult(NamedTuple):
     """Outcome of :func:`stylize_tiled`.

@@ -1,4 +1,5 @@
-"""Style representations, registered by name: Gram, MMD, BN statistics, moments, dislocators.
+"""Style representations, registered by name: Gram, MMD, BN statistics, moments, dislocators,
+and distribution distances (sliced Wasserstein, Gaussian W2, histograms, CMD).
 
 A style method is a pair of pure functions of one image's features ``F: f32[H, W, C]``:
 
@@ -11,13 +12,36 @@ A style method is a pair of pure functions of one image's features ``F: f32[H, W
 
 The command lines (``--style-loss bn:0.5,mmd-poly:0.5``), the Python API, sweeps and the
 inversion tool all pick methods here.  A new method is one function with the
-:func:`register_style_loss` decorator on it (see :mod:`nstjax.losses.builtin`).
+:func:`register_style_loss` decorator on it (see :mod:`nstjax.losses.builtin`); every
+registered method is also reachable here by its name, e.g. ``nstjax.losses.gram``, a
+callable :class:`StyleLoss`: ``gram(features, gram.target(style_features))``.
+
+Registered in :mod:`nstjax.losses.builtin`: ``gram``, ``gram-gamma``, ``gram-hw``,
+``gram-chw``, ``mmd-linear``, ``mmd-poly``, ``mmd-gauss``, ``bn``, ``moments``,
+``channel-mmd``, the dislocators ``mean``, ``mean-sq``, ``mean-abs``, ``stats`` and
+``stats-{mean,std,skew,kurt}``.  In :mod:`nstjax.losses.distribution`:
+``sliced-wasserstein`` (Heitz et al. 2021; samples directions, ``uses_key``),
+``gaussian-w2`` (W2 between fitted Gaussians), ``histogram`` (Risser et al. 2017) and
+``cmd`` (central moment discrepancy, Kalischek et al. 2021).
 """
 
-from nstjax.losses.registry import (STYLE_LOSSES, StyleLoss, get_style_loss,
-                                          parse_style_spec, register_style_loss,
-                                          style_loss_terms, style_targets)
-from nstjax.losses import builtin  # noqa: F401  (registers the built-in methods)
+from nstjax.losses.registry import (StyleLoss, get_style_loss, parse_style_spec,
+                                    register_style_loss, style_loss_names, style_loss_terms,
+                                    style_targets)
+from nstjax.losses.builtin import (bn, channel_mmd, gram, gram_chw, gram_gamma, gram_hw, mean,
+                                   mean_abs, mean_sq, mmd_gauss, mmd_linear, mmd_poly, moments,
+                                   stats, stats_kurt, stats_mean, stats_skew, stats_std)
+from nstjax.losses.distribution import (cmd, gaussian_w2_loss as gaussian_w2, histogram,
+                                        sliced_wasserstein)
+from nstjax.losses.core import content_loss, gram_matrix, tv_loss
 
-__all__ = ["STYLE_LOSSES", "StyleLoss", "get_style_loss", "parse_style_spec",
-           "register_style_loss", "style_loss_terms", "style_targets"]
+# Every registered method by its name (``-`` as ``_``): a StyleLoss, called as
+# ``gram(features, gram.target(style_features))``.
+METHODS = ("bn", "channel_mmd", "cmd", "gaussian_w2", "gram", "gram_chw", "gram_gamma",
+           "gram_hw", "histogram", "mean", "mean_abs", "mean_sq", "mmd_gauss", "mmd_linear",
+           "mmd_poly", "moments", "sliced_wasserstein", "stats", "stats_kurt", "stats_mean",
+           "stats_skew", "stats_std")
+
+__all__ = ["StyleLoss", "get_style_loss", "parse_style_spec", "register_style_loss",
+           "style_loss_names", "style_loss_terms", "style_targets", "content_loss",
+           "gram_matrix", "tv_loss", *METHODS]

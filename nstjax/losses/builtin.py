@@ -167,12 +167,12 @@ def _register_dislocator(name, statistic, scale, reference):
     return dislocator
 
 
-_register_dislocator("mean", statistics.scaled_sum, 3.3e10,
-                     "seed 000 §3.5 dislocator 1 (scaled sum)")
-_register_dislocator("mean-sq", statistics.scaled_sum_squares, 3.8e3,
-                     "seed 000 §3.5 dislocator 2 (scaled sum of squares)")
-_register_dislocator("mean-abs", statistics.scaled_sum_abs, 3.3e10,
-                     "seed 000 §3.5 dislocator 3 (scaled sum of |F|)")
+mean = _register_dislocator("mean", statistics.scaled_sum, 3.3e10,
+                            "seed 000 §3.5 dislocator 1 (scaled sum)")
+mean_sq = _register_dislocator("mean-sq", statistics.scaled_sum_squares, 3.8e3,
+                               "seed 000 §3.5 dislocator 2 (scaled sum of squares)")
+mean_abs = _register_dislocator("mean-abs", statistics.scaled_sum_abs, 3.3e10,
+                                "seed 000 §3.5 dislocator 3 (scaled sum of |F|)")
 
 
 @register_style_loss("stats", target=statistics.sample_statistics, scale=650.0,
@@ -193,5 +193,6 @@ def _register_one_statistic(name, scale):
     return one_statistic
 
 
-for _name, _scale in zip(statistics.STATISTICS, (1.6e5, 1.7e5, 1.1e7, 650.0)):
-    _register_one_statistic(_name, _scale)
+stats_mean, stats_std, stats_skew, stats_kurt = (
+    _register_one_statistic(name, scale)
+    for name, scale in zip(statistics.STATISTICS, (1.6e5, 1.7e5, 1.1e7, 650.0)))

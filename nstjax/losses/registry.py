@@ -46,6 +46,14 @@ class StyleLoss(NamedTuple):
     scale_source: str = ""
     paper_scale_source: str = ""
 
+    def __call__(self, features, target, *, hyper=None, key=None, mask=None):
+        """The method's loss of ``features`` against ``target`` (from :attr:`target`), with
+        the default hyper-parameters for any not given; ``key`` is required when
+        :attr:`uses_key`."""
+        if self.uses_key and key is None:
+            raise ValueError(f"style loss {self.name!r} samples: give key=")
+        return self.loss(features, target, hyper=dict(hyper or {}), key=key, mask=mask)
+
 
 STYLE_LOSSES: dict[str, StyleLoss] = {}
 
@@ -87,6 +95,11 @@ def register_style_loss(name: str, *, target: Callable, scale: float, hyper: dic
         return method
 
     return register
+
+
+def style_loss_names() -> tuple[str, ...]:
+    """The registered style methods' names, in registration order."""
+    return tuple(STYLE_LOSSES)
 
 
 def get_style_loss(name: str) -> StyleLoss:

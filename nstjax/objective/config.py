@@ -37,6 +37,12 @@ from nstjax.model.vgg import canonical_layers, check_precision, layer_depth, rem
 DEFAULT_CONTENT_LAYERS = ("relu4_2",)
 DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LOSSES = ("sum", "mse")
+# The registry's λ (``StyleLoss.scale``) balance a style method against ``½Σ(F−P)²`` at
+# relu4_2 of a 256×192 image: 512 channels × 32×24 positions.  There ``mean (F−P)²`` is
+# ``2/(512·768)`` of that sum, so under ``"mse"`` the default λ are the registry's times this
+# factor: the same weights give the same picture as ``"sum"`` at 256×192, and at every
+# other size too.
+CONTENT_UNIT = {"sum": 1.0, "mse": 2.0 / (512.0 * 768.0)}
 POOLINGS = ("max", "avg")
 NORMALIZATIONS = ("nstjax", "paper")
 
@@ -84,7 +90,12 @@ class Objective:
       content_layers, style_layers: VGG19 layer names (any accepted alias; stored canonical).
       style_losses: registered style method names, e.g. ``("bn", "mmd-poly")`` (their fusion
         weights are :attr:`LossWeights.style_mix`).
-      content_loss: ``"sum"`` (``½Σ(F−P)²``, seed 001 eq. 1) or ``"mse"``.
+      content_loss: ``"mse"`` (``mean (F−P)²`` over channels and positions, seed 001 §3.3;
+        the default) or ``"sum"`` (``½Σ(F−P)²``, seed 001 eq. 1).  Gatys' Gram loss
+        (seed 001 eq. 3) is already per position (``1/M²`` of a sum of ``M²`` products), so
+        with ``"mse"`` both terms are per position and the same weights give the same
+        balance at every size; ``"sum"`` grows with the number of pixels, so its weights
+        hold at one size only (doubling the long edge makes the content 4× heavier).
       pooling: ``"max"`` or ``"avg"`` (seed 001 §2 prefers average pooling for synthesis).
       auto_scale: set each ``λ_m`` once at the start so that method ``m``'s style gradient
         norm equals the content gradient norm (seed 003 §4).
@@ -105,7 +116,7 @@ class Objective:
     content_layers: tuple = DEFAULT_CONTENT_LAYERS
     style_layers: tuple = DEFAULT_STYLE_LAYERS
     style_losses: tuple = ("gram",)
-    content_loss: str = "sum"
+    content_loss: str = "mse"
     pooling: str = "max"
     auto_scale: bool = False
     remat: str = "none"
@@ -234,7 +245,8 @@ def loss_weights(objective: Objective, *, n_styles: int = 1,
                                    "style layers"),
         style_mix=vector("style_mix", style_mix, m, (1.0,) * m, "style methods"),
         style_scales=vector("style_scales", style_scales, m,
-                            tuple(default_scale(n, o.normalization) for n in o.style_losses),
+                            tuple(default_scale(n, o.normalization, o.content_loss)
+                                  for n in o.style_losses),
                             "style methods"),
         style_blend=blend / total,
         hyper=hyper_values)
@@ -247,12 +259,14 @@ def _finite(name, value) -> float:
     return v
 
 
-def default_scale(method: str, normalization: str = "nstjax") -> float:
-    """The registry's λ of ``method`` under ``normalization`` (``paper_scale`` if any)."""
+def default_scale(method: str, normalization: str = "nstjax",
+                  content_loss: str = "sum") -> float:
+    """The registry's λ of ``method`` under ``normalization`` (``paper_scale`` if any),
+    converted to the content loss it is balanced against (:data:`CONTENT_UNIT`)."""
     entry = get_style_loss(method)
     if normalization == "paper" and entry.paper_scale is not None:
-        return entry.paper_scale
-    return entry.scale
+        return entry.paper_scale * CONTENT_UNIT[content_loss]
+    return entry.scale * CONTENT_UNIT[content_loss]
 
 
 def default_hyper(methods: Sequence[str]) -> dict:

@@ -19,7 +19,7 @@ from nstjax.objective import masks
 from nstjax.objective.config import LossWeights, Objective
 from nstjax.losses import style_loss_terms, style_targets
 from nstjax.model.vgg import extract_features
-from nstjax.io.weights import VGGWeights
+from nstjax.model.layers import VGGWeights
 
 
 class Targets(NamedTuple):

@@ -209,3 +209,42 @@ def finish_output(image, content, *, preserve: str | None, space: str = "yiq"):
     if preserve == "luminance":
         return combine_luminance(image, content, space=space)
     return image
+
+
+def preserving_callbacks(callbacks, content, *, preserve: str | None):
+    """``callbacks`` whose snapshots of full-size iterates are :func:`finish_output`'s RGB
+    (a coarse rung's snapshot, of another shape, is passed on as it is)."""
+    if callbacks is None or callbacks.snapshot is None or preserve != "luminance":
+        return callbacks
+    user = callbacks.snapshot
+
+    def snapshot(i, x):
+        if tuple(x.shape) == tuple(content.shape):
+            x = finish_output(x, content, preserve=preserve)
+        return user(i, x)
+
+    return callbacks._replace(snapshot=snapshot)
+
+
+def with_color_control(solve, content, styles, init, callbacks, *, preserve: str,
+                       method: str = "cholesky"):
+    """Run ``solve(content', styles', init', callbacks')`` on the images a colour-preserving
+    transfer optimises (:func:`prepare_inputs`) and return its result with the final RGB
+    image (:func:`finish_output`); snapshots of full-size iterates are final RGB too.
+
+    The one place every driver (``stylize``, ``stylize_multiscale``, ``stylize_tiled``)
+    gets colour control from; ``result`` is any named tuple with an ``image`` field.
+    """
+    content = jnp.asarray(content, jnp.float32)
+    content_run, styles_run = prepare_inputs(content, styles, preserve=preserve, method=method)
+    result = solve(content_run, styles_run, preserving_start(init, preserve=preserve),
+                   preserving_callbacks(callbacks, content, preserve=preserve))
+    return result._replace(image=finish_output(result.image, content, preserve=preserve))
+
+
+def preserving_start(init, *, preserve: str | None):
+    """The start image of a colour-preserving transfer: a given image's luminance image
+    under ``"luminance"``; a named start (``"content"``, ...) unchanged."""
+    if preserve == "luminance" and not isinstance(init, str):
+        return luminance_image(init)
+    return init

@@ -45,7 +45,7 @@ from nstjax.losses import get_style_loss, parse_style_spec
 from nstjax.run.transfer import (Program, drive, initial_image, transfer_advance, transfer_finish,
                              transfer_init)
 from nstjax.model.vgg import canonical_layer, canonical_layers, extract_features, layer_depth
-from nstjax.io.weights import VGGWeights
+from nstjax.model.layers import VGGWeights
 
 SEED002_LAYERS = ("relu1_1", "relu1_2", "relu2_1", "relu2_2")      # seed 002 eq. 1.7
 SEED003_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")

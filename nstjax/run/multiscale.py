@@ -33,9 +33,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from nstjax.objective.config import LossWeights, Objective, Solver
+from nstjax.run import color
 from nstjax.run.hooks import Callbacks
 from nstjax.run.transfer import TransferResult, as_image_list, initial_image, stylize
-from nstjax.io.weights import VGGWeights
+from nstjax.model.layers import VGGWeights
 
 LADDER_FACTOR = math.sqrt(2.0)
 MIN_EDGE = 16          # VGG's relu5_1 needs at least 16 pixels on each side
@@ -134,7 +135,8 @@ def stylize_multiscale(vgg: VGGWeights, content, style, *, key, min_size: int,
                        init="content", callbacks: Callbacks | None = None,
                        factor: float = LADDER_FACTOR, add_detail: bool = False,
                        style_masks=None, content_mask=None, mask_mode: str = "average",
-                       alpha=None) -> MultiscaleResult:
+                       alpha=None, preserve_color: str | None = None,
+                       color_match: str = "cholesky") -> MultiscaleResult:
     """Coarse-to-fine style transfer: :func:`nstjax.stylize` on each rung of a size ladder.
 
     Args:
@@ -157,12 +159,22 @@ def stylize_multiscale(vgg: VGGWeights, content, style, *, key, min_size: int,
         Laplacian pyramid adds), so the content loss does not jump at every rung.
       style_masks, content_mask, mask_mode, alpha: as for :func:`nstjax.stylize`, at any
         size (each rung resamples them to its own).
+      preserve_color, color_match: as for :func:`nstjax.stylize`, applied once around the
+        whole ladder.
 
     Returns:
       A :class:`MultiscaleResult`.
     """
     content = jnp.asarray(content, jnp.float32)
     styles = as_image_list(style)
+    if preserve_color is not None:
+        return color.with_color_control(
+            lambda c, s, i, cb: stylize_multiscale(
+                vgg, c, s, key=key, min_size=min_size, iters=iters, objective=objective,
+                weights=weights, solver=solver, init=i, callbacks=cb, factor=factor,
+                add_detail=add_detail, style_masks=style_masks, content_mask=content_mask,
+                mask_mode=mask_mode, alpha=alpha),
+            content, styles, init, callbacks, preserve=preserve_color, method=color_match)
     full = tuple(content.shape[:2])
     ladder = size_ladder(min_size, max(full), factor=factor)
     counts = scale_iterations(iters, len(ladder))

@@ -28,13 +28,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nstjax.run import color
 from nstjax.solve import optimize
 from nstjax.objective.config import LossWeights, Objective, Solver, loss_weights as make_loss_weights
 from nstjax.run.hooks import Callbacks
 from nstjax.objective.terms import (Targets, auto_scales, check_solver, compute_targets,
                               objective_terms, total_loss)
 from nstjax.solve.optimize import SolveState, Status
-from nstjax.io.weights import VGGWeights
+from nstjax.model.layers import VGGWeights
 
 INITS = ("content", "noise", "style", "grey")
 # Seed 003's code starts from ``uniform(−0.1, 0.1)`` in mean-subtracted 0-255 units: the
@@ -234,7 +235,9 @@ def as_image_list(style) -> list:
 def stylize(vgg: VGGWeights, content, style, *, key, objective: Objective = Objective(),
             weights: LossWeights | None = None, solver: Solver = Solver(),
             init="content", callbacks: Callbacks | None = None, style_masks=None,
-            content_mask=None, mask_mode: str = "average", alpha=None) -> TransferResult:
+            content_mask=None, mask_mode: str = "average", alpha=None,
+            preserve_color: str | None = None,
+            color_match: str = "cholesky") -> TransferResult:
     """Run a whole style transfer: compiled steps driven chunk by chunk (:func:`drive`).
 
     Args:
@@ -252,12 +255,24 @@ def stylize(vgg: VGGWeights, content, style, *, key, objective: Objective = Obje
       alpha: optional opacity of the content, ``uint8[h, w]`` bytes or ``f32`` in [0, 1]:
         transparent pixels weigh nothing in the content loss nor in the style statistics
         (:mod:`nstjax.objective.alpha`).
+      preserve_color: ``None``, ``"luminance"`` (transfer the luminance, keep the
+        content's chroma exactly) or ``"histogram"`` (first recolour the styles to the
+        content's colour mean and covariance); Gatys et al. 2017 §5, :mod:`nstjax.run.color`.
+        Snapshots and the result are final RGB images.
+      color_match: ``"cholesky"`` or ``"eigen"``, the linear map of ``"histogram"``.
 
     Returns:
       A :class:`TransferResult`.
     """
     content = jnp.asarray(content, jnp.float32)
     styles = as_image_list(style)
+    if preserve_color is not None:
+        return color.with_color_control(
+            lambda c, s, i, cb: stylize(vgg, c, s, key=key, objective=objective,
+                                        weights=weights, solver=solver, init=i, callbacks=cb,
+                                        style_masks=style_masks, content_mask=content_mask,
+                                        mask_mode=mask_mode, alpha=alpha),
+            content, styles, init, callbacks, preserve=preserve_color, method=color_match)
     if alpha is not None:
         from nstjax.objective.alpha import alpha_content_mask, alpha_style_masks
         style_masks = alpha_style_masks(alpha, style_masks, n_styles=len(styles),

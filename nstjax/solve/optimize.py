@@ -27,7 +27,6 @@ the first two at more than one evaluation each. :func:`minimize` runs one on a f
 from __future__ import annotations
 
 import enum
-import inspect
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -88,16 +87,36 @@ class Optimizer(NamedTuple):
 
 
 OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {}
+# The solver settings each factory takes besides the box (``lower``, ``upper``).
+_OPTIONS: dict[str, tuple[str, ...]] = {}
 
 
-def register_optimizer(name: str):
-    """Decorator: register an :class:`Optimizer` factory under ``name`` (no duplicates)."""
+def register_optimizer(name: str, *, options: tuple[str, ...] = ()):
+    """Decorator: register an :class:`Optimizer` factory under ``name`` (no duplicates).
+
+    ``options`` names the :class:`nstjax.Solver` settings the factory takes
+    (``history_size``, ``lr``, ``max_backtracks``) besides the box; :func:`make_optimizer`
+    passes exactly those.
+    """
     def register(factory):
         if name in OPTIMIZERS:
             raise ValueError(f"optimizer {name!r} is already registered")
         OPTIMIZERS[name] = factory
+        _OPTIONS[name] = tuple(options)
         return factory
     return register
+
+
+def optimizer_names() -> tuple[str, ...]:
+    """The registered optimisers' names, in registration order (the default first)."""
+    return tuple(OPTIMIZERS)
+
+
+def get_optimizer(name: str) -> Callable[..., Optimizer]:
+    """The factory registered as ``name``; an unknown name lists the valid ones."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[name]
 
 
 def make_optimizer(name: str, *, lower: ArrayLike = 0.0, upper: ArrayLike = 1.0,
@@ -108,7 +127,7 @@ def make_optimizer(name: str, *, lower: ArrayLike = 0.0, upper: ArrayLike = 1.0,
     Call it inside the caller's ``jit``: ``lower``, ``upper`` and ``lr`` may be traced.
 
     Args:
-      name: a key of :data:`OPTIMIZERS`.
+      name: a registered name (:func:`optimizer_names`).
       lower, upper: the box, scalars or arrays broadcastable to the iterate.
       history_size: L-BFGS memory (static).
       lr: step size of ``adam`` and ``gd``, in units of the normalised objective that
@@ -118,20 +137,16 @@ def make_optimizer(name: str, *, lower: ArrayLike = 0.0, upper: ArrayLike = 1.0,
     Returns:
       An :class:`Optimizer`.
     """
-    if name not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
-    factory = OPTIMIZERS[name]
-    options = dict(lower=lower, upper=upper, history_size=history_size, lr=lr,
-                   max_backtracks=max_backtracks)
-    accepted = inspect.signature(factory).parameters
-    return factory(**{k: v for k, v in options.items() if k in accepted})
+    factory = get_optimizer(name)
+    options = dict(history_size=history_size, lr=lr, max_backtracks=max_backtracks)
+    return factory(lower=lower, upper=upper, **{k: options[k] for k in _OPTIONS[name]})
 
 
 def _box(lower, upper):
     return lambda x: jnp.clip(x, jnp.asarray(lower, x.dtype), jnp.asarray(upper, x.dtype))
 
 
-@register_optimizer("plbfgs")
+@register_optimizer("plbfgs", options=("history_size", "max_backtracks"))
 def plbfgs(*, lower: ArrayLike = 0.0, upper: ArrayLike = 1.0, history_size: int = 10,
            max_backtracks: int = 20) -> Optimizer:
     """Projected L-BFGS (:mod:`nstjax.solve.lbfgs`): bounded, one evaluation per iteration when
@@ -168,7 +183,7 @@ def _jaxopt_optimizer(make_solver, lower, upper, bounded):
     return Optimizer(init, step, _box(lower, upper), bounded)
 
 
-@register_optimizer("lbfgsb")
+@register_optimizer("lbfgsb", options=("history_size",))
 def lbfgsb(*, lower: ArrayLike = 0.0, upper: ArrayLike = 1.0,
            history_size: int = 10) -> Optimizer:
     """jaxopt's L-BFGS-B with the box as bounds."""
@@ -177,7 +192,7 @@ def lbfgsb(*, lower: ArrayLike = 0.0, upper: ArrayLike = 1.0,
                              lower, upper, bounded=True)
 
 
-@register_optimizer("lbfgs")
+@register_optimizer("lbfgs", options=("history_size",))
 def lbfgs(*, lower: ArrayLike = 0.0, upper: ArrayLike = 1.0,
           history_size: int = 10) -> Optimizer:
     """jaxopt's unconstrained L-BFGS (zoom line search); the result is clipped."""
@@ -186,7 +201,7 @@ def lbfgs(*, lower: ArrayLike = 0.0, upper: ArrayLike = 1.0,
                              lower, upper, bounded=False)
 
 
-@register_optimizer("optax-lbfgs")
+@register_optimizer("optax-lbfgs", options=("history_size",))
 def optax_lbfgs(*, lower: ArrayLike = 0.0, upper: ArrayLike = 1.0,
                 history_size: int = 10) -> Optimizer:
     """optax's L-BFGS (zoom line search), unconstrained; the result is clipped."""
@@ -221,13 +236,13 @@ def _projected_first_order(transform, lower, upper):
     return Optimizer(init, step, project, True)
 
 
-@register_optimizer("adam")
+@register_optimizer("adam", options=("lr",))
 def adam(*, lower: ArrayLike = 0.0, upper: ArrayLike = 1.0, lr: ArrayLike = 0.02) -> Optimizer:
     """optax Adam with step size ``lr``, projected onto the box after every step."""
     return _projected_first_order(optax.adam(lr), lower, upper)
 
 
-@register_optimizer("gd")
+@register_optimizer("gd", options=("lr",))
 def gd(*, lower: ArrayLike = 0.0, upper: ArrayLike = 1.0, lr: ArrayLike = 0.02) -> Optimizer:
     """Projected gradient descent ``x ← P(x − η∇f)``.
 
