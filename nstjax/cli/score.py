@@ -8,8 +8,10 @@ values) as strict JSON.  Definitions, and which loss each measure flatters:
 :mod:`nstjax.evaluate.score`.
 
 Sizes: each image is measured at its own size (at most 512 pixels on the long edge, or
-``--size``), the content is loaded at each image's size, the style at its own size (same
-cap, or ``--size``).
+``--size``); the content is loaded at each image's size, and the style at each image's long
+edge, as ``nstjax stylize`` loads it by default (or at ``--style-size``): VGG's statistics
+depend on the scale of the strokes, so a style at another size than the run's is not the
+distribution the run was matched to.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ def add_arguments(p) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--size", type=int, help="long edge to load every image at (default: "
                    f"their own sizes, at most {MAX_EDGE})")
+    p.add_argument("--style-size", type=int, help="long edge to load the style at (default: "
+                   "each image's, as nstjax stylize does)")
     p.add_argument("--weights", help="VGG19 weights, vgg19.h5 (default: $NSTJAX_WEIGHTS or "
                    "weights/vgg19.h5)")
 
@@ -77,15 +81,17 @@ def run(args) -> int:
     from nstjax.evaluate import score
     from nstjax.io import jsonio
     from nstjax.io.image import ImageError, display_path, load_image
-    if args.size is not None and args.size < common.MIN_SIZE:
-        raise UsageError(f"--size {args.size} is below the {common.MIN_SIZE}-pixel minimum")
+    for flag, value in (("--size", args.size), ("--style-size", args.style_size)):
+        if value is not None and value < common.MIN_SIZE:
+            raise UsageError(f"{flag} {value} is below the {common.MIN_SIZE}-pixel minimum")
     for path in [args.content, args.style, *args.images]:
         common.header_size(path)                  # every file readable, before any work
     try:
-        style = load_image(args.style, size=_edge(args.style, args.size), log=_note)
         images = [load_image(p, size=_edge(p, args.size), log=_note) for p in args.images]
         shapes = {im.shape[:2] for im in images}
         contents = {hw: load_image(args.content, shape=hw, log=_note) for hw in shapes}
+        styles = {hw: load_image(args.style, size=args.style_size or max(hw), log=_note)
+                  for hw in shapes}
     except ImageError as e:
         raise UsageError(str(e)) from None
     cw, ch = common.header_size(args.content)
@@ -98,7 +104,7 @@ def run(args) -> int:
     results = [None] * len(images)
     for hw, content in contents.items():          # one call per size: content at that size
         group = [k for k, im in enumerate(images) if im.shape[:2] == hw]
-        for k, r in zip(group, score(vgg, content, style, [jnp.asarray(images[k])
+        for k, r in zip(group, score(vgg, content, styles[hw], [jnp.asarray(images[k])
                                                           for k in group])):
             results[k] = r
     names = [display_path(p) for p in args.images]
