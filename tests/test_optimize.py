@@ -80,11 +80,12 @@ def test_plbfgs_matches_the_known_box_minimiser_and_lbfgsb():
 def test_plbfgs_takes_one_evaluation_per_iteration_on_a_quadratic():
     # With an exact-curvature history the unit step is accepted: no line search.
     fun, _ = _box_qp(seed=1)
+    with_aux = lambda x: (fun(x), ())  # noqa: E731   (the Optimizer protocol's form)
     opt = make_optimizer("plbfgs", history_size=5)
     x = jnp.full(12, 0.5, jnp.float32)
-    state, _ = opt.init(fun, x)
+    state, _, _ = opt.init(with_aux, x)
     for _ in range(8):
-        x, state, _ = opt.step(fun, x, state)
+        x, state, _, _ = opt.step(with_aux, x, state)
     # First step: scaled steepest descent, maybe halved a few times; then one each.
     assert int(state.n_evals) <= 1 + 8 + 4
 
@@ -270,3 +271,27 @@ def test_compilation_cache_folder_follows_the_environment(monkeypatch, tmp_path)
     for off in ("0", "off", "OFF", "false", "no"):
         monkeypatch.setenv("NSTJAX_COMPILATION_CACHE", off)
         assert compilation_cache_dir() is None
+
+
+@pytest.mark.parametrize("name", list(optimize.optimizer_names()))
+def test_auxiliary_output_is_kept_at_every_iteration(name):
+    """``has_aux``: the aux of each kept iterate, from the optimizer's own evaluations, is
+    ``fun``'s aux there (here the value itself and its square root, so the history of the
+    first aux leaf equals the loss history)."""
+    fun, _ = _box_qp(seed=2)
+    opt = make_optimizer(name, lr=0.05)
+
+    def with_aux(x):
+        v = fun(x)
+        return v, {"v": v, "pair": jnp.stack([v, 2.0 * v])}
+
+    res = minimize(with_aux, jnp.full(12, 0.5, jnp.float32), opt, max_iter=6, has_aux=True)
+    n = int(res.n_iter)
+    assert res.aux_history["pair"].shape == (6, 2)
+    np.testing.assert_allclose(np.asarray(res.aux["v"]), float(res.value), rtol=1e-6)
+    # each iteration's aux is the objective at the iterate it reports (same evaluation)
+    np.testing.assert_allclose(np.asarray(res.aux_history["v"])[:n],
+                               np.asarray(res.history)[:n], rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(res.aux_history["pair"])[:n, 1],
+                               2.0 * np.asarray(res.history)[:n], rtol=1e-5)
+    assert np.all(np.isnan(np.asarray(res.aux_history["v"])[n:]))

@@ -25,7 +25,7 @@ SCRIPT = textwrap.dedent("""
     content = make_image(64, 48, seed=1)
     style = make_image(48, 48, seed=2)
     key = jax.random.PRNGKey(0)
-    obj = nstjax.Objective()
+    obj = nstjax.Objective(content_loss="sum")   # the objective these tolerances were set on
     w = nstjax.loss_weights(obj, style_weight=1e3)
     solver = nstjax.Solver(optimizer="adam", max_iter=10, lr=0.03)
 

@@ -74,7 +74,8 @@ def _problem(tiny_vgg, shape=(96, 192), layers=("relu1_1", "relu2_1", "relu3_1")
     # as many positions as the content at every layer (128·144 = 96·192): the tiles'
     # rescaled Gram targets are then the untiled run's own; noise: far from the content
     style = jnp.asarray(np.random.default_rng(2).uniform(size=(128, 144, 3)), jnp.float32)
-    objective = nstjax.Objective(style_layers=layers, content_layers=("relu3_1",))
+    objective = nstjax.Objective(style_layers=layers, content_layers=("relu3_1",),
+                                 content_loss="sum")   # the tolerances below were set on it
     weights = nstjax.loss_weights(objective, style_weight=1e3)
     return content, style, objective, weights
 

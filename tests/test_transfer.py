@@ -103,8 +103,8 @@ def test_every_optimizer_lowers_objective_stays_in_box_and_is_seeded(tiny_vgg, m
 
 
 def test_weights_solver_settings_and_callbacks_do_not_recompile(tiny_vgg):
-    from nstjax.run.transfer import _advance, _finish, _init
-    programs = (_init, _advance, _finish)
+    from nstjax.run.transfer import advance_jit, finish_jit, init_jit
+    programs = (init_jit, advance_jit, finish_jit)
     content, style = _tiny_problem()
     quiet = nstjax.Callbacks(progress=lambda i, v: None)
     nstjax.stylize(tiny_vgg, content, style, key=KEY, solver=Solver(max_iter=2),

@@ -36,6 +36,7 @@ import torch_writer as T
 from conftest import make_image
 
 from nstjax.io import torch_format as F
+from nstjax.io import weight_sources
 from nstjax.io import weights as W
 from nstjax.model.vgg import VGG19, extract_features
 
@@ -549,7 +550,7 @@ def test_shape_and_count_checks_reject_wrong_networks(vgg_numbers, tmp_path, mon
     nan = kernels["block4_conv1"].copy()
     nan[1, 1, 7, 9] = np.nan
     refused({**kernels, "block4_conv1": nan}, biases, "block4_conv1 holds non-finite")
-    monkeypatch.setattr(W, "PARAMETER_COUNT", W.PARAMETER_COUNT + 1)
+    monkeypatch.setattr(weight_sources, "PARAMETER_COUNT", W.PARAMETER_COUNT + 1)
     refused(kernels, biases, "20024384 parameters, expected 20024385")
 
 

@@ -156,7 +156,7 @@ def compiled_transfer_bytes(objective, solver, shape: tuple, style_shapes) -> in
         content, vgg, targets, weights, key)
     with warnings.catch_warnings():   # JAX's notes on index dtypes of huge shapes
         warnings.simplefilter("ignore")
-        compiled = transfer._advance.lower(state, vgg, targets, weights_out, solver, key,
+        compiled = transfer.advance_jit.lower(state, vgg, targets, weights_out, solver, key,
                                            np.int32(1), objective=objective).compile()
     args = (state, vgg, targets, weights_out, content, styles)
     return memory.program_memory(compiled, args=args).total

@@ -10,15 +10,9 @@ Kept beside :mod:`nstjax.cli.stylize` so that the command stays a thin sequence 
 * frames: the solve's snapshots (every ``--save-every`` iterations, or a default period)
   are kept in memory as 8-bit images; ``--animation out.webp|out.gif`` writes them, and
   the final image, as an animated picture;
-* ``<output stem>_loss.png``: the total objective at every iteration (the solver's
-  history) on a log axis, with the weighted content, style (and TV) terms evaluated at
-  up to :data:`CURVE_FRAMES` of the frames and at the end.  The optimiser records only
-  the total per iteration (its history is a compiled ``f32[max_iter]``), so the split
-  comes from one extra forward pass per plotted frame, after the solve: per-iteration
-  terms would mean a wider history inside every optimiser, for a picture.  The frames
-  are the 8-bit snapshots (as an animation shows them), so the terms at a frame are
-  those of the rounded image, within the rounding of the iterate; the last point is the
-  solve's own final terms.
+* ``<output stem>_loss.png``: the total objective and its weighted content, style (and TV)
+  terms at every iteration, on a log axis, as the solve recorded them (the objective
+  returns its terms beside its value, from the evaluations the optimiser makes anyway).
 """
 
 from __future__ import annotations
@@ -31,7 +25,6 @@ import numpy as np
 from nstjax.cli import common
 from nstjax.cli.common import UsageError
 
-CURVE_FRAMES = 20          # frames at which the content/style split is evaluated
 ANIMATION_FRAMES = 40      # default number of animation frames without --save-every
 LOSS_SUFFIX = "_loss.png"
 
@@ -69,13 +62,6 @@ def check(args, out: Path) -> None:
     for path in list(args.style_mask or ()) + [args.content_mask] * bool(args.content_mask):
         if not Path(path).is_file():
             raise UsageError(f"{path}: no such mask file")
-    if mask_paths(args) and getattr(args, "min_size", None) is not None:
-        import inspect
-
-        from nstjax.run.multiscale import stylize_multiscale
-        if "style_masks" not in inspect.signature(stylize_multiscale).parameters:
-            raise UsageError("masks with --min-size are not supported yet: give one or the "
-                             "other")
     inputs = common.input_paths(args) + mask_paths(args)
     extra = [loss_curve_path(out)]
     common.refuse_overwriting_inputs([out], mask_paths(args))
@@ -128,12 +114,13 @@ def mask_arguments(args, shape: tuple[int, int]) -> dict:
 
 
 def frame_period(args, max_iter: int) -> int:
-    """Iterations between frames: ``--save-every``, else a default for the animation
-    (:data:`ANIMATION_FRAMES` frames) or for the loss curve (:data:`CURVE_FRAMES`)."""
+    """Iterations between frames: ``--save-every``, else :data:`ANIMATION_FRAMES` frames
+    for ``--animation``, else 0 (no frames: the loss curve needs none)."""
     if args.save_every:
         return args.save_every
-    n = ANIMATION_FRAMES if args.animation else CURVE_FRAMES
-    return max(1, math.ceil(max_iter / n))
+    if args.animation:
+        return max(1, math.ceil(max_iter / ANIMATION_FRAMES))
+    return 0
 
 
 class Frames:
@@ -165,49 +152,16 @@ def animation_frames(frames: Frames, final, n_iter: int) -> list[np.ndarray]:
     return out
 
 
-def term_series(frames: Frames, result, *, vgg, content, styles, objective, key,
-                mask_kw: dict, alpha=None) -> dict:
-    """``{term: (iterations, values)}``: the weighted terms at up to :data:`CURVE_FRAMES`
-    frames of the output's size (one forward pass each) and at the end.  The targets are
-    built as :func:`nstjax.stylize` builds them (masks, and the content's opacity)."""
-    import jax
-    import jax.numpy as jnp
-
-    from nstjax.objective.terms import compute_targets, objective_terms
+def term_series(result) -> dict:
+    """``{term: (iterations, values)}``: the weighted terms after every iteration, as the
+    solve recorded them (:attr:`nstjax.TransferResult.term_history`: no extra evaluation)."""
     n_iter = int(result.n_iter)
-    shape = tuple(np.shape(result.image))
-    usable = [(i, f) for i, f in frames.items if f.shape == shape and i < n_iter]
-    if len(usable) > CURVE_FRAMES:
-        pick = np.linspace(0, len(usable) - 1, CURVE_FRAMES).round().astype(int)
-        usable = [usable[k] for k in sorted(set(pick))]
-    names = [k for k in ("content", "style", "tv") if k in result.terms]
-    series = {k: ([], []) for k in names}
-    if usable:
-        kw = dict(mask_kw)
-        if alpha is not None:
-            from nstjax.objective.alpha import alpha_content_mask, alpha_style_masks
-            kw["style_masks"] = alpha_style_masks(alpha, kw.get("style_masks"),
-                                                  n_styles=len(styles), shape=shape[:2])
-        targets = compute_targets(vgg, jnp.asarray(content), [jnp.asarray(s) for s in styles],
-                                  objective=objective, **kw)
-        if alpha is not None:
-            targets = alpha_content_mask(targets, alpha, shape=shape[:2],
-                                         content_layers=objective.content_layers)
-        terms = jax.jit(lambda x: objective_terms(x, vgg, targets, result.weights, key,
-                                                  objective=objective))
-        for i, f in usable:
-            values = terms(jnp.asarray(f, jnp.float32) / 255.0)
-            for k in names:
-                series[k][0].append(i)
-                series[k][1].append(float(values[k]))
-    for k in names:
-        series[k][0].append(n_iter)
-        series[k][1].append(float(result.terms[k]))
-    return series
+    return {k: (list(range(1, n_iter + 1)), [float(v) for v in np.asarray(h)[:n_iter]])
+            for k, h in result.term_history.items()}
 
 
-def write(out: Path, args, result, frames: Frames, *, vgg, content, styles, objective,
-          key, mask_kw: dict, protect, period: int, alpha=None) -> dict:
+def write(out: Path, args, result, frames: Frames, *, mask_kw: dict, protect,
+          period: int) -> dict:
     """Write the loss curve (always) and the animation (``--animation``); returns the
     sidecar's entries for them."""
     from nstjax.io import pictures
@@ -218,14 +172,9 @@ def write(out: Path, args, result, frames: Frames, *, vgg, content, styles, obje
                         "mode": mask_kw.get("mask_mode")}}
     history = np.asarray(result.history)[:n_iter]
     series = {"total": (np.arange(1, n_iter + 1), history)}
-    try:
-        terms = term_series(frames, result, vgg=vgg, content=content, styles=styles,
-                            objective=objective, key=key, mask_kw=mask_kw, alpha=alpha)
-    except ValueError:                    # e.g. a mask the run itself accepted: no split
-        terms = {}
+    terms = term_series(result)
     series.update(terms)
-    record["loss_terms_at_frames"] = {k: {"iterations": v[0], "values": v[1]}
-                                      for k, v in terms.items()}
+    record["loss_terms"] = {k: {"iterations": v[0], "values": v[1]} for k, v in terms.items()}
     curve = loss_curve_path(out)
     try:
         save_image(curve, pictures.loss_curve(series, title=f"{out.name}: loss per "

@@ -56,7 +56,7 @@ def display_path(path) -> str:
     return "".join(c if c.isprintable() or c == " " else f"\\x{ord(c):02x}" for c in text)
 
 
-def _as_path(path) -> Path:
+def as_path(path) -> Path:
     return Path(os.fsdecode(path))
 
 
@@ -168,7 +168,7 @@ def image_size(path) -> tuple[int, int]:
     Raises:
       ImageError: one line, for a missing, unreadable or non-image file, or a folder.
     """
-    path = _as_path(path)
+    path = as_path(path)
     with _pillow_quietly(path, None):
         _check_file(path)
         try:
@@ -192,7 +192,7 @@ def scaled_shape(path, size: int | None) -> tuple[int, int]:
     Raises:
       ImageError: one line naming the path.
     """
-    path = _as_path(path)
+    path = as_path(path)
     with _pillow_quietly(path, None):
         img = _open(path, size=size)
         with img:
@@ -313,7 +313,7 @@ def load_image(path, *, size: int | None = None, shape: tuple[int, int] | None =
       ImageError: with a one-line reason, for a missing, unreadable, tiny or too large
         image (see the module docstring for the pixel limit).
     """
-    path = _as_path(path)
+    path = as_path(path)
     show = display_path(path)
     if shape is not None and min(shape) < MIN_SIZE:
         raise ImageError(f"size {shape[1]}×{shape[0]} is below {MIN_SIZE} pixels")

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from nstjax.io.image import ImageError, _as_path, display_path
+from nstjax.io.image import ImageError, as_path, display_path
 
 
 def to_uint8(image) -> np.ndarray:
@@ -102,7 +102,7 @@ def check_writable(path, *, protect=(), bit_depth: int = 8, need_bytes: int = 0)
     Raises:
       ImageError: one line naming ``path``.
     """
-    path = _as_path(path)
+    path = as_path(path)
     _output_format(path, bit_depth)
     _check_target(path, protect)
     _make_folder(path)
@@ -150,7 +150,7 @@ ALPHA_FORMATS = ("PNG", "WEBP", "TIFF")
 
 def can_hold_alpha(path) -> bool:
     """Whether :func:`save_image` can write an alpha channel at ``path`` (by extension)."""
-    return Image.registered_extensions().get(_as_path(path).suffix.lower()) in ALPHA_FORMATS
+    return Image.registered_extensions().get(as_path(path).suffix.lower()) in ALPHA_FORMATS
 
 
 def _write_atomically(path: Path, mode: str, write, *, what: str) -> Path:
@@ -194,7 +194,7 @@ def save_image(path, image, *, protect=(), bit_depth: int = 8, alpha=None) -> Pa
         unwritable place, a full disk); a previous file at ``path`` is then left untouched
         and no partial file remains.
     """
-    path = _as_path(path)
+    path = as_path(path)
     fmt = _output_format(path, bit_depth)
     if alpha is not None:
         alpha = np.asarray(alpha)
@@ -226,7 +226,7 @@ def write_bytes_atomic(path, data: bytes, *, what: str = "the file") -> Path:
     Raises:
       ImageError: one line naming ``path``; a previous file is left untouched.
     """
-    return _write_atomically(_as_path(path), "wb", lambda f: f.write(data), what=what)
+    return _write_atomically(as_path(path), "wb", lambda f: f.write(data), what=what)
 
 
 def write_text_atomic(path, text: str) -> Path:
@@ -235,7 +235,7 @@ def write_text_atomic(path, text: str) -> Path:
     Raises:
       ImageError: one line naming ``path``; a previous file is left untouched.
     """
-    path = _as_path(path)
+    path = as_path(path)
     if path.is_dir():
         raise ImageError(f"{display_path(path)}: is a folder, not a file")
     return _write_atomically(path, "w", lambda f: f.write(text), what="it")

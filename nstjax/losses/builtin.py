@@ -60,10 +60,7 @@ from nstjax.losses import mmd
 from nstjax.losses import statistics
 from nstjax.losses.registry import register_style_loss as _register
 
-# How every built-in λ was obtained (seed 003 §4): the module docstring's measurement,
-# re-run on 2026-11-25 with scripts/measure_style_scales.py at the same start (uniform
-# noise, seed 0): every registered value was reproduced to its 2 significant digits (gram
-# 0.3, gram-gamma 0.076, mmd-poly 0.33, bn 9.7e4, moments 1.5e-4 round to the values below).
+# How every built-in λ was obtained (seed 003 §4): the module docstring's measurement.
 MEASURED = ("‖∇_x L_content‖/‖∇_x L_style‖ at uniform noise in [0, 1] (seed 0), real VGG19, "
             "tubingen/starry_night at 256 px, relu1_1..relu5_1 weight 1, content relu4_2 "
             "(½Σ), key 0; scripts/measure_style_scales.py")

@@ -54,7 +54,8 @@ _CONV_PRECISION = {"float32": "float32", "tf32": "tensorfloat32", "bf16": "bfloa
 
 
 def remat_policy(remat) -> str:
-    """A checkpointing policy name from a policy or the older boolean (True is ``"conv"``)."""
+    """A checkpointing policy name (:data:`REMAT_POLICIES`); ``None`` or ``False`` is
+    ``"none"`` and ``True`` is ``"conv"``."""
     if remat is None or remat is False:
         return "none"
     if remat is True:

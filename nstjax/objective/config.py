@@ -96,6 +96,8 @@ class Objective:
         with ``"mse"`` both terms are per position and the same weights give the same
         balance at every size; ``"sum"`` grows with the number of pixels, so its weights
         hold at one size only (doubling the long edge makes the content 4× heavier).
+        ``None`` (the default) is ``"mse"``, or ``"sum"`` with ``normalization="paper"``
+        (seed 003's code sums, and its λ are for a sum).
       pooling: ``"max"`` or ``"avg"`` (seed 001 §2 prefers average pooling for synthesis).
       auto_scale: set each ``λ_m`` once at the start so that method ``m``'s style gradient
         norm equals the content gradient norm (seed 003 §4).
@@ -116,7 +118,7 @@ class Objective:
     content_layers: tuple = DEFAULT_CONTENT_LAYERS
     style_layers: tuple = DEFAULT_STYLE_LAYERS
     style_losses: tuple = ("gram",)
-    content_loss: str = "mse"
+    content_loss: str | None = None
     pooling: str = "max"
     auto_scale: bool = False
     remat: str = "none"
@@ -137,6 +139,8 @@ class Objective:
         if len(set(methods)) != len(methods):
             raise ValueError(f"style loss named twice: {','.join(methods)}")
         set_("style_losses", methods)
+        if self.content_loss is None:
+            set_("content_loss", "sum" if self.normalization == "paper" else "mse")
         if self.content_loss not in CONTENT_LOSSES:
             raise ValueError(f"content loss must be 'sum' or 'mse', not {self.content_loss!r}")
         if self.pooling not in POOLINGS:
@@ -192,7 +196,7 @@ SWEEPABLE = tuple(f for f in LossWeights._fields if f != "hyper")
 
 
 def loss_weights(objective: Objective, *, n_styles: int = 1,
-                 content_weight=1.0, style_weight=10.0, tv_weight=0.0,
+                 content_weight=1.0, style_weight=100.0, tv_weight=0.0,
                  content_layer_weights=None, style_layer_weights=None, style_mix=None,
                  style_scales=None, style_blend=None,
                  hyper: Mapping[str, float] | None = None) -> LossWeights:
@@ -331,7 +335,7 @@ class Solver:
     """
 
     optimizer: str = optimize.DEFAULT_OPTIMIZER
-    max_iter: int = 300
+    max_iter: int = 200
     history_size: int = 10
     lr: float = 0.02
     rtol: float = 0.0

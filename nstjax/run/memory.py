@@ -21,8 +21,9 @@ plus scratch outside XLA's buffers: the CPU convolution kernels pack the weight 
 and cache-sized blocks of the other (~3 MB at most).  :attr:`ProgramMemory.scratch`
 allows for it on CPU as the largest argument plus :data:`CPU_SCRATCH_BYTES`.
 
-:func:`estimate_transfer_bytes` is the older closed-form estimate, kept for callers not yet
-switched to compiled numbers; it undercounts vmapped sweeps badly (issue 10).
+:func:`estimate_transfer_bytes` is a closed-form estimate without compiling, the memory
+check's first screen (it settles the clearly small and the clearly huge); it does not model
+vmapped sweeps, which are measured from their compiled programs.
 """
 
 from __future__ import annotations

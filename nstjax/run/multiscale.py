@@ -104,6 +104,7 @@ class MultiscaleResult(NamedTuple):
         stopped early, when ``image`` is that rung's result upsampled to the full size).
       history: ``f32[Σ n_iter]`` the losses of every rung, coarse first (each at its own
         size, so only comparable within a rung).
+      term_history: ``{"content", "style", "tv"}``, each ``f32[Σ n_iter]``, the same way.
       n_iter: iterations over all rungs.
       shapes: ``(h, w)`` of each rung run.
       stages: the :class:`~nstjax.TransferResult` of each rung run.
@@ -118,6 +119,7 @@ class MultiscaleResult(NamedTuple):
     weights: LossWeights
     shapes: tuple
     stages: tuple
+    term_history: dict = {}
 
 
 def _offset(callbacks: Callbacks | None, done: int) -> Callbacks | None:
@@ -210,7 +212,10 @@ def stylize_multiscale(vgg: VGGWeights, content, style, *, key, min_size: int,
             break
     last: TransferResult = stages[-1]
     history = np.concatenate([np.asarray(r.history)[:int(r.n_iter)] for r in stages])
+    term_history = {k: np.concatenate([np.asarray(r.term_history[k])[:int(r.n_iter)]
+                                       for r in stages]) for k in last.term_history}
     return MultiscaleResult(image=resize_image(last.image, full), loss=last.loss,
                             history=history, n_iter=done, status=last.status,
                             terms=last.terms, weights=last.weights,
-                            shapes=tuple(shapes[:len(stages)]), stages=tuple(stages))
+                            shapes=tuple(shapes[:len(stages)]), stages=tuple(stages),
+                            term_history=term_history)

@@ -45,6 +45,7 @@ class SweepResult(NamedTuple):
       terms: ``{"content", "style", "tv"}: f32[K]``.
       settings: list of K dicts, the swept values of each member.
       weights: the stacked :class:`LossWeights`.
+      term_history: ``{"content", "style", "tv"}: f32[K, max_iter]``, after each iteration.
     """
 
     images: np.ndarray
@@ -55,6 +56,7 @@ class SweepResult(NamedTuple):
     terms: dict
     settings: list
     weights: LossWeights
+    term_history: dict = {}
 
 
 def member_settings(values: Mapping[str, Sequence], *, mode: str = "grid") -> list[dict]:
@@ -230,4 +232,5 @@ def sweep(vgg, content, style, values: Mapping[str, Sequence], *, key,
     done = len(res.x)
     return SweepResult(images=res.x, loss=res.value, history=res.history, n_iter=res.n_iter,
                        status=res.status, terms=terms, settings=members[:done],
-                       weights=jax.tree.map(lambda a: a[:done], stacked))
+                       weights=jax.tree.map(lambda a: a[:done], stacked),
+                       term_history=res.aux_history)

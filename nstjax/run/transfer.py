@@ -33,7 +33,7 @@ from nstjax.solve import optimize
 from nstjax.objective.config import LossWeights, Objective, Solver, loss_weights as make_loss_weights
 from nstjax.run.hooks import Callbacks
 from nstjax.objective.terms import (Targets, auto_scales, check_solver, compute_targets,
-                              objective_terms, total_loss)
+                                   objective_terms)
 from nstjax.solve.optimize import SolveState, Status
 from nstjax.model.layers import VGGWeights
 
@@ -56,6 +56,8 @@ class TransferResult(NamedTuple):
       status: ``i32[]`` an :class:`nstjax.Status`.
       terms: ``{"content", "style", "tv"}`` weighted parts of the final loss.
       weights: the :class:`LossWeights` used (after automatic scaling).
+      term_history: ``{"content", "style", "tv"}``, each ``f32[max_iter]``: the parts after
+        each iteration (NaN after the last), from the evaluations the solve made anyway.
     """
 
     image: jax.Array
@@ -65,6 +67,7 @@ class TransferResult(NamedTuple):
     status: jax.Array
     terms: dict
     weights: LossWeights
+    term_history: dict = {}
 
 
 def _problem(vgg, targets, weights, solver, key, objective):
@@ -76,7 +79,9 @@ def _problem(vgg, targets, weights, solver, key, objective):
 
 
 def _loss(x, *, vgg, targets, weights, key, objective):
-    return total_loss(x, vgg, targets, weights, key, objective=objective)
+    """``(total, {"content", "style", "tv"})``: the objective and its weighted parts."""
+    terms = objective_terms(x, vgg, targets, weights, key, objective=objective)
+    return terms.pop("total"), terms
 
 
 def transfer_init(x0, vgg: VGGWeights, targets: Targets, weights: LossWeights, solver: Solver,
@@ -88,7 +93,8 @@ def transfer_init(x0, vgg: VGGWeights, targets: Targets, weights: LossWeights, s
         weights = weights._replace(style_scales=auto_scales(
             x0, vgg, targets, weights, key, objective=objective))
     fun, optimizer = _problem(vgg, targets, weights, solver, key, objective)
-    return optimize.minimize_init(fun, x0, optimizer, max_iter=solver.max_iter), weights
+    return optimize.minimize_init(fun, x0, optimizer, max_iter=solver.max_iter,
+                                  has_aux=True), weights
 
 
 def transfer_advance(state: SolveState, vgg: VGGWeights, targets: Targets,
@@ -97,17 +103,18 @@ def transfer_advance(state: SolveState, vgg: VGGWeights, targets: Targets,
     """Iterate until ``until`` (traced) iterations are done or a stop rule fires.  Pure."""
     fun, optimizer = _problem(vgg, targets, weights, solver, key, objective)
     return optimize.minimize_continue(fun, state, optimizer, until=until, rtol=solver.rtol,
-                                      tol_x=solver.tol_x, threshold=solver.threshold)
+                                      tol_x=solver.tol_x, threshold=solver.threshold,
+                                      has_aux=True)
 
 
 def transfer_finish(state: SolveState, vgg: VGGWeights, targets: Targets, weights: LossWeights,
                     solver: Solver, key, *, objective: Objective):
     """``(OptimizeResult, terms)`` of a solve; ``terms`` are the weighted ``content``,
-    ``style`` and ``tv`` parts at its image.  Pure."""
+    ``style`` and ``tv`` parts at its image (``result.aux``; ``result.aux_history`` has them
+    after every iteration).  Pure."""
     fun, optimizer = _problem(vgg, targets, weights, solver, key, objective)
-    result = optimize.minimize_result(fun, state, optimizer)
-    terms = objective_terms(result.x, vgg, targets, weights, key, objective=objective)
-    return result, {k: v for k, v in terms.items() if k != "total"}
+    result = optimize.minimize_result(fun, state, optimizer, has_aux=True)
+    return result, result.aux
 
 
 def run_transfer(x0, vgg: VGGWeights, targets: Targets, weights: LossWeights, solver: Solver,
@@ -148,9 +155,10 @@ class Program(NamedTuple):
     finish: Callable
 
 
-_init = jax.jit(transfer_init, static_argnames=("objective",))
-_advance = jax.jit(transfer_advance, static_argnames=("objective",))
-_finish = jax.jit(transfer_finish, static_argnames=("objective",))
+# The three steps compiled (JAX's persistent cache keeps them across runs).
+init_jit = jax.jit(transfer_init, static_argnames=("objective",))
+advance_jit = jax.jit(transfer_advance, static_argnames=("objective",))
+finish_jit = jax.jit(transfer_finish, static_argnames=("objective",))
 
 
 def drive(program: Program, max_iter: int, callbacks: Callbacks | None = None, *,
@@ -294,12 +302,12 @@ def stylize(vgg: VGGWeights, content, style, *, key, objective: Objective = Obje
             raise ValueError(f"init image shape {x0.shape} differs from content "
                              f"{content.shape}")
     program = Program(
-        init=lambda: _init(x0, vgg, targets, weights, solver, k_loss, objective=objective),
-        advance=lambda state, w, until: _advance(state, vgg, targets, w, solver, k_loss, until,
+        init=lambda: init_jit(x0, vgg, targets, weights, solver, k_loss, objective=objective),
+        advance=lambda state, w, until: advance_jit(state, vgg, targets, w, solver, k_loss, until,
                                                  objective=objective),
-        finish=lambda state, w: _finish(state, vgg, targets, w, solver, k_loss,
+        finish=lambda state, w: finish_jit(state, vgg, targets, w, solver, k_loss,
                                         objective=objective))
     result, terms, weights = drive(program, solver.max_iter, callbacks)
     return TransferResult(image=result.x, loss=result.value, history=result.history,
                           n_iter=result.n_iter, status=result.status, terms=terms,
-                          weights=weights)
+                          weights=weights, term_history=result.aux_history)

@@ -14,10 +14,11 @@ with warnings.catch_warnings():
 
 
 def lbfgsb(fun, *, history_size: int):
-    """jaxopt's L-BFGS-B; box bounds go to ``init_state``/``update``."""
-    return jaxopt.LBFGSB(fun=fun, history_size=history_size, tol=0.0)
+    """jaxopt's L-BFGS-B of ``fun(x) -> (value, aux)``; box bounds go to
+    ``init_state``/``update``."""
+    return jaxopt.LBFGSB(fun=fun, history_size=history_size, tol=0.0, has_aux=True)
 
 
 def lbfgs(fun, *, history_size: int):
-    """jaxopt's unconstrained L-BFGS (zoom line search)."""
-    return jaxopt.LBFGS(fun=fun, history_size=history_size, tol=0.0)
+    """jaxopt's unconstrained L-BFGS (zoom line search) of ``fun(x) -> (value, aux)``."""
+    return jaxopt.LBFGS(fun=fun, history_size=history_size, tol=0.0, has_aux=True)

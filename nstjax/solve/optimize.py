@@ -14,14 +14,8 @@ An :class:`Optimizer` is a named tuple of pure functions (as optax's
 Adding one is a factory returning an :class:`Optimizer` and ``@register_optimizer(name)``
 on it.
 
-The default, ``plbfgs``, was chosen by ``scripts/benchmark.py`` (256×192, default objective,
-tubingen/starry_night, from the content image): per iteration it matches PyTorch's L-BFGS
-with history 100 (0.239/0.229/0.224 of the starting objective after 50/100/200 iterations,
-PyTorch 0.239/0.229/0.223) while every pixel stays in [0, 1], with one evaluation per
-iteration; its 8-bit image scored as well as PyTorch's saved 100-iteration one after 78
-iterations. ``lbfgsb`` never got there in 200 (0.252 after 200, two to three evaluations
-per iteration); ``lbfgs``, ``optax-lbfgs`` and ``adam`` needed 108, 103 and 99 iterations,
-the first two at more than one evaluation each. :func:`minimize` runs one on a function; the caller decides ``jit`` and ``vmap``.
+The default is ``plbfgs`` (the README's speed section has the measurements).
+:func:`minimize` runs one on a function; the caller decides ``jit`` and ``vmap``.
 """
 
 from __future__ import annotations
@@ -60,6 +54,9 @@ class OptimizeResult(NamedTuple):
       history: ``f32[max_iter]`` loss after each iteration; NaN past ``n_iter``.
       n_iter: ``i32[]`` iterations taken.
       status: ``i32[]`` a :class:`Status`.
+      aux: with ``has_aux``, ``fun``'s auxiliary output at ``x`` (else ``()``).
+      aux_history: each leaf of ``aux`` after each iteration, ``[max_iter, ...]``, NaN past
+        ``n_iter`` (else ``()``).
     """
 
     x: jax.Array
@@ -67,14 +64,20 @@ class OptimizeResult(NamedTuple):
     history: jax.Array
     n_iter: jax.Array
     status: jax.Array
+    aux: Any = ()
+    aux_history: Any = ()
 
 
 class Optimizer(NamedTuple):
     """A minimisation method as pure functions (no ``jit`` inside; the caller's applies).
 
+    ``fun(x) -> (value, aux)``: the objective and its auxiliary output (any pytree, ``()``
+    for none), which the optimizer returns at every iterate it keeps, from the evaluation it
+    makes anyway.
+
     Attributes:
-      init: ``(fun, x0) -> (state, fun(x0))``; ``x0`` is already projected.
-      step: ``(fun, x, state) -> (x_new, state_new, fun(x_new))``.
+      init: ``(fun, x0) -> (state, value, aux)`` at ``x0`` (already projected).
+      step: ``(fun, x, state) -> (x_new, state_new, value, aux)`` at ``x_new``.
       project: ``x -> x`` clipped into the box.
       bounded: ``True`` when every iterate stays in the box; otherwise :func:`minimize`
         projects the final iterate and evaluates ``fun`` there again.
@@ -152,11 +155,14 @@ def plbfgs(*, lower: ArrayLike = 0.0, upper: ArrayLike = 1.0, history_size: int 
     """Projected L-BFGS (:mod:`nstjax.solve.lbfgs`): bounded, one evaluation per iteration when
     the unit step decreases the objective."""
     def init(fun, x0):
-        return _plbfgs.init(fun, x0, history_size=history_size)
+        state, value = _plbfgs.init(fun, x0, history_size=history_size)
+        return state, value, state.aux
 
     def step(fun, x, state):
-        return _plbfgs.step(fun, x, state, lower=jnp.asarray(lower, x.dtype),
-                            upper=jnp.asarray(upper, x.dtype), max_backtracks=max_backtracks)
+        x_new, state, value = _plbfgs.step(fun, x, state, lower=jnp.asarray(lower, x.dtype),
+                                           upper=jnp.asarray(upper, x.dtype),
+                                           max_backtracks=max_backtracks)
+        return x_new, state, value, state.aux
 
     return Optimizer(init, step, _box(lower, upper), True)
 
@@ -169,7 +175,7 @@ def _jaxopt_optimizer(make_solver, lower, upper, bounded):
     def init(fun, x0):
         kw = {"bounds": bounds(x0)} if bounded else {}
         state = make_solver(fun).init_state(x0, **kw)
-        return state, state.value
+        return state, state.value, state.aux
 
     def step(fun, x, state):
         kw = {"bounds": bounds(x)} if bounded else {}
@@ -178,7 +184,7 @@ def _jaxopt_optimizer(make_solver, lower, upper, bounded):
             # jaxopt's projected steps can land 1e-12 outside the box by rounding; the
             # iterate must never leave it (seed 001 keeps pixels in [0, 1]).
             x_new = jnp.clip(x_new, *kw["bounds"])
-        return x_new, state, state.value
+        return x_new, state, state.value, state.aux
 
     return Optimizer(init, step, _box(lower, upper), bounded)
 
@@ -208,12 +214,18 @@ def optax_lbfgs(*, lower: ArrayLike = 0.0, upper: ArrayLike = 1.0,
     opt = optax.lbfgs(memory_size=history_size)
 
     def init(fun, x0):
-        return opt.init(x0), fun(x0)
+        value, aux = fun(x0)
+        return opt.init(x0), value, aux
 
     def step(fun, x, state):
-        value, grad = optax.value_and_grad_from_state(fun)(x, state=state)
-        updates, state = opt.update(grad, state, x, value=value, grad=grad, value_fn=fun)
-        return optax.apply_updates(x, updates), state, optax.tree_utils.tree_get(state, "value")
+        # optax's line search takes a function without auxiliary output: the aux at the
+        # new iterate costs one more forward pass (no gradient) per iteration
+        value_fn = lambda y: fun(y)[0]  # noqa: E731
+        value, grad = optax.value_and_grad_from_state(value_fn)(x, state=state)
+        updates, state = opt.update(grad, state, x, value=value, grad=grad, value_fn=value_fn)
+        x_new = optax.apply_updates(x, updates)
+        aux = jax.lax.stop_gradient(fun(x_new)[1])
+        return x_new, state, optax.tree_utils.tree_get(state, "value"), aux
 
     return Optimizer(init, step, _box(lower, upper), False)
 
@@ -223,15 +235,15 @@ def _projected_first_order(transform, lower, upper):
     project = _box(lower, upper)
 
     def init(fun, x0):
-        value, grad = jax.value_and_grad(fun)(x0)
-        return (transform.init(x0), grad), value
+        (value, aux), grad = jax.value_and_grad(fun, has_aux=True)(x0)
+        return (transform.init(x0), grad), value, aux
 
     def step(fun, x, state):
         opt_state, grad = state
         updates, opt_state = transform.update(grad, opt_state, x)
         x_new = project(optax.apply_updates(x, updates))
-        value, grad = jax.value_and_grad(fun)(x_new)
-        return x_new, (opt_state, grad), value
+        (value, aux), grad = jax.value_and_grad(fun, has_aux=True)(x_new)
+        return x_new, (opt_state, grad), value, aux
 
     return Optimizer(init, step, project, True)
 
@@ -263,6 +275,9 @@ class SolveState(NamedTuple):
       history: ``f32[max_iter]`` loss after each iteration; NaN past ``n_iter``.
       status: ``i32[]`` :attr:`Status.MAX_ITER` while the solve may go on.
       unit: ``f32[]`` ``|f(x₀)|``, the scale the optimizer sees the loss in.
+      aux: ``fun``'s auxiliary output at ``x`` (``()`` without ``has_aux``).
+      aux_history: each leaf of ``aux`` after each iteration (``[max_iter, ...]``, NaN past
+        ``n_iter``).
     """
 
     n_iter: jax.Array
@@ -272,29 +287,48 @@ class SolveState(NamedTuple):
     history: jax.Array
     status: jax.Array
     unit: jax.Array
+    aux: Any = ()
+    aux_history: Any = ()
+
+
+def _with_aux(fun, has_aux: bool):
+    """``fun`` as ``x -> (value, aux)`` (``aux = ()`` when it has none)."""
+    return fun if has_aux else (lambda x: (fun(x), ()))
 
 
 def _scaled(fun, unit):
-    return lambda x: fun(x) / unit
+    """``x -> (value / unit, aux)`` for ``fun(x) -> (value, aux)``."""
+    def scaled(x):
+        value, aux = fun(x)
+        return value / unit, aux
+    return scaled
 
 
-def minimize_init(fun: Callable, x0, optimizer: Optimizer, *, max_iter: int) -> SolveState:
-    """Start a solve at ``x0`` (projected into the box); no iteration is taken."""
+def minimize_init(fun: Callable, x0, optimizer: Optimizer, *, max_iter: int,
+                  has_aux: bool = False) -> SolveState:
+    """Start a solve at ``x0`` (projected into the box); no iteration is taken.
+
+    With ``has_aux``, ``fun(x) -> (value, aux)`` and the state keeps ``aux`` after every
+    iteration (from the evaluations the optimizer makes anyway)."""
+    fun = _with_aux(fun, has_aux)
     x0 = optimizer.project(x0)
-    f0 = jax.lax.stop_gradient(fun(x0))
+    f0 = jax.lax.stop_gradient(fun(x0)[0])
     unit = jnp.where(jnp.isfinite(f0) & (jnp.abs(f0) > 1e-30), jnp.abs(f0), 1.0)
-    opt_state, value0 = optimizer.init(_scaled(fun, unit), x0)
+    opt_state, value0, aux0 = optimizer.init(_scaled(fun, unit), x0)
     value0 = value0 * unit
     status0 = jnp.where(jnp.isfinite(value0), Status.MAX_ITER, Status.NON_FINITE)
+    aux_history = jax.tree.map(lambda a: jnp.full((max_iter,) + jnp.shape(a), jnp.nan,
+                                                  jnp.float32), aux0)
     return SolveState(n_iter=jnp.int32(0), x=x0, opt_state=opt_state, value=value0,
                       history=jnp.full((max_iter,), jnp.nan, jnp.float32),
-                      status=status0.astype(jnp.int32), unit=unit)
+                      status=status0.astype(jnp.int32), unit=unit, aux=aux0,
+                      aux_history=aux_history)
 
 
 def minimize_continue(fun: Callable, state: SolveState, optimizer: Optimizer, *,
                       until: ArrayLike, rtol: ArrayLike = 0.0, tol_x: ArrayLike = 0.0,
                       threshold: ArrayLike = -jnp.inf,
-                      on_step: Callable | None = None) -> SolveState:
+                      on_step: Callable | None = None, has_aux: bool = False) -> SolveState:
     """Iterate until ``until`` iterations are done in all, or a stop rule fires.
 
     ``until`` may be traced, so one compiled program runs a solve in chunks: the caller
@@ -302,7 +336,7 @@ def minimize_continue(fun: Callable, state: SolveState, optimizer: Optimizer, *,
     callback inside the program (JAX never writes a program with callbacks to the
     persistent compilation cache). Arguments as in :func:`minimize`.
     """
-    scaled = _scaled(fun, state.unit)
+    scaled = _scaled(_with_aux(fun, has_aux), state.unit)
     max_iter = state.history.shape[0]
     until = jnp.minimum(until, max_iter)
 
@@ -310,8 +344,8 @@ def minimize_continue(fun: Callable, state: SolveState, optimizer: Optimizer, *,
         return (carry.n_iter < until) & (carry.status == Status.MAX_ITER)
 
     def body(carry):
-        i, x, opt_state, value, history, _, unit = carry
-        x_new, opt_state_new, value_new = optimizer.step(scaled, x, opt_state)
+        i, x, opt_state, value, history, _, unit, aux, aux_history = carry
+        x_new, opt_state_new, value_new, aux_new = optimizer.step(scaled, x, opt_state)
         value_new = value_new * unit
         finite = jnp.isfinite(value_new) & jnp.all(jnp.isfinite(x_new))
         # A non-finite step is discarded: keep the last finite iterate and its loss.
@@ -319,7 +353,10 @@ def minimize_continue(fun: Callable, state: SolveState, optimizer: Optimizer, *,
         value_keep = jnp.where(finite, value_new, value)
         opt_state_keep = jax.tree.map(lambda a, b: jnp.where(finite, a, b), opt_state_new,
                                       opt_state)
+        aux_keep = jax.tree.map(lambda a, b: jnp.where(finite, a, b), aux_new, aux)
         history = history.at[i].set(value_new.astype(jnp.float32))
+        aux_history = jax.tree.map(lambda h, a: h.at[i].set(a.astype(h.dtype)), aux_history,
+                                   aux_new)
         rel_f = jnp.abs(value_new - value) <= rtol * jnp.abs(value)
         rel_x = jnp.linalg.norm((x_new - x).ravel()) <= tol_x * jnp.linalg.norm(x.ravel())
         stop = jnp.asarray(False) if on_step is None else on_step(i + 1, value_keep, x_keep)
@@ -327,26 +364,31 @@ def minimize_continue(fun: Callable, state: SolveState, optimizer: Optimizer, *,
             [~finite, value_new < threshold, rel_f & (rtol > 0), rel_x & (tol_x > 0), stop],
             [Status.NON_FINITE, Status.THRESHOLD, Status.CONVERGED, Status.CONVERGED_X,
              Status.INTERRUPTED], Status.MAX_ITER).astype(jnp.int32)
-        return SolveState(i + 1, x_keep, opt_state_keep, value_keep, history, status, unit)
+        return SolveState(i + 1, x_keep, opt_state_keep, value_keep, history, status, unit,
+                          aux_keep, aux_history)
 
     return jax.lax.while_loop(cond, body, state)
 
 
-def minimize_result(fun: Callable, state: SolveState, optimizer: Optimizer) -> OptimizeResult:
+def minimize_result(fun: Callable, state: SolveState, optimizer: Optimizer, *,
+                    has_aux: bool = False) -> OptimizeResult:
     """The :class:`OptimizeResult` of a solve: unbounded optimizers' iterate is projected
     into the box and ``fun`` evaluated there."""
-    x, value = state.x, state.value
+    x, value, aux = state.x, state.value, state.aux
     if not optimizer.bounded:
         x = optimizer.project(x)
-        value = jnp.where(state.status == Status.NON_FINITE, value, fun(x))
+        keep = state.status == Status.NON_FINITE
+        value_x, aux_x = _with_aux(fun, has_aux)(x)
+        value = jnp.where(keep, value, value_x)
+        aux = jax.tree.map(lambda a, b: jnp.where(keep, a, b), aux, aux_x)
     return OptimizeResult(x=x, value=value, history=state.history, n_iter=state.n_iter,
-                          status=state.status)
+                          status=state.status, aux=aux, aux_history=state.aux_history)
 
 
 def minimize(fun: Callable, x0, optimizer: Optimizer, *, max_iter: int,
              rtol: ArrayLike = 0.0, tol_x: ArrayLike = 0.0,
              threshold: ArrayLike = -jnp.inf,
-             on_step: Callable | None = None) -> OptimizeResult:
+             on_step: Callable | None = None, has_aux: bool = False) -> OptimizeResult:
     """Minimise ``fun`` from ``x0`` with ``optimizer`` inside one ``lax.while_loop``.
 
     Pure: call it inside ``jit`` and ``vmap`` it for sweeps. ``rtol``, ``tol_x`` and
@@ -355,9 +397,8 @@ def minimize(fun: Callable, x0, optimizer: Optimizer, *, max_iter: int,
     :func:`minimize_result`, of which this is the composition.
 
     The optimizer sees ``f / |f(x₀)|``: style objectives reach 1e11-1e15, where L-BFGS-B's
-    first steps stall and L-BFGS's first line search overshoots (measured: with the raw
-    objective L-BFGS-B lowered the loss by 21% in 15 iterations at 96 px, with the
-    normalised one by 87%). Values reported back are in the caller's units.
+    first steps stall and L-BFGS's first line search overshoots. Values reported back are
+    in the caller's units.
 
     Stopping, whichever comes first: ``max_iter`` iterations; ``|f_k − f_{k−1}| ≤
     rtol·|f_{k−1}|`` (seed 003 §4 stops at 0.5%); ``‖x_k − x_{k−1}‖ ≤ tol_x·‖x_{k−1}‖``;
@@ -376,12 +417,16 @@ def minimize(fun: Callable, x0, optimizer: Optimizer, *, max_iter: int,
         iteration with the iterations done (1-based), the loss (caller's units) and the
         kept iterate; ``True`` stops the loop with :attr:`Status.INTERRUPTED`. A host
         callback inside it keeps the program out of the persistent compilation cache.
+      has_aux: ``fun(x) -> (value, aux)``; the result then has ``aux`` at ``x`` and
+        ``aux_history`` after every iteration, from the evaluations the optimizer makes
+        anyway (``optax-lbfgs``, whose line search takes a plain function, pays one more
+        forward pass per iteration for it).
 
     Returns:
       An :class:`OptimizeResult`; ``x`` is in the box (unbounded optimizers' final iterate
       is projected and ``value`` evaluated there).
     """
-    state = minimize_init(fun, x0, optimizer, max_iter=max_iter)
+    state = minimize_init(fun, x0, optimizer, max_iter=max_iter, has_aux=has_aux)
     state = minimize_continue(fun, state, optimizer, until=max_iter, rtol=rtol, tol_x=tol_x,
-                              threshold=threshold, on_step=on_step)
-    return minimize_result(fun, state, optimizer)
+                              threshold=threshold, on_step=on_step, has_aux=has_aux)
+    return minimize_result(fun, state, optimizer, has_aux=has_aux)
