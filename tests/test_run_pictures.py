@@ -175,3 +175,41 @@ def test_sweep_cells_carry_loss_curves():
     for j in range(2):
         assert _has(cells[j, 24:], BLACK) > 50 and _has(cells[j, 24:], RED) > 0
     assert _has(cells[2, 24:], RED) == 0 and cells[2, 24:].min() < 0.5    # the note
+
+
+def test_loss_curve_costs_no_evaluation_after_the_solve(inputs, tmp_path, tiny_cli, capsys,
+                                                         monkeypatch):
+    """A 25-iteration run's loss curve: every term at every iteration, from the solve's own
+    evaluations.  Nothing reaches the network once the solve has returned, and without
+    --animation or --save-every no snapshot forces a chunk to end (the driver's only
+    boundaries are its own timing ones)."""
+    import nstjax
+    from nstjax.objective import terms as terms_module
+    state = {"solved": False, "late_calls": 0, "every": None}
+    real_stylize, real_features = nstjax.stylize, terms_module.extract_features
+
+    def stylize(*args, **kw):
+        state["every"] = kw["callbacks"].every
+        result = real_stylize(*args, **kw)
+        state["solved"] = True
+        return result
+
+    def features(*args, **kw):
+        state["late_calls"] += state["solved"]
+        return real_features(*args, **kw)
+
+    monkeypatch.setattr(nstjax, "stylize", stylize)
+    monkeypatch.setattr(terms_module, "extract_features", features)
+    c, s1, _ = inputs
+    out = tmp_path / "r.png"
+    code = run(["stylize", "--content", str(c), "--style", str(s1), "--size", "32",
+                "--iters", "25", "--no-progress", "--output", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert state["solved"] and state["late_calls"] == 0 and state["every"] == 0
+    meta = json.loads((tmp_path / "r.png.json").read_text())
+    n = meta["iterations"]
+    for term in ("content", "style", "tv"):
+        assert meta["loss_terms"][term]["iterations"] == list(range(1, n + 1))
+    total = np.asarray(meta["loss_history"])
+    parts = sum(np.asarray(meta["loss_terms"][t]["values"]) for t in ("content", "style", "tv"))
+    np.testing.assert_allclose(parts, total, rtol=1e-5)   # the same evaluation, float32 sums
