@@ -20,11 +20,13 @@ from nstjax.model.vgg import LAYERS, VGG_WIDTHS, canonical_layer, extract_featur
 from nstjax.losses import (StyleLoss, get_style_loss, parse_style_spec, register_style_loss,
                            style_loss_names)
 from nstjax.losses.core import content_loss, gram_loss, gram_matrix, tv_loss
-from nstjax.objective.config import LossWeights, Objective, Solver, loss_weights
+from nstjax.objective.config import LossWeights, Objective, loss_weights
+from nstjax.solve.solver import Solver
 from nstjax.objective.terms import Targets, auto_scales, compute_targets, objective_terms, total_loss
-from nstjax.solve.optimize import (OptimizeResult, Optimizer, Status, adam, gd, get_optimizer,
-                                   lbfgs, lbfgsb, make_optimizer, minimize, optax_lbfgs,
-                                   optimizer_names, plbfgs, register_optimizer)
+from nstjax.solve.minimize import OptimizeResult, Status, minimize
+from nstjax.solve.optimize import (Optimizer, adam, gd, get_optimizer, lbfgs, lbfgsb,
+                                   make_optimizer, optax_lbfgs, optimizer_names, plbfgs,
+                                   register_optimizer)
 from nstjax.run.hooks import Callbacks
 from nstjax.run.inversion import InversionResult, invert
 from nstjax.run.multiscale import MultiscaleResult, size_ladder, stylize_multiscale

@@ -53,6 +53,7 @@ import numpy as np  # noqa: E402
 
 import nstjax  # noqa: E402
 from nstjax.solve import optimize  # noqa: E402
+from nstjax.solve import minimize as minimize_mod
 from nstjax.torch_reference import reference_spec, torch_objective  # noqa: E402
 
 IMAGES = ROOT.parent / "shared" / "images"
@@ -153,7 +154,7 @@ def run_nstjax(fun, content, name, args):
 
     def solve(x0):
         opt = optimize.make_optimizer(name, history_size=args.history, lr=args.lr)
-        return optimize.minimize(fun, x0, opt, max_iter=args.iters, on_step=on_step)
+        return minimize_mod.minimize(fun, x0, opt, max_iter=args.iters, on_step=on_step)
 
     x0 = jnp.asarray(content)
     t = time.perf_counter()

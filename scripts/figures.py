@@ -39,7 +39,8 @@ import nstjax  # noqa: E402
 from nstjax.run import inversion as inv  # noqa: E402
 from nstjax.io import jsonio  # noqa: E402
 from nstjax.io import pictures
-from nstjax.objective.config import Objective, Solver, loss_weights  # noqa: E402
+from nstjax.objective.config import Objective, loss_weights  # noqa: E402
+from nstjax.solve.solver import Solver
 from nstjax.io.image import load_image  # noqa: E402
 from nstjax.io.image_writing import save_image, write_text_atomic  # noqa: E402
 from nstjax.run.sweeps import sweep  # noqa: E402

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import nstjax
-from nstjax.objective.config import MAX_WEIGHT, Objective, Solver, loss_weights, replace_weight
+from nstjax.objective.config import MAX_WEIGHT, Objective, loss_weights, replace_weight
+from nstjax.solve.solver import Solver
 
 
 @pytest.mark.parametrize("kw", [{"style_layers": ("relu9_9",)}, {"style_losses": ("nope",)},

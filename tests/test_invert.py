@@ -16,7 +16,7 @@ from PIL import Image
 from nstjax import Status, extract_features
 from nstjax.run import inversion as inv
 from nstjax.cli import run
-from nstjax.objective.config import Solver
+from nstjax.solve.solver import Solver
 from nstjax.io.image import load_image
 
 from conftest import make_image

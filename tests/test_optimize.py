@@ -10,7 +10,10 @@ import pytest
 from nstjax.solve import lbfgs
 
 from nstjax.solve import optimize
-from nstjax.solve.optimize import Status, make_optimizer, minimize
+
+from nstjax.solve import minimize as minimize_mod
+from nstjax.solve.optimize import make_optimizer
+from nstjax.solve.minimize import Status, minimize
 
 BOUNDED = [name for name in optimize.OPTIMIZERS if make_optimizer(name).bounded]
 
@@ -208,13 +211,13 @@ def test_a_solve_in_chunks_equals_one_solve():
     opt = make_optimizer("plbfgs")
     x0 = jnp.full(12, 0.5, jnp.float32)
     whole = jax.jit(lambda x: minimize(fun, x, opt, max_iter=20))(x0)
-    start = jax.jit(lambda x: optimize.minimize_init(fun, x, opt, max_iter=20))
-    chunk = jax.jit(lambda s, until: optimize.minimize_continue(fun, s, opt, until=until))
+    start = jax.jit(lambda x: minimize_mod.minimize_init(fun, x, opt, max_iter=20))
+    chunk = jax.jit(lambda s, until: minimize_mod.minimize_continue(fun, s, opt, until=until))
     state, seen = start(x0), []
     for until in (7, 14, 21):  # one program for every chunk: `until` is traced
         state = chunk(state, until)
         seen.append(int(state.n_iter))
-    res = optimize.minimize_result(fun, state, opt)
+    res = minimize_mod.minimize_result(fun, state, opt)
     assert seen == [7, 14, 20] and chunk._cache_size() == 1
     np.testing.assert_array_equal(np.asarray(res.x), np.asarray(whole.x))
     np.testing.assert_array_equal(np.asarray(res.history), np.asarray(whole.history))
@@ -223,13 +226,14 @@ def test_a_solve_in_chunks_equals_one_solve():
 _CACHE_PROBE = """
 import jax, jax.numpy as jnp
 from nstjax.solve import optimize
+from nstjax.solve.minimize import minimize
 from nstjax.run.compile_cache import enable_compilation_cache
 events = []
 jax.monitoring.register_event_listener(lambda name, **kw: events.append(name))
 jnp.zeros(3).block_until_ready()  # a compilation before enabling must not matter
 print("DIR", enable_compilation_cache())
 fun = lambda x: jnp.sum((x - jnp.linspace(0.1, 0.9, 8)) ** 4)
-res = jax.jit(lambda x: optimize.minimize(fun, x, optimize.make_optimizer("plbfgs"),
+res = jax.jit(lambda x: minimize(fun, x, optimize.make_optimizer("plbfgs"),
                                           max_iter=5))(jnp.zeros(8))
 res.x.block_until_ready()
 print("HITS", events.count("/jax/compilation_cache/cache_hits"))

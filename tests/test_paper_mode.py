@@ -17,8 +17,10 @@ import nstjax
 from nstjax.losses import mmd
 from nstjax.objective import terms as obj
 from nstjax.solve import optimize
+from nstjax.solve import minimize as minimize_mod
 from nstjax.cli import build_parser, common
-from nstjax.objective.config import Objective, Solver, loss_weights
+from nstjax.objective.config import Objective, loss_weights
+from nstjax.solve.solver import Solver
 from nstjax.losses import get_style_loss, style_loss_terms, style_targets
 from nstjax.run.transfer import GREY_NOISE, GREY_RGB, initial_image
 
@@ -221,9 +223,9 @@ def test_tol_x_stops_where_the_image_change_falls_below_it():
         if eta * (1 - eta) ** (kk - 1) * d0 <= tol * np.linalg.norm(prev):
             want = kk
             break
-    res = optimize.minimize(lambda x: 0.5 * jnp.sum((x - a) ** 2), jnp.asarray(x0),
+    res = minimize_mod.minimize(lambda x: 0.5 * jnp.sum((x - a) ** 2), jnp.asarray(x0),
                             optimize.make_optimizer("gd", lr=lr), max_iter=500, tol_x=tol)
-    assert int(res.status) == optimize.Status.CONVERGED_X
+    assert int(res.status) == minimize_mod.Status.CONVERGED_X
     assert int(res.n_iter) == want
 
 

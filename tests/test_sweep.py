@@ -29,7 +29,8 @@ from PIL import Image
 
 import nstjax
 from nstjax.run import sweeps as sw
-from nstjax.objective.config import Objective, Solver
+from nstjax.objective.config import Objective
+from nstjax.solve.solver import Solver
 
 from conftest import make_image
 

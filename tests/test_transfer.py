@@ -13,7 +13,8 @@ import pytest
 import nstjax
 from nstjax.losses import core as losses
 from nstjax.solve import optimize
-from nstjax.objective.config import Objective, Solver
+from nstjax.objective.config import Objective
+from nstjax.solve.solver import Solver
 
 from conftest import make_image
 

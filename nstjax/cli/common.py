@@ -69,7 +69,8 @@ def numbers(values, flag: str) -> tuple[float, ...] | None:
 
 
 def _library_defaults():
-    from nstjax.objective.config import Objective, Solver
+    from nstjax.objective.config import Objective
+    from nstjax.solve.solver import Solver
     return Objective(), Solver()
 
 
@@ -195,7 +196,7 @@ def build_objective(args):
 
 
 def build_solver(args):
-    from nstjax.objective.config import Solver
+    from nstjax.solve.solver import Solver
     names = {"optimizer": "optimizer", "iters": "max_iter", "history": "history_size",
              "lr": "lr", "tol": "rtol", "tol_x": "tol_x", "threshold": "threshold"}
     return Solver(**{field: getattr(args, flag) for flag, field in names.items()

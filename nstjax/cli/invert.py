@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 from nstjax.cli import common
 from nstjax.cli.common import UsageError
-from nstjax.cli.interruption import Interruption
+from nstjax.cli.session import Session
 from nstjax.model.vgg import canonical_layers
 
 DEFAULT_SIZE = 128
@@ -70,7 +69,7 @@ def add_arguments(p) -> None:
 def _setup(args):
     """``(probes, layer_sets, invert keyword arguments)`` from the procedure and the flags."""
     from nstjax.run import inversion as inv
-    from nstjax.objective.config import Solver
+    from nstjax.solve.solver import Solver
     given = {f: v for f, v in (("optimizer", args.optimizer), ("max_iter", args.iters),
                                ("history_size", args.history), ("lr", args.lr),
                                ("rtol", args.tol), ("tol_x", args.tol_x),
@@ -119,8 +118,8 @@ def short_layers(layers) -> str:
     return s[0] if len(s) == 1 else f"{s[0]}-{s[-1]}"
 
 
-def run(args) -> int:
-    """The body of ``nstjax invert``; returns the exit code."""
+def _check(args):
+    """The flags' own checks, before any work: ``(size, output)``."""
     if args.demo == bool(args.image):
         raise UsageError("give --image (or --demo)")
     if args.output is None:
@@ -130,14 +129,18 @@ def run(args) -> int:
         raise UsageError(f"--size {size} is below the {common.MIN_SIZE}-pixel minimum")
     if args.chunk is not None and args.chunk < 1:
         raise UsageError("--chunk must be >= 1")
-    init = args.init
-    if init not in (None, "noise", "grey", "content"):
+    if args.init not in (None, "noise", "grey", "content"):
         raise UsageError("--init for an inversion is noise, grey or content")
+    return size, Path(args.output)
+
+
+def run(args) -> int:
+    """The body of ``nstjax invert``; returns the exit code."""
+    size, output = _check(args)
     probes, layer_sets, kwargs = _setup(args)
     from nstjax.objective.config import Objective
     from nstjax.objective.terms import check_solver
     check_solver(Objective(resample=kwargs["resample"]), kwargs["solver"].optimizer)
-    output = Path(args.output)
     sidecar = output.with_name(output.name + ".json")
     inputs = [Path(args.image)] if args.image else []
     common.refuse_overwriting_inputs([output, sidecar], inputs)
@@ -146,77 +149,55 @@ def run(args) -> int:
 
     import jax
 
-    import nstjax
     from nstjax.io import demo
-    from nstjax.run import inversion as inv
     from nstjax.io.image import ImageError, load_image
-    from nstjax.io.image_writing import save_image
-    from nstjax.io.pictures import labelled_grid
+    from nstjax.run import inversion as inv
 
-    t_start = time.perf_counter()
+    session = Session(args, "invert")
     try:
         image = demo.demo_style(size, size) if args.demo else load_image(args.image, size=size)
     except ImageError as e:
         raise UsageError(str(e)) from None
     vgg = common.load_vgg(args)
-    t_loaded = time.perf_counter()
+    session.loaded()
     r, c = len(probes), len(layer_sets)
     budgets = kwargs["budgets"]
     total = int(kwargs["solver"].max_iter if budgets is None else np.max(budgets))
     print(f"invert: {r} probes × {c} layer sets = {r * c} cells at "
           f"{image.shape[1]}×{image.shape[0]}, up to {total} iterations", file=sys.stderr)
-    bar = None
-    if not args.no_progress:
-        from tqdm import tqdm
-        bar = tqdm(total=total, desc="invert", unit="it", file=sys.stderr, dynamic_ncols=True)
-
-    def progress(iterations, losses):
-        if bar is not None:
-            bar.n = int(np.max(iterations))
-            bar.set_postfix_str(f"loss {float(np.nanmin(losses)):.3g}..."
-                                f"{float(np.nanmax(losses)):.3g}", refresh=True)
-
-    interruption = Interruption()
-    callbacks = nstjax.Callbacks(progress=progress, should_stop=interruption.should_stop)
-    res = interruption.run(lambda: inv.invert(
+    session.start(total, "invert", "")
+    res = session.solve(lambda: inv.invert(
         vgg, image, probes, layer_sets, key=jax.random.PRNGKey(args.seed or 0),
-        callbacks=callbacks, **kwargs))
-    if bar is not None:
-        bar.close()
-    seconds = time.perf_counter() - t_loaded
+        callbacks=session.callbacks(), **kwargs))
+    _write_grid(output, res, probes, layer_sets, image, inputs)
+    report = session.record(
+        "invert_including_compile", image="demo" if args.demo else str(args.image),
+        image_size=[int(image.shape[1]), int(image.shape[0])], procedure=args.procedure,
+        **common.config_record(res.objective, kwargs["solver"]), init=kwargs["init"],
+        grid=str(output), rows=[p.label for p in probes],
+        columns=[list(s) for s in layer_sets], cells=_cell_records(res, probes, layer_sets))
+    common.write_json(sidecar, report)
+    return session.finish(f"{output} and {sidecar}", res.status, what="some cells")
+
+
+def _write_grid(output, res, probes, layer_sets, image, inputs) -> None:
+    """The probes × layer sets grid, the image itself last."""
+    from nstjax.io.image_writing import save_image
+    from nstjax.io.pictures import labelled_grid
+    r, c = len(probes), len(layer_sets)
     panels = [res.images[i, j] for i in range(r) for j in range(c)] + [np.asarray(image)]
     labels = [f"{p.label} {short_layers(s)}" for p in probes for s in layer_sets] + ["image"]
     cell = max(160, int(image.shape[1]))               # captions need ~160 px
     save_image(output, labelled_grid(panels, labels, cols=c, cell=cell), protect=inputs)
+
+
+def _cell_records(res, probes, layer_sets) -> list[dict]:
+    import nstjax
     statuses = np.vectorize(lambda s: nstjax.Status(int(s)).name.lower())(res.status)
-    report = {
-        "command": "invert",
-        "arguments": common.arguments_record(args),
-        "image": "demo" if args.demo else str(args.image),
-        "image_size": [int(image.shape[1]), int(image.shape[0])],
-        "procedure": args.procedure,
-        **common.config_record(res.objective, kwargs["solver"]),
-        "init": kwargs["init"],
-        "grid": str(output),
-        "rows": [p.label for p in probes],
-        "columns": [list(s) for s in layer_sets],
-        "cells": [{
-            "row": i, "col": j, "probe": probes[i].label, "layers": list(layer_sets[j]),
-            "iterations": int(res.n_iter[i, j]), "budget": int(res.budgets[i, j]),
-            "status": str(statuses[i, j]),
-            "initial_loss": float(res.initial_loss[i, j]),
-            "final_loss": float(res.loss[i, j]),
-        } for i in range(r) for j in range(c)],
-        "timings_s": {"load": round(t_loaded - t_start, 3),
-                      "invert_including_compile": round(seconds, 3)},
-    }
-    common.write_json(sidecar, report)
-    print(f"wrote {output} and {sidecar} ({seconds:.1f} s"
-          f"{', interrupted' if interruption.signal else ''})", file=sys.stderr)
-    if interruption.exit_code is not None:
-        return interruption.exit_code
-    if np.any(res.status == int(nstjax.Status.NON_FINITE)):
-        print("warning: the loss became non-finite in some cells; they kept their last finite "
-              "image", file=sys.stderr)
-        return common.EXIT_NON_FINITE
-    return 0
+    return [{
+        "row": i, "col": j, "probe": probes[i].label, "layers": list(layer_sets[j]),
+        "iterations": int(res.n_iter[i, j]), "budget": int(res.budgets[i, j]),
+        "status": str(statuses[i, j]),
+        "initial_loss": float(res.initial_loss[i, j]),
+        "final_loss": float(res.loss[i, j]),
+    } for i in range(len(probes)) for j in range(len(layer_sets))]

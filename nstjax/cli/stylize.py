@@ -16,7 +16,7 @@ import numpy as np
 
 from nstjax.cli import common, run_pictures, tiles
 from nstjax.cli.common import UsageError
-from nstjax.cli.interruption import Interruption
+from nstjax.cli.session import Session
 
 
 def add_arguments(p) -> None:
@@ -122,7 +122,7 @@ def _ladder(args, size: int, solver):
                                                len(ladder))
 
 
-def _color_only(args, out, content, styles, alpha, t_start) -> int:
+def _color_only(args, out, content, styles, alpha, session) -> int:
     """``--transfer-color-only``: the content recoloured to the style's colour statistics."""
     from nstjax.run import color
     image = np.asarray(color.match_color(content, styles[0], method=args.color_match
@@ -131,7 +131,7 @@ def _color_only(args, out, content, styles, alpha, t_start) -> int:
     common.write_json(out.with_name(out.name + ".json"), {
         "command": "stylize", "arguments": common.arguments_record(args), "output": str(out),
         "image_size": [int(content.shape[1]), int(content.shape[0])],
-        "timings_s": {"total": round(time.perf_counter() - t_start, 3)}})
+        "timings_s": {"total": round(time.perf_counter() - session.t_start, 3)}})
     print(f"wrote {out} (colours of the style, no style transfer)", file=sys.stderr)
     return 0
 
@@ -140,6 +140,33 @@ def save_image_checked(out, image, args, alpha=None) -> None:
     from nstjax.io.image_writing import save_image
     save_image(out, image, protect=common.input_paths(args), bit_depth=args.bit_depth,
                alpha=alpha)
+
+
+def _output_alpha(out, alpha):
+    """The content's opacity if ``out``'s format can hold it (else a note, and None)."""
+    from nstjax.io.image_writing import can_hold_alpha
+    if alpha is not None and not can_hold_alpha(out):
+        print(f"note: {out.suffix} has no alpha channel: the content's transparency is "
+              "dropped (composited over white); write .png to keep it", file=sys.stderr)
+        return None
+    return alpha
+
+
+def _init_image(args, content):
+    """``--init``: a named start, or an image file loaded at the content's shape."""
+    from nstjax.io.image import ImageError, load_image
+    init = args.init or "content"
+    if init in ("content", "noise", "style", "grey"):
+        return init
+    h, w = content.shape[:2]
+    size_init = common.header_size(init)
+    if abs((size_init[0] / size_init[1]) / (w / h) - 1) > 0.02:
+        raise UsageError(f"{init}: --init image is {size_init[0]}×{size_init[1]}, another "
+                         f"aspect ratio than the {w}×{h} output; crop it to match")
+    try:
+        return load_image(init, shape=content.shape[:2])
+    except ImageError as e:
+        raise UsageError(str(e)) from None
 
 
 def run(args) -> int:
@@ -156,148 +183,89 @@ def run(args) -> int:
     common.enable_compilation_cache()      # first: the memory check's compile is kept
     objective = tiles.check_memory(args, objective, size)   # may pick --remat, --tile
 
+    session = Session(args, "stylize")
+    content, styles, alpha = common.load_inputs(args, size, alpha=True)
+    alpha = _output_alpha(out, alpha)
+    init = _init_image(args, content)
+    if args.transfer_color_only:
+        return _color_only(args, out, content, styles, alpha, session)
+    vgg = common.load_vgg(args)
+    session.loaded()
+    run_kw = dict(objective=objective, weights=weights, solver=solver, init=init,
+                  preserve_color=args.preserve_color,
+                  color_match=args.color_match or "cholesky")
+    if args.tile:
+        return tiles.run(args, out, session, vgg=vgg, content=content, styles=styles,
+                         alpha=alpha, **run_kw)
+    result, frames, period, mask_kw = _solve(args, out, session, vgg, content, styles,
+                                             alpha, ladder, run_kw)
+    save_image_checked(out, np.asarray(result.image), args, alpha)
+    if args.demo:
+        from nstjax.io.image_writing import save_image
+        save_image(out.with_name(f"{out.stem}_demo_content.png"), content)
+        save_image(out.with_name(f"{out.stem}_demo_style.png"), styles[0])
+    record = _record(args, out, session, result, objective, solver, content, ladder)
+    record.update(run_pictures.write(out, args, result, frames, mask_kw=mask_kw,
+                                     protect=common.input_paths(args)
+                                     + run_pictures.mask_paths(args), period=period))
+    common.write_json(out.with_name(out.name + ".json"), record)
+    h, w = content.shape[:2]
+    return session.finish(f"{out}", [int(result.status)], what="the run",
+                          details=f"{w}×{h}, {int(result.n_iter)} iterations, loss "
+                                  f"{float(result.loss):.4g}")
+
+
+def _solve(args, out, session, vgg, content, styles, alpha, ladder, run_kw):
+    """The library call, one size or a ladder, with frames and snapshots:
+    ``(result, frames, period, mask_kw)``."""
     import jax
     import jax.numpy as jnp
 
     import nstjax
-    from nstjax.io.image import ImageError, load_image
-    from nstjax.io.image_writing import can_hold_alpha, save_image
-
-    t_start = time.perf_counter()
-    content, styles, alpha = common.load_inputs(args, size, alpha=True)
+    solver = run_kw["solver"]
     h, w = content.shape[:2]
-    if alpha is not None and not can_hold_alpha(out):
-        print(f"note: {out.suffix} has no alpha channel: the content's transparency is "
-              "dropped (composited over white); write .png to keep it", file=sys.stderr)
-        alpha = None
-    init = args.init or "content"
-    if init not in ("content", "noise", "style", "grey"):
-        size_init = common.header_size(init)
-        if abs((size_init[0] / size_init[1]) / (w / h) - 1) > 0.02:
-            raise UsageError(f"{init}: --init image is {size_init[0]}×{size_init[1]}, another "
-                             f"aspect ratio than the {w}×{h} output; crop it to match")
-        try:
-            init = load_image(init, shape=content.shape[:2])
-        except ImageError as e:
-            raise UsageError(str(e)) from None
-    if args.transfer_color_only:
-        return _color_only(args, out, content, styles, alpha, t_start)
-    from nstjax.run import color
-    preserve = args.preserve_color
-    content_run, styles_run = color.prepare_inputs(
-        content, styles, preserve=preserve, method=args.color_match or "cholesky")
-    if preserve == "luminance" and not isinstance(init, str):
-        init = color.luminance_image(init)
-    vgg = common.load_vgg(args)
-    t_loaded = time.perf_counter()
-    if args.tile:
-        return tiles.run(args, out, objective=objective, weights=weights, solver=solver,
-                         content=content, content_run=content_run, styles_run=styles_run,
-                         init=init, vgg=vgg, alpha=alpha, preserve=preserve,
-                         t_start=t_start, t_loaded=t_loaded)
-
-    bar = None
-    if not args.no_progress:
-        from tqdm import tqdm
-        total = solver.max_iter if ladder is None else sum(ladder[1])
-        sizes = "" if ladder is None else f" over sizes {', '.join(map(str, ladder[0]))}"
-        print(f"stylize: {w}×{h}, {solver.optimizer}, {total} iterations{sizes} "
-              "(the first run of a size compiles first; later runs reuse the cache)",
-              file=sys.stderr)
-        bar = tqdm(total=total, desc="stylize", unit="it", file=sys.stderr,
-                   dynamic_ncols=True)
-
-    def progress(i, value):
-        if bar is not None:
-            bar.n = i
-            bar.set_postfix_str(f"loss {value:.4g}", refresh=True)
-
-    protect = common.input_paths(args)
-    snapshots, snapshot_errors = [], []
-
-    def snapshot(i, x):
-        path = out.with_name(f"{out.stem}_{i:05d}{out.suffix}")
-        full = x.shape == content.shape
-        if full:
-            x = color.finish_output(x, content, preserve=preserve)
-        try:
-            save_image(path, x, protect=protect, alpha=alpha if full else None)
-            snapshots.append(str(path))
-        except (ImageError, OSError) as e:   # a failed snapshot must not lose the run
-            snapshot_errors.append(str(e))
-
+    total = solver.max_iter if ladder is None else sum(ladder[1])
+    sizes = "" if ladder is None else f" over sizes {', '.join(map(str, ladder[0]))}"
+    session.start(total, "stylize", f"stylize: {w}×{h}, {solver.optimizer}, {total} "
+                  f"iterations{sizes} (the first run of a size compiles first; later runs "
+                  "reuse the cache)")
     mask_kw = run_pictures.mask_arguments(args, content.shape[:2])
-    frames = run_pictures.Frames()       # for the animation and the loss curve
-    period = run_pictures.frame_period(args, solver.max_iter if ladder is None
-                                       else sum(ladder[1]))
+    frames = run_pictures.Frames()       # for the animation
+    period = run_pictures.frame_period(args, total)
 
     def keep_frame(i, x):
         frames(i, x)
         if args.save_every:
-            snapshot(i, x)
+            full = x.shape == content.shape
+            session.save_snapshot(out.with_name(f"{out.stem}_{i:05d}{out.suffix}"), x,
+                                  alpha=alpha if full else None)
 
-    interruption = Interruption()
-    callbacks = nstjax.Callbacks(progress=progress, snapshot=keep_frame, snapshot_every=period,
-                                 should_stop=interruption.should_stop)
-    run_kw = dict(key=jax.random.PRNGKey(args.seed or 0), objective=objective,
-                  weights=weights, solver=solver, init=init, callbacks=callbacks, alpha=alpha,
-                  **mask_kw)
+    kw = dict(key=jax.random.PRNGKey(args.seed or 0), alpha=alpha, **mask_kw, **run_kw,
+              callbacks=session.callbacks(snapshot=keep_frame, snapshot_every=period))
+    content_j, styles_j = jnp.asarray(content), [jnp.asarray(s) for s in styles]
     if ladder is None:
-        solve = lambda: nstjax.stylize(  # noqa: E731
-            vgg, jnp.asarray(content_run), [jnp.asarray(s) for s in styles_run], **run_kw)
+        result = session.solve(lambda: nstjax.stylize(vgg, content_j, styles_j, **kw))
     else:
-        from nstjax.run.multiscale import stylize_multiscale
-        solve = lambda: stylize_multiscale(  # noqa: E731
-            vgg, jnp.asarray(content_run), [jnp.asarray(s) for s in styles_run],
-            min_size=args.min_size, iters=ladder[1], **run_kw)
-    result = interruption.run(solve)
-    if bar is not None:
-        bar.close()
-    t_done = time.perf_counter()
+        result = session.solve(lambda: nstjax.stylize_multiscale(
+            vgg, content_j, styles_j, min_size=args.min_size, iters=ladder[1], **kw))
+    return result, frames, period, mask_kw
 
+
+def _record(args, out, session, result, objective, solver, content, ladder) -> dict:
+    """The sidecar of a solved run."""
+    import jax
+
+    import nstjax
     n_iter = int(result.n_iter)
-    status = nstjax.Status(int(result.status))
-    image = np.asarray(color.finish_output(result.image, content, preserve=preserve))
-    save_image_checked(out, image, args, alpha)
-    if args.demo:
-        save_image(out.with_name(f"{out.stem}_demo_content.png"), content)
-        save_image(out.with_name(f"{out.stem}_demo_style.png"), styles[0])
-    record = {
-        "command": "stylize",
-        "arguments": common.arguments_record(args),
-        "output": str(out),
-        **common.config_record(objective, solver),
-        "loss_weights": result.weights._asdict(),
-        "image_size": [int(w), int(h)],
-        "device": str(jax.devices()[0]),
-        "iterations": n_iter,
-        "status": status.name.lower(),
-        "final_loss": float(result.loss),
-        "final_terms": {k: float(v) for k, v in result.terms.items()},
-        "loss_history": np.asarray(result.history)[:n_iter],
-        "timings_s": {"load": round(t_loaded - t_start, 3),
-                      "optimise_including_compile": round(t_done - t_loaded, 3),
-                      "total": round(time.perf_counter() - t_start, 3)},
-        "snapshots": snapshots,
-        "scales": None if ladder is None else [
+    h, w = content.shape[:2]
+    return session.record(
+        with_snapshots=True, output=str(out), **common.config_record(objective, solver),
+        loss_weights=result.weights._asdict(), image_size=[int(w), int(h)],
+        device=str(jax.devices()[0]), iterations=n_iter,
+        status=nstjax.Status(int(result.status)).name.lower(),
+        final_loss=float(result.loss),
+        final_terms={k: float(v) for k, v in result.terms.items()},
+        loss_history=np.asarray(result.history)[:n_iter],
+        scales=None if ladder is None else [
             {"size": [int(s[1]), int(s[0])], "iterations": int(r.n_iter),
-             "final_loss": float(r.loss)} for s, r in zip(result.shapes, result.stages)],
-        "snapshot_errors": snapshot_errors,
-    }
-    record.update(run_pictures.write(out, args, result, frames, mask_kw=mask_kw,
-                                     protect=protect + run_pictures.mask_paths(args),
-                                     period=period))
-    common.write_json(out.with_name(out.name + ".json"), record)
-    print(f"wrote {out} ({w}×{h}, {n_iter} iterations, loss {float(result.loss):.4g}, "
-          f"{t_done - t_loaded:.1f} s{', interrupted' if interruption.signal else ''})",
-          file=sys.stderr)
-    if snapshot_errors:
-        print(f"warning: {len(snapshot_errors)} snapshot(s) could not be written: "
-              f"{snapshot_errors[0]}", file=sys.stderr)
-    if interruption.exit_code is not None:
-        return interruption.exit_code
-    if status == nstjax.Status.NON_FINITE:
-        print(f"warning: the loss became non-finite after iteration {n_iter}; stopped and "
-              "kept the last finite image", file=sys.stderr)
-        return common.EXIT_NON_FINITE
-    return 0
+             "final_loss": float(r.loss)} for s, r in zip(result.shapes, result.stages)])

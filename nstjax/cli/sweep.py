@@ -17,14 +17,13 @@ member in exit code 3; Ctrl-C stops every member after its current iteration and
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 from nstjax.cli import common, memory_check
 from nstjax.cli.common import UsageError
-from nstjax.cli.interruption import Interruption
+from nstjax.cli.session import Session
 
 SHEET = "contact_sheet.png"
 REPORT = "sweep.json"
@@ -138,8 +137,8 @@ def member_cells(res) -> np.ndarray:
     return np.stack(cells)
 
 
-def run(args) -> int:
-    """The body of ``nstjax sweep``; returns the exit code."""
+def _check(args):
+    """The flags' own checks, before any work; the output folder."""
     common.check_inputs_given(args)
     if args.output_dir is None:
         raise UsageError("give --output-dir (the folder for the members and the sheet)")
@@ -148,39 +147,39 @@ def run(args) -> int:
         raise UsageError(f"{out_dir}: exists and is not a folder")
     if args.chunk is not None and args.chunk < 1:
         raise UsageError("--chunk must be >= 1")
+    return out_dir
+
+
+def run(args) -> int:
+    """The body of ``nstjax sweep``; returns the exit code."""
+    out_dir = _check(args)
     size = common.size_of(args)
     objective, mix = common.build_objective(args)
     solver = common.build_solver(args)
     values, swept = _sweep_values(args, objective)
 
-    from nstjax.run import sweeps as sw
+    import jax
+
     from nstjax.objective.config import loss_weights
-    from nstjax.io.image_writing import save_image
-    from nstjax.io.pictures import contact_sheet, label
+    from nstjax.run import sweeps as sw
 
     n_styles = 1 if args.demo else len(args.style)
     base = loss_weights(objective, n_styles=n_styles, style_mix=mix)  # members vary it
     members = sw.member_settings(values, mode=args.mode)
     sw.stack_loss_weights(base, members)              # every member's values checked now
     outputs = _outputs(out_dir, len(members), args.demo)
-    inputs = common.input_paths(args)
-    common.refuse_overwriting_inputs(outputs, inputs)
+    common.refuse_overwriting_inputs(outputs, common.input_paths(args))
     common.enable_compilation_cache()      # first: the memory check's compile is kept
     objective = memory_check.check_memory(args, objective, size)   # may pick --remat
 
-    import jax
-
-    import nstjax
-
-    t_start = time.perf_counter()
+    session = Session(args, "sweep")
     content, styles = common.load_inputs(args, size)
     init = args.init or "content"
     if init not in ("content", "noise", "style"):
         raise UsageError("--init for a sweep is content, noise or style")
     common.ensure_writable_dir(out_dir)  # inputs are good: now the folder, before the work
     vgg = common.load_vgg(args)
-    t_loaded = time.perf_counter()
-
+    session.loaded()
     print(f"sweep: {len(members)} members ({args.mode} over {', '.join(swept)}) at "
           f"{content.shape[1]}×{content.shape[0]}", file=sys.stderr)
     plan = []
@@ -189,29 +188,34 @@ def run(args) -> int:
         plan.append(message)
         print(message, file=sys.stderr)
 
-    bar = None
-    if not args.no_progress:
-        from tqdm import tqdm
-        bar = tqdm(total=solver.max_iter, desc="sweep", unit="it", file=sys.stderr,
-                   dynamic_ncols=True)
-
-    def progress(iterations, losses):
-        if bar is not None:
-            bar.n = int(np.max(iterations))
-            bar.set_postfix_str(f"best loss {float(np.nanmin(losses)):.4g}", refresh=True)
-
-    interruption = Interruption()
-    callbacks = nstjax.Callbacks(progress=progress, should_stop=interruption.should_stop)
-    res = interruption.run(lambda: sw.sweep(
+    session.start(solver.max_iter, "sweep", "")
+    res = session.solve(lambda: sw.sweep(
         vgg, content, styles, values, key=jax.random.PRNGKey(args.seed or 0),
         objective=objective, weights=base, solver=solver, init=init, mode=args.mode,
-        chunk=args.chunk, log=log, callbacks=callbacks))
-    if bar is not None:
-        bar.close()
-    t_done = time.perf_counter()
-    seconds = t_done - t_loaded
-    done = len(res.images)
+        chunk=args.chunk, log=log, callbacks=session.callbacks()))
+    _write_pictures(args, res, outputs, members, values, swept, content, styles)
+    report = session.record(
+        "sweep_including_compile", content="demo" if args.demo else str(args.content),
+        style=["demo"] if args.demo else [str(s) for s in args.style], mode=args.mode,
+        swept=swept, image_size=[int(content.shape[1]), int(content.shape[0])],
+        **common.config_record(objective, solver), base_loss_weights=base._asdict(),
+        devices=[str(d) for d in jax.local_devices()], plan=plan,
+        contact_sheet=str(outputs[len(members)]),
+        members=_member_records(res, outputs, swept, session.seconds),
+        members_not_run=len(members) - len(res.images),
+        time_s_note="members run together in one program; a member's time_s is its "
+                    "share of the sweep's wall time (compile included)")
+    common.write_json(outputs[len(members) + 1], report)
+    return session.finish(f"{len(res.images)} images, {outputs[len(members)]} and "
+                          f"{outputs[len(members) + 1]}", res.status, what="some member(s)")
 
+
+def _write_pictures(args, res, outputs, members, values, swept, content, styles) -> None:
+    """Every member's image, the labelled contact sheet and, for --demo, the inputs."""
+    from nstjax.io.image_writing import save_image
+    from nstjax.io.pictures import contact_sheet
+    inputs = common.input_paths(args)
+    done = len(res.images)
     for i in range(done):
         save_image(outputs[i], res.images[i], protect=inputs)
     grid_shape = None
@@ -222,48 +226,21 @@ def run(args) -> int:
     if args.demo:
         save_image(outputs[-2], content)
         save_image(outputs[-1], styles[0])
-    statuses = [nstjax.Status(int(s)) for s in res.status]
-    report = {
-        "command": "sweep",
-        "arguments": common.arguments_record(args),
-        "content": "demo" if args.demo else str(args.content),
-        "style": ["demo"] if args.demo else [str(s) for s in args.style],
-        "mode": args.mode,
-        "swept": swept,
-        "image_size": [int(content.shape[1]), int(content.shape[0])],
-        **common.config_record(objective, solver),
-        "base_loss_weights": base._asdict(),
-        "devices": [str(d) for d in jax.local_devices()],
-        "plan": plan,
-        "contact_sheet": str(outputs[len(members)]),
-        "members": [{
-            "index": i,
-            "image": str(outputs[i]),
-            "setting": m,
-            "label": ", ".join(label(n, m[n]) for n in swept),
-            "final_loss": float(res.loss[i]),
-            "final_terms": {t: float(v[i]) for t, v in res.terms.items()},
-            "iterations": int(res.n_iter[i]),
-            "status": statuses[i].name.lower(),
-            "time_s": round(seconds / done, 4),
-            "loss_history": res.history[i, :int(res.n_iter[i])],
-        } for i, m in enumerate(res.settings)],
-        "members_not_run": len(members) - done,
-        "time_s_note": "members run together in one program; a member's time_s is its "
-                       "share of the sweep's wall time (compile included)",
-        "timings_s": {"load": round(t_loaded - t_start, 3),
-                      "sweep_including_compile": round(seconds, 3),
-                      "total": round(time.perf_counter() - t_start, 3)},
-    }
-    common.write_json(outputs[len(members) + 1], report)
-    print(f"wrote {done} images, {outputs[len(members)]} and {outputs[len(members) + 1]} "
-          f"({seconds:.1f} s{', interrupted' if interruption.signal else ''})",
-          file=sys.stderr)
-    if interruption.exit_code is not None:
-        return interruption.exit_code
-    bad = [i for i, s in enumerate(statuses) if s == nstjax.Status.NON_FINITE]
-    if bad:
-        print(f"warning: the loss became non-finite in member(s) {bad}; they kept their last "
-              "finite image", file=sys.stderr)
-        return common.EXIT_NON_FINITE
-    return 0
+
+
+def _member_records(res, outputs, swept, seconds) -> list[dict]:
+    import nstjax
+    from nstjax.io.pictures import label
+    done = len(res.images)
+    return [{
+        "index": i,
+        "image": str(outputs[i]),
+        "setting": m,
+        "label": ", ".join(label(n, m[n]) for n in swept),
+        "final_loss": float(res.loss[i]),
+        "final_terms": {t: float(v[i]) for t, v in res.terms.items()},
+        "iterations": int(res.n_iter[i]),
+        "status": nstjax.Status(int(res.status[i])).name.lower(),
+        "time_s": round(seconds / done, 4),
+        "loss_history": res.history[i, :int(res.n_iter[i])],
+    } for i, m in enumerate(res.settings)]

@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import time
 
 import numpy as np
 
 from nstjax.cli import common, memory_check
 from nstjax.cli.common import UsageError
-from nstjax.cli.interruption import Interruption
 
 MIN_TILE = 64
 DEFAULT_OVERLAP = 32
@@ -120,100 +118,54 @@ def check_memory(args, objective, size: int):
         return fitted
 
 
-def run(args, out, *, objective, weights, solver, content, content_run, styles_run, init,
-        vgg, alpha, preserve, t_start, t_loaded) -> int:
+def run(args, out, session, *, vgg, content, styles, alpha, objective, weights, solver,
+        init, preserve_color, color_match) -> int:
     """Solve in tiles, write the image and its sidecar; returns the exit code."""
     import jax
     import jax.numpy as jnp
 
-    import nstjax
-    from nstjax.run import color
     from nstjax.large import tiling
     from nstjax.large.tile_layout import tile_layout
-    from nstjax.io.image import ImageError
-    from nstjax.io.image_writing import save_image
 
     h, w = content.shape[:2]
     layout = tile_layout((h, w), args.tile, args.tile_overlap, args.tile_margin)
     n = len(layout.cores)
     tile_solver = solver if args.tile_iters is None else dataclasses.replace(
         solver, max_iter=args.tile_iters)
-    total = solver.max_iter + n * tile_solver.max_iter
-    protect = common.input_paths(args)
-    bar = None
-    if not args.no_progress:
-        from tqdm import tqdm
-        print(f"stylize: {w}×{h} in {n} tiles of {layout.window[1]}×{layout.window[0]} "
-              f"after a coarse solve, {solver.optimizer}, {solver.max_iter} + {n}×"
-              f"{tile_solver.max_iter} iterations",
-              file=sys.stderr)
-        bar = tqdm(total=total, desc="stylize", unit="it", file=sys.stderr,
-                   dynamic_ncols=True)
-    stage = {"text": "coarse"}
-
-    def progress(i, value):
-        if bar is not None:
-            bar.n = i
-            bar.set_postfix_str(f"{stage['text']} loss {value:.4g}", refresh=True)
-
-    snapshots, snapshot_errors = [], []
+    session.start(solver.max_iter + n * tile_solver.max_iter, "stylize",
+                  f"stylize: {w}×{h} in {n} tiles of {layout.window[1]}×{layout.window[0]} "
+                  f"after a coarse solve, {solver.optimizer}, {solver.max_iter} + {n}×"
+                  f"{tile_solver.max_iter} iterations")
+    session.stage = "coarse"
 
     def snapshot(i, x):
-        if not args.save_every:
-            return
-        path = out.with_name(f"{out.stem}_{i:05d}{out.suffix}")
-        try:
-            save_image(path, color.finish_output(x, content, preserve=preserve),
-                       protect=protect, alpha=alpha)
-            snapshots.append(str(path))
-        except (ImageError, OSError) as e:   # a failed snapshot must not lose the run
-            snapshot_errors.append(str(e))
+        if args.save_every:
+            session.save_snapshot(out.with_name(f"{out.stem}_{i:05d}{out.suffix}"), x,
+                                  alpha=alpha)
 
-    interruption = Interruption()
-    callbacks = nstjax.Callbacks(progress=progress, snapshot=snapshot,
-                                 should_stop=interruption.should_stop)
-    key = jax.random.PRNGKey(args.seed or 0)
-    result = interruption.run(lambda: tiling.stylize_tiled(
-        vgg, jnp.asarray(content_run), [jnp.asarray(s) for s in styles_run], key=key,
-        objective=objective, weights=weights, solver=tile_solver, coarse_solver=solver,
-        tile=args.tile, weights_at=args.tile,
-        overlap=args.tile_overlap, margin=args.tile_margin, init=init or "content",
-        callbacks=callbacks, log=lambda text: stage.update(text=text)))
-    if bar is not None:
-        bar.close()
-    t_done = time.perf_counter()
-    image = np.asarray(color.finish_output(result.image, content, preserve=preserve))
-    save_image(out, image, protect=protect, bit_depth=args.bit_depth, alpha=alpha)
+    result = session.solve(lambda: tiling.stylize_tiled(
+        vgg, jnp.asarray(content), [jnp.asarray(s) for s in styles],
+        key=jax.random.PRNGKey(args.seed or 0), objective=objective, weights=weights,
+        solver=tile_solver, coarse_solver=solver, tile=args.tile, weights_at=args.tile,
+        overlap=args.tile_overlap, margin=args.tile_margin, init=init,
+        callbacks=session.callbacks(snapshot=snapshot),
+        log=lambda text: setattr(session, "stage", text), preserve_color=preserve_color,
+        color_match=color_match))
+    from nstjax.io.image_writing import save_image
+    save_image(out, np.asarray(result.image), protect=common.input_paths(args),
+               bit_depth=args.bit_depth, alpha=alpha)
     solved = len(result.tile_loss)
-    record = {
-        "command": "stylize",
-        "arguments": common.arguments_record(args),
-        "output": str(out),
-        **common.config_record(objective, solver),
-        "tile_solver": dataclasses.asdict(tile_solver),
-        "loss_weights": weights._asdict(),
-        "image_size": [int(w), int(h)],
-        "device": str(jax.devices()[0]),
-        "status": "interrupted" if result.stopped else "done",
-        "tiles": {"window": [int(layout.window[1]), int(layout.window[0])],
-                  "core": [int(layout.core[1]), int(layout.core[0])],
-                  "overlap": args.tile_overlap, "margin": args.tile_margin,
-                  "count": n, "solved": solved, "weights_at": args.tile,
-                  "coarse_size": [int(result.coarse.shape[1]), int(result.coarse.shape[0])],
-                  "whole_image_gram": tiling.gram_objective(objective),
-                  "losses": result.tile_loss},
-        "timings_s": {"load": round(t_loaded - t_start, 3),
-                      "optimise_including_compile": round(t_done - t_loaded, 3),
-                      "total": round(time.perf_counter() - t_start, 3)},
-        "snapshots": snapshots,
-        "snapshot_errors": snapshot_errors,
-    }
+    record = session.record(
+        with_snapshots=True, output=str(out), **common.config_record(objective, solver),
+        tile_solver=dataclasses.asdict(tile_solver), loss_weights=weights._asdict(),
+        image_size=[int(w), int(h)], device=str(jax.devices()[0]),
+        status="interrupted" if result.stopped else "done",
+        tiles={"window": [int(layout.window[1]), int(layout.window[0])],
+               "core": [int(layout.core[1]), int(layout.core[0])],
+               "overlap": args.tile_overlap, "margin": args.tile_margin,
+               "count": n, "solved": solved, "weights_at": args.tile,
+               "coarse_size": [int(result.coarse.shape[1]), int(result.coarse.shape[0])],
+               "whole_image_gram": tiling.gram_objective(objective),
+               "losses": result.tile_loss})
     common.write_json(out.with_name(out.name + ".json"), record)
-    print(f"wrote {out} ({w}×{h}, {solved}/{n} tiles, {t_done - t_loaded:.1f} s"
-          f"{', interrupted' if interruption.signal else ''})", file=sys.stderr)
-    if snapshot_errors:
-        print(f"warning: {len(snapshot_errors)} snapshot(s) could not be written: "
-              f"{snapshot_errors[0]}", file=sys.stderr)
-    if interruption.exit_code is not None:
-        return interruption.exit_code
-    return 0
+    return session.finish(f"{out}", details=f"{w}×{h}, {solved}/{n} tiles")

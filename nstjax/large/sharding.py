@@ -21,7 +21,9 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from nstjax.objective.config import LossWeights, Objective, Solver
+from nstjax.objective.config import LossWeights, Objective
+
+from nstjax.solve.solver import Solver
 from nstjax.run.hooks import Callbacks
 from nstjax.run.transfer import TransferResult, as_image_list, stylize
 from nstjax.model.layers import VGGWeights

@@ -40,9 +40,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nstjax.objective.config import LossWeights, Objective, Solver, loss_weights as make_loss_weights
+from nstjax.objective.config import LossWeights, Objective, loss_weights as make_loss_weights
+
+from nstjax.solve.solver import Solver
+from nstjax.run import color
 from nstjax.run.hooks import Callbacks
 from nstjax.solve import optimize
+from nstjax.solve.minimize import minimize_continue, minimize_init, minimize_result
 from nstjax.objective.terms import Targets, auto_scales, total_loss
 from nstjax.losses import style_targets
 from nstjax.run.transfer import Program, as_image_list, drive, initial_image
@@ -85,7 +89,9 @@ def stylize_tiled(vgg: VGGWeights, content, style, *, key, objective: Objective 
                   coarse: int | None = None, coarse_solver: Solver | None = None,
                   weights_at: int | None = None, init="content",
                   callbacks: Callbacks | None = None,
-                  log: Callable[[str], None] | None = None) -> TiledResult:
+                  log: Callable[[str], None] | None = None,
+                  preserve_color: str | None = None,
+                  color_match: str = "cholesky") -> TiledResult:
     """Stylise an image of any size: a coarse global solve, overlapping tiles, a blend.
 
     Every tile solves a ``tile × tile`` window (memory is that of one window) but writes
@@ -122,9 +128,20 @@ def stylize_tiled(vgg: VGGWeights, content, style, *, key, objective: Objective 
         ``snapshot`` receives ``(i, f32[H, W, 3])``, the blend so far, after every tile.
       log: called with one line per stage (``"tile 3/35"``), or None.
 
+      preserve_color, color_match: as for :func:`nstjax.stylize`, around the whole solve.
+
     Returns:
       A :class:`TiledResult`.
     """
+    if preserve_color is not None:
+        return color.with_color_control(
+            lambda c, st, i, cb: stylize_tiled(
+                vgg, c, st, key=key, objective=objective, weights=weights, solver=solver,
+                tile=tile, overlap=overlap, margin=margin, coarse=coarse,
+                coarse_solver=coarse_solver, weights_at=weights_at, init=i, callbacks=cb,
+                log=log),
+            content, as_image_list(style), init, callbacks, preserve=preserve_color,
+            method=color_match)
     log = log or (lambda _: None)
     content = jnp.asarray(content, jnp.float32)
     styles = as_image_list(style)
@@ -290,20 +307,20 @@ def _window_problem(frozen, vgg, targets, weights, solver, key, objective):
 @functools.partial(jax.jit, static_argnames=("objective",))
 def _window_init(x0, frozen, vgg, targets, weights, solver, key, *, objective):
     fun, optimizer = _window_problem(frozen, vgg, targets, weights, solver, key, objective)
-    return optimize.minimize_init(fun, x0, optimizer, max_iter=solver.max_iter), weights
+    return minimize_init(fun, x0, optimizer, max_iter=solver.max_iter), weights
 
 
 @functools.partial(jax.jit, static_argnames=("objective",))
 def _window_advance(state, frozen, vgg, targets, weights, solver, key, until, *, objective):
     fun, optimizer = _window_problem(frozen, vgg, targets, weights, solver, key, objective)
-    return optimize.minimize_continue(fun, state, optimizer, until=until, rtol=solver.rtol,
+    return minimize_continue(fun, state, optimizer, until=until, rtol=solver.rtol,
                                       tol_x=solver.tol_x, threshold=solver.threshold)
 
 
 @functools.partial(jax.jit, static_argnames=("objective",))
 def _window_finish(state, frozen, vgg, targets, weights, solver, key, *, objective):
     fun, optimizer = _window_problem(frozen, vgg, targets, weights, solver, key, objective)
-    return optimize.minimize_result(fun, state, optimizer), {}
+    return minimize_result(fun, state, optimizer), {}
 
 
 def _window_programs(vgg, objective, solver, key):

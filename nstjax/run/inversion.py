@@ -38,9 +38,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from nstjax.run import hooks
-from nstjax.objective.config import Objective, Solver, default_scale, loss_weights
+from nstjax.objective.config import Objective, default_scale, loss_weights
+from nstjax.solve.solver import Solver
 from nstjax.objective.terms import check_solver, compute_targets
-from nstjax.solve.optimize import Status
+from nstjax.solve.minimize import Status
 from nstjax.losses import get_style_loss, parse_style_spec
 from nstjax.run.transfer import (Program, drive, initial_image, transfer_advance, transfer_finish,
                              transfer_init)

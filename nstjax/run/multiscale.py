@@ -32,7 +32,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nstjax.objective.config import LossWeights, Objective, Solver
+from nstjax.objective.config import LossWeights, Objective
+
+from nstjax.solve.solver import Solver
 from nstjax.run import color
 from nstjax.run.hooks import Callbacks
 from nstjax.run.transfer import TransferResult, as_image_list, initial_image, stylize

@@ -29,8 +29,9 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from nstjax.run import hooks
 
 from nstjax.run import memory
-from nstjax.objective.config import LossWeights, Objective, Solver, loss_weights as make_loss_weights, \
-    replace_weight
+from nstjax.objective.config import (LossWeights, Objective, loss_weights as make_loss_weights,
+                                     replace_weight)
+from nstjax.solve.solver import Solver
 from nstjax.objective.terms import compute_targets
 from nstjax.run.transfer import (Program, as_image_list, drive, initial_image, transfer_advance,
                              transfer_finish, transfer_init)

@@ -14,7 +14,7 @@ host, so JAX's persistent compilation cache keeps every program across runs, and
 lasts about :data:`CHUNK_SECONDS`, so progress is live and Ctrl-C stops a run within that.
 
 What recompiles is the :class:`~nstjax.objective.config.Objective`, the
-:class:`~nstjax.objective.config.Solver`'s static fields and the image shapes; weights, rates, stop
+:class:`~nstjax.solve.solver.Solver`'s static fields and the image shapes; weights, rates, stop
 rules, images, keys and callbacks are traced or live on the host.
 """
 
@@ -30,11 +30,13 @@ import numpy as np
 
 from nstjax.run import color
 from nstjax.solve import optimize
-from nstjax.objective.config import LossWeights, Objective, Solver, loss_weights as make_loss_weights
+from nstjax.solve.minimize import minimize_continue, minimize_init, minimize_result
+from nstjax.objective.config import LossWeights, Objective, loss_weights as make_loss_weights
+from nstjax.solve.solver import Solver
 from nstjax.run.hooks import Callbacks
 from nstjax.objective.terms import (Targets, auto_scales, check_solver, compute_targets,
                                    objective_terms)
-from nstjax.solve.optimize import SolveState, Status
+from nstjax.solve.minimize import SolveState, Status
 from nstjax.model.layers import VGGWeights
 
 INITS = ("content", "noise", "style", "grey")
@@ -93,7 +95,7 @@ def transfer_init(x0, vgg: VGGWeights, targets: Targets, weights: LossWeights, s
         weights = weights._replace(style_scales=auto_scales(
             x0, vgg, targets, weights, key, objective=objective))
     fun, optimizer = _problem(vgg, targets, weights, solver, key, objective)
-    return optimize.minimize_init(fun, x0, optimizer, max_iter=solver.max_iter,
+    return minimize_init(fun, x0, optimizer, max_iter=solver.max_iter,
                                   has_aux=True), weights
 
 
@@ -102,7 +104,7 @@ def transfer_advance(state: SolveState, vgg: VGGWeights, targets: Targets,
                      objective: Objective) -> SolveState:
     """Iterate until ``until`` (traced) iterations are done or a stop rule fires.  Pure."""
     fun, optimizer = _problem(vgg, targets, weights, solver, key, objective)
-    return optimize.minimize_continue(fun, state, optimizer, until=until, rtol=solver.rtol,
+    return minimize_continue(fun, state, optimizer, until=until, rtol=solver.rtol,
                                       tol_x=solver.tol_x, threshold=solver.threshold,
                                       has_aux=True)
 
@@ -113,7 +115,7 @@ def transfer_finish(state: SolveState, vgg: VGGWeights, targets: Targets, weight
     ``style`` and ``tv`` parts at its image (``result.aux``; ``result.aux_history`` has them
     after every iteration).  Pure."""
     fun, optimizer = _problem(vgg, targets, weights, solver, key, objective)
-    result = optimize.minimize_result(fun, state, optimizer, has_aux=True)
+    result = minimize_result(fun, state, optimizer, has_aux=True)
     return result, result.aux
 
 

@@ -1,0 +1,136 @@
+"""One command's run, the part every solving subcommand shares.
+
+A :class:`Session` owns the progress bar, Ctrl-C (:class:`Interruption`), the
+:class:`nstjax.Callbacks` handed to the library, the timings, the sidecar's common part,
+snapshot files and the exit code, so that ``stylize``, ``sweep``, ``invert`` and the tiled
+``stylize`` keep only what is their own: their inputs, their library call and their
+record.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from nstjax.cli import common
+from nstjax.cli.interruption import Interruption
+
+
+class Session:
+    """The shared shell of a solve.
+
+    Args:
+      args: the parsed flags (``no_progress``, ``seed``, ... are read from it).
+      command: the subcommand's name, as the sidecar records it.
+    """
+
+    def __init__(self, args, command: str):
+        self.args, self.command = args, command
+        self.interruption = Interruption()
+        self.t_start = time.perf_counter()
+        self.t_loaded = self.t_done = None
+        self.bar = None
+        self.stage = ""
+        self.snapshots: list[str] = []
+        self.snapshot_errors: list[str] = []
+
+    # ------------------------------------------------------------------ before the solve
+
+    def loaded(self) -> None:
+        """Mark the end of loading (images, weights): the solve's time starts here."""
+        self.t_loaded = time.perf_counter()
+
+    def start(self, total: int, desc: str, message: str) -> None:
+        """Print ``message`` and open a progress bar of ``total`` iterations (unless
+        ``--no-progress``)."""
+        if getattr(self.args, "no_progress", False):
+            return
+        from tqdm import tqdm
+        if message:
+            print(message, file=sys.stderr)
+        self.bar = tqdm(total=total, desc=desc, unit="it", file=sys.stderr, dynamic_ncols=True)
+
+    def progress(self, iterations, losses) -> None:
+        """The library's progress callback: one solve ``(i, loss)`` or a batch (arrays)."""
+        if self.bar is None:
+            return
+        if np.ndim(iterations) == 0:
+            text = f"loss {float(losses):.4g}"
+        else:
+            low, high = float(np.nanmin(losses)), float(np.nanmax(losses))
+            text = f"best loss {low:.4g}, worst {high:.3g}"
+        self.bar.n = int(np.max(iterations))
+        self.bar.set_postfix_str(f"{self.stage} {text}".strip(), refresh=True)
+
+    def callbacks(self, *, snapshot=None, snapshot_every: int = 0):
+        """:class:`nstjax.Callbacks` with this session's progress and stop request."""
+        import nstjax
+        return nstjax.Callbacks(progress=self.progress, snapshot=snapshot,
+                                snapshot_every=snapshot_every,
+                                should_stop=self.interruption.should_stop)
+
+    def save_snapshot(self, path: Path, image, **save_kw) -> None:
+        """Write one snapshot; a failure is noted, never fatal (the run goes on)."""
+        from nstjax.io.image import ImageError
+        from nstjax.io.image_writing import save_image
+        try:
+            save_image(path, image, protect=common.input_paths(self.args), **save_kw)
+            self.snapshots.append(str(path))
+        except (ImageError, OSError) as e:
+            self.snapshot_errors.append(str(e))
+
+    # ------------------------------------------------------------------ the solve
+
+    def solve(self, work):
+        """``work()`` with Ctrl-C handled (stops after the current chunk); its result."""
+        if self.t_loaded is None:
+            self.loaded()
+        result = self.interruption.run(work)
+        if self.bar is not None:
+            self.bar.close()
+        self.t_done = time.perf_counter()
+        return result
+
+    @property
+    def seconds(self) -> float:
+        """The solve's wall time, compilation included."""
+        return self.t_done - self.t_loaded
+
+    # ------------------------------------------------------------------ after the solve
+
+    def record(self, solve_name: str = "optimise_including_compile", *,
+               with_snapshots: bool = False, **fields) -> dict:
+        """The sidecar: the common part (command, arguments, timings and, for commands
+        that write them, snapshots) and ``fields``."""
+        now = time.perf_counter()
+        out = {"command": self.command, "arguments": common.arguments_record(self.args),
+               **fields,
+               "timings_s": {"load": round(self.t_loaded - self.t_start, 3),
+                             solve_name: round(self.seconds, 3),
+                             "total": round(now - self.t_start, 3)}}
+        if with_snapshots:
+            out.update(snapshots=self.snapshots, snapshot_errors=self.snapshot_errors)
+        return out
+
+    def finish(self, summary: str, statuses=(), *, details: str = "",
+               what: str = "the run") -> int:
+        """Print ``wrote ... (summary, seconds[, interrupted])``, warn about failed snapshots
+        and non-finite losses, and return the exit code: 130/143 after Ctrl-C/SIGTERM, 3
+        when a loss turned non-finite, else 0."""
+        import nstjax
+        stopped = ", interrupted" if self.interruption.signal else ""
+        details = f"{details}, " if details else ""
+        print(f"wrote {summary} ({details}{self.seconds:.1f} s{stopped})", file=sys.stderr)
+        if self.snapshot_errors:
+            print(f"warning: {len(self.snapshot_errors)} snapshot(s) could not be written: "
+                  f"{self.snapshot_errors[0]}", file=sys.stderr)
+        if self.interruption.exit_code is not None:
+            return self.interruption.exit_code
+        if np.any(np.asarray(statuses) == int(nstjax.Status.NON_FINITE)):
+            print(f"warning: the loss became non-finite in {what}; stopped there and kept the "
+                  "last finite image", file=sys.stderr)
+            return common.EXIT_NON_FINITE
+        return 0
