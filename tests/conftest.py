@@ -52,3 +52,23 @@ def shared_images():
     if not p.is_dir():
         pytest.skip("../shared/images not present")
     return p
+
+
+@pytest.fixture
+def x64():
+    """float64 for the duration of one test (restored afterwards)."""
+    with jax.enable_x64(True):
+        yield
+
+
+def feature_maps(seed=0, shape_f=(6, 5, 4), shape_s=(4, 7, 4)):
+    """Generated and style features, float64, of unequal sizes (30 and 28 positions)."""
+    rng = np.random.default_rng(seed)
+    f = rng.normal(size=shape_f) * 1.5 + 0.5
+    s = rng.normal(size=shape_s) * 2.0 + 1.0
+    return f, s
+
+
+def rows(a):
+    """``[..., C]`` features as the paper's ``M × C`` matrix of positions."""
+    return a.reshape(-1, a.shape[-1])

@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
+from conftest import feature_maps as _maps, rows as _rows
 import scipy.linalg
 
 import nstjax
@@ -35,23 +37,6 @@ NEW = ("sliced-wasserstein", "gaussian-w2", "histogram", "cmd")
 SORT_BASED = ("sliced-wasserstein", "histogram")
 
 
-@pytest.fixture
-def x64():
-    """float64 for the duration of one test (restored afterwards)."""
-    with jax.enable_x64(True):
-        yield
-
-
-def _maps(seed=0, shape_f=(6, 5, 4), shape_s=(4, 7, 4)):
-    """Generated and style features, float64; unequal sizes (M = 30, M_s = 28)."""
-    rng = np.random.default_rng(seed)
-    f = rng.normal(size=shape_f) * 1.5 + 0.5
-    s = rng.normal(size=shape_s) * 2.0 + 1.0
-    return f, s
-
-
-def _rows(a):
-    return a.reshape(-1, a.shape[-1])
 
 
 def _loss(name, f, s, hyper=None, key=None, *, mask=None):

@@ -18,6 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import feature_maps as _maps, rows as _rows
+
 from nstjax.losses import core as losses
 
 from nstjax.losses import mmd
@@ -33,26 +35,9 @@ RTOL64 = 1e-9
 NAMES = sorted(S.style_loss_names())
 
 
-@pytest.fixture
-def x64():
-    """float64 for the duration of one test (restored afterwards)."""
-    with jax.enable_x64(True):
-        yield
-
-
-def _maps(seed=0, shape_f=(6, 5, 4), shape_s=(4, 7, 4)):
-    """Generated and style features, float64; unequal sizes (n = 30, m = 28)."""
-    rng = np.random.default_rng(seed)
-    f = rng.normal(size=shape_f) * 1.5 + 0.5
-    s = rng.normal(size=shape_s) * 2.0 + 1.0
-    return f, s
-
-
 # --------------------------------------------------------------------------- NumPy forms
 
 
-def _rows(a):
-    return a.reshape(-1, a.shape[-1])
 
 
 def _mmd2_brute(x, y, k):
