@@ -41,8 +41,7 @@ from nstjax.run import hooks
 from nstjax.objective.config import Objective, default_scale, loss_weights
 from nstjax.solve.solver import Solver
 from nstjax.objective.terms import check_solver, compute_targets
-from nstjax.solve.minimize import Status
-from nstjax.losses import get_style_loss, parse_style_spec
+from nstjax.losses import parse_style_spec
 from nstjax.run.transfer import (Program, drive, initial_image, transfer_advance, transfer_finish,
                              transfer_init)
 from nstjax.model.vgg import canonical_layer, canonical_layers, extract_features, layer_depth
@@ -203,32 +202,22 @@ def cell_weights(objective: Objective, probe: Probe, layers: Sequence[str], *,
 # ------------------------------------------------------------------------- programs
 
 
-def _advance_within(state, vgg, targets, weights, solver, key, until, budget, *, objective):
-    """``transfer_advance`` up to ``min(until, budget)``; a member at its budget is parked
-    (status ``INTERRUPTED`` until :func:`_finish_within`) so that the driver sees it done."""
-    state = transfer_advance(state, vgg, targets, weights, solver, key,
-                             jnp.minimum(until, budget), objective=objective)
-    parked = (state.n_iter >= budget) & (state.status == Status.MAX_ITER)
-    return state._replace(status=jnp.where(parked, jnp.int32(Status.INTERRUPTED),
-                                           state.status))
-
-
-def _finish_within(state, vgg, targets, weights, solver, key, budget, *, objective):
-    """``transfer_finish`` with a parked member's status back to ``MAX_ITER``."""
-    parked = (state.n_iter >= budget) & (state.status == Status.INTERRUPTED)
-    state = state._replace(status=jnp.where(parked, jnp.int32(Status.MAX_ITER), state.status))
-    return transfer_finish(state, vgg, targets, weights, solver, key, objective=objective)
+def _init_within(x0, vgg, targets, weights, solver, key, budget, *, objective):
+    """``transfer_init`` with the member's own iteration ``budget`` (seed 002 Table 1.1):
+    the driver counts a member at its budget as done."""
+    state, weights = transfer_init(x0, vgg, targets, weights, solver, key, objective=objective)
+    return state._replace(budget=jnp.asarray(budget, jnp.int32)), weights
 
 
 @functools.lru_cache(maxsize=16)
 def _programs(objective: Objective):
     """The three steps, ``vmap``-ped over the members' weights and budgets, compiled."""
-    init = jax.vmap(functools.partial(transfer_init, objective=objective),
-                    in_axes=(None, None, None, 0, None, None))
-    advance = jax.vmap(functools.partial(_advance_within, objective=objective),
-                       in_axes=(0, None, None, 0, None, None, None, 0))
-    finish = jax.vmap(functools.partial(_finish_within, objective=objective),
-                      in_axes=(0, None, None, 0, None, None, 0))
+    init = jax.vmap(functools.partial(_init_within, objective=objective),
+                    in_axes=(None, None, None, 0, None, None, 0))
+    advance = jax.vmap(functools.partial(transfer_advance, objective=objective),
+                       in_axes=(0, None, None, 0, None, None, None))
+    finish = jax.vmap(functools.partial(transfer_finish, objective=objective),
+                      in_axes=(0, None, None, 0, None, None))
     return jax.jit(init), jax.jit(advance), jax.jit(finish)
 
 
@@ -295,11 +284,10 @@ def invert(vgg: VGGWeights, image, probes: Sequence, layer_sets: Sequence[Sequen
         lw = jax.tree.map(lambda a: a[pad], stacked)
         bud = flat_budgets[pad]
         program = Program(
-            init=lambda lw=lw: init_p(x0, vgg, targets, lw, solver, k_loss),
-            advance=lambda state, w, until, bud=bud: advance_p(state, vgg, targets, w, solver,
-                                                              k_loss, until, bud),
-            finish=lambda state, w, bud=bud: finish_p(state, vgg, targets, w, solver, k_loss,
-                                                     bud))
+            init=lambda lw=lw, bud=bud: init_p(x0, vgg, targets, lw, solver, k_loss, bud),
+            advance=lambda state, w, until: advance_p(state, vgg, targets, w, solver, k_loss,
+                                                      until),
+            finish=lambda state, w: finish_p(state, vgg, targets, w, solver, k_loss))
         res, _, _ = drive(program, solver.max_iter, callbacks)
         f0 = jax.vmap(lambda w: _initial_loss(x0, vgg, targets, w, k_loss, objective))(lw)
         outs.append(jax.tree.map(lambda a: np.asarray(a)[: len(idx)], (res, f0)))

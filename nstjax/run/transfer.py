@@ -200,14 +200,13 @@ def drive(program: Program, max_iter: int, callbacks: Callbacks | None = None, *
                 callbacks.progress(n_iter, last)
         if every and n_iter.ndim == 0 and done % every == 0 and done > reported:
             callbacks.snapshot(done, np.asarray(state.x))
-        running = np.asarray(state.status) == Status.MAX_ITER
+        running = np.asarray(state.running)
         steps = max(done - reported, 1)
         reported = done
         if not running.any() or done >= max_iter:
             break
         if callbacks.should_stop is not None and callbacks.should_stop():
-            status = jnp.where(state.status == Status.MAX_ITER, jnp.int32(Status.INTERRUPTED),
-                               state.status)
+            status = jnp.where(state.running, jnp.int32(Status.INTERRUPTED), state.status)
             state = state._replace(status=status)
             break
         per_iteration = elapsed / steps

@@ -66,6 +66,8 @@ class SolveState(NamedTuple):
       aux: ``fun``'s auxiliary output at ``x`` (``()`` without ``has_aux``).
       aux_history: each leaf of ``aux`` after each iteration (``[max_iter, ...]``, NaN past
         ``n_iter``).
+      budget: ``i32[]`` this solve's own iteration limit (``max_iter`` unless the caller
+        sets a smaller one, e.g. per member of a batch): a solve at its budget is done.
     """
 
     n_iter: jax.Array
@@ -77,6 +79,12 @@ class SolveState(NamedTuple):
     unit: jax.Array
     aux: Any = ()
     aux_history: Any = ()
+    budget: Any = None
+
+    @property
+    def running(self):
+        """``bool[]``: the solve may take another iteration."""
+        return (self.status == Status.MAX_ITER) & (self.n_iter < self.budget)
 
 
 def _with_aux(fun, has_aux: bool):
@@ -110,7 +118,7 @@ def minimize_init(fun: Callable, x0, optimizer: Optimizer, *, max_iter: int,
     return SolveState(n_iter=jnp.int32(0), x=x0, opt_state=opt_state, value=value0,
                       history=jnp.full((max_iter,), jnp.nan, jnp.float32),
                       status=status0.astype(jnp.int32), unit=unit, aux=aux0,
-                      aux_history=aux_history)
+                      aux_history=aux_history, budget=jnp.int32(max_iter))
 
 
 def minimize_continue(fun: Callable, state: SolveState, optimizer: Optimizer, *,
@@ -126,13 +134,13 @@ def minimize_continue(fun: Callable, state: SolveState, optimizer: Optimizer, *,
     """
     scaled = _scaled(_with_aux(fun, has_aux), state.unit)
     max_iter = state.history.shape[0]
-    until = jnp.minimum(until, max_iter)
+    until = jnp.minimum(jnp.minimum(until, max_iter), state.budget)
 
     def cond(carry):
         return (carry.n_iter < until) & (carry.status == Status.MAX_ITER)
 
     def body(carry):
-        i, x, opt_state, value, history, _, unit, aux, aux_history = carry
+        i, x, opt_state, value, history, _, unit, aux, aux_history, budget = carry
         x_new, opt_state_new, value_new, aux_new = optimizer.step(scaled, x, opt_state)
         value_new = value_new * unit
         finite = jnp.isfinite(value_new) & jnp.all(jnp.isfinite(x_new))
@@ -153,7 +161,7 @@ def minimize_continue(fun: Callable, state: SolveState, optimizer: Optimizer, *,
             [Status.NON_FINITE, Status.THRESHOLD, Status.CONVERGED, Status.CONVERGED_X,
              Status.INTERRUPTED], Status.MAX_ITER).astype(jnp.int32)
         return SolveState(i + 1, x_keep, opt_state_keep, value_keep, history, status, unit,
-                          aux_keep, aux_history)
+                          aux_keep, aux_history, budget)
 
     return jax.lax.while_loop(cond, body, state)
 
