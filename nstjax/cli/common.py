@@ -19,6 +19,16 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+import nstjax
+from nstjax.io import demo, jsonio
+from nstjax.io.image import ImageError, image_size, load_image
+from nstjax.io.image_writing import check_writable, write_text_atomic
+from nstjax.io.weights import WeightsError
+from nstjax.losses import parse_style_spec
+from nstjax.objective.config import Objective
+from nstjax.solve.optimize import optimizer_names
+from nstjax.solve.solver import Solver
+
 EXIT_BAD_INPUT = 2
 EXIT_NON_FINITE = 3
 DEFAULT_SIZE = 384          # long edge of the output, pixels (every command)
@@ -31,7 +41,6 @@ class UsageError(Exception):
 
 class Parser(argparse.ArgumentParser):
     """``argparse`` whose errors are one line (no usage block), exit code 2."""
-
     def error(self, message):
         raise UsageError(message)
 
@@ -69,8 +78,6 @@ def numbers(values, flag: str) -> tuple[float, ...] | None:
 
 
 def _library_defaults():
-    from nstjax.objective.config import Objective
-    from nstjax.solve.solver import Solver
     return Objective(), Solver()
 
 
@@ -124,7 +131,6 @@ def add_objective_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_solver_args(p: argparse.ArgumentParser) -> None:
-    from nstjax.solve.optimize import optimizer_names
     _, solver = _library_defaults()
     g = p.add_argument_group("solver")
     g.add_argument("--optimizer", help=f"{', '.join(optimizer_names())} (default {solver.optimizer})")
@@ -149,7 +155,6 @@ def parse_args(parser: argparse.ArgumentParser, argv) -> argparse.Namespace:
     """Parse ``argv``; with ``--config run.json`` that run's arguments are the defaults."""
     args = parser.parse_args(argv)
     if getattr(args, "config", None):
-        from nstjax.io import jsonio
         path = Path(args.config)
         try:
             record = jsonio.loads(path.read_text(encoding="utf-8"))
@@ -178,8 +183,6 @@ def arguments_record(args: argparse.Namespace) -> dict:
 
 def build_objective(args):
     """``(Objective, style mix)`` from the flags: the style spec is parsed here, once."""
-    from nstjax.objective.config import Objective
-    from nstjax.losses import parse_style_spec
     kw = {}
     if args.content_layers is not None:
         kw["content_layers"] = tuple(words(args.content_layers))
@@ -196,7 +199,6 @@ def build_objective(args):
 
 
 def build_solver(args):
-    from nstjax.solve.solver import Solver
     names = {"optimizer": "optimizer", "iters": "max_iter", "history": "history_size",
              "lr": "lr", "tol": "rtol", "tol_x": "tol_x", "threshold": "threshold"}
     return Solver(**{field: getattr(args, flag) for flag, field in names.items()
@@ -257,8 +259,6 @@ def check_inputs_given(args) -> None:
 def load_inputs(args, size: int, *, alpha: bool = False):
     """``(content, [styles])`` as float32 RGB arrays (the demo images with ``--demo``);
     with ``alpha=True``, ``(content, [styles], content alpha uint8[H, W] or None)``."""
-    from nstjax.io import demo
-    from nstjax.io.image import ImageError, load_image
     style_size = style_size_of(args, size)
     try:
         if args.demo:
@@ -299,8 +299,6 @@ def ensure_writable_dir(folder: Path) -> None:
 
 def check_output(path, inputs, *, bit_depth: int = 8) -> None:
     """Write-test the real output folder (and refuse an input or a folder), before any work."""
-    from nstjax.io.image import ImageError
-    from nstjax.io.image_writing import check_writable
     try:
         check_writable(path, protect=inputs, bit_depth=bit_depth)
     except ImageError as e:
@@ -309,7 +307,6 @@ def check_output(path, inputs, *, bit_depth: int = 8) -> None:
 
 def header_size(path) -> tuple[int, int]:
     """``(width, height)`` of an image file, upright, from its header (nothing decoded)."""
-    from nstjax.io.image import ImageError, image_size
     try:
         return image_size(path)
     except ImageError as e:
@@ -317,8 +314,6 @@ def header_size(path) -> tuple[int, int]:
 
 
 def load_vgg(args):
-    import nstjax
-    from nstjax.io.weights import WeightsError
     try:
         return nstjax.load_vgg19(args.weights, log=lambda m: print(m, file=sys.stderr))
     except WeightsError as e:
@@ -330,8 +325,6 @@ def load_vgg(args):
 
 def write_json(path: Path, record: dict) -> None:
     """Strict JSON (no NaN/Infinity tokens), written atomically."""
-    from nstjax.io import jsonio
-    from nstjax.io.image_writing import write_text_atomic
     write_text_atomic(path, jsonio.dumps(record, indent=2))
 
 
@@ -341,7 +334,6 @@ def config_record(objective, solver) -> dict:
 
 def run_command(body: Callable, args) -> int:
     """``body(args)``; a bad input or an unwritable output becomes one line and exit code 2."""
-    from nstjax.io.image import ImageError
     try:
         return body(args)
     except (UsageError, ImageError, ValueError) as e:

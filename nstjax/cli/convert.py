@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from nstjax.cli.common import UsageError
+from nstjax.io import weights as W
 
 
 def add_arguments(p) -> None:
@@ -27,7 +28,6 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     """The body of ``nstjax convert-weights``; returns the exit code."""
-    from nstjax.io import weights as W
     out = Path(args.output) if args.output else W.default_weights_path()
     try:
         if args.source is None:

@@ -4,7 +4,6 @@ Every probe (``--stats``: a style method, a fusion ``bn:0.5,mmd-poly:0.5``, ``mo
 ``channel-mmd@sum`` or ``content``) is matched alone at every layer set (``--layers``, one
 at a time, or the first k with ``--cumulative``), all cells in one compiled, vmapped
 program (:func:`nstjax.run.inversion.invert`)::
-
     nstjax invert --image style.jpg --size 128 --stats gram bn mmd-linear \\
         --layers relu1_1,relu2_1,relu3_1 --iters 200 --output inv.png
     nstjax invert --image style.jpg --size 96 --procedure seed003 --iters 300 --output f1.png
@@ -22,12 +21,22 @@ import dataclasses
 import sys
 from pathlib import Path
 
+import jax
 import numpy as np
 
+import nstjax
 from nstjax.cli import common
 from nstjax.cli.common import UsageError
 from nstjax.cli.session import Session
+from nstjax.io import demo
+from nstjax.io.image import ImageError, load_image
+from nstjax.io.image_writing import save_image
+from nstjax.io.pictures import labelled_grid
 from nstjax.model.vgg import canonical_layers
+from nstjax.objective.config import Objective
+from nstjax.objective.terms import check_solver
+from nstjax.run import inversion as inv
+from nstjax.solve.solver import Solver
 
 DEFAULT_SIZE = 128
 
@@ -68,8 +77,6 @@ def add_arguments(p) -> None:
 
 def _setup(args):
     """``(probes, layer_sets, invert keyword arguments)`` from the procedure and the flags."""
-    from nstjax.run import inversion as inv
-    from nstjax.solve.solver import Solver
     given = {f: v for f, v in (("optimizer", args.optimizer), ("max_iter", args.iters),
                                ("history_size", args.history), ("lr", args.lr),
                                ("rtol", args.tol), ("tol_x", args.tol_x),
@@ -138,8 +145,6 @@ def run(args) -> int:
     """The body of ``nstjax invert``; returns the exit code."""
     size, output = _check(args)
     probes, layer_sets, kwargs = _setup(args)
-    from nstjax.objective.config import Objective
-    from nstjax.objective.terms import check_solver
     check_solver(Objective(resample=kwargs["resample"]), kwargs["solver"].optimizer)
     sidecar = output.with_name(output.name + ".json")
     inputs = [Path(args.image)] if args.image else []
@@ -147,11 +152,7 @@ def run(args) -> int:
     common.check_output(output, inputs)
     common.enable_compilation_cache()
 
-    import jax
 
-    from nstjax.io import demo
-    from nstjax.io.image import ImageError, load_image
-    from nstjax.run import inversion as inv
 
     session = Session(args, "invert")
     try:
@@ -182,8 +183,6 @@ def run(args) -> int:
 
 def _write_grid(output, res, probes, layer_sets, image, inputs) -> None:
     """The probes × layer sets grid, the image itself last."""
-    from nstjax.io.image_writing import save_image
-    from nstjax.io.pictures import labelled_grid
     r, c = len(probes), len(layer_sets)
     panels = [res.images[i, j] for i in range(r) for j in range(c)] + [np.asarray(image)]
     labels = [f"{p.label} {short_layers(s)}" for p in probes for s in layer_sets] + ["image"]
@@ -192,7 +191,6 @@ def _write_grid(output, res, probes, layer_sets, image, inputs) -> None:
 
 
 def _cell_records(res, probes, layer_sets) -> list[dict]:
-    import nstjax
     statuses = np.vectorize(lambda s: nstjax.Status(int(s)).name.lower())(res.status)
     return [{
         "row": i, "col": j, "probe": probes[i].label, "layers": list(layer_sets[j]),

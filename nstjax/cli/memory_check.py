@@ -13,8 +13,17 @@ import dataclasses
 import sys
 import warnings
 
-from nstjax.cli.common import MIN_SIZE, UsageError, build_solver, style_size_of
+import jax
+import jax.numpy as jnp
+import numpy as np
 
+from nstjax.cli.common import MIN_SIZE, UsageError, build_solver, style_size_of
+from nstjax.io.image import ImageError, scaled_shape
+from nstjax.io.weights import CONV_NAMES, VGGWeights
+from nstjax.model.vgg import VGG_WIDTHS
+from nstjax.objective.config import loss_weights
+from nstjax.objective.terms import compute_targets
+from nstjax.run import memory, transfer
 
 # XLA:CPU's buffer analysis undercounts checkpointed programs: the measured peak resident
 # memory of a value-and-gradient at 1024×768 was 1.84 GiB against 1.48 GiB estimated for
@@ -25,7 +34,6 @@ CPU_CHECKPOINT_UNDERCOUNT = 1.25
 
 
 def _undercount(policy: str) -> float:
-    import jax
     if policy != "none" and jax.default_backend() == "cpu":
         return CPU_CHECKPOINT_UNDERCOUNT
     return 1.0
@@ -34,7 +42,6 @@ def _undercount(policy: str) -> float:
 class TooBig(UsageError):
     """A run that would not fit in memory; ``largest`` is the largest ``--size`` that
     fits (0: none)."""
-
     def __init__(self, message: str, largest: int):
         super().__init__(message)
         self.largest = largest
@@ -42,7 +49,6 @@ class TooBig(UsageError):
 
 def check_memory(args, objective, size: int, *, members: int = 1):
     """Refuse, before decoding anything, a run whose compiled program would not fit.
-
     A quick closed-form screen first; a size that could come near the budget (80% of
     :func:`nstjax.run.memory.available_bytes`) is decided by XLA's own figures for the solve's
     compiled program (:func:`compiled_transfer_bytes`).  With ``--remat auto`` (the
@@ -53,8 +59,6 @@ def check_memory(args, objective, size: int, *, members: int = 1):
     Returns:
       ``objective``, with its checkpointing policy chosen when ``--remat`` is auto.
     """
-    from nstjax.run import memory
-    from nstjax.io.image import ImageError, scaled_shape
     if args.demo:
         shapes = [(3 * size // 4, size), (style_size_of(args, size),) * 2]
     else:
@@ -123,18 +127,6 @@ def compiled_transfer_bytes(objective, solver, shape: tuple, style_shapes) -> in
     The program is lowered on abstract arguments (the real VGG19's shapes), so it is the
     one the run compiles; with the persistent compilation cache on, the run reuses it.
     """
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
-
-    from nstjax.run import memory
-
-    from nstjax.run import transfer
-    from nstjax.objective.config import loss_weights
-    from nstjax.objective.terms import compute_targets
-    from nstjax.model.vgg import VGG_WIDTHS
-    from nstjax.io.weights import CONV_NAMES, VGGWeights
-
     sds = jax.ShapeDtypeStruct
     params, cin = {}, 3
     for name in CONV_NAMES:

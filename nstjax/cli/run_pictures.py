@@ -21,9 +21,13 @@ import math
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from nstjax.cli import common
 from nstjax.cli.common import UsageError
+from nstjax.io import pictures
+from nstjax.io.image_writing import save_image, to_uint8
+from nstjax.io.pictures import ANIMATION_FORMATS
 
 ANIMATION_FRAMES = 40      # default number of animation frames without --save-every
 LOSS_SUFFIX = "_loss.png"
@@ -49,7 +53,6 @@ def loss_curve_path(out: Path) -> Path:
 
 def check(args, out: Path) -> None:
     """Validate the flags and write-test the extra outputs, before any work."""
-    from nstjax.io.pictures import ANIMATION_FORMATS
     n_styles = 1 if args.demo else len(args.style or ())
     if args.style_mask is not None:
         if args.demo:
@@ -83,11 +86,9 @@ def mask_paths(args) -> list[Path]:
 
 def load_mask(path, shape: tuple[int, int]) -> np.ndarray:
     """A mask file as ``f32[H, W]`` in [0, 1]: upright, greyscale, resized to ``shape``.
-
     Refuses (one line) a file that is not an image or whose aspect ratio differs from the
     output's by more than 2 %.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
     h, w = shape
     try:
         with Image.open(path) as im:
@@ -125,21 +126,16 @@ def frame_period(args, max_iter: int) -> int:
 
 class Frames:
     """The solve's snapshots as 8-bit frames in memory: ``(iteration, uint8[H, W, 3])``."""
-
     def __init__(self):
         self.items: list[tuple[int, np.ndarray]] = []
 
     def __call__(self, i: int, x) -> None:
-        from nstjax.io.image_writing import to_uint8
         self.items.append((int(i), to_uint8(np.asarray(x))))
 
 
 def animation_frames(frames: Frames, final, n_iter: int) -> list[np.ndarray]:
     """The frames (resized to the final size where a coarse-to-fine rung differs) and
     the final image, unless the last frame already is it."""
-    from PIL import Image
-
-    from nstjax.io.image_writing import to_uint8
     last = to_uint8(np.asarray(final))
     h, w = last.shape[:2]
     out = []
@@ -164,8 +160,6 @@ def write(out: Path, args, result, frames: Frames, *, mask_kw: dict, protect,
           period: int) -> dict:
     """Write the loss curve (always) and the animation (``--animation``); returns the
     sidecar's entries for them."""
-    from nstjax.io import pictures
-    from nstjax.io.image_writing import save_image
     n_iter = int(result.n_iter)
     record = {"frame_period": period,
               "masks": {"style": args.style_mask, "content": args.content_mask,

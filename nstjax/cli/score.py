@@ -18,8 +18,14 @@ from __future__ import annotations
 
 import sys
 
+import jax.numpy as jnp
+
+import nstjax.evaluate as E
 from nstjax.cli import common
 from nstjax.cli.common import UsageError
+from nstjax.evaluate import score
+from nstjax.io import jsonio
+from nstjax.io.image import ImageError, display_path, load_image
 
 MAX_EDGE = 512          # default cap on the long edge (a 4000-pixel photo would take minutes)
 _COLUMNS = (("SW", "sliced_wasserstein"), ("Gram", "gram"), ("mean/cov", "mean_cov"))
@@ -65,7 +71,6 @@ def _table(names, results) -> str:
 
 
 def _record(args, names, results) -> dict:
-    import nstjax.evaluate as E
     return {"content": args.content, "style": args.style, "style_layers": E.STYLE_LAYERS,
             "content_layer": E.CONTENT_LAYER, "n_projections": E.N_PROJECTIONS,
             "images": [{"image": n, "size": r.shape, "style": r.style,
@@ -76,11 +81,6 @@ def _record(args, names, results) -> dict:
 
 def run(args) -> int:
     """The body of ``nstjax score``; returns the exit code."""
-    import jax.numpy as jnp
-
-    from nstjax.evaluate import score
-    from nstjax.io import jsonio
-    from nstjax.io.image import ImageError, display_path, load_image
     for flag, value in (("--size", args.size), ("--style-size", args.style_size)):
         if value is not None and value < common.MIN_SIZE:
             raise UsageError(f"{flag} {value} is below the {common.MIN_SIZE}-pixel minimum")

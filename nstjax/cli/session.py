@@ -14,19 +14,21 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
+import nstjax
 from nstjax.cli import common
 from nstjax.cli.interruption import Interruption
+from nstjax.io.image import ImageError
+from nstjax.io.image_writing import save_image
 
 
 class Session:
     """The shared shell of a solve.
-
     Args:
       args: the parsed flags (``no_progress``, ``seed``, ... are read from it).
       command: the subcommand's name, as the sidecar records it.
     """
-
     def __init__(self, args, command: str):
         self.args, self.command = args, command
         self.interruption = Interruption()
@@ -48,7 +50,6 @@ class Session:
         ``--no-progress``)."""
         if getattr(self.args, "no_progress", False):
             return
-        from tqdm import tqdm
         if message:
             print(message, file=sys.stderr)
         self.bar = tqdm(total=total, desc=desc, unit="it", file=sys.stderr, dynamic_ncols=True)
@@ -67,15 +68,12 @@ class Session:
 
     def callbacks(self, *, snapshot=None, snapshot_every: int = 0):
         """:class:`nstjax.Callbacks` with this session's progress and stop request."""
-        import nstjax
         return nstjax.Callbacks(progress=self.progress, snapshot=snapshot,
                                 snapshot_every=snapshot_every,
                                 should_stop=self.interruption.should_stop)
 
     def save_snapshot(self, path: Path, image, **save_kw) -> None:
         """Write one snapshot; a failure is noted, never fatal (the run goes on)."""
-        from nstjax.io.image import ImageError
-        from nstjax.io.image_writing import save_image
         try:
             save_image(path, image, protect=common.input_paths(self.args), **save_kw)
             self.snapshots.append(str(path))
@@ -120,7 +118,6 @@ class Session:
         """Print ``wrote ... (summary, seconds[, interrupted])``, warn about failed snapshots
         and non-finite losses, and return the exit code: 130/143 after Ctrl-C/SIGTERM, 3
         when a loss turned non-finite, else 0."""
-        import nstjax
         stopped = ", interrupted" if self.interruption.signal else ""
         details = f"{details}, " if details else ""
         print(f"wrote {summary} ({details}{self.seconds:.1f} s{stopped})", file=sys.stderr)

@@ -12,11 +12,19 @@ import sys
 import time
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
+import nstjax
 from nstjax.cli import common, run_pictures, tiles
 from nstjax.cli.common import UsageError
 from nstjax.cli.session import Session
+from nstjax.io.image import ImageError, load_image
+from nstjax.io.image_writing import can_hold_alpha, save_image
+from nstjax.objective.config import loss_weights
+from nstjax.objective.terms import check_solver
+from nstjax.run import color, multiscale
 
 
 def add_arguments(p) -> None:
@@ -77,7 +85,6 @@ def hyper_values(items) -> dict:
 
 def build_weights(args, objective, mix, n_styles: int):
     """:func:`nstjax.loss_weights` from the flags (the library validates)."""
-    from nstjax.objective.config import loss_weights
     kw = {"style_mix": mix}
     for name in ("content_weight", "style_weight", "tv_weight"):
         if getattr(args, name, None) is not None:
@@ -112,7 +119,6 @@ def _ladder(args, size: int, solver):
     before any work), or ``None`` for a single-scale run."""
     if args.min_size is None:
         return None
-    from nstjax.run import multiscale
     ladder = multiscale.size_ladder(args.min_size, size)
     iters = common.numbers(args.scale_iters, "--scale-iters") or (solver.max_iter,)
     if any(i != int(i) for i in iters):
@@ -124,7 +130,6 @@ def _ladder(args, size: int, solver):
 
 def _color_only(args, out, content, styles, alpha, session) -> int:
     """``--transfer-color-only``: the content recoloured to the style's colour statistics."""
-    from nstjax.run import color
     image = np.asarray(color.match_color(content, styles[0], method=args.color_match
                                          or "cholesky", clip=True))
     save_image_checked(out, image, args, alpha)
@@ -137,14 +142,12 @@ def _color_only(args, out, content, styles, alpha, session) -> int:
 
 
 def save_image_checked(out, image, args, alpha=None) -> None:
-    from nstjax.io.image_writing import save_image
     save_image(out, image, protect=common.input_paths(args), bit_depth=args.bit_depth,
                alpha=alpha)
 
 
 def _output_alpha(out, alpha):
     """The content's opacity if ``out``'s format can hold it (else a note, and None)."""
-    from nstjax.io.image_writing import can_hold_alpha
     if alpha is not None and not can_hold_alpha(out):
         print(f"note: {out.suffix} has no alpha channel: the content's transparency is "
               "dropped (composited over white); write .png to keep it", file=sys.stderr)
@@ -154,7 +157,6 @@ def _output_alpha(out, alpha):
 
 def _init_image(args, content):
     """``--init``: a named start, or an image file loaded at the content's shape."""
-    from nstjax.io.image import ImageError, load_image
     init = args.init or "content"
     if init in ("content", "noise", "style", "grey"):
         return init
@@ -175,7 +177,6 @@ def run(args) -> int:
     size = common.size_of(args)
     objective, mix = common.build_objective(args)
     solver = common.build_solver(args)
-    from nstjax.objective.terms import check_solver
     check_solver(objective, solver.optimizer)     # before any work, not after the weights
     n_styles = 1 if args.demo else len(args.style)
     weights = build_weights(args, objective, mix, n_styles)   # validated before any work
@@ -201,7 +202,6 @@ def run(args) -> int:
                                              alpha, ladder, run_kw)
     save_image_checked(out, np.asarray(result.image), args, alpha)
     if args.demo:
-        from nstjax.io.image_writing import save_image
         save_image(out.with_name(f"{out.stem}_demo_content.png"), content)
         save_image(out.with_name(f"{out.stem}_demo_style.png"), styles[0])
     record = _record(args, out, session, result, objective, solver, content, ladder)
@@ -218,10 +218,6 @@ def run(args) -> int:
 def _solve(args, out, session, vgg, content, styles, alpha, ladder, run_kw):
     """The library call, one size or a ladder, with frames and snapshots:
     ``(result, frames, period, mask_kw)``."""
-    import jax
-    import jax.numpy as jnp
-
-    import nstjax
     solver = run_kw["solver"]
     h, w = content.shape[:2]
     total = solver.max_iter if ladder is None else sum(ladder[1])
@@ -253,9 +249,6 @@ def _solve(args, out, session, vgg, content, styles, alpha, ladder, run_kw):
 
 def _record(args, out, session, result, objective, solver, content, ladder) -> dict:
     """The sidecar of a solved run."""
-    import jax
-
-    import nstjax
     n_iter = int(result.n_iter)
     h, w = content.shape[:2]
     return session.record(

@@ -3,7 +3,6 @@
 Every sweep flag takes a list; a flag given one value fixes that setting, a flag given two
 or more sweeps it (``--mode grid``: every combination; ``--mode zip``: the i-th values
 together)::
-
     nstjax sweep --demo --output-dir out/sweep --size 128 --iters 100 \\
         --style-weight 1,10,100 --tv-weight 0,1
 
@@ -19,11 +18,17 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import jax
 import numpy as np
 
+import nstjax
 from nstjax.cli import common, memory_check
 from nstjax.cli.common import UsageError
 from nstjax.cli.session import Session
+from nstjax.io.image_writing import save_image
+from nstjax.io.pictures import contact_sheet, label, with_loss_curve
+from nstjax.objective.config import loss_weights
+from nstjax.run import sweeps as sw
 
 SHEET = "contact_sheet.png"
 REPORT = "sweep.json"
@@ -80,7 +85,6 @@ def add_arguments(p) -> None:
 
 def _sweep_values(args, objective) -> tuple[dict, list]:
     """``{sweep name: list of values}`` from the flags, in :data:`ORDER`, and the swept names.
-
     A one-value flag fixes its setting (in zip mode it is repeated to the common length).
     Each value is checked by the library when the members are made.
     """
@@ -126,7 +130,6 @@ def _outputs(out_dir: Path, k: int, demo: bool) -> list[Path]:
 def member_cells(res) -> np.ndarray:
     """Each member's image above its loss curve: the total per iteration (the solver's
     history) and the final weighted content and style terms (log scale)."""
-    from nstjax.io.pictures import with_loss_curve
     cells = []
     for i in range(len(res.images)):
         n = int(res.n_iter[i])
@@ -158,10 +161,7 @@ def run(args) -> int:
     solver = common.build_solver(args)
     values, swept = _sweep_values(args, objective)
 
-    import jax
 
-    from nstjax.objective.config import loss_weights
-    from nstjax.run import sweeps as sw
 
     n_styles = 1 if args.demo else len(args.style)
     base = loss_weights(objective, n_styles=n_styles, style_mix=mix)  # members vary it
@@ -212,8 +212,6 @@ def run(args) -> int:
 
 def _write_pictures(args, res, outputs, members, values, swept, content, styles) -> None:
     """Every member's image, the labelled contact sheet and, for --demo, the inputs."""
-    from nstjax.io.image_writing import save_image
-    from nstjax.io.pictures import contact_sheet
     inputs = common.input_paths(args)
     done = len(res.images)
     for i in range(done):
@@ -229,8 +227,6 @@ def _write_pictures(args, res, outputs, members, values, swept, content, styles)
 
 
 def _member_records(res, outputs, swept, seconds) -> list[dict]:
-    import nstjax
-    from nstjax.io.pictures import label
     done = len(res.images)
     return [{
         "index": i,

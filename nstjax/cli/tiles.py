@@ -20,10 +20,15 @@ from __future__ import annotations
 import dataclasses
 import sys
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from nstjax.cli import common, memory_check
 from nstjax.cli.common import UsageError
+from nstjax.io.image_writing import save_image
+from nstjax.large import tiling
+from nstjax.large.tile_layout import tile_layout
 
 MIN_TILE = 64
 DEFAULT_OVERLAP = 32
@@ -121,12 +126,6 @@ def check_memory(args, objective, size: int):
 def run(args, out, session, *, vgg, content, styles, alpha, objective, weights, solver,
         init, preserve_color, color_match) -> int:
     """Solve in tiles, write the image and its sidecar; returns the exit code."""
-    import jax
-    import jax.numpy as jnp
-
-    from nstjax.large import tiling
-    from nstjax.large.tile_layout import tile_layout
-
     h, w = content.shape[:2]
     layout = tile_layout((h, w), args.tile, args.tile_overlap, args.tile_margin)
     n = len(layout.cores)
@@ -151,7 +150,6 @@ def run(args, out, session, *, vgg, content, styles, alpha, objective, weights, 
         callbacks=session.callbacks(snapshot=snapshot),
         log=lambda text: setattr(session, "stage", text), preserve_color=preserve_color,
         color_match=color_match))
-    from nstjax.io.image_writing import save_image
     save_image(out, np.asarray(result.image), protect=common.input_paths(args),
                bit_depth=args.bit_depth, alpha=alpha)
     solved = len(result.tile_loss)
