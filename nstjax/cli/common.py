@@ -109,10 +109,12 @@ def add_objective_args(p: argparse.ArgumentParser) -> None:
                    help=f"default {','.join(objective.style_layers)}")
     g.add_argument("--style-loss", help="style method(s) with fusion weights, e.g. gram or "
                    f"bn:0.5,mmd-poly:0.5 (default {','.join(objective.style_losses)})")
-    g.add_argument("--content-loss", choices=("mse", "sum"),
+    g.add_argument("--content-loss", choices=("mse", "sum", "self-similarity"),
                    help="mse: mean squared feature error, per position like the style "
                    "losses, so a run looks the same at every size; sum: Gatys' ½Σ(F−P)² "
-                   f"(seed 001 eq. 1), which grows with the pixels (default {objective.content_loss})")
+                   "(seed 001 eq. 1), which grows with the pixels; self-similarity: "
+                   "STROTSS's layout loss (Kolkin et al. 2019) "
+                   f"(default {objective.content_loss})")
     g.add_argument("--pooling", choices=("max", "avg"), help=f"default {objective.pooling}")
     g.add_argument("--auto-scale", action="store_true", default=None,
                    help="set each style method's scale from gradient norms at the start")

@@ -54,17 +54,59 @@ def position_mean(x, w):
     return jnp.sum(x * w, axis=0) / jnp.sum(w)
 
 
+SELF_SIMILARITY_POSITIONS = 1024   # at most this many positions (a regular subsample)
+
+
+def _subsample(rows, count: int):
+    """Every ``k``-th row of ``rows: f32[M, ...]`` so that at most ``count`` remain (a fixed,
+    regular subsample: the same positions at every evaluation, as a line search needs)."""
+    step = max(1, -(-rows.shape[0] // count))
+    return rows[::step]
+
+
+def self_similarity(rows):
+    """``D_ij = 1 − cos(f_i, f_j)`` for ``rows: f32[n, C]``, each column divided by its sum
+    (STROTSS eq. 7): the layout of a picture without its appearance."""
+    unit = rows / jnp.maximum(jnp.linalg.norm(rows, axis=-1, keepdims=True), 1e-8)
+    d = 1.0 - unit @ unit.T
+    return d / jnp.maximum(jnp.sum(d, axis=0, keepdims=True), 1e-8)
+
+
+def self_similarity_loss(features, target, *, mask=None):
+    """STROTSS's content loss: ``(1/n²) Σ_ij |D^X_ij − D^C_ij|`` between the column-normalised
+    cosine self-similarity matrices of the output and the content features (eq. 7-8), over
+    at most :data:`SELF_SIMILARITY_POSITIONS` positions (a regular subsample of the layer;
+    the paper draws 1024 at random per step).  With a ``mask``, pair ``ij`` counts
+    ``w_i w_j`` times (the weighted mean).
+
+    References:
+      Kolkin, Salavon, Shakhnarovich, "Style Transfer by Relaxed Optimal Transport and
+      Self-Similarity", CVPR 2019, eq. 7-8.
+    """
+    x = _subsample(jnp.reshape(features, (-1, features.shape[-1])), SELF_SIMILARITY_POSITIONS)
+    c = _subsample(jnp.reshape(target, (-1, target.shape[-1])), SELF_SIMILARITY_POSITIONS)
+    diff = jnp.abs(self_similarity(x) - self_similarity(c))
+    if mask is None:
+        return jnp.mean(diff)
+    w = _subsample(position_weights(features, mask), SELF_SIMILARITY_POSITIONS)
+    pair = w[:, None] * w[None, :]
+    return jnp.sum(pair * diff) / jnp.maximum(jnp.sum(pair), 1e-12)
+
+
 def content_loss(features, target, *, kind: str = "sum", mask=None):
     """Content loss between feature maps.
 
     ``kind="sum"``: ``½ Σ (F − P)²`` (seed 001 eq. 1), whose gradient is ``F − P``.
     ``kind="mse"``: ``mean (F − P)²`` (seed 001 §3.3).
+    ``kind="self-similarity"``: STROTSS's layout loss (:func:`self_similarity_loss`).
 
     With a ``mask`` (``f32[H, W]`` position weights, :func:`position_weights`), each
     position's squared error counts ``w_p`` times: ``½ Σ_p w_p ‖F_p − P_p‖²``, and for
     ``"mse"`` the weighted mean ``Σ_p w_p ‖F_p − P_p‖² / (C Σ_p w_p)``.  Ones give the
     unmasked values.
     """
+    if kind == "self-similarity":
+        return self_similarity_loss(features, target, mask=mask)
     d = features - target
     sq = d * d
     if mask is not None:
@@ -77,7 +119,8 @@ def content_loss(features, target, *, kind: str = "sum", mask=None):
         return 0.5 * jnp.sum(sq)
     elif kind == "mse":
         return jnp.mean(sq)
-    raise ValueError(f"content loss kind must be 'sum' or 'mse', not {kind!r}")
+    raise ValueError(f"content loss kind must be 'sum', 'mse' or 'self-similarity', not "
+                     f"{kind!r}")
 
 
 def gram_matrix(features, *, mask=None):

@@ -35,13 +35,16 @@ from nstjax.model.vgg import canonical_layers, check_precision, layer_depth, rem
 
 DEFAULT_CONTENT_LAYERS = ("relu4_2",)
 DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-CONTENT_LOSSES = ("sum", "mse")
+CONTENT_LOSSES = ("sum", "mse", "self-similarity")
 # The registry's λ (``StyleLoss.scale``) balance a style method against ``½Σ(F−P)²`` at
 # relu4_2 of a 256×192 image: 512 channels × 32×24 positions.  There ``mean (F−P)²`` is
 # ``2/(512·768)`` of that sum, so under ``"mse"`` the default λ are the registry's times this
 # factor: the same weights give the same picture as ``"sum"`` at 256×192, and at every
 # other size too.
-CONTENT_UNIT = {"sum": 1.0, "mse": 2.0 / (512.0 * 768.0)}
+# For "self-similarity" (no closed form against the sum) the factor is the measured ratio of
+# the two content gradients' norms at the registry's start (uniform noise, seed 0; tubingen
+# at 256 px, relu4_2): the λ measurement's own procedure.
+CONTENT_UNIT = {"sum": 1.0, "mse": 2.0 / (512.0 * 768.0), "self-similarity": 1.5e-14}
 POOLINGS = ("max", "avg")
 NORMALIZATIONS = ("nstjax", "paper")
 
@@ -95,6 +98,8 @@ class Objective:
         with ``"mse"`` both terms are per position and the same weights give the same
         balance at every size; ``"sum"`` grows with the number of pixels, so its weights
         hold at one size only (doubling the long edge makes the content 4× heavier).
+        ``"self-similarity"``: STROTSS's layout loss (Kolkin et al. 2019 eq. 7-8,
+        :func:`nstjax.losses.core.self_similarity_loss`), per position too.
         ``None`` (the default) is ``"mse"``, or ``"sum"`` with ``normalization="paper"``
         (seed 003's code sums, and its λ are for a sum).
       pooling: ``"max"`` or ``"avg"`` (seed 001 §2 prefers average pooling for synthesis).
@@ -141,7 +146,8 @@ class Objective:
         if self.content_loss is None:
             set_("content_loss", "sum" if self.normalization == "paper" else "mse")
         if self.content_loss not in CONTENT_LOSSES:
-            raise ValueError(f"content loss must be 'sum' or 'mse', not {self.content_loss!r}")
+            raise ValueError(f"content loss must be one of {', '.join(CONTENT_LOSSES)}, not "
+                             f"{self.content_loss!r}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be 'max' or 'avg', not {self.pooling!r}")
         set_("auto_scale", bool(self.auto_scale))
