@@ -142,13 +142,12 @@ def compiled_transfer_bytes(objective, solver, shape: tuple, style_shapes) -> in
     key = jax.random.PRNGKey(0)
     targets = jax.eval_shape(lambda v, c, s: compute_targets(v, c, s, objective=objective),
                              vgg, content, styles)
-    state, weights_out = jax.eval_shape(
-        lambda x, v, t, w, k: transfer.transfer_init(x, v, t, w, solver, k,
-                                                     objective=objective),
-        content, vgg, targets, weights, key)
+    state, problem = jax.eval_shape(
+        lambda x, p: transfer.transfer_init(x, p, solver, objective=objective),
+        content, transfer.Problem(vgg, targets, weights, key))
     with warnings.catch_warnings():   # JAX's notes on index dtypes of huge shapes
         warnings.simplefilter("ignore")
-        compiled = transfer.advance_jit.lower(state, vgg, targets, weights_out, solver, key,
-                                           np.int32(1), objective=objective).compile()
-    args = (state, vgg, targets, weights_out, content, styles)
+        compiled = transfer.advance_jit.lower(state, problem, solver, np.int32(1),
+                                              objective=objective).compile()
+    args = (state, vgg, targets, problem.weights, content, styles)
     return memory.program_memory(compiled, args=args).total

@@ -22,7 +22,9 @@ Registered in :mod:`nstjax.losses.builtin`: ``gram``, ``gram-gamma``, ``gram-hw`
 ``stats-{mean,std,skew,kurt}``.  In :mod:`nstjax.losses.distribution`:
 ``sliced-wasserstein`` (Heitz et al. 2021; samples directions, ``uses_key``),
 ``gaussian-w2`` (W2 between fitted Gaussians), ``histogram`` (Risser et al. 2017) and
-``cmd`` (central moment discrepancy, Kalischek et al. 2021).
+``cmd`` (central moment discrepancy, Kalischek et al. 2021).  In :mod:`nstjax.losses.patches`:
+``relaxed-emd`` (STROTSS, Kolkin et al. 2019; samples positions, ``uses_key``) and ``mrf``
+(Li & Wand 2016, nearest 3×3 style patches).
 """
 
 from nstjax.losses.registry import (StyleLoss, get_style_loss, parse_style_spec,
@@ -33,14 +35,15 @@ from nstjax.losses.builtin import (bn, channel_mmd, gram, gram_chw, gram_gamma, 
                                    stats, stats_kurt, stats_mean, stats_skew, stats_std)
 from nstjax.losses.distribution import (cmd, gaussian_w2_loss as gaussian_w2, histogram,
                                         sliced_wasserstein)
+from nstjax.losses.patches import mrf, relaxed_emd
 from nstjax.losses.core import content_loss, gram_matrix, tv_loss
 
 # Every registered method by its name (``-`` as ``_``): a StyleLoss, called as
 # ``gram(features, gram.target(style_features))``.
 METHODS = ("bn", "channel_mmd", "cmd", "gaussian_w2", "gram", "gram_chw", "gram_gamma",
            "gram_hw", "histogram", "mean", "mean_abs", "mean_sq", "mmd_gauss", "mmd_linear",
-           "mmd_poly", "moments", "sliced_wasserstein", "stats", "stats_kurt", "stats_mean",
-           "stats_skew", "stats_std")
+           "mmd_poly", "moments", "mrf", "relaxed_emd", "sliced_wasserstein", "stats",
+           "stats_kurt", "stats_mean", "stats_skew", "stats_std")
 
 __all__ = ["StyleLoss", "get_style_loss", "parse_style_spec", "register_style_loss",
            "style_loss_names", "style_loss_terms", "style_targets", "content_loss",

@@ -42,8 +42,8 @@ from nstjax.objective.config import Objective, default_scale, loss_weights
 from nstjax.solve.solver import Solver
 from nstjax.objective.terms import check_solver, compute_targets
 from nstjax.losses import parse_style_spec
-from nstjax.run.transfer import (Program, drive, initial_image, transfer_advance, transfer_finish,
-                             transfer_init)
+from nstjax.run.transfer import (MEMBER_AXES, Problem, Program, drive, initial_image, transfer_advance,
+                                 transfer_finish, transfer_init)
 from nstjax.model.vgg import canonical_layer, canonical_layers, extract_features, layer_depth
 from nstjax.model.layers import VGGWeights
 
@@ -202,22 +202,22 @@ def cell_weights(objective: Objective, probe: Probe, layers: Sequence[str], *,
 # ------------------------------------------------------------------------- programs
 
 
-def _init_within(x0, vgg, targets, weights, solver, key, budget, *, objective):
+def _init_within(x0, problem, solver, budget, *, objective):
     """``transfer_init`` with the member's own iteration ``budget`` (seed 002 Table 1.1):
     the driver counts a member at its budget as done."""
-    state, weights = transfer_init(x0, vgg, targets, weights, solver, key, objective=objective)
-    return state._replace(budget=jnp.asarray(budget, jnp.int32)), weights
+    state, problem = transfer_init(x0, problem, solver, objective=objective)
+    return state._replace(budget=jnp.asarray(budget, jnp.int32)), problem
 
 
 @functools.lru_cache(maxsize=16)
 def _programs(objective: Objective):
     """The three steps, ``vmap``-ped over the members' weights and budgets, compiled."""
     init = jax.vmap(functools.partial(_init_within, objective=objective),
-                    in_axes=(None, None, None, 0, None, None, 0))
+                    in_axes=(None, MEMBER_AXES, None, 0), out_axes=(0, MEMBER_AXES))
     advance = jax.vmap(functools.partial(transfer_advance, objective=objective),
-                       in_axes=(0, None, None, 0, None, None, None))
+                       in_axes=(0, MEMBER_AXES, None, None))
     finish = jax.vmap(functools.partial(transfer_finish, objective=objective),
-                      in_axes=(0, None, None, 0, None, None))
+                      in_axes=(0, MEMBER_AXES, None))
     return jax.jit(init), jax.jit(advance), jax.jit(finish)
 
 
@@ -284,10 +284,10 @@ def invert(vgg: VGGWeights, image, probes: Sequence, layer_sets: Sequence[Sequen
         lw = jax.tree.map(lambda a: a[pad], stacked)
         bud = flat_budgets[pad]
         program = Program(
-            init=lambda lw=lw, bud=bud: init_p(x0, vgg, targets, lw, solver, k_loss, bud),
-            advance=lambda state, w, until: advance_p(state, vgg, targets, w, solver, k_loss,
-                                                      until),
-            finish=lambda state, w: finish_p(state, vgg, targets, w, solver, k_loss))
+            init=lambda lw=lw, bud=bud: init_p(x0, Problem(vgg, targets, lw, k_loss), solver,
+                                               bud),
+            advance=lambda state, p, until: advance_p(state, p, solver, until),
+            finish=lambda state, p: finish_p(state, p, solver))
         res, _, _ = drive(program, solver.max_iter, callbacks)
         f0 = jax.vmap(lambda w: _initial_loss(x0, vgg, targets, w, k_loss, objective))(lw)
         outs.append(jax.tree.map(lambda a: np.asarray(a)[: len(idx)], (res, f0)))

@@ -33,8 +33,9 @@ from nstjax.objective.config import (LossWeights, Objective, loss_weights as mak
                                      replace_weight)
 from nstjax.solve.solver import Solver
 from nstjax.objective.terms import compute_targets
-from nstjax.run.transfer import (Program, as_image_list, drive, initial_image, transfer_advance,
-                             transfer_finish, transfer_init)
+from nstjax.run.transfer import (MEMBER_AXES, Problem, Program, as_image_list, drive,
+                                 initial_image, transfer_advance, transfer_finish,
+                                 transfer_init)
 
 
 class SweepResult(NamedTuple):
@@ -93,17 +94,20 @@ def stack_loss_weights(base: LossWeights, members: list[dict]) -> LossWeights:
 
 @functools.lru_cache(maxsize=32)  # one set of programs per (objective, mesh): later sweeps reuse them
 def _programs(objective: Objective, mesh: Mesh | None):
-    """The compiled, K-batched steps of :mod:`nstjax.run.transfer` (``vmap`` over the weights)."""
-    shared = (None, None, None, 0, None, None)          # x0/state, vgg, targets, W, solver, key
-    init = jax.vmap(functools.partial(transfer_init, objective=objective), in_axes=shared)
+    """The compiled, K-batched steps of :mod:`nstjax.run.transfer` (``vmap`` over the
+    problem's weights: :data:`MEMBER_AXES`)."""
+    init = jax.vmap(functools.partial(transfer_init, objective=objective),
+                    in_axes=(None, MEMBER_AXES, None), out_axes=(0, MEMBER_AXES))
     advance = jax.vmap(functools.partial(transfer_advance, objective=objective),
-                       in_axes=(0, None, None, 0, None, None, None))
+                       in_axes=(0, MEMBER_AXES, None, None))
     finish = jax.vmap(functools.partial(transfer_finish, objective=objective),
-                      in_axes=(0, None, None, 0, None, None))
+                      in_axes=(0, MEMBER_AXES, None))
     if mesh is None:
         return jax.jit(init), jax.jit(advance), jax.jit(finish)
     k = NamedSharding(mesh, PartitionSpec("k"))
-    return (jax.jit(init, out_shardings=k), jax.jit(advance, out_shardings=k),
+    every = NamedSharding(mesh, PartitionSpec())          # the shared leaves, replicated
+    problem = Problem(vgg=every, targets=every, weights=k, key=every)
+    return (jax.jit(init, out_shardings=(k, problem)), jax.jit(advance, out_shardings=k),
             jax.jit(finish, out_shardings=k))
 
 
@@ -127,12 +131,12 @@ def members_that_fit(vgg, content, styles, objective: Objective, solver: Solver,
 
     def compile_for(k):
         weights = jax.tree.map(lambda a: jax.ShapeDtypeStruct((k,) + a.shape, a.dtype), base)
+        problem = Problem(vgg, targets, weights, key)
         state = jax.eval_shape(
             jax.vmap(functools.partial(transfer_init, objective=objective),
-                     in_axes=(None, None, None, 0, None, None)),
-            content, vgg, targets, weights, solver, key)[0]
-        return advance.lower(state, vgg, targets, weights, solver, key,
-                             np.int32(1)).compile()
+                     in_axes=(None, MEMBER_AXES, None), out_axes=(0, MEMBER_AXES)),
+            content, problem, solver)[0]
+        return advance.lower(state, problem, solver, np.int32(1)).compile()
 
     members, _, _ = memory.members_that_fit(compile_for)
     return members * len(devices)
@@ -213,10 +217,9 @@ def sweep(vgg, content, style, values: Mapping[str, Sequence], *, key,
         if mesh is not None:
             lw = jax.device_put(lw, NamedSharding(mesh, PartitionSpec("k")))
         program = Program(
-            init=lambda lw=lw: init(x0, vgg, targets, lw, solver, k_loss),
-            advance=lambda state, w, until: advance(state, vgg, targets, w, solver, k_loss,
-                                                    until),
-            finish=lambda state, w: finish(state, vgg, targets, w, solver, k_loss))
+            init=lambda lw=lw: init(x0, Problem(vgg, targets, lw, k_loss), solver),
+            advance=lambda state, p, until: advance(state, p, solver, until),
+            finish=lambda state, p: finish(state, p, solver))
         res, terms, _ = drive(program, solver.max_iter, callbacks)
         outs.append(jax.tree.map(lambda a: np.asarray(a)[: len(idx)], (res, terms)))
         if callbacks is not None and callbacks.should_stop is not None \

@@ -72,49 +72,72 @@ class TransferResult(NamedTuple):
     term_history: dict = {}
 
 
-def _problem(vgg, targets, weights, solver, key, objective):
-    fun = functools.partial(_loss, vgg=vgg, targets=targets, weights=weights, key=key,
+class Problem(NamedTuple):
+    """What a solve's objective reads besides the image, as one pytree (optimistix's
+    ``args``): ``vmap`` over a sweep's members is ``in_axes`` on this one argument, e.g.
+    ``Problem(vgg=None, targets=None, weights=0, key=None)``.
+
+    Attributes:
+      vgg: the network's parameters.
+      targets: from :func:`nstjax.compute_targets`.
+      weights: the traced :class:`LossWeights`.
+      key: PRNG key of the sampling losses.
+    """
+
+    vgg: VGGWeights
+    targets: Targets
+    weights: LossWeights
+    key: jax.Array
+
+
+# Members of a batch (a sweep, an inversion grid) differ only in their loss weights: the one
+# batched leaf of the problem, as ``vmap``'s ``in_axes``/``out_axes``.
+MEMBER_AXES = Problem(vgg=None, targets=None, weights=0, key=None)
+
+
+def problem_value(x, problem: Problem, *, objective: Objective):
+    """``(total, {"content", "style", "tv"})``: the objective at ``x`` and its weighted parts
+    (seed 001 eq. 5), the function every solve minimises."""
+    terms = objective_terms(x, problem.vgg, problem.targets, problem.weights, problem.key,
                             objective=objective)
+    return terms.pop("total"), terms
+
+
+def _bound(problem: Problem, solver: Solver, objective: Objective):
+    """``fun(x)`` with the problem bound, and the solver's optimiser in the [0, 1] box."""
+    fun = functools.partial(problem_value, problem=problem, objective=objective)
     optimizer = optimize.make_optimizer(solver.optimizer, lower=0.0, upper=1.0,
                                         history_size=solver.history_size, lr=solver.lr)
     return fun, optimizer
 
 
-def _loss(x, *, vgg, targets, weights, key, objective):
-    """``(total, {"content", "style", "tv"})``: the objective and its weighted parts."""
-    terms = objective_terms(x, vgg, targets, weights, key, objective=objective)
-    return terms.pop("total"), terms
-
-
-def transfer_init(x0, vgg: VGGWeights, targets: Targets, weights: LossWeights, solver: Solver,
-                  key, *, objective: Objective) -> tuple[SolveState, LossWeights]:
-    """Start a solve at ``x0``: ``(state, weights)``, with ``style_scales`` replaced first
-    when ``objective.auto_scale`` (seed 003 §4).  Pure."""
+def transfer_init(x0, problem: Problem, solver: Solver, *,
+                  objective: Objective) -> tuple[SolveState, Problem]:
+    """Start a solve at ``x0``: ``(state, problem)``, the problem's ``style_scales``
+    replaced first when ``objective.auto_scale`` (seed 003 §4).  Pure."""
     check_solver(objective, solver.optimizer)
     if objective.auto_scale:
-        weights = weights._replace(style_scales=auto_scales(
-            x0, vgg, targets, weights, key, objective=objective))
-    fun, optimizer = _problem(vgg, targets, weights, solver, key, objective)
-    return minimize_init(fun, x0, optimizer, max_iter=solver.max_iter,
-                                  has_aux=True), weights
+        problem = problem._replace(weights=problem.weights._replace(style_scales=auto_scales(
+            x0, problem.vgg, problem.targets, problem.weights, problem.key,
+            objective=objective)))
+    fun, optimizer = _bound(problem, solver, objective)
+    return minimize_init(fun, x0, optimizer, max_iter=solver.max_iter, has_aux=True), problem
 
 
-def transfer_advance(state: SolveState, vgg: VGGWeights, targets: Targets,
-                     weights: LossWeights, solver: Solver, key, until, *,
+def transfer_advance(state: SolveState, problem: Problem, solver: Solver, until, *,
                      objective: Objective) -> SolveState:
     """Iterate until ``until`` (traced) iterations are done or a stop rule fires.  Pure."""
-    fun, optimizer = _problem(vgg, targets, weights, solver, key, objective)
+    fun, optimizer = _bound(problem, solver, objective)
     return minimize_continue(fun, state, optimizer, until=until, rtol=solver.rtol,
-                                      tol_x=solver.tol_x, threshold=solver.threshold,
-                                      has_aux=True)
+                             tol_x=solver.tol_x, threshold=solver.threshold, has_aux=True)
 
 
-def transfer_finish(state: SolveState, vgg: VGGWeights, targets: Targets, weights: LossWeights,
-                    solver: Solver, key, *, objective: Objective):
+def transfer_finish(state: SolveState, problem: Problem, solver: Solver, *,
+                    objective: Objective):
     """``(OptimizeResult, terms)`` of a solve; ``terms`` are the weighted ``content``,
     ``style`` and ``tv`` parts at its image (``result.aux``; ``result.aux_history`` has them
     after every iteration).  Pure."""
-    fun, optimizer = _problem(vgg, targets, weights, solver, key, objective)
+    fun, optimizer = _bound(problem, solver, objective)
     result = minimize_result(fun, state, optimizer, has_aux=True)
     return result, result.aux
 
@@ -135,21 +158,22 @@ def run_transfer(x0, vgg: VGGWeights, targets: Targets, weights: LossWeights, so
     Returns:
       ``(OptimizeResult, terms, weights)``.
     """
-    state, weights = transfer_init(x0, vgg, targets, weights, solver, key, objective=objective)
-    state = transfer_advance(state, vgg, targets, weights, solver, key, solver.max_iter,
-                             objective=objective)
-    result, terms = transfer_finish(state, vgg, targets, weights, solver, key,
-                                    objective=objective)
-    return result, terms, weights
+    state, problem = transfer_init(x0, Problem(vgg, targets, weights, key), solver,
+                                   objective=objective)
+    state = transfer_advance(state, problem, solver, solver.max_iter, objective=objective)
+    result, terms = transfer_finish(state, problem, solver, objective=objective)
+    return result, terms, problem.weights
 
 
 class Program(NamedTuple):
-    """The three compiled steps of a solve with everything but the state bound.
+    """The three compiled steps of a solve with everything but the state and its problem
+    bound (:func:`drive` passes ``init``'s problem on, so an automatic scale set at the
+    start holds for the whole solve).
 
     Attributes:
-      init: ``() -> (state, weights)``.
-      advance: ``(state, weights, until) -> state``.
-      finish: ``(state, weights) -> (OptimizeResult, terms)``.
+      init: ``() -> (state, problem)``.
+      advance: ``(state, problem, until) -> state``.
+      finish: ``(state, problem) -> (OptimizeResult, terms)``.
     """
 
     init: Callable
@@ -175,10 +199,11 @@ def drive(program: Program, max_iter: int, callbacks: Callbacks | None = None, *
     ``chunk_seconds``.
 
     Returns:
-      ``(OptimizeResult, terms, weights)`` from ``program.finish``.
+      ``(OptimizeResult, terms, problem)``: ``program.finish``'s result and the problem
+      ``program.init`` returned.
     """
     callbacks = callbacks or Callbacks()
-    state, weights = program.init()
+    state, problem = program.init()
     reported, chunk = 0, 1
     every = callbacks.every
     while True:
@@ -186,7 +211,7 @@ def drive(program: Program, max_iter: int, callbacks: Callbacks | None = None, *
         if every:
             until = min(until, (reported // every + 1) * every)
         started = time.perf_counter()
-        state = program.advance(state, weights, np.int32(until))
+        state = program.advance(state, problem, np.int32(until))
         n_iter = np.asarray(state.n_iter)        # waits for the chunk
         elapsed = time.perf_counter() - started
         done = int(n_iter.max())
@@ -211,8 +236,8 @@ def drive(program: Program, max_iter: int, callbacks: Callbacks | None = None, *
             break
         per_iteration = elapsed / steps
         chunk = int(np.clip(chunk_seconds / max(per_iteration, 1e-6), 1, 4 * steps))
-    result, terms = program.finish(state, weights)
-    return result, terms, weights
+    result, terms = program.finish(state, problem)
+    return result, terms, problem
 
 
 def initial_image(content, styles: Sequence, init: str, key):
@@ -302,13 +327,13 @@ def stylize(vgg: VGGWeights, content, style, *, key, objective: Objective = Obje
         if x0.shape != content.shape:
             raise ValueError(f"init image shape {x0.shape} differs from content "
                              f"{content.shape}")
+    problem = Problem(vgg, targets, weights, k_loss)
     program = Program(
-        init=lambda: init_jit(x0, vgg, targets, weights, solver, k_loss, objective=objective),
-        advance=lambda state, w, until: advance_jit(state, vgg, targets, w, solver, k_loss, until,
-                                                 objective=objective),
-        finish=lambda state, w: finish_jit(state, vgg, targets, w, solver, k_loss,
-                                        objective=objective))
-    result, terms, weights = drive(program, solver.max_iter, callbacks)
+        init=lambda: init_jit(x0, problem, solver, objective=objective),
+        advance=lambda state, p, until: advance_jit(state, p, solver, until,
+                                                    objective=objective),
+        finish=lambda state, p: finish_jit(state, p, solver, objective=objective))
+    result, terms, problem = drive(program, solver.max_iter, callbacks)
     return TransferResult(image=result.x, loss=result.value, history=result.history,
                           n_iter=result.n_iter, status=result.status, terms=terms,
-                          weights=weights, term_history=result.aux_history)
+                          weights=problem.weights, term_history=result.aux_history)
