@@ -1,16 +1,16 @@
 """Style as matched local features: STROTSS's relaxed EMD and Li & Wand's MRF patch loss.
 
 Each position of ``F: f32[H, W, C]`` is one feature vector (``M = H·W``; the style gives
-``M_s``).  Neither method has hyper-parameters.
+``M_s``).  Hyper-parameters in brackets, traced.
 
-* ``relaxed-emd`` (Kolkin, Salavon & Shakhnarovich 2019, STROTSS, eq. 2-6).  ``N = 1024``
-  output positions ``x_i`` and ``N`` style rows ``y_j`` are drawn with ``key`` (uniformly,
-  without replacement, by Gumbel top-k; all of them when there are at most ``N``), the cost
+* ``relaxed-emd`` [remd, moment] (Kolkin, Salavon & Shakhnarovich 2019, STROTSS, eq. 2-6).
+  ``N = 1024`` output positions ``x_i`` and ``N`` style rows ``y_j`` are drawn with ``key``
+  (uniformly, without replacement, by Gumbel top-k; all when there are at most ``N``), the cost
   is the cosine distance ``C_ij = 1 − x_i·y_j / (‖x_i‖ ‖y_j‖)`` (eq. 3), and
 
       ℓ_r = max(1/N Σ_i min_j C_ij, 1/N_s Σ_j min_i C_ij)                     (eq. 4)
       ℓ_m = 1/C ‖μ − μ_s‖₁ + 1/C² ‖Σ − Σ_s‖₁                                   (eq. 5)
-      L   = ℓ_r + ℓ_m.
+      L   = w_r ℓ_r + w_m ℓ_m      (w_r = ``remd``, w_m = ``moment``, both 1 by default).
 
   ``μ, Σ`` are the mean and population covariance of the features.  As the released code
   (github.com/nkolkin13/STROTSS, ``contextual_loss.py``: ``remd_loss``, ``moment_loss``,
@@ -25,6 +25,15 @@ Each position of ``F: f32[H, W, C]`` is one feature vector (``M = H·W``; the st
   eq. 7-8) is not a style loss and is not here.  Norms use ``max(‖x‖², 1e-12)`` so that an
   all-zero feature vector (dead ReLUs) has a finite gradient (the released code divides by
   0 there).
+
+  Balance of the two terms.  ``ℓ_r`` is a cosine distance (in [0, 2], scale-free) while
+  ``ℓ_m`` grows with the square of the features; this library's VGG takes Caffe-scaled
+  pixels (0-255), so ``ℓ_m`` is ~1e3-1e5 times ``ℓ_r`` and its feature gradient ~50-1e5
+  times larger, depending on the layer and the key (tubingen/starry_night at 256 px, noise
+  start: ℓ_r 0.12-0.64, ℓ_m 3.8e2-8.7e4 per layer).  With the defaults the measured λ is
+  therefore essentially that of ``ℓ_m``; raise ``remd`` by orders of magnitude for the
+  relaxed EMD to matter (not tuned here), as STROTSS's ImageNet-normalised features let it
+  with weights 1.
 * ``mrf`` (Li & Wand 2016, eq. 2-3).  ``Ψ_i(F)`` the ``3×3×C`` patches of ``F`` (stride 1,
   'VALID', flattened in (dy, dx, c) order), ``Ψ_j(F_s)`` the style's; each output patch is
   matched to the style patch of highest normalised cross-correlation,
@@ -78,7 +87,8 @@ uniform noise in [0, 1] seed 0, key 0; CPU, float32; 2026-11-27), λ = ‖∇_x 
     mrf           3.757e4           1.6e5     1.3e5
 
 (‖∇ content‖ = 6.044e9 at the noise start; each method took 12-18 s.)  The relaxed-EMD value
-is for key 0's samples (at 256 px, relu1_1 and relu2_1 have more than 1024 positions).
+is for key 0's samples (at 256 px, relu1_1 to relu3_1 have more than 1024 positions); keys
+1-5 give the same 2 digits, as ``ℓ_m`` (computed on all positions) dominates the gradient.
 
 References:
   N. Kolkin, J. Salavon, G. Shakhnarovich, "Style Transfer by Relaxed Optimal Transport and
@@ -197,12 +207,13 @@ def relaxed_emd_terms(features, target: RemdTarget, key, *, mask=None,
 
 
 @register_style_loss("relaxed-emd", target=remd_target, scale=3.0e6, uses_key=True,
+                     hyper={"remd": 1.0, "moment": 1.0},
                      reference="Kolkin et al. CVPR 2019 (STROTSS) eq. 2-5: relaxed EMD with "
                                "cosine cost on ≤1024 sampled positions per side + moment term "
                                "ℓ_m; palette term ℓ_p (eq. 6) not included")
 def relaxed_emd(f, t, *, hyper, key, mask=None):
     remd, moments = relaxed_emd_terms(f, t, key, mask=mask)
-    return remd + moments
+    return hyper["remd"] * remd + hyper["moment"] * moments
 
 
 # ------------------------------------------------------------------------------------ MRF

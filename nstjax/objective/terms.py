@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from nstjax.losses import core as losses
 
 from nstjax.objective import masks
+from nstjax.objective.alpha import alpha_content_mask, alpha_style_masks
 from nstjax.objective.config import LossWeights, Objective
 from nstjax.losses import style_loss_terms, style_targets
 from nstjax.model.vgg import extract_features
@@ -42,7 +43,8 @@ class Targets(NamedTuple):
 
 def compute_targets(vgg: VGGWeights, content, styles: Sequence, *, objective: Objective,
                     style_masks: Sequence | None = None, content_mask=None,
-                    mask_mode: str = "average", keep_weight=masks.KEEP_WEIGHT) -> Targets:
+                    mask_mode: str = "average", keep_weight=masks.KEEP_WEIGHT,
+                    alpha=None) -> Targets:
     """Content features ``P`` and per-style, per-method style targets, computed once.
 
     Args:
@@ -57,11 +59,17 @@ def compute_targets(vgg: VGGWeights, content, styles: Sequence, *, objective: Ob
         style maps are multiplied by the erosion of ``1 − c`` (no style statistic sees a
         kept pixel) and, for ``keep_weight`` ≠ 1, the content loss weighted by
         ``1 + (keep_weight − 1) c`` (:func:`nstjax.objective.masks.target_masks`).
+      alpha: optional opacity of the content (``uint8[h, w]`` bytes or ``f32`` in [0, 1]):
+        one more mask, multiplied into every style's mask and into the content loss's
+        weights (:mod:`nstjax.objective.alpha`), so transparent pixels count for nothing.
 
     References:
       Gatys et al. 2017 §4 (spatial control, guided Gram matrices).
     """
     o = objective
+    shape = tuple(jnp.shape(content)[:2])
+    if alpha is not None:
+        style_masks = alpha_style_masks(alpha, style_masks, n_styles=len(styles), shape=shape)
     style_pyramids, content_pyramid = masks.target_masks(
         tuple(jnp.shape(content)[:2]), style_masks, content_mask, n_styles=len(styles),
         style_layers=o.style_layers, content_layers=o.content_layers, mode=mask_mode,
@@ -71,8 +79,11 @@ def compute_targets(vgg: VGGWeights, content, styles: Sequence, *, objective: Ob
     for image in styles:
         features = extract_features(vgg, image, o.style_layers, pooling=o.pooling)
         style.append(style_targets(o.style_losses, features))
-    return Targets(content=content_features, style=tuple(style), style_masks=style_pyramids,
-                   content_mask=content_pyramid)
+    targets = Targets(content=content_features, style=tuple(style),
+                      style_masks=style_pyramids, content_mask=content_pyramid)
+    if alpha is not None:
+        targets = alpha_content_mask(targets, alpha, shape=shape, content_layers=o.content_layers)
+    return targets
 
 
 def _unweighted_terms(image, vgg, targets: Targets, weights: LossWeights, key,

@@ -307,16 +307,9 @@ def stylize(vgg: VGGWeights, content, style, *, key, objective: Objective = Obje
                                         style_masks=style_masks, content_mask=content_mask,
                                         mask_mode=mask_mode, alpha=alpha),
             content, styles, init, callbacks, preserve=preserve_color, method=color_match)
-    if alpha is not None:
-        from nstjax.objective.alpha import alpha_content_mask, alpha_style_masks
-        style_masks = alpha_style_masks(alpha, style_masks, n_styles=len(styles),
-                                        shape=content.shape[:2])
     targets = compute_targets(vgg, content, styles, objective=objective,
                               style_masks=style_masks, content_mask=content_mask,
-                              mask_mode=mask_mode)
-    if alpha is not None:
-        targets = alpha_content_mask(targets, alpha, shape=content.shape[:2],
-                                     content_layers=objective.content_layers)
+                              mask_mode=mask_mode, alpha=alpha)
     if weights is None:
         weights = make_loss_weights(objective, n_styles=len(styles))
     k_init, k_loss = jax.random.split(key)
