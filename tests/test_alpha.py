@@ -144,3 +144,25 @@ def test_cli_keeps_alpha_byte_for_byte(tmp_path, real_vgg, capsys):
     assert img.shape == (40, 48, 4)
     np.testing.assert_array_equal(img[..., 3], a)
     assert json.loads(out.with_name("o.png.json").read_text())["iterations"] == 2
+
+
+def test_alpha_is_one_more_mask_of_the_targets(tiny_vgg):
+    """``compute_targets(..., alpha=a)``: every style mask times α and the content weights
+    times α's pyramid — the same targets as applying the two by hand."""
+    content = jnp.asarray(make_image(24, 32, seed=1))
+    styles = [jnp.asarray(make_image(20, 20, seed=2)), jnp.asarray(make_image(16, 28, seed=3))]
+    a = np.zeros((24, 32), np.uint8)
+    a[:, 8:] = 255
+    a[4:10, 12:20] = 128
+    m = np.ones((24, 32), np.float32)
+    m[:, :16] = 0.25
+    o = nstjax.Objective()
+    got = compute_targets(tiny_vgg, content, styles, objective=o, style_masks=[m, 1 - m],
+                          alpha=a)
+    by_hand = alpha_mod.alpha_content_mask(
+        compute_targets(tiny_vgg, content, styles, objective=o,
+                        style_masks=alpha_mod.alpha_style_masks(a, [m, 1 - m], n_styles=2,
+                                                                shape=(24, 32))),
+        a, shape=(24, 32), content_layers=o.content_layers)
+    for x, y in zip(jax.tree.leaves(got), jax.tree.leaves(by_hand)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
