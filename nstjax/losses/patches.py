@@ -6,9 +6,9 @@ Each position of ``F: f32[H, W, C]`` is one feature vector (``M = H·W``; the st
 * ``relaxed-emd`` [remd, moment] (Kolkin, Salavon & Shakhnarovich 2019, STROTSS, eq. 2-6).
   ``N = 1024`` output positions ``x_i`` and ``N`` style rows ``y_j`` are drawn with ``key``
   (uniformly, without replacement, by Gumbel top-k; all when there are at most ``N``), the cost
-  is the cosine distance ``C_ij = 1 − x_i·y_j / (‖x_i‖ ‖y_j‖)`` (eq. 3), and
+  is the cosine distance ``C_ij = 1 − x_i·y_j / (‖x_i‖ ‖y_j‖)``, and
 
-      ℓ_r = max(1/N Σ_i min_j C_ij, 1/N_s Σ_j min_i C_ij)                     (eq. 4)
+      ℓ_r = max(1/N Σ_i min_j C_ij, 1/N_s Σ_j min_i C_ij)
       ℓ_m = 1/C ‖μ − μ_s‖₁ + 1/C² ‖Σ − Σ_s‖₁                                   (eq. 5)
       L   = w_r ℓ_r + w_m ℓ_m      (w_r = ``remd``, w_m = ``moment``, both 1 by default).
 
@@ -19,10 +19,10 @@ Each position of ``F: f32[H, W, C]`` is one feature vector (``M = H·W``; the st
   distance over it; the registry sees one layer at a time, so here each layer has its own
   cost matrix and the layers' losses are summed with the layer weights; (b) the moments are
   taken over *all* positions of ``F`` (and of the style), not over the sample: exact, cheap
-  (``M·C²``) and free of sampling noise; (c) NOT DONE: the palette term ``ℓ_p`` (eq. 6, the
+  (``M·C²``) and free of sampling noise; (c) NOT DONE: the palette term ``ℓ_p`` (the
   relaxed EMD on the RGB/YUV pixels, weighted ``1/α``) acts on the image, which the
-  per-layer contract ``loss(F, T)`` cannot see; (d) the content term (self-similarity,
-  eq. 7-8) is not a style loss and is not here.  Norms use ``max(‖x‖², 1e-12)`` so that an
+  per-layer contract ``loss(F, T)`` cannot see; (d) the content term (self-similarity)
+  is not a style loss and is not here.  Norms use ``max(‖x‖², 1e-12)`` so that an
   all-zero feature vector (dead ReLUs) has a finite gradient (the released code divides by
   0 there).
 
@@ -210,7 +210,7 @@ def relaxed_emd_terms(features, target: RemdTarget, key, *, mask=None,
                      hyper={"remd": 1.0, "moment": 1.0},
                      reference="Kolkin et al. CVPR 2019 (STROTSS) eq. 2-5: relaxed EMD with "
                                "cosine cost on ≤1024 sampled positions per side + moment term "
-                               "ℓ_m; palette term ℓ_p (eq. 6) not included")
+                               "ℓ_m; palette term ℓ_p not included")
 def relaxed_emd(f, t, *, hyper, key, mask=None):
     remd, moments = relaxed_emd_terms(f, t, key, mask=mask)
     return hyper["remd"] * remd + hyper["moment"] * moments
