@@ -15,25 +15,52 @@ from nstjax.evaluate import ScoreResult, score
 from nstjax.io.image import ImageError, load_image
 from nstjax.io.image_writing import save_image
 from nstjax.io.weights import WeightsError, convert, load_vgg19
-from nstjax.model.layers import VGGWeights
-from nstjax.model.vgg import LAYERS, VGG_WIDTHS, canonical_layer, extract_features, init_random_weights
-from nstjax.losses import (StyleLoss, get_style_loss, parse_style_spec, register_style_loss,
-                           style_loss_names)
+from nstjax.large.sharding import stylize_sharded
+from nstjax.large.tiling import TiledResult, stylize_tiled
+from nstjax.losses import (
+    StyleLoss,
+    get_style_loss,
+    parse_style_spec,
+    register_style_loss,
+    style_loss_names,
+)
 from nstjax.losses.core import content_loss, gram_loss, gram_matrix, tv_loss
+from nstjax.model.layers import VGGWeights
+from nstjax.model.vgg import (
+    LAYERS,
+    VGG_WIDTHS,
+    canonical_layer,
+    extract_features,
+    init_random_weights,
+)
 from nstjax.objective.config import LossWeights, Objective, loss_weights
-from nstjax.solve.solver import Solver
-from nstjax.objective.terms import Targets, auto_scales, compute_targets, objective_terms, total_loss
-from nstjax.solve.minimize import OptimizeResult, Status, minimize
-from nstjax.solve.optimize import (Optimizer, adam, gd, get_optimizer, lbfgs, lbfgsb,
-                                   make_optimizer, optax_lbfgs, optimizer_names, plbfgs,
-                                   register_optimizer)
+from nstjax.objective.terms import (
+    Targets,
+    auto_scales,
+    compute_targets,
+    objective_terms,
+    total_loss,
+)
 from nstjax.run.hooks import Callbacks
 from nstjax.run.inversion import InversionResult, invert
 from nstjax.run.multiscale import MultiscaleResult, size_ladder, stylize_multiscale
 from nstjax.run.sweeps import SweepResult, sweep
 from nstjax.run.transfer import TransferResult, run_transfer, stylize
-from nstjax.large.sharding import stylize_sharded
-from nstjax.large.tiling import TiledResult, stylize_tiled
+from nstjax.solve.minimize import OptimizeResult, Status, minimize
+from nstjax.solve.optimize import (
+    Optimizer,
+    adam,
+    gd,
+    get_optimizer,
+    lbfgs,
+    lbfgsb,
+    make_optimizer,
+    optax_lbfgs,
+    optimizer_names,
+    plbfgs,
+    register_optimizer,
+)
+from nstjax.solve.solver import Solver
 
 try:
     __version__ = _metadata.version("nstjax")

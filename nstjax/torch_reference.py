@@ -10,8 +10,8 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from nstjax.objective.config import LossWeights, Objective
 from nstjax.model.vgg import LAYERS
+from nstjax.objective.config import LossWeights, Objective
 
 
 def reference_spec(objective: Objective, weights: LossWeights) -> dict:

@@ -23,9 +23,9 @@ import jax
 import numpy as np
 
 import nstjax
-from nstjax.run import multiscale
 from nstjax.io.image import load_image
 from nstjax.io.image_writing import save_image
+from nstjax.run import multiscale
 
 
 class Clock:

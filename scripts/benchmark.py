@@ -52,8 +52,8 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import nstjax  # noqa: E402
-from nstjax.solve import optimize  # noqa: E402
 from nstjax.solve import minimize as minimize_mod
+from nstjax.solve import optimize  # noqa: E402
 from nstjax.torch_reference import reference_spec, torch_objective  # noqa: E402
 
 IMAGES = ROOT.parent / "shared" / "images"

@@ -43,9 +43,9 @@ import numpy as np
 
 import nstjax
 from nstjax.io import demo
+from nstjax.model.vgg import VGG_WIDTHS
 from nstjax.objective.terms import compute_targets, total_loss
 from nstjax.torch_reference import reference_spec, torch_objective
-from nstjax.model.vgg import VGG_WIDTHS
 
 # Dense peak TFLOP/s per precision (vendor data sheets, SXM parts; no sparsity).
 PEAK_TFLOPS = {

@@ -48,7 +48,6 @@ from nstjax.io import jsonio, pictures
 from nstjax.io.image_writing import to_uint8, write_text_atomic
 from nstjax.run.transfer import INITS
 
-
 IMAGES = Path(__file__).resolve().parent.parent.parent / "shared" / "images"
 MAX_ITER = 100_000           # never reached at these budgets: the clock stops every cell
 DEFAULT_STYLE_WEIGHT = inspect.signature(nstjax.loss_weights).parameters["style_weight"].default

@@ -36,14 +36,16 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 import nstjax  # noqa: E402
-from nstjax.run import inversion as inv  # noqa: E402
-from nstjax.io import jsonio  # noqa: E402
-from nstjax.io import pictures
-from nstjax.objective.config import Objective, loss_weights  # noqa: E402
-from nstjax.solve.solver import Solver
+from nstjax.io import (
+    jsonio,  # noqa: E402
+    pictures,
+)
 from nstjax.io.image import load_image  # noqa: E402
 from nstjax.io.image_writing import save_image, write_text_atomic  # noqa: E402
+from nstjax.objective.config import Objective, loss_weights  # noqa: E402
+from nstjax.run import inversion as inv  # noqa: E402
 from nstjax.run.sweeps import sweep  # noqa: E402
+from nstjax.solve.solver import Solver
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ROOT.parent / "shared" / "images"

@@ -27,8 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import nstjax
-from nstjax.io import jsonio
-from nstjax.io import pictures
+from nstjax.io import jsonio, pictures
 from nstjax.io.image import ImageError
 from nstjax.io.image_writing import check_writable, write_text_atomic
 

@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 
 import nstjax
-from nstjax.objective import alpha as alpha_mod
 from nstjax.cli import run
 from nstjax.io.image import ImageError, load_image
 from nstjax.io.image_writing import save_image
+from nstjax.objective import alpha as alpha_mod
 from nstjax.objective.terms import compute_targets, objective_terms
 from tests.conftest import make_image
 

@@ -30,8 +30,8 @@ import pkgutil
 import pytest
 
 import nstjax
-from nstjax.solve import optimize
 from nstjax import losses as S
+from nstjax.solve import optimize
 
 # Documented exceptions to "optional arguments are keyword-only": (function, argument) -> why.
 POSITIONAL_OPTIONAL_OK = {

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_image
 from PIL import Image
 
 from nstjax.cli import run
-
-from conftest import make_image
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nstjax.run import color
 from nstjax.io.image import load_image
 from nstjax.io.image_writing import save_image
+from nstjax.run import color
 from tests.conftest import make_image
 
 

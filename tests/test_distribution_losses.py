@@ -24,9 +24,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-from conftest import feature_maps as _maps, rows as _rows
 import scipy.linalg
+from conftest import feature_maps as _maps
+from conftest import rows as _rows
 
 import nstjax
 from nstjax import losses as S

@@ -11,15 +11,14 @@ import json
 import jax
 import numpy as np
 import pytest
+from conftest import make_image
 from PIL import Image
 
 from nstjax import Status, extract_features
-from nstjax.run import inversion as inv
 from nstjax.cli import run
-from nstjax.solve.solver import Solver
 from nstjax.io.image import load_image
-
-from conftest import make_image
+from nstjax.run import inversion as inv
+from nstjax.solve.solver import Solver
 
 KEY = jax.random.PRNGKey(0)
 

@@ -20,16 +20,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import make_image
 
 import nstjax
 from nstjax.losses import core as losses
+from nstjax.losses import get_style_loss, style_loss_names, style_loss_terms, style_targets
+from nstjax.model.vgg import LAYERS
 from nstjax.objective import masks
 from nstjax.objective.config import Objective, loss_weights
 from nstjax.objective.terms import compute_targets, objective_terms
-from nstjax.losses import get_style_loss, style_loss_names, style_loss_terms, style_targets
-from nstjax.model.vgg import LAYERS
-
-from conftest import make_image
 
 ALL_RELU_POOL = tuple(n for n in LAYERS if not n.startswith("conv"))
 

@@ -25,8 +25,8 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from nstjax.run import memory
 from nstjax.io import weights as W
+from nstjax.run import memory
 
 MiB = 2 ** 20
 

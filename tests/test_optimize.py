@@ -7,13 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nstjax.solve import lbfgs
-
-from nstjax.solve import optimize
-
+from nstjax.solve import lbfgs, optimize
 from nstjax.solve import minimize as minimize_mod
-from nstjax.solve.optimize import make_optimizer
 from nstjax.solve.minimize import Status, minimize
+from nstjax.solve.optimize import make_optimizer
 
 BOUNDED = [name for name in optimize.OPTIMIZERS if make_optimizer(name).bounded]
 

@@ -12,19 +12,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import make_image
 
 import nstjax
-from nstjax.losses import mmd
-from nstjax.objective import terms as obj
-from nstjax.solve import optimize
-from nstjax.solve import minimize as minimize_mod
 from nstjax.cli import build_parser, common
+from nstjax.losses import get_style_loss, mmd, style_loss_terms, style_targets
+from nstjax.objective import terms as obj
 from nstjax.objective.config import Objective, loss_weights
-from nstjax.solve.solver import Solver
-from nstjax.losses import get_style_loss, style_loss_terms, style_targets
 from nstjax.run.transfer import GREY_NOISE, GREY_RGB, initial_image
-
-from conftest import make_image
+from nstjax.solve import minimize as minimize_mod
+from nstjax.solve import optimize
+from nstjax.solve.solver import Solver
 
 METHODS = ("mmd-linear", "mmd-poly", "mmd-gauss", "bn")
 SHAPES = {"relu1_1": (6, 5, 4), "relu2_1": (3, 4, 8)}      # M = 30, N = 4; M = 12, N = 8

@@ -18,8 +18,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-from conftest import feature_maps as _maps, make_image, rows as _rows
+from conftest import feature_maps as _maps
+from conftest import make_image
+from conftest import rows as _rows
 
 import nstjax
 from nstjax import losses as S

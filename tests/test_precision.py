@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 
 import nstjax
-from nstjax.objective.terms import compute_targets, total_loss
 from nstjax.model.vgg import PRECISIONS
+from nstjax.objective.terms import compute_targets, total_loss
 from tests.conftest import make_image
 
 

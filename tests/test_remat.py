@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import nstjax
-from nstjax.run import memory
-from nstjax.objective.terms import compute_targets, total_loss
 from nstjax.model.vgg import REMAT_POLICIES, remat_policy
+from nstjax.objective.terms import compute_targets, total_loss
+from nstjax.run import memory
 from tests.conftest import make_image
 
 

@@ -10,12 +10,11 @@ import json
 
 import numpy as np
 import pytest
+from conftest import make_image
 from PIL import Image
 
-from nstjax.io import pictures
 from nstjax.cli import run
-
-from conftest import make_image
+from nstjax.io import pictures
 
 RED, BLUE, BLACK = (pictures.CURVE_COLOURS[k] for k in ("style", "content", "total"))
 

@@ -24,12 +24,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import make_image
 from PIL import Image
 
 import nstjax
 from nstjax.cli import run
-
-from conftest import make_image
 
 S = importlib.import_module("nstjax.evaluate.score")    # the module (the name is the function)
 MEASURES = S.STYLE_MEASURES

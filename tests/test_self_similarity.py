@@ -11,9 +11,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import feature_maps, make_image, rows
 
 import nstjax
-from conftest import feature_maps, make_image, rows
 from nstjax.losses.core import SELF_SIMILARITY_POSITIONS, content_loss
 
 

@@ -17,20 +17,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import feature_maps as _maps
+from conftest import rows as _rows
+from test_distribution_losses import (
+    _cmd_np,
+    _directions_np,
+    _gauss_w2_np,
+    _histogram_np,
+    _sliced_np,
+)
+from test_patch_losses import _mrf_np, _remd_np
 
-from conftest import feature_maps as _maps, rows as _rows
-
-from nstjax.losses import core as losses
-
-from nstjax.losses import mmd
-
-from nstjax.losses import statistics
 from nstjax import losses as S
+from nstjax.losses import core as losses
+from nstjax.losses import mmd, statistics
 from nstjax.losses import registry as style_registry
 from nstjax.objective.config import CONTENT_UNIT, default_hyper
-from test_distribution_losses import (_cmd_np, _directions_np, _gauss_w2_np, _histogram_np,
-                                      _sliced_np)
-from test_patch_losses import _mrf_np, _remd_np
 
 RTOL64 = 1e-9
 NAMES = sorted(S.style_loss_names())

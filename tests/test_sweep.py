@@ -25,14 +25,13 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from conftest import make_image
 from PIL import Image
 
 import nstjax
-from nstjax.run import sweeps as sw
 from nstjax.objective.config import Objective
+from nstjax.run import sweeps as sw
 from nstjax.solve.solver import Solver
-
-from conftest import make_image
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 import nstjax
-from nstjax.objective.terms import total_loss
-from nstjax.losses import style_targets
 from nstjax.large.tile_layout import blend_weights, core_weights, tile_layout, tile_starts
 from nstjax.large.tiling import full_targets, stylize_tiled, tile_grams, tile_problem
+from nstjax.losses import style_targets
+from nstjax.objective.terms import total_loss
 from tests.conftest import make_image
 
 
@@ -287,8 +287,8 @@ def test_cli_tile_auto_tiles_only_beyond_memory(tmp_path, tiny_vgg, monkeypatch,
 
     from PIL import Image
 
-    from nstjax.run import memory
     from nstjax.cli import run
+    from nstjax.run import memory
     monkeypatch.setattr(nstjax, "load_vgg19", lambda *a, **k: tiny_vgg)
     c, s = tmp_path / "c.png", tmp_path / "s.png"
     Image.fromarray((make_image(384, 512, seed=1) * 255).astype(np.uint8)).save(c)

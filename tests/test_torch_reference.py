@@ -6,11 +6,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import make_image
 
 import nstjax
 from nstjax.torch_reference import reference_spec, torch_objective
-
-from conftest import make_image
 
 
 def test_reference_equals_total_loss(tiny_vgg):

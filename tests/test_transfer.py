@@ -9,14 +9,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import make_image
 
 import nstjax
 from nstjax.losses import core as losses
-from nstjax.solve import optimize
 from nstjax.objective.config import Objective
+from nstjax.solve import optimize
 from nstjax.solve.solver import Solver
-
-from conftest import make_image
 
 
 @pytest.fixture

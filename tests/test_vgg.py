@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 from conftest import make_image
 
-from nstjax.model import vgg
 from nstjax.io import weights as W
+from nstjax.model import vgg
 from nstjax.model.vgg import LAYERS, canonical_layer, conv3x3, extract_features
 
 RTOL32 = 1e-5

@@ -115,7 +115,7 @@ class Session:
 
     def finish(self, summary: str, statuses=(), *, details: str = "",
                what: str = "the run") -> int:
-        """Print ``wrote ... (summary, seconds[, interrupted])``, warn about failed snapshots
+        """Print ``wrote SUMMARY (DETAILS, seconds[, interrupted])``, warn about failed snapshots
         and non-finite losses, and return the exit code: 130/143 after Ctrl-C/SIGTERM, 3
         when a loss turned non-finite, else 0."""
         stopped = ", interrupted" if self.interruption.signal else ""

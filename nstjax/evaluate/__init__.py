@@ -5,8 +5,14 @@
 the function once this package is imported).
 """
 
-from nstjax.evaluate.score import (CONTENT_LAYER, N_PROJECTIONS, STYLE_LAYERS, STYLE_MEASURES,
-                                   ScoreResult, score)
+from nstjax.evaluate.score import (
+                                   CONTENT_LAYER,
+                                   N_PROJECTIONS,
+                                   STYLE_LAYERS,
+                                   STYLE_MEASURES,
+                                   ScoreResult,
+                                   score,
+)
 
 __all__ = ["CONTENT_LAYER", "N_PROJECTIONS", "STYLE_LAYERS", "STYLE_MEASURES", "ScoreResult",
            "score"]

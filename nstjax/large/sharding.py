@@ -19,14 +19,14 @@ from typing import Sequence
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
+from nstjax.model.layers import VGGWeights
 from nstjax.objective.config import LossWeights, Objective
-
-from nstjax.solve.solver import Solver
 from nstjax.run.hooks import Callbacks
 from nstjax.run.transfer import TransferResult, as_image_list, stylize
-from nstjax.model.layers import VGGWeights
+from nstjax.solve.solver import Solver
 
 AXIS = "rows"
 

@@ -40,22 +40,29 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nstjax.objective.config import LossWeights, Objective, loss_weights as make_loss_weights
-
-from nstjax.solve.solver import Solver
+from nstjax.large.tile_layout import ALIGN, coverage_of, neighbours, tile_layout
+from nstjax.large.tile_objective import (  # noqa: F401
+    area_scaled_weights,
+    full_targets,
+    gram_objective,
+    scaled_style_targets,
+    tile_grams,
+    tile_problem,
+    window_grams,
+)
+from nstjax.losses import style_targets
+from nstjax.model.layers import VGGWeights
+from nstjax.model.vgg import extract_features
+from nstjax.objective.config import LossWeights, Objective
+from nstjax.objective.config import loss_weights as make_loss_weights
+from nstjax.objective.terms import Targets, auto_scales, total_loss
 from nstjax.run import color
 from nstjax.run.hooks import Callbacks
+from nstjax.run.transfer import Program, as_image_list, drive, initial_image
 from nstjax.solve import optimize
 from nstjax.solve.minimize import minimize_continue, minimize_init, minimize_result
-from nstjax.objective.terms import Targets, auto_scales, total_loss
-from nstjax.losses import style_targets
-from nstjax.run.transfer import Program, as_image_list, drive, initial_image
-from nstjax.large.tile_layout import ALIGN, coverage_of, neighbours, tile_layout
-from nstjax.large.tile_objective import (area_scaled_weights, full_targets,  # noqa: F401
-                                         gram_objective, scaled_style_targets, tile_grams,
-                                         tile_problem, window_grams)
-from nstjax.model.vgg import extract_features
-from nstjax.model.layers import VGGWeights
+from nstjax.solve.solver import Solver
+
 
 class TiledResult(NamedTuple):
     """Outcome of :func:`stylize_tiled`.

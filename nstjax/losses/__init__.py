@@ -27,24 +27,46 @@ Registered in :mod:`nstjax.losses.builtin`: ``gram``, ``gram-gamma``, ``gram-hw`
 (Li & Wand 2016, nearest 3×3 style patches).
 """
 
-from nstjax.losses.registry import (StyleLoss, get_style_loss, parse_style_spec,
-                                    register_style_loss, style_loss_names, style_loss_terms,
-                                    style_targets)
-from nstjax.losses.builtin import (bn, channel_mmd, gram, gram_chw, gram_gamma, gram_hw, mean,
-                                   mean_abs, mean_sq, mmd_gauss, mmd_linear, mmd_poly, moments,
-                                   stats, stats_kurt, stats_mean, stats_skew, stats_std)
-from nstjax.losses.distribution import (cmd, gaussian_w2_loss as gaussian_w2, histogram,
-                                        sliced_wasserstein)
-from nstjax.losses.patches import mrf, relaxed_emd
+from nstjax.losses.builtin import (
+                                    bn,
+                                    channel_mmd,
+                                    gram,
+                                    gram_chw,
+                                    gram_gamma,
+                                    gram_hw,
+                                    mean,
+                                    mean_abs,
+                                    mean_sq,
+                                    mmd_gauss,
+                                    mmd_linear,
+                                    mmd_poly,
+                                    moments,
+                                    stats,
+                                    stats_kurt,
+                                    stats_mean,
+                                    stats_skew,
+                                    stats_std,
+)
 from nstjax.losses.core import content_loss, gram_matrix, tv_loss
+from nstjax.losses.distribution import cmd, histogram, sliced_wasserstein
+from nstjax.losses.distribution import gaussian_w2_loss as gaussian_w2
+from nstjax.losses.patches import mrf, relaxed_emd
+from nstjax.losses.registry import (
+                                    StyleLoss,
+                                    get_style_loss,
+                                    parse_style_spec,
+                                    register_style_loss,
+                                    style_loss_names,
+                                    style_loss_terms,
+                                    style_targets,
+)
 
-# Every registered method by its name (``-`` as ``_``): a StyleLoss, called as
+# Every registered method is exported by its name (``-`` as ``_``): a StyleLoss, called as
 # ``gram(features, gram.target(style_features))``.
-METHODS = ("bn", "channel_mmd", "cmd", "gaussian_w2", "gram", "gram_chw", "gram_gamma",
-           "gram_hw", "histogram", "mean", "mean_abs", "mean_sq", "mmd_gauss", "mmd_linear",
-           "mmd_poly", "moments", "mrf", "relaxed_emd", "sliced_wasserstein", "stats",
-           "stats_kurt", "stats_mean", "stats_skew", "stats_std")
-
 __all__ = ["StyleLoss", "get_style_loss", "parse_style_spec", "register_style_loss",
            "style_loss_names", "style_loss_terms", "style_targets", "content_loss",
-           "gram_matrix", "tv_loss", *METHODS]
+           "gram_matrix", "tv_loss",
+           "bn", "channel_mmd", "cmd", "gaussian_w2", "gram", "gram_chw", "gram_gamma",
+           "gram_hw", "histogram", "mean", "mean_abs", "mean_sq", "mmd_gauss", "mmd_linear",
+           "mmd_poly", "moments", "mrf", "relaxed_emd", "sliced_wasserstein", "stats",
+           "stats_kurt", "stats_mean", "stats_skew", "stats_std"]

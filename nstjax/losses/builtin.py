@@ -54,10 +54,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nstjax.losses import core as losses
-
-from nstjax.losses import mmd
-
-from nstjax.losses import statistics
+from nstjax.losses import mmd, statistics
 from nstjax.losses.registry import register_style_loss as _register
 
 # How every built-in λ was obtained (seed 003 §4): the module docstring's measurement.

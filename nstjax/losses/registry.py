@@ -13,6 +13,7 @@ import jax.numpy as jnp
 
 from nstjax.losses.core import sizes
 
+
 class StyleLoss(NamedTuple):
     """A registered style representation.
 

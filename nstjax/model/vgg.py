@@ -32,11 +32,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nstjax.model.layers import (BLOCK_SIZES, CONV_NAMES, CONV_OF, LAYER_ALIASES,  # noqa: F401
-                                 LAYER_INDEX, LAYERS, VGG_WIDTHS, VGGWeights,
-                                 canonical_layer, canonical_layers, layer_depth,
-                                 make_vgg_weights)
-
+from nstjax.model.layers import (  # noqa: F401
+    BLOCK_SIZES,
+    CONV_NAMES,
+    CONV_OF,
+    LAYER_ALIASES,
+    LAYER_INDEX,
+    LAYERS,
+    VGG_WIDTHS,
+    VGGWeights,
+    canonical_layer,
+    canonical_layers,
+    layer_depth,
+    make_vgg_weights,
+)
 
 _DN = ("NHWC", "HWIO", "NHWC")
 

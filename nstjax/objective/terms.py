@@ -14,13 +14,12 @@ import jax
 import jax.numpy as jnp
 
 from nstjax.losses import core as losses
-
+from nstjax.losses import style_loss_terms, style_targets
+from nstjax.model.layers import VGGWeights
+from nstjax.model.vgg import extract_features
 from nstjax.objective import masks
 from nstjax.objective.alpha import alpha_content_mask, alpha_style_masks
 from nstjax.objective.config import LossWeights, Objective
-from nstjax.losses import style_loss_terms, style_targets
-from nstjax.model.vgg import extract_features
-from nstjax.model.layers import VGGWeights
 
 
 class Targets(NamedTuple):

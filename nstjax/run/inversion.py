@@ -37,15 +37,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nstjax.run import hooks
-from nstjax.objective.config import Objective, default_scale, loss_weights
-from nstjax.solve.solver import Solver
-from nstjax.objective.terms import check_solver, compute_targets
 from nstjax.losses import parse_style_spec
-from nstjax.run.transfer import (MEMBER_AXES, Problem, Program, drive, initial_image, transfer_advance,
-                                 transfer_finish, transfer_init)
-from nstjax.model.vgg import canonical_layer, canonical_layers, extract_features, layer_depth
 from nstjax.model.layers import VGGWeights
+from nstjax.model.vgg import canonical_layer, canonical_layers, extract_features, layer_depth
+from nstjax.objective.config import Objective, default_scale, loss_weights
+from nstjax.objective.terms import check_solver, compute_targets
+from nstjax.run import hooks
+from nstjax.run.transfer import (
+    MEMBER_AXES,
+    Problem,
+    Program,
+    drive,
+    initial_image,
+    transfer_advance,
+    transfer_finish,
+    transfer_init,
+)
+from nstjax.solve.solver import Solver
 
 SEED002_LAYERS = ("relu1_1", "relu1_2", "relu2_1", "relu2_2")      # seed 002 eq. 1.7
 SEED003_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")

@@ -32,13 +32,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nstjax.model.layers import VGGWeights
 from nstjax.objective.config import LossWeights, Objective
-
-from nstjax.solve.solver import Solver
 from nstjax.run import color
 from nstjax.run.hooks import Callbacks
 from nstjax.run.transfer import TransferResult, as_image_list, initial_image, stylize
-from nstjax.model.layers import VGGWeights
+from nstjax.solve.solver import Solver
 
 LADDER_FACTOR = math.sqrt(2.0)
 MIN_EDGE = 16          # VGG's relu5_1 needs at least 16 pixels on each side

@@ -26,16 +26,22 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from nstjax.run import hooks
-
-from nstjax.run import memory
-from nstjax.objective.config import (LossWeights, Objective, loss_weights as make_loss_weights,
-                                     replace_weight)
-from nstjax.solve.solver import Solver
+from nstjax.objective.config import LossWeights, Objective, replace_weight
+from nstjax.objective.config import loss_weights as make_loss_weights
 from nstjax.objective.terms import compute_targets
-from nstjax.run.transfer import (MEMBER_AXES, Problem, Program, as_image_list, drive,
-                                 initial_image, transfer_advance, transfer_finish,
-                                 transfer_init)
+from nstjax.run import hooks, memory
+from nstjax.run.transfer import (
+    MEMBER_AXES,
+    Problem,
+    Program,
+    as_image_list,
+    drive,
+    initial_image,
+    transfer_advance,
+    transfer_finish,
+    transfer_init,
+)
+from nstjax.solve.solver import Solver
 
 
 class SweepResult(NamedTuple):

@@ -28,16 +28,27 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nstjax.run import color
-from nstjax.solve import optimize
-from nstjax.solve.minimize import minimize_continue, minimize_init, minimize_result
-from nstjax.objective.config import LossWeights, Objective, loss_weights as make_loss_weights
-from nstjax.solve.solver import Solver
-from nstjax.run.hooks import Callbacks
-from nstjax.objective.terms import (Targets, auto_scales, check_solver, compute_targets,
-                                   objective_terms)
-from nstjax.solve.minimize import SolveState, Status
 from nstjax.model.layers import VGGWeights
+from nstjax.objective.config import LossWeights, Objective
+from nstjax.objective.config import loss_weights as make_loss_weights
+from nstjax.objective.terms import (
+    Targets,
+    auto_scales,
+    check_solver,
+    compute_targets,
+    objective_terms,
+)
+from nstjax.run import color
+from nstjax.run.hooks import Callbacks
+from nstjax.solve import optimize
+from nstjax.solve.minimize import (
+    SolveState,
+    Status,
+    minimize_continue,
+    minimize_init,
+    minimize_result,
+)
+from nstjax.solve.solver import Solver
 
 INITS = ("content", "noise", "style", "grey")
 # Seed 003's code starts from ``uniform(−0.1, 0.1)`` in mean-subtracted 0-255 units: the
