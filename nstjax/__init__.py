@@ -16,7 +16,7 @@ from nstjax.io.image import ImageError, load_image
 from nstjax.io.image_writing import save_image
 from nstjax.io.weights import WeightsError, convert, load_vgg19
 from nstjax.large.sharding import stylize_sharded
-from nstjax.large.tiling import TiledResult, stylize_tiled
+from nstjax.large.tiling import stylize_tiled
 from nstjax.losses import (
     StyleLoss,
     get_style_loss,
@@ -43,9 +43,10 @@ from nstjax.objective.terms import (
 )
 from nstjax.run.hooks import Callbacks
 from nstjax.run.inversion import InversionResult, invert
-from nstjax.run.multiscale import MultiscaleResult, size_ladder, stylize_multiscale
+from nstjax.run.multiscale import size_ladder, stylize_multiscale
+from nstjax.run.result import Stage, TransferResult
 from nstjax.run.sweeps import SweepResult, sweep
-from nstjax.run.transfer import TransferResult, run_transfer, stylize
+from nstjax.run.transfer import run_transfer, stylize
 from nstjax.solve.minimize import OptimizeResult, Status, minimize
 from nstjax.solve.optimize import (
     Optimizer,
@@ -81,9 +82,8 @@ __all__ = [
     "StyleLoss", "get_style_loss", "parse_style_spec", "register_style_loss",
     "style_loss_names",
     "SweepResult", "sweep",
-    "TransferResult", "run_transfer", "stylize",
-    "MultiscaleResult", "size_ladder", "stylize_multiscale",
-    "stylize_sharded", "TiledResult", "stylize_tiled",
+    "TransferResult", "Stage", "run_transfer", "stylize",
+    "size_ladder", "stylize_multiscale", "stylize_sharded", "stylize_tiled",
     "LAYERS", "VGG_WIDTHS", "canonical_layer", "extract_features", "init_random_weights",
     "VGGWeights", "WeightsError", "convert", "load_vgg19",
     "ScoreResult", "score",

@@ -127,7 +127,7 @@ def main():
     multi_total = time.perf_counter() - t
     multiscale.stylize = real
     multi_steady = clock_m.steady_seconds(counts)
-    per_rung = [f"{s[1]}×{s[0]}: {float(r.loss):.4g}" for s, r in zip(multi.shapes, multi.stages)]
+    per_rung = [f"{s.name}: {float(s.result.loss):.4g}" for s in multi.stages]
     print(f"coarse-to-fine: {multi.n_iter} it ({', '.join(per_rung)}), final loss "
           f"{float(multi.loss):.6g}, steady wall {multi_steady[0]:.1f} s, cpu "
           f"{multi_steady[1]:.1f} s; wall with compilation {multi_total:.1f} s", flush=True)

@@ -78,7 +78,8 @@ def test_ladder_runs_every_rung_warm_started(tiny_vgg, monkeypatch):
     assert [c["content"].shape[:2] for c in calls] == [(36, 48), (48, 64)]
     assert [c["style"].shape[:2] for c in calls] == [(30, 30), (40, 40)]
     assert [c["max_iter"] for c in calls] == [3, 4]
-    assert result.shapes == ((36, 48), (48, 64))
+    assert tuple(s.result.image.shape[:2] for s in result.stages) == ((36, 48), (48, 64))
+    assert [s.name for s in result.stages] == ["48×36", "64×48"]
     # First rung starts at the resized content; later rungs at the previous result, upsampled.
     np.testing.assert_allclose(calls[0]["init"], calls[0]["content"], atol=0)
     for prev, nxt in zip(calls[:-1], calls[1:]):

@@ -144,7 +144,10 @@ def test_tiled_objective_and_no_seam(tiny_vgg):
     tiled = stylize_tiled(tiny_vgg, content, style, key=key, objective=objective,
                           weights=weights, solver=solver, tile=128, overlap=32, margin=16,
                           coarse=64)
-    assert len(tiled.tiles) == 3 and tiled.tile_shape == (96, 96) and not tiled.stopped
+    tiles = [s for s in tiled.stages if s.core]
+    assert len(tiles) == 3 and {s.core[2:] for s in tiles} == {(96, 96)}
+    assert int(tiled.status) != nstjax.Status.INTERRUPTED
+    assert tiled.stages[0].name == "coarse 64×32" and not tiled.stages[0].core
     plain = nstjax.stylize(tiny_vgg, content, style, key=key, objective=objective,
                            weights=weights, solver=solver)
     targets = full_targets(tiny_vgg, content, style, objective=objective)
@@ -155,7 +158,7 @@ def test_tiled_objective_and_no_seam(tiny_vgg):
     assert full(tiled.image) <= 1.02 * full(plain.image), (full(tiled.image),
                                                            full(plain.image))
     assert full(tiled.image) < 0.75 * full(content)        # it did stylise
-    xs = sorted({x for _, x in tiled.tiles})
+    xs = sorted({s.core[1] for s in tiles})
     at_edges, inside = _border_and_inside_steps(tiled.image, xs, 96)
     assert at_edges.max() <= inside.max(), (at_edges, inside.max())
 
@@ -184,7 +187,9 @@ def test_a_stop_request_keeps_the_solved_tiles_and_the_start_elsewhere(tiny_vgg)
     result = stylize_tiled(tiny_vgg, content, style, key=jax.random.PRNGKey(0),
                            objective=objective, weights=weights, solver=solver, tile=128,
                            overlap=32, margin=16, coarse=0, callbacks=callbacks)
-    assert result.stopped and len(result.tile_loss) == 1 and len(seen) == 1
+    assert int(result.status) == nstjax.Status.INTERRUPTED
+    assert [s.name for s in result.stages] == ["tile 1/3"] and len(seen) == 1
+    assert int(result.n_iter) == 3 and result.history.shape == (3,)
     assert seen[0][0] == 3 and seen[0][1].shape == (96, 192, 3)
     image = np.asarray(result.image)
     np.testing.assert_array_equal(image, seen[0][1])

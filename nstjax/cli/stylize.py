@@ -260,5 +260,6 @@ def _record(args, out, session, result, objective, solver, content, ladder) -> d
         final_terms={k: float(v) for k, v in result.terms.items()},
         loss_history=np.asarray(result.history)[:n_iter],
         scales=None if ladder is None else [
-            {"size": [int(s[1]), int(s[0])], "iterations": int(r.n_iter),
-             "final_loss": float(r.loss)} for s, r in zip(result.shapes, result.stages)])
+            {"size": [int(s.result.image.shape[1]), int(s.result.image.shape[0])],
+             "iterations": int(s.result.n_iter), "final_loss": float(s.result.loss)}
+            for s in result.stages])

@@ -29,6 +29,7 @@ from nstjax.cli.common import UsageError
 from nstjax.io.image_writing import save_image
 from nstjax.large import tiling
 from nstjax.large.tile_layout import tile_layout
+from nstjax.solve.minimize import Status
 
 MIN_TILE = 64
 DEFAULT_OVERLAP = 32
@@ -152,18 +153,21 @@ def run(args, out, session, *, vgg, content, styles, alpha, objective, weights, 
         color_match=color_match))
     save_image(out, np.asarray(result.image), protect=common.input_paths(args),
                bit_depth=args.bit_depth, alpha=alpha)
-    solved = len(result.tile_loss)
+    tiles = [s for s in result.stages if s.core]
+    solved, coarse = len(tiles), [s for s in result.stages if not s.core]
     record = session.record(
         with_snapshots=True, output=str(out), **common.config_record(objective, solver),
         tile_solver=dataclasses.asdict(tile_solver), loss_weights=weights._asdict(),
         image_size=[int(w), int(h)], device=str(jax.devices()[0]),
-        status="interrupted" if result.stopped else "done",
+        status=("interrupted" if int(result.status) == Status.INTERRUPTED
+                else "done"),
         tiles={"window": [int(layout.window[1]), int(layout.window[0])],
                "core": [int(layout.core[1]), int(layout.core[0])],
                "overlap": args.tile_overlap, "margin": args.tile_margin,
                "count": n, "solved": solved, "weights_at": args.tile,
-               "coarse_size": [int(result.coarse.shape[1]), int(result.coarse.shape[0])],
+               "coarse_size": ([int(coarse[0].result.image.shape[1]),
+                                int(coarse[0].result.image.shape[0])] if coarse else None),
                "whole_image_gram": tiling.gram_objective(objective),
-               "losses": result.tile_loss})
+               "losses": [float(s.result.loss) for s in tiles]})
     common.write_json(out.with_name(out.name + ".json"), record)
     return session.finish(f"{out}", details=f"{w}×{h}, {solved}/{n} tiles")

@@ -33,8 +33,7 @@ the inverse), seed 001 eq. 5.
 from __future__ import annotations
 
 import dataclasses
-import functools
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -55,39 +54,13 @@ from nstjax.model.layers import VGGWeights
 from nstjax.model.vgg import extract_features
 from nstjax.objective.config import LossWeights, Objective
 from nstjax.objective.config import loss_weights as make_loss_weights
-from nstjax.objective.terms import Targets, auto_scales, total_loss
+from nstjax.objective.terms import Targets, auto_scales
 from nstjax.run import color
 from nstjax.run.hooks import Callbacks
-from nstjax.run.transfer import Program, as_image_list, drive, initial_image
-from nstjax.solve import optimize
-from nstjax.solve.minimize import minimize_continue, minimize_init, minimize_result
+from nstjax.run.result import Stage, TransferResult, staged_result
+from nstjax.run.transfer import Problem, as_image_list, initial_image, solve
+from nstjax.solve.minimize import Status
 from nstjax.solve.solver import Solver
-
-
-class TiledResult(NamedTuple):
-    """Outcome of :func:`stylize_tiled`.
-
-    Attributes:
-      image: ``f32[H, W, 3]`` the blended result.
-      coarse: ``f32[h, w, 3]`` the global low-resolution solution.
-      tiles: ``((y0, x0), ...)`` the cores' top-left corners (all ``tile_shape``): what
-        each tile wrote.
-      tile_shape: ``(ch, cw)`` the cores' shape.
-      tile_loss: ``f32[n_solved]`` each solved tile's final objective (its own weights).
-      windows: ``((y0, x0), ...)`` the solved windows' top-left corners.
-      window_shape: ``(wh, ww)``.
-      stopped: True when a stop request ended the run (the tile being solved then keeps
-        its partial solution; later tiles keep the start).
-    """
-
-    image: jax.Array
-    coarse: jax.Array
-    tiles: tuple
-    tile_shape: tuple
-    tile_loss: np.ndarray
-    windows: tuple = ()
-    window_shape: tuple = ()
-    stopped: bool = False
 
 
 def stylize_tiled(vgg: VGGWeights, content, style, *, key, objective: Objective = Objective(),
@@ -98,7 +71,7 @@ def stylize_tiled(vgg: VGGWeights, content, style, *, key, objective: Objective 
                   callbacks: Callbacks | None = None,
                   log: Callable[[str], None] | None = None,
                   preserve_color: str | None = None,
-                  color_match: str = "cholesky") -> TiledResult:
+                  color_match: str = "cholesky") -> TransferResult:
     """Stylise an image of any size: a coarse global solve, overlapping tiles, a blend.
 
     Every tile solves a ``tile × tile`` window (memory is that of one window) but writes
@@ -138,7 +111,11 @@ def stylize_tiled(vgg: VGGWeights, content, style, *, key, objective: Objective 
       preserve_color, color_match: as for :func:`nstjax.stylize`, around the whole solve.
 
     Returns:
-      A :class:`TiledResult`.
+      A :class:`~nstjax.TransferResult` of the blended image, with a
+      :class:`~nstjax.run.result.Stage` for the coarse solve (named ``"coarse WxH"``) and
+      one per tile solved (``"tile i/n"``, its window and the core it wrote); its status
+      is ``INTERRUPTED`` when a stop request ended the run (the tile being solved then
+      keeps its partial solution; later tiles keep the start).
     """
     if preserve_color is not None:
         return color.with_color_control(
@@ -171,7 +148,8 @@ def stylize_tiled(vgg: VGGWeights, content, style, *, key, objective: Objective 
     if weights_at is not None:
         at = min(1.0, int(weights_at) / max(h, w))
         weights = area_scaled_weights(weights, objective, area / ((h * at) * (w * at)))
-    stages = _stages(callbacks)
+    stage_callbacks = _StageCallbacks(callbacks)
+    stages = []
 
     # the style targets once, at the style images' own size; Gram targets are rescaled to
     # the positions of the image they are matched on (scaled_style_targets)
@@ -201,14 +179,13 @@ def stylize_tiled(vgg: VGGWeights, content, style, *, key, objective: Objective 
     done = 0
     if coarse > 0:
         log(f"coarse {cshape[1]}×{cshape[0]}")
-        program = _window_programs(vgg, objective, coarse_solver, k_coarse)
-        res, _, _ = drive(program(x0, targets, coarse_weights, jnp.zeros(cshape)),
-                          coarse_solver.max_iter, stages(0))
-        low = jnp.asarray(res.x)
+        res = solve(x0, Problem(vgg, targets, coarse_weights, k_coarse), coarse_solver,
+                    stage_callbacks(0), objective=objective)
+        stages.append(Stage(name=f"coarse {cshape[1]}×{cshape[0]}", result=res))
+        low = jnp.asarray(res.image)
         start = _resize(low, (h, w))
         done = coarse_solver.max_iter
     else:
-        low = jnp.zeros((0, 0, 3), jnp.float32)
         start = initial_image(content, styles, init, k_init)
 
     # 2. tiles, each with its content features and its part of the whole image's style
@@ -218,7 +195,6 @@ def stylize_tiled(vgg: VGGWeights, content, style, *, key, objective: Objective 
     canvas = np.array(start, np.float32)
     acc = np.zeros((h, w, 3), np.float32)
     total = np.zeros((h, w, 1), np.float32)
-    program_of = _window_programs(vgg, objective, solver, k_loss)
     coverage = coverage_of(layout, (h, w), overlap)
     exact = gram_objective(objective)
     if exact:     # every tile's share of the whole image's Gram matrices, kept current
@@ -226,9 +202,8 @@ def stylize_tiled(vgg: VGGWeights, content, style, *, key, objective: Objective 
             return tile_grams(vgg, canvas, layout, j, objective=objective, overlap=overlap,
                               coverage=coverage)
         grams = [share(j) for j in range(n)]
-    tile_losses = []
     for i in range(n):
-        if stages.stopped():
+        if stage_callbacks.stopped():
             break
         (y0, x0), (wy, wx) = layout.cores[i], layout.windows[i]
         log(f"tile {i + 1}/{n} at ({x0}, {y0})")
@@ -245,13 +220,14 @@ def stylize_tiled(vgg: VGGWeights, content, style, *, key, objective: Objective 
                                                      rest_grams=rest)
         # start from the canvas: where a solved neighbour overlaps, from its solution
         x_window = jnp.asarray(canvas[wy:wy + wh, wx:wx + ww])
-        frozen = np.ones((wh, ww), np.float32)      # the context margin is held
+        frozen = np.ones((wh, ww, 1), np.float32)      # the context margin is held
         frozen[y0 - wy:y0 - wy + ch, x0 - wx:x0 - wx + cw] = 0.0
-        res, _, _ = drive(program_of(x_window, targets, tile_weights, frozen), solver.max_iter,
-                          stages(done))
+        res = solve(x_window, Problem(vgg, targets, tile_weights, k_loss, jnp.asarray(frozen)),
+                    solver, stage_callbacks(done), objective=objective)
         done += solver.max_iter
-        tile_losses.append(float(res.value))
-        solved = np.asarray(res.x)[y0 - wy:y0 - wy + ch, x0 - wx:x0 - wx + cw]
+        stages.append(Stage(name=f"tile {i + 1}/{n}", result=res, window=(wy, wx, wh, ww),
+                            core=(y0, x0, ch, cw)))
+        solved = np.asarray(res.image)[y0 - wy:y0 - wy + ch, x0 - wx:x0 - wx + cw]
         acc[y0:y0 + ch, x0:x0 + cw] += core_w[..., None] * solved
         total[y0:y0 + ch, x0:x0 + cw] += core_w[..., None]
         part = total[y0:y0 + ch, x0:x0 + cw]
@@ -265,13 +241,15 @@ def stylize_tiled(vgg: VGGWeights, content, style, *, key, objective: Objective 
             callbacks.snapshot(done, canvas.copy())
 
     # 3. the feathered blend (a stopped run keeps the upsampled start where no tile wrote)
-    return TiledResult(image=jnp.asarray(canvas), coarse=low, tiles=layout.cores,
-                       tile_shape=layout.core, tile_loss=np.asarray(tile_losses, np.float32),
-                       windows=layout.windows, window_shape=layout.window,
-                       stopped=stages.stopped())
+    if not stages:        # stopped before the first solve
+        nan = jnp.float32(jnp.nan)
+        return TransferResult(image=jnp.asarray(canvas), loss=nan, history=jnp.zeros((0,)),
+                              n_iter=jnp.int32(0), status=jnp.int32(Status.INTERRUPTED),
+                              terms={}, weights=weights)
+    return staged_result(stages, jnp.asarray(canvas), interrupted=stage_callbacks.stopped())
 
 
-class _stages:
+class _StageCallbacks:
     """Per-solve callbacks that count iterations over all solves and remember a stop."""
 
     def __init__(self, callbacks: Callbacks | None):
@@ -297,48 +275,3 @@ class _stages:
 
 def _resize(image, shape):
     return jnp.clip(jax.image.resize(image, tuple(shape) + (3,), "linear"), 0.0, 1.0)
-
-
-def _window_problem(frozen, vgg, targets, weights, solver, key, objective):
-    """The loss of a window whose ``frozen`` pixels (``f32[h, w, 1]``, 1 over the context
-    margin) are held: no gradient reaches them, so every optimiser leaves them where they
-    started and the core is solved against the image around it as it will be blended."""
-    def fun(x):
-        x = x + frozen * (jax.lax.stop_gradient(x) - x)
-        return total_loss(x, vgg, targets, weights, key, objective=objective)
-    optimizer = optimize.make_optimizer(solver.optimizer, lower=0.0, upper=1.0,
-                                        history_size=solver.history_size, lr=solver.lr)
-    return fun, optimizer
-
-
-@functools.partial(jax.jit, static_argnames=("objective",))
-def _window_init(x0, frozen, vgg, targets, weights, solver, key, *, objective):
-    fun, optimizer = _window_problem(frozen, vgg, targets, weights, solver, key, objective)
-    return minimize_init(fun, x0, optimizer, max_iter=solver.max_iter), weights
-
-
-@functools.partial(jax.jit, static_argnames=("objective",))
-def _window_advance(state, frozen, vgg, targets, weights, solver, key, until, *, objective):
-    fun, optimizer = _window_problem(frozen, vgg, targets, weights, solver, key, objective)
-    return minimize_continue(fun, state, optimizer, until=until, rtol=solver.rtol,
-                                      tol_x=solver.tol_x, threshold=solver.threshold)
-
-
-@functools.partial(jax.jit, static_argnames=("objective",))
-def _window_finish(state, frozen, vgg, targets, weights, solver, key, *, objective):
-    fun, optimizer = _window_problem(frozen, vgg, targets, weights, solver, key, objective)
-    return minimize_result(fun, state, optimizer), {}
-
-
-def _window_programs(vgg, objective, solver, key):
-    """``program(x0, targets, weights, frozen)``: one window's solve; every tile runs the
-    same compiled program (masks, weights and the frozen margin are traced data)."""
-    def program(x0, targets, weights, frozen) -> Program:
-        frozen = jnp.asarray(frozen, jnp.float32)[..., None]
-        bound = dict(vgg=vgg, targets=targets, solver=solver, key=key, objective=objective)
-        return Program(
-            init=lambda: _window_init(x0, frozen, weights=weights, **bound),
-            advance=lambda state, w, until: _window_advance(state, frozen, weights=w,
-                                                            until=until, **bound),
-            finish=lambda state, w: _window_finish(state, frozen, weights=w, **bound))
-    return program

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import NamedTuple, Sequence
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -36,7 +36,8 @@ from nstjax.model.layers import VGGWeights
 from nstjax.objective.config import LossWeights, Objective
 from nstjax.run import color
 from nstjax.run.hooks import Callbacks
-from nstjax.run.transfer import TransferResult, as_image_list, initial_image, stylize
+from nstjax.run.result import Stage, TransferResult, staged_result
+from nstjax.run.transfer import as_image_list, initial_image, stylize
 from nstjax.solve.solver import Solver
 
 LADDER_FACTOR = math.sqrt(2.0)
@@ -97,32 +98,6 @@ def resize_image(image, shape: tuple[int, int]):
     return jnp.clip(jax.image.resize(image, tuple(shape) + image.shape[2:], "linear"), 0.0, 1.0)
 
 
-class MultiscaleResult(NamedTuple):
-    """Outcome of :func:`stylize_multiscale`: the last rung's fields, and every rung's.
-
-    Attributes:
-      image, loss, terms, weights, status: those of the last rung run (the full size unless
-        stopped early, when ``image`` is that rung's result upsampled to the full size).
-      history: ``f32[Σ n_iter]`` the losses of every rung, coarse first (each at its own
-        size, so only comparable within a rung).
-      term_history: ``{"content", "style", "tv"}``, each ``f32[Σ n_iter]``, the same way.
-      n_iter: iterations over all rungs.
-      shapes: ``(h, w)`` of each rung run.
-      stages: the :class:`~nstjax.TransferResult` of each rung run.
-    """
-
-    image: jax.Array
-    loss: jax.Array
-    history: np.ndarray
-    n_iter: int
-    status: jax.Array
-    terms: dict
-    weights: LossWeights
-    shapes: tuple
-    stages: tuple
-    term_history: dict = {}
-
-
 def _offset(callbacks: Callbacks | None, done: int) -> Callbacks | None:
     """Callbacks whose iteration numbers continue after ``done`` earlier iterations."""
     if callbacks is None:
@@ -139,7 +114,7 @@ def stylize_multiscale(vgg: VGGWeights, content, style, *, key, min_size: int,
                        factor: float = LADDER_FACTOR, add_detail: bool = False,
                        style_masks=None, content_mask=None, mask_mode: str = "average",
                        alpha=None, preserve_color: str | None = None,
-                       color_match: str = "cholesky") -> MultiscaleResult:
+                       color_match: str = "cholesky") -> TransferResult:
     """Coarse-to-fine style transfer: :func:`nstjax.stylize` on each rung of a size ladder.
 
     Args:
@@ -166,7 +141,9 @@ def stylize_multiscale(vgg: VGGWeights, content, style, *, key, min_size: int,
         whole ladder.
 
     Returns:
-      A :class:`MultiscaleResult`.
+      A :class:`~nstjax.TransferResult` of the last rung's image upsampled to the full size
+      (the full size itself unless stopped early), with a :class:`~nstjax.run.result.Stage`
+      per rung run (named by its size).
     """
     content = jnp.asarray(content, jnp.float32)
     styles = as_image_list(style)
@@ -205,18 +182,11 @@ def stylize_multiscale(vgg: VGGWeights, content, style, *, key, min_size: int,
                          solver=dataclasses.replace(solver, max_iter=count), init=init_k,
                          callbacks=_offset(callbacks, done), style_masks=style_masks,
                          content_mask=content_mask, mask_mode=mask_mode, alpha=alpha)
-        stages.append(result)
+        stages.append(Stage(name=f"{shape[1]}×{shape[0]}", result=result))
         x = result.image
         done += int(result.n_iter)
         if callbacks is not None and callbacks.should_stop is not None \
                 and callbacks.should_stop():
             break
-    last: TransferResult = stages[-1]
-    history = np.concatenate([np.asarray(r.history)[:int(r.n_iter)] for r in stages])
-    term_history = {k: np.concatenate([np.asarray(r.term_history[k])[:int(r.n_iter)]
-                                       for r in stages]) for k in last.term_history}
-    return MultiscaleResult(image=resize_image(last.image, full), loss=last.loss,
-                            history=history, n_iter=done, status=last.status,
-                            terms=last.terms, weights=last.weights,
-                            shapes=tuple(shapes[:len(stages)]), stages=tuple(stages),
-                            term_history=term_history)
+    return staged_result(stages, resize_image(x, full),
+                         interrupted=len(stages) < len(shapes))

@@ -40,6 +40,7 @@ from nstjax.objective.terms import (
 )
 from nstjax.run import color
 from nstjax.run.hooks import Callbacks
+from nstjax.run.result import TransferResult
 from nstjax.solve import optimize
 from nstjax.solve.minimize import (
     SolveState,
@@ -58,31 +59,6 @@ GREY_NOISE = 0.1 / 255.0
 CHUNK_SECONDS = 0.25      # target wall time of one compiled chunk of iterations
 
 
-class TransferResult(NamedTuple):
-    """Outcome of :func:`stylize`.
-
-    Attributes:
-      image: ``f32[H, W, 3]`` RGB in [0, 1].
-      loss: ``f32[]`` objective at ``image``.
-      history: ``f32[max_iter]`` loss per iteration (NaN after the last).
-      n_iter: ``i32[]`` iterations run.
-      status: ``i32[]`` an :class:`nstjax.Status`.
-      terms: ``{"content", "style", "tv"}`` weighted parts of the final loss.
-      weights: the :class:`LossWeights` used (after automatic scaling).
-      term_history: ``{"content", "style", "tv"}``, each ``f32[max_iter]``: the parts after
-        each iteration (NaN after the last), from the evaluations the solve made anyway.
-    """
-
-    image: jax.Array
-    loss: jax.Array
-    history: jax.Array
-    n_iter: jax.Array
-    status: jax.Array
-    terms: dict
-    weights: LossWeights
-    term_history: dict = {}
-
-
 class Problem(NamedTuple):
     """What a solve's objective reads besides the image, as one pytree (optimistix's
     ``args``): ``vmap`` over a sweep's members is ``in_axes`` on this one argument, e.g.
@@ -93,22 +69,27 @@ class Problem(NamedTuple):
       targets: from :func:`nstjax.compute_targets`.
       weights: the traced :class:`LossWeights`.
       key: PRNG key of the sampling losses.
+      frozen: optional ``f32[H, W, 1]``, 1 where a pixel is held at its start (a tile's
+        context margin): no gradient reaches it, so every optimiser leaves it in place.
     """
 
     vgg: VGGWeights
     targets: Targets
     weights: LossWeights
     key: jax.Array
+    frozen: jax.Array | None = None
 
 
 # Members of a batch (a sweep, an inversion grid) differ only in their loss weights: the one
 # batched leaf of the problem, as ``vmap``'s ``in_axes``/``out_axes``.
-MEMBER_AXES = Problem(vgg=None, targets=None, weights=0, key=None)
+MEMBER_AXES = Problem(vgg=None, targets=None, weights=0, key=None, frozen=None)
 
 
 def problem_value(x, problem: Problem, *, objective: Objective):
     """``(total, {"content", "style", "tv"})``: the objective at ``x`` and its weighted parts
     (seed 001 eq. 5), the function every solve minimises."""
+    if problem.frozen is not None:
+        x = x + problem.frozen * (jax.lax.stop_gradient(x) - x)
     terms = objective_terms(x, problem.vgg, problem.targets, problem.weights, problem.key,
                             objective=objective)
     return terms.pop("total"), terms
@@ -196,6 +177,27 @@ class Program(NamedTuple):
 init_jit = jax.jit(transfer_init, static_argnames=("objective",))
 advance_jit = jax.jit(transfer_advance, static_argnames=("objective",))
 finish_jit = jax.jit(transfer_finish, static_argnames=("objective",))
+
+
+def solve_program(x0, problem: Problem, solver: Solver, *, objective: Objective) -> Program:
+    """The compiled steps of one solve from ``x0`` (the programs every single-image
+    driver shares: a frozen margin, masks and weights are traced data)."""
+    return Program(
+        init=lambda: init_jit(x0, problem, solver, objective=objective),
+        advance=lambda state, p, until: advance_jit(state, p, solver, until,
+                                                    objective=objective),
+        finish=lambda state, p: finish_jit(state, p, solver, objective=objective))
+
+
+def solve(x0, problem: Problem, solver: Solver, callbacks: Callbacks | None = None, *,
+          objective: Objective) -> TransferResult:
+    """One solve from ``x0`` driven chunk by chunk (:func:`drive`), as a
+    :class:`TransferResult`."""
+    result, terms, problem = drive(solve_program(x0, problem, solver, objective=objective),
+                                   solver.max_iter, callbacks)
+    return TransferResult(image=result.x, loss=result.value, history=result.history,
+                          n_iter=result.n_iter, status=result.status, terms=terms,
+                          weights=problem.weights, term_history=result.aux_history)
 
 
 def drive(program: Program, max_iter: int, callbacks: Callbacks | None = None, *,
@@ -331,13 +333,5 @@ def stylize(vgg: VGGWeights, content, style, *, key, objective: Objective = Obje
         if x0.shape != content.shape:
             raise ValueError(f"init image shape {x0.shape} differs from content "
                              f"{content.shape}")
-    problem = Problem(vgg, targets, weights, k_loss)
-    program = Program(
-        init=lambda: init_jit(x0, problem, solver, objective=objective),
-        advance=lambda state, p, until: advance_jit(state, p, solver, until,
-                                                    objective=objective),
-        finish=lambda state, p: finish_jit(state, p, solver, objective=objective))
-    result, terms, problem = drive(program, solver.max_iter, callbacks)
-    return TransferResult(image=result.x, loss=result.value, history=result.history,
-                          n_iter=result.n_iter, status=result.status, terms=terms,
-                          weights=problem.weights, term_history=result.aux_history)
+    return solve(x0, Problem(vgg, targets, weights, k_loss), solver, callbacks,
+                 objective=objective)
