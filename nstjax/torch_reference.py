@@ -10,6 +10,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
+from nstjax.model.pooling import L2_POOL_SCALE
 from nstjax.model.vgg import LAYERS
 from nstjax.objective.config import LossWeights, Objective
 
@@ -58,7 +59,8 @@ def torch_objective(vgg, content, style, spec: dict, *, device: str = "cpu"):
                      T(p["bias"])) for name, p in vgg.params.items()}
     wanted = set(spec["content_layers"]) | set(spec["style_layers"])
     layers = LAYERS[: max(LAYERS.index(n) for n in wanted) + 1]
-    pool = F.avg_pool2d if spec["pooling"] == "avg" else F.max_pool2d
+    pool = {"avg": F.avg_pool2d, "max": F.max_pool2d,
+            "l2": lambda x, k: L2_POOL_SCALE * F.lp_pool2d(x, 2, k)}[spec["pooling"]]
 
     def features(image):  # f32[H, W, 3] in [0, 1]
         x = image * float(vgg.scale)

@@ -24,7 +24,12 @@ from conftest import make_image
 
 import nstjax
 from nstjax.losses import core as losses
-from nstjax.losses import get_style_loss, style_loss_names, style_loss_terms, style_targets
+from nstjax.losses import (
+    get_style_loss,
+    style_loss_names,
+    style_loss_terms,
+    style_targets,
+)
 from nstjax.model.vgg import LAYERS
 from nstjax.objective import masks
 from nstjax.objective.config import Objective, loss_weights

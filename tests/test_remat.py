@@ -75,7 +75,7 @@ def test_max_pool_gradient_equals_select_and_scatter():
     regions at a positive value and at zero; odd sizes cropped like VALID padding)."""
     import flax.linen as nn
 
-    from nstjax.model.vgg import max_pool2x2
+    from nstjax.model.pooling import max_pool2x2
     x = jax.random.normal(jax.random.PRNGKey(3), (2, 9, 11, 5))
     x = x.at[0, :4].set(1.5).at[1, :, :4].set(0.0)   # ties: flat regions, ReLU zeros
     w = jax.random.normal(jax.random.PRNGKey(4), (2, 4, 5, 5))

@@ -10,7 +10,12 @@ import numpy as np
 import pytest
 
 import nstjax
-from nstjax.large.tile_layout import blend_weights, core_weights, tile_layout, tile_starts
+from nstjax.large.tile_layout import (
+    blend_weights,
+    core_weights,
+    tile_layout,
+    tile_starts,
+)
 from nstjax.large.tiling import full_targets, stylize_tiled, tile_grams, tile_problem
 from nstjax.losses import style_targets
 from nstjax.objective.terms import total_loss

@@ -25,6 +25,7 @@ from nstjax.io.image import ImageError, image_size, load_image
 from nstjax.io.image_writing import check_writable, write_text_atomic
 from nstjax.io.weights import WeightsError
 from nstjax.losses import parse_style_spec
+from nstjax.model.pooling import POOLINGS
 from nstjax.objective.config import Objective
 from nstjax.solve.optimize import optimizer_names
 from nstjax.solve.solver import Solver
@@ -115,7 +116,7 @@ def add_objective_args(p: argparse.ArgumentParser) -> None:
                    "(seed 001 eq. 1), which grows with the pixels; self-similarity: "
                    "STROTSS's layout loss (Kolkin et al. 2019) "
                    f"(default {objective.content_loss})")
-    g.add_argument("--pooling", choices=("max", "avg"), help=f"default {objective.pooling}")
+    g.add_argument("--pooling", choices=POOLINGS, help=f"default {objective.pooling}")
     g.add_argument("--auto-scale", action="store_true", default=None,
                    help="set each style method's scale from gradient norms at the start")
     g.add_argument("--remat", choices=("auto", "none", "conv", "block"),
@@ -145,6 +146,9 @@ def add_solver_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tol-x", type=float, help="stop when the image changes by less than "
                    "this fraction (default off)")
     g.add_argument("--threshold", type=float, help="stop when the loss falls below this")
+    g.add_argument("--average", type=float, metavar="DECAY",
+                   help="output an exponential moving average of the iterates with this "
+                   "decay (e.g. 0.99 with adam; default 0: the last iterate)")
     g.add_argument("--init", help="content, noise, style, grey (seed 003's mean pixel), or "
                    "an image file (default content)")
     g.add_argument("--seed", type=int, help="PRNG seed (default 0)")
@@ -202,7 +206,8 @@ def build_objective(args):
 
 def build_solver(args):
     names = {"optimizer": "optimizer", "iters": "max_iter", "history": "history_size",
-             "lr": "lr", "tol": "rtol", "tol_x": "tol_x", "threshold": "threshold"}
+             "lr": "lr", "tol": "rtol", "tol_x": "tol_x", "threshold": "threshold",
+             "average": "average"}
     return Solver(**{field: getattr(args, flag) for flag, field in names.items()
                      if getattr(args, flag, None) is not None})
 

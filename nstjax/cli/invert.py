@@ -32,6 +32,7 @@ from nstjax.io import demo
 from nstjax.io.image import ImageError, load_image
 from nstjax.io.image_writing import save_image
 from nstjax.io.pictures import labelled_grid
+from nstjax.model.pooling import POOLINGS
 from nstjax.model.vgg import canonical_layers
 from nstjax.objective.config import Objective
 from nstjax.objective.terms import check_solver
@@ -64,7 +65,7 @@ def add_arguments(p) -> None:
                    help="seed002: multiply Table 1.1's budgets by this (default 1)")
     g.add_argument("--chunk", type=int, help="cells per compiled call (default all)")
     o = p.add_argument_group("objective")
-    o.add_argument("--pooling", choices=("max", "avg"), help="default max (seed003: avg)")
+    o.add_argument("--pooling", choices=POOLINGS, help="default max (seed003: avg)")
     o.add_argument("--normalization", choices=("nstjax", "paper"),
                    help="per-layer factors (default nstjax; seed003: paper)")
     o.add_argument("--resample", action="store_true", default=None,

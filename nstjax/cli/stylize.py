@@ -52,6 +52,9 @@ def add_arguments(p) -> None:
                    "last result upsampled (default: one scale)")
     c.add_argument("--scale-iters", nargs="+", help="iterations per size with --min-size: "
                    "one value, or one per size, coarse first (default --iters at every size)")
+    c.add_argument("--carry-moments", action="store_true",
+                   help="with --min-size and --optimizer adam: start each size's Adam with "
+                   "the last size's moment estimates, resized")
     w = p.add_argument_group("loss weights (traced: changing these does not recompile)")
     w.add_argument("--content-weight", type=float, help="α (default 1)")
     w.add_argument("--style-weight", type=float, help="β, seed 003's balance factor γ "
@@ -106,6 +109,8 @@ def _check(args):
         raise UsageError("--transfer-color-only takes one style image")
     if args.scale_iters is not None and args.min_size is None:
         raise UsageError("--scale-iters needs --min-size (the coarse-to-fine ladder)")
+    if args.carry_moments and args.min_size is None:
+        raise UsageError("--carry-moments needs --min-size (the coarse-to-fine ladder)")
     tiles.parse(args)
     out = Path(args.output)
     common.refuse_overwriting_inputs([out], common.input_paths(args))
@@ -243,7 +248,8 @@ def _solve(args, out, session, vgg, content, styles, alpha, ladder, run_kw):
         result = session.solve(lambda: nstjax.stylize(vgg, content_j, styles_j, **kw))
     else:
         result = session.solve(lambda: nstjax.stylize_multiscale(
-            vgg, content_j, styles_j, min_size=args.min_size, iters=ladder[1], **kw))
+            vgg, content_j, styles_j, min_size=args.min_size, iters=ladder[1],
+            carry_moments=args.carry_moments, **kw))
     return result, frames, period, mask_kw
 
 

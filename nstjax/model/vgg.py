@@ -46,6 +46,7 @@ from nstjax.model.layers import (  # noqa: F401
     layer_depth,
     make_vgg_weights,
 )
+from nstjax.model.pooling import POOLINGS, l2_pool2x2, max_pool2x2  # noqa: F401
 
 _DN = ("NHWC", "HWIO", "NHWC")
 
@@ -123,53 +124,6 @@ def _conv3x3_bwd(precision, res, g):
 conv3x3.defvjp(_conv3x3_fwd, _conv3x3_bwd)
 
 
-def _pool_windows(x):
-    """``x: [..., H, W, C]`` cropped to even ``H, W`` as ``[..., H/2, 2, W/2, 2, C]``."""
-    h, w = x.shape[-3] // 2, x.shape[-2] // 2
-    x = x[..., : 2 * h, : 2 * w, :]
-    return x.reshape(x.shape[:-3] + (h, 2, w, 2, x.shape[-1]))
-
-
-@jax.custom_vjp
-def max_pool2x2(x):
-    """2×2, stride-2 max pooling (odd last rows/columns dropped, like VALID padding).
-
-    The backward pass routes each window's gradient to the first position (row-major)
-    equal to its maximum, exactly as XLA's own rule (select-and-scatter) does; that rule
-    keeps four 32-bit index tensors the size of the input alive (measured: 64 MB for a
-    16 MB block-1 activation at 256×256), this one none.  Ties are common: flat image
-    regions give equal activations.
-    """
-    return jnp.max(_pool_windows(x), axis=(-4, -2))
-
-
-def _max_pool_fwd(x):
-    y = max_pool2x2(x)
-    return y, (x, y)
-
-
-def _max_pool_bwd(res, g):
-    x, y = res
-    win = _pool_windows(x)
-    taken = jnp.zeros(y.shape, bool)
-    rows = []
-    for i in (0, 1):               # row-major: the first maximum of a window takes it all,
-        cols = []                  # as XLA's select-and-scatter does
-        for j in (0, 1):
-            hit = (win[..., :, i, :, j, :] == y) & ~taken
-            cols.append(jnp.where(hit, g, 0).astype(x.dtype))
-            taken = taken | hit
-        rows.append(jnp.stack(cols, axis=-2))
-    dx = jnp.stack(rows, axis=-4)                      # [..., h, 2, w, 2, C]
-    dx = dx.reshape(dx.shape[:-5] + (2 * y.shape[-3], 2 * y.shape[-2], x.shape[-1]))
-    pad = [(0, 0)] * (x.ndim - 3) + [(0, x.shape[-3] - dx.shape[-3]),
-                                     (0, x.shape[-2] - dx.shape[-2]), (0, 0)]
-    return (jnp.pad(dx, pad),)
-
-
-max_pool2x2.defvjp(_max_pool_fwd, _max_pool_bwd)
-
-
 class Conv3x3(nn.Module):
     """A VGG convolution: ``conv3x3(x, kernel) + bias`` with params ``kernel``, ``bias``."""
 
@@ -228,7 +182,7 @@ def vgg_forward(params: dict, x, *, layers: Sequence[str], pooling: str = "max",
       params: ``{"block1_conv1": {"kernel": HWIO, "bias": O}, ...}``.
       x: preprocessed ``f32[B, H, W, 3]``.
       layers: canonical layer names to return; the pass stops at the deepest.
-      pooling: ``"max"`` or ``"avg"``.
+      pooling: ``"max"``, ``"avg"`` or ``"l2"``.
       remat: a policy of :data:`REMAT_POLICIES` (or a boolean, True meaning ``"conv"``).
       precision: one of :data:`PRECISIONS`.
 
@@ -262,6 +216,8 @@ def vgg_forward(params: dict, x, *, layers: Sequence[str], pooling: str = "max",
                 pass                       # applied with its convolution in unit()
             elif pooling == "avg":
                 x = nn.avg_pool(x, (2, 2), strides=(2, 2))
+            elif pooling == "l2":
+                x = l2_pool2x2(x)
             else:
                 x = max_pool2x2(x)
             if name in wanted:
@@ -351,7 +307,7 @@ def extract_features(vgg: VGGWeights, image, layers: Iterable[str] | str, *,
       vgg: the network's parameters and their preprocessing (:func:`nstjax.load_vgg19`).
       image: RGB in [0, 1], ``f32[H, W, 3]`` or ``f32[B, H, W, 3]``.
       layers: layer names in any accepted form (see the module table).
-      pooling: ``"max"`` or ``"avg"``.
+      pooling: ``"max"``, ``"avg"`` (seed 001 §2) or ``"l2"`` (:func:`~nstjax.model.pooling.l2_pool2x2`).
       remat: checkpointing policy, ``"none"``, ``"conv"`` or ``"block"`` (what the backward
         pass recomputes to save memory; see :func:`vgg_forward`); True means ``"conv"``.
       precision: ``"float32"``, ``"tf32"`` or ``"bf16"`` (activations in bfloat16, the
@@ -360,8 +316,8 @@ def extract_features(vgg: VGGWeights, image, layers: Iterable[str] | str, *,
     Returns:
       ``{name: f32[(B,) h, w, c]}`` keyed by the names as given.
     """
-    if pooling not in ("max", "avg"):
-        raise ValueError(f"pooling must be 'max' or 'avg', not {pooling!r}")
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}")
     if isinstance(layers, str):
         layers = [n.strip() for n in layers.split(",") if n.strip()]
     layers = list(layers)

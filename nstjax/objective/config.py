@@ -31,7 +31,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from nstjax.losses import get_style_loss
-from nstjax.model.vgg import canonical_layers, check_precision, layer_depth, remat_policy
+from nstjax.model.pooling import POOLINGS
+from nstjax.model.vgg import (
+    canonical_layers,
+    check_precision,
+    layer_depth,
+    remat_policy,
+)
 
 DEFAULT_CONTENT_LAYERS = ("relu4_2",)
 DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -45,7 +51,6 @@ CONTENT_LOSSES = ("sum", "mse", "self-similarity")
 # the two content gradients' norms at the registry's start (uniform noise, seed 0; tubingen
 # at 256 px, relu4_2): the λ measurement's own procedure.
 CONTENT_UNIT = {"sum": 1.0, "mse": 2.0 / (512.0 * 768.0), "self-similarity": 1.5e-14}
-POOLINGS = ("max", "avg")
 NORMALIZATIONS = ("nstjax", "paper")
 
 # Largest weight accepted: VGG features reach ~1e3, Gram losses ~1e10 and a sum of squares
@@ -102,7 +107,8 @@ class Objective:
         :func:`nstjax.losses.core.self_similarity_loss`), per position too.
         ``None`` (the default) is ``"mse"``, or ``"sum"`` with ``normalization="paper"``
         (seed 003's code sums, and its λ are for a sum).
-      pooling: ``"max"`` or ``"avg"`` (seed 001 §2 prefers average pooling for synthesis).
+      pooling: ``"max"``, ``"avg"`` (seed 001 §2 prefers average pooling for synthesis) or
+        ``"l2"`` (crowsonkb's scaled L2 pooling, :func:`nstjax.model.pooling.l2_pool2x2`).
       auto_scale: set each ``λ_m`` once at the start so that method ``m``'s style gradient
         norm equals the content gradient norm (seed 003 §4).
       remat: checkpointing policy, ``"none"``, ``"conv"`` or ``"block"``: what the backward

@@ -39,7 +39,12 @@ import numpy as np
 
 from nstjax.losses import parse_style_spec
 from nstjax.model.layers import VGGWeights
-from nstjax.model.vgg import canonical_layer, canonical_layers, extract_features, layer_depth
+from nstjax.model.vgg import (
+    canonical_layer,
+    canonical_layers,
+    extract_features,
+    layer_depth,
+)
 from nstjax.objective.config import Objective, default_scale, loss_weights
 from nstjax.objective.terms import check_solver, compute_targets
 from nstjax.run import hooks

@@ -39,6 +39,7 @@ from nstjax.run.hooks import Callbacks
 from nstjax.run.result import Stage, TransferResult, staged_result
 from nstjax.run.transfer import as_image_list, initial_image, stylize
 from nstjax.solve.solver import Solver
+from nstjax.solve.warm import MOMENT_OPTIMIZERS
 
 LADDER_FACTOR = math.sqrt(2.0)
 MIN_EDGE = 16          # VGG's relu5_1 needs at least 16 pixels on each side
@@ -114,7 +115,8 @@ def stylize_multiscale(vgg: VGGWeights, content, style, *, key, min_size: int,
                        factor: float = LADDER_FACTOR, add_detail: bool = False,
                        style_masks=None, content_mask=None, mask_mode: str = "average",
                        alpha=None, preserve_color: str | None = None,
-                       color_match: str = "cholesky") -> TransferResult:
+                       color_match: str = "cholesky",
+                       carry_moments: bool = False) -> TransferResult:
     """Coarse-to-fine style transfer: :func:`nstjax.stylize` on each rung of a size ladder.
 
     Args:
@@ -139,6 +141,9 @@ def stylize_multiscale(vgg: VGGWeights, content, style, *, key, min_size: int,
         size (each rung resamples them to its own).
       preserve_color, color_match: as for :func:`nstjax.stylize`, applied once around the
         whole ladder.
+      carry_moments: start each rung's Adam with the previous rung's moment estimates,
+        resized (crowsonkb/style-transfer-pytorch; :mod:`nstjax.solve.warm`); needs
+        ``solver.optimizer`` ``"adam"``.
 
     Returns:
       A :class:`~nstjax.TransferResult` of the last rung's image upsampled to the full size
@@ -153,8 +158,11 @@ def stylize_multiscale(vgg: VGGWeights, content, style, *, key, min_size: int,
                 vgg, c, s, key=key, min_size=min_size, iters=iters, objective=objective,
                 weights=weights, solver=solver, init=i, callbacks=cb, factor=factor,
                 add_detail=add_detail, style_masks=style_masks, content_mask=content_mask,
-                mask_mode=mask_mode, alpha=alpha),
+                mask_mode=mask_mode, alpha=alpha, carry_moments=carry_moments),
             content, styles, init, callbacks, preserve=preserve_color, method=color_match)
+    if carry_moments and solver.optimizer not in MOMENT_OPTIMIZERS:
+        raise ValueError(f"carrying moments across sizes needs the optimizer "
+                         f"{' or '.join(MOMENT_OPTIMIZERS)}, not {solver.optimizer}")
     full = tuple(content.shape[:2])
     ladder = size_ladder(min_size, max(full), factor=factor)
     counts = scale_iterations(iters, len(ladder))
@@ -177,11 +185,16 @@ def stylize_multiscale(vgg: VGGWeights, content, style, *, key, min_size: int,
             init_k = initial_image(content_k, styles_k, init, jax.random.fold_in(key, 1000))
         else:
             init_k = resize_image(init, shape)
+        warm = stages[-1].result.opt_state if stages else None
+        if stages:       # used once: no stage keeps an optimiser state alive
+            stages[-1] = stages[-1]._replace(result=stages[-1].result._replace(opt_state=None))
         result = stylize(vgg, content_k, styles_k, key=jax.random.fold_in(key, k),
                          objective=objective, weights=weights,
                          solver=dataclasses.replace(solver, max_iter=count), init=init_k,
                          callbacks=_offset(callbacks, done), style_masks=style_masks,
-                         content_mask=content_mask, mask_mode=mask_mode, alpha=alpha)
+                         content_mask=content_mask, mask_mode=mask_mode, alpha=alpha,
+                         warm_start=warm,
+                         keep_opt_state=carry_moments and k + 1 < len(shapes))
         stages.append(Stage(name=f"{shape[1]}×{shape[0]}", result=result))
         x = result.image
         done += int(result.n_iter)

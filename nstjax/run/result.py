@@ -10,7 +10,7 @@ member axis in their own types, which add what is theirs (settings, probes).
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -39,6 +39,8 @@ class TransferResult(NamedTuple):
       term_history: ``{"content", "style", "tv"}``, each shaped like ``history``: the parts
         after each iteration, from the evaluations the solve made anyway.
       stages: the :class:`Stage` of each solve of a staged run (``()`` for one solve).
+      opt_state: the optimiser's state at the end, when asked for (``keep_opt_state``),
+        to warm-start another solve; else None.
     """
 
     image: jax.Array
@@ -50,6 +52,7 @@ class TransferResult(NamedTuple):
     weights: LossWeights
     term_history: dict = {}
     stages: tuple = ()
+    opt_state: Any = None
 
 
 class Stage(NamedTuple):
@@ -90,4 +93,4 @@ def staged_result(stages: Sequence[Stage], image, *, interrupted: bool = False
                           history=joined([r.history for r in results]),
                           n_iter=jnp.int32(sum(counts)), status=status, terms=last.terms,
                           weights=last.weights, term_history=term_history,
-                          stages=tuple(stages))
+                          stages=tuple(stages), opt_state=last.opt_state)

@@ -50,6 +50,7 @@ from nstjax.solve.minimize import (
     minimize_result,
 )
 from nstjax.solve.solver import Solver
+from nstjax.solve.warm import carry_moments
 
 INITS = ("content", "noise", "style", "grey")
 # Seed 003's code starts from ``uniform(−0.1, 0.1)`` in mean-subtracted 0-255 units: the
@@ -103,17 +104,22 @@ def _bound(problem: Problem, solver: Solver, objective: Objective):
     return fun, optimizer
 
 
-def transfer_init(x0, problem: Problem, solver: Solver, *,
-                  objective: Objective) -> tuple[SolveState, Problem]:
+def transfer_init(x0, problem: Problem, solver: Solver, *, objective: Objective,
+                  warm_start=None) -> tuple[SolveState, Problem]:
     """Start a solve at ``x0``: ``(state, problem)``, the problem's ``style_scales``
-    replaced first when ``objective.auto_scale`` (seed 003 §4).  Pure."""
+    replaced first when ``objective.auto_scale`` (seed 003 §4); ``warm_start``, an earlier
+    solve's optimiser state, lends its moments (:func:`nstjax.solve.warm.carry_moments`).
+    Pure."""
     check_solver(objective, solver.optimizer)
     if objective.auto_scale:
         problem = problem._replace(weights=problem.weights._replace(style_scales=auto_scales(
             x0, problem.vgg, problem.targets, problem.weights, problem.key,
             objective=objective)))
     fun, optimizer = _bound(problem, solver, objective)
-    return minimize_init(fun, x0, optimizer, max_iter=solver.max_iter, has_aux=True), problem
+    state = minimize_init(fun, x0, optimizer, max_iter=solver.max_iter, has_aux=True)
+    if warm_start is not None:
+        state = state._replace(opt_state=carry_moments(state.opt_state, warm_start))
+    return state, problem
 
 
 def transfer_advance(state: SolveState, problem: Problem, solver: Solver, until, *,
@@ -121,7 +127,8 @@ def transfer_advance(state: SolveState, problem: Problem, solver: Solver, until,
     """Iterate until ``until`` (traced) iterations are done or a stop rule fires.  Pure."""
     fun, optimizer = _bound(problem, solver, objective)
     return minimize_continue(fun, state, optimizer, until=until, rtol=solver.rtol,
-                             tol_x=solver.tol_x, threshold=solver.threshold, has_aux=True)
+                             tol_x=solver.tol_x, threshold=solver.threshold, has_aux=True,
+                             average=solver.average)
 
 
 def transfer_finish(state: SolveState, problem: Problem, solver: Solver, *,
@@ -130,7 +137,7 @@ def transfer_finish(state: SolveState, problem: Problem, solver: Solver, *,
     ``style`` and ``tv`` parts at its image (``result.aux``; ``result.aux_history`` has them
     after every iteration).  Pure."""
     fun, optimizer = _bound(problem, solver, objective)
-    result = minimize_result(fun, state, optimizer, has_aux=True)
+    result = minimize_result(fun, state, optimizer, has_aux=True, average=solver.average)
     return result, result.aux
 
 
@@ -179,25 +186,34 @@ advance_jit = jax.jit(transfer_advance, static_argnames=("objective",))
 finish_jit = jax.jit(transfer_finish, static_argnames=("objective",))
 
 
-def solve_program(x0, problem: Problem, solver: Solver, *, objective: Objective) -> Program:
+def solve_program(x0, problem: Problem, solver: Solver, *, objective: Objective,
+                  warm_start=None) -> Program:
     """The compiled steps of one solve from ``x0`` (the programs every single-image
     driver shares: a frozen margin, masks and weights are traced data)."""
     return Program(
-        init=lambda: init_jit(x0, problem, solver, objective=objective),
+        init=lambda: init_jit(x0, problem, solver, objective=objective,
+                              warm_start=warm_start),
         advance=lambda state, p, until: advance_jit(state, p, solver, until,
                                                     objective=objective),
         finish=lambda state, p: finish_jit(state, p, solver, objective=objective))
 
 
 def solve(x0, problem: Problem, solver: Solver, callbacks: Callbacks | None = None, *,
-          objective: Objective) -> TransferResult:
+          objective: Objective, warm_start=None,
+          keep_opt_state: bool = False) -> TransferResult:
     """One solve from ``x0`` driven chunk by chunk (:func:`drive`), as a
-    :class:`TransferResult`."""
-    result, terms, problem = drive(solve_program(x0, problem, solver, objective=objective),
-                                   solver.max_iter, callbacks)
+    :class:`TransferResult` (with the optimiser's final state when ``keep_opt_state``)."""
+    program = solve_program(x0, problem, solver, objective=objective, warm_start=warm_start)
+    kept = []
+    if keep_opt_state:
+        finish = program.finish
+        program = program._replace(
+            finish=lambda state, p: (kept.append(state.opt_state), finish(state, p))[1])
+    result, terms, problem = drive(program, solver.max_iter, callbacks)
     return TransferResult(image=result.x, loss=result.value, history=result.history,
                           n_iter=result.n_iter, status=result.status, terms=terms,
-                          weights=problem.weights, term_history=result.aux_history)
+                          weights=problem.weights, term_history=result.aux_history,
+                          opt_state=kept[0] if kept else None)
 
 
 def drive(program: Program, max_iter: int, callbacks: Callbacks | None = None, *,
@@ -283,8 +299,8 @@ def stylize(vgg: VGGWeights, content, style, *, key, objective: Objective = Obje
             weights: LossWeights | None = None, solver: Solver = Solver(),
             init="content", callbacks: Callbacks | None = None, style_masks=None,
             content_mask=None, mask_mode: str = "average", alpha=None,
-            preserve_color: str | None = None,
-            color_match: str = "cholesky") -> TransferResult:
+            preserve_color: str | None = None, color_match: str = "cholesky",
+            warm_start=None, keep_opt_state: bool = False) -> TransferResult:
     """Run a whole style transfer: compiled steps driven chunk by chunk (:func:`drive`).
 
     Args:
@@ -307,6 +323,9 @@ def stylize(vgg: VGGWeights, content, style, *, key, objective: Objective = Obje
         content's colour mean and covariance); Gatys et al. 2017 §5, :mod:`nstjax.run.color`.
         Snapshots and the result are final RGB images.
       color_match: ``"cholesky"`` or ``"eigen"``, the linear map of ``"histogram"``.
+      warm_start: an earlier result's ``opt_state`` (``keep_opt_state=True``): Adam starts
+        with its moments, resized to this image (:func:`nstjax.solve.warm.carry_moments`).
+      keep_opt_state: return the optimiser's final state in ``result.opt_state``.
 
     Returns:
       A :class:`TransferResult`.
@@ -318,7 +337,8 @@ def stylize(vgg: VGGWeights, content, style, *, key, objective: Objective = Obje
             lambda c, s, i, cb: stylize(vgg, c, s, key=key, objective=objective,
                                         weights=weights, solver=solver, init=i, callbacks=cb,
                                         style_masks=style_masks, content_mask=content_mask,
-                                        mask_mode=mask_mode, alpha=alpha),
+                                        mask_mode=mask_mode, alpha=alpha,
+                                        warm_start=warm_start, keep_opt_state=keep_opt_state),
             content, styles, init, callbacks, preserve=preserve_color, method=color_match)
     targets = compute_targets(vgg, content, styles, objective=objective,
                               style_masks=style_masks, content_mask=content_mask,
@@ -334,4 +354,4 @@ def stylize(vgg: VGGWeights, content, style, *, key, objective: Objective = Obje
             raise ValueError(f"init image shape {x0.shape} differs from content "
                              f"{content.shape}")
     return solve(x0, Problem(vgg, targets, weights, k_loss), solver, callbacks,
-                 objective=objective)
+                 objective=objective, warm_start=warm_start, keep_opt_state=keep_opt_state)

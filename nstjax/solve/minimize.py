@@ -68,6 +68,8 @@ class SolveState(NamedTuple):
         ``n_iter``).
       budget: ``i32[]`` this solve's own iteration limit (``max_iter`` unless the caller
         sets a smaller one, e.g. per member of a batch): a solve at its budget is done.
+      x_average: the bias-corrected exponential moving average of the kept iterates
+        (``x`` itself while the decay is 0), see :func:`minimize_continue`.
     """
 
     n_iter: jax.Array
@@ -80,6 +82,7 @@ class SolveState(NamedTuple):
     aux: Any = ()
     aux_history: Any = ()
     budget: Any = None
+    x_average: Any = None
 
     @property
     def running(self):
@@ -118,19 +121,26 @@ def minimize_init(fun: Callable, x0, optimizer: Optimizer, *, max_iter: int,
     return SolveState(n_iter=jnp.int32(0), x=x0, opt_state=opt_state, value=value0,
                       history=jnp.full((max_iter,), jnp.nan, jnp.float32),
                       status=status0.astype(jnp.int32), unit=unit, aux=aux0,
-                      aux_history=aux_history, budget=jnp.int32(max_iter))
+                      aux_history=aux_history, budget=jnp.int32(max_iter), x_average=x0)
 
 
 def minimize_continue(fun: Callable, state: SolveState, optimizer: Optimizer, *,
                       until: ArrayLike, rtol: ArrayLike = 0.0, tol_x: ArrayLike = 0.0,
                       threshold: ArrayLike = -jnp.inf,
-                      on_step: Callable | None = None, has_aux: bool = False) -> SolveState:
+                      on_step: Callable | None = None, has_aux: bool = False,
+                      average: ArrayLike = 0.0) -> SolveState:
     """Iterate until ``until`` iterations are done in all, or a stop rule fires.
 
     ``until`` may be traced, so one compiled program runs a solve in chunks: the caller
     reports progress, saves snapshots and checks for Ctrl-C between calls, with no host
     callback inside the program (JAX never writes a program with callbacks to the
     persistent compilation cache). Arguments as in :func:`minimize`.
+
+    ``average`` (traced, in [0, 1)) is the decay ``β`` of the moving average of the
+    iterates kept in ``state.x_average``: after ``n`` iterations it is
+    ``(1 − β) Σ_{k=0..n} β^{n−k} x_k / (1 − β^{n+1})``, the bias-corrected average of
+    Adam's moments (Kingma & Ba 2015, Algorithm 1) applied to the iterate, as
+    crowsonkb/style-transfer-pytorch outputs it; ``β = 0`` keeps ``x``.
     """
     scaled = _scaled(_with_aux(fun, has_aux), state.unit)
     max_iter = state.history.shape[0]
@@ -140,7 +150,7 @@ def minimize_continue(fun: Callable, state: SolveState, optimizer: Optimizer, *,
         return (carry.n_iter < until) & (carry.status == Status.MAX_ITER)
 
     def body(carry):
-        i, x, opt_state, value, history, _, unit, aux, aux_history, budget = carry
+        i, x, opt_state, value, history, _, unit, aux, aux_history, budget, x_avg = carry
         x_new, opt_state_new, value_new, aux_new = optimizer.step(scaled, x, opt_state)
         value_new = value_new * unit
         finite = jnp.isfinite(value_new) & jnp.all(jnp.isfinite(x_new))
@@ -160,23 +170,28 @@ def minimize_continue(fun: Callable, state: SolveState, optimizer: Optimizer, *,
             [~finite, value_new < threshold, rel_f & (rtol > 0), rel_x & (tol_x > 0), stop],
             [Status.NON_FINITE, Status.THRESHOLD, Status.CONVERGED, Status.CONVERGED_X,
              Status.INTERRUPTED], Status.MAX_ITER).astype(jnp.int32)
+        rate = (1.0 - average) / (1.0 - average ** (i + 2).astype(jnp.float32))
+        x_avg = jnp.where(average > 0, x_avg + rate * (x_keep - x_avg), x_keep)
         return SolveState(i + 1, x_keep, opt_state_keep, value_keep, history, status, unit,
-                          aux_keep, aux_history, budget)
+                          aux_keep, aux_history, budget, x_avg)
 
     return jax.lax.while_loop(cond, body, state)
 
 
 def minimize_result(fun: Callable, state: SolveState, optimizer: Optimizer, *,
-                    has_aux: bool = False) -> OptimizeResult:
+                    has_aux: bool = False, average: ArrayLike = 0.0) -> OptimizeResult:
     """The :class:`OptimizeResult` of a solve: unbounded optimizers' iterate is projected
-    into the box and ``fun`` evaluated there."""
+    into the box and ``fun`` evaluated there; with ``average > 0`` the result is the moving
+    average of the iterates (:func:`minimize_continue`), evaluated once more."""
     x, value, aux = state.x, state.value, state.aux
-    if not optimizer.bounded:
-        x = optimizer.project(x)
+    averaged = not (isinstance(average, (int, float)) and average == 0)
+    if averaged or not optimizer.bounded:
         keep = state.status == Status.NON_FINITE
-        value_x, aux_x = _with_aux(fun, has_aux)(x)
-        value = jnp.where(keep, value, value_x)
-        aux = jax.tree.map(lambda a, b: jnp.where(keep, a, b), aux, aux_x)
+        use_average = (jnp.asarray(average) > 0) & ~keep
+        x = optimizer.project(jnp.where(use_average, state.x_average, x) if averaged else x)
+        evaluate = use_average | (~keep & (not optimizer.bounded))
+        value, aux = jax.lax.cond(evaluate, lambda: _with_aux(fun, has_aux)(x),
+                                  lambda: (value, aux))
     return OptimizeResult(x=x, value=value, history=state.history, n_iter=state.n_iter,
                           status=state.status, aux=aux, aux_history=state.aux_history)
 
@@ -184,7 +199,8 @@ def minimize_result(fun: Callable, state: SolveState, optimizer: Optimizer, *,
 def minimize(fun: Callable, x0, optimizer: Optimizer, *, max_iter: int,
              rtol: ArrayLike = 0.0, tol_x: ArrayLike = 0.0,
              threshold: ArrayLike = -jnp.inf,
-             on_step: Callable | None = None, has_aux: bool = False) -> OptimizeResult:
+             on_step: Callable | None = None, has_aux: bool = False,
+             average: ArrayLike = 0.0) -> OptimizeResult:
     """Minimise ``fun`` from ``x0`` with ``optimizer`` inside one ``lax.while_loop``.
 
     Pure: call it inside ``jit`` and ``vmap`` it for sweeps. ``rtol``, ``tol_x`` and
@@ -217,6 +233,8 @@ def minimize(fun: Callable, x0, optimizer: Optimizer, *, max_iter: int,
         ``aux_history`` after every iteration, from the evaluations the optimizer makes
         anyway (``optax-lbfgs``, whose line search takes a plain function, pays one more
         forward pass per iteration for it).
+      average: decay of a moving average of the iterates returned instead of the last
+        iterate (0 disables; see :func:`minimize_continue`), evaluated once more at the end.
 
     Returns:
       An :class:`OptimizeResult`; ``x`` is in the box (unbounded optimizers' final iterate
@@ -224,5 +242,6 @@ def minimize(fun: Callable, x0, optimizer: Optimizer, *, max_iter: int,
     """
     state = minimize_init(fun, x0, optimizer, max_iter=max_iter, has_aux=has_aux)
     state = minimize_continue(fun, state, optimizer, until=max_iter, rtol=rtol, tol_x=tol_x,
-                              threshold=threshold, on_step=on_step, has_aux=has_aux)
-    return minimize_result(fun, state, optimizer, has_aux=has_aux)
+                              threshold=threshold, on_step=on_step, has_aux=has_aux,
+                              average=average)
+    return minimize_result(fun, state, optimizer, has_aux=has_aux, average=average)

@@ -30,6 +30,10 @@ class Solver:
       tol_x: stop when ``‖x_k − x_{k−1}‖ / ‖x_{k−1}‖`` falls below this (traced; 0 disables;
         the rule of seed 003's released code).
       threshold: stop when the loss falls below this (traced; ``-inf`` disables).
+      average: decay ``β`` in [0, 1) of an exponential moving average of the iterates,
+        returned instead of the last one (traced; 0 disables; crowsonkb's style transfer
+        uses 0.99 with Adam, whose iterates jitter): see
+        :func:`nstjax.solve.minimize.minimize_continue`.
     """
 
     optimizer: str = optimize.DEFAULT_OPTIMIZER
@@ -39,6 +43,7 @@ class Solver:
     rtol: float = 0.0
     tol_x: float = 0.0
     threshold: float = -math.inf
+    average: float = 0.0
 
     def __post_init__(self):
         if not isinstance(self.lr, (int, float)):   # traced copy made by unflattening
@@ -60,8 +65,12 @@ class Solver:
         if math.isnan(t) or t == math.inf:
             raise ValueError(f"threshold must be a number or -inf, got {t:g}")
         object.__setattr__(self, "threshold", t)
+        a = float(self.average)
+        if not 0.0 <= a < 1.0:
+            raise ValueError(f"average (the moving average's decay) must be in [0, 1), got {a:g}")
+        object.__setattr__(self, "average", a)
 
 
 jax.tree_util.register_dataclass(
-    Solver, data_fields=["lr", "rtol", "tol_x", "threshold"],
+    Solver, data_fields=["lr", "rtol", "tol_x", "threshold", "average"],
     meta_fields=["optimizer", "max_iter", "history_size"])
