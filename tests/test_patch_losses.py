@@ -25,6 +25,7 @@ from conftest import rows as _rows
 import nstjax
 from nstjax import losses as S
 from nstjax.losses import patches as P
+from nstjax.objective.terms import PALETTE_SALT
 
 RTOL64 = 1e-9
 NEW = ("relaxed-emd", "mrf")
@@ -57,8 +58,13 @@ def _remd_terms_np(x, y, wx=None):
     return max(r_out, r_sty)
 
 
+UNIT = 58.0     # Caffe-scaled features over ImageNet-normalised ones: 255 × 0.226
+
+
 def _moments_np(x, y, wx=None):
-    """ℓ_m of STROTSS eq. 5: 1/d ‖μ − μ_s‖₁ + 1/d² ‖Σ − Σ_s‖₁ (weighted population moments)."""
+    """ℓ_m of STROTSS eq. 5: 1/d ‖μ − μ_s‖₁ + 1/d² ‖Σ − Σ_s‖₁ (weighted population moments)
+    on the features in STROTSS's units (divided by 58)."""
+    x, y = np.asarray(x) / UNIT, np.asarray(y) / UNIT
     wx = np.ones(len(x)) if wx is None else np.asarray(wx, float)
     d = x.shape[1]
     mu, mu_s = np.average(x, axis=0, weights=wx), y.mean(0)
@@ -245,12 +251,13 @@ def test_zero_at_identity(x64):
 def test_constant_maps_closed_form():
     """float32, constant maps F = 300, style = 100, 40×40×64 (the 512² version of this check is
     too slow for mrf: 2.6e5 × 4096 × 576 multiply-adds): mrf is (300 − 100)² (every patch
-    matches a constant style patch), relaxed-emd is |300 − 100| (ℓ_r = 0: parallel vectors;
-    the covariances vanish).  rtol 1e-5 (float32 sums of ≤ 1600 equal terms)."""
+    matches a constant style patch), relaxed-emd is |300 − 100|/58 (ℓ_r = 0: parallel
+    vectors; the covariances vanish; features in STROTSS's units).  rtol 1e-5 (float32 sums
+    of ≤ 1600 equal terms)."""
     f = jnp.full((40, 40, 64), 300.0, jnp.float32)
     s = jnp.full((40, 40, 64), 100.0, jnp.float32)
     assert float(_loss("mrf", f, s)) == pytest.approx(200.0 ** 2, rel=1e-5)
-    assert float(_loss("relaxed-emd", f, s)) == pytest.approx(200.0, rel=1e-5)
+    assert float(_loss("relaxed-emd", f, s)) == pytest.approx(200.0 / 58.0, rel=1e-5)
 
 
 # --------------------------------------------------------------------------- gradients
@@ -328,7 +335,7 @@ def test_jit_and_vmap(name):
 def test_registry_fields():
     remd, mrf = S.get_style_loss("relaxed-emd"), S.get_style_loss("mrf")
     assert remd.uses_key and remd.permutation_invariant
-    assert remd.hyper == {"remd": 1.0, "moment": 1.0}
+    assert remd.hyper == {"remd": 1.0, "moment": 1.0, "palette": 1.0}
     assert not mrf.uses_key and not mrf.permutation_invariant and mrf.hyper == {}
     assert "STROTSS" in remd.reference and "Li & Wand" in mrf.reference
     assert S.relaxed_emd is remd and S.mrf is mrf
@@ -348,3 +355,55 @@ def test_stylize_end_to_end(losses):
     hist = np.asarray(res.history)[: int(res.n_iter)]
     assert int(res.n_iter) == 3 and np.all(np.isfinite(hist))
     assert np.isfinite(float(res.loss)) and float(res.terms["style"]) > 0.0
+
+
+# ------------------------------------------------------------------- STROTSS's palette term
+
+
+def _palette_np(image, style, w=None):
+    """ℓ_p with every pixel (≤ 1024 each side): the relaxed EMD of the colours less mid-grey
+    under cosine distance + √(‖x − y‖²/3) (STROTSS ``remd_loss`` for 3 channels)."""
+    x = np.asarray(image, float).reshape(-1, 3) - 0.5
+    y = np.asarray(style, float).reshape(-1, 3) - 0.5
+    sq = ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1) / 3.0
+    c = _cos_dist_np(x, y) + np.sqrt(np.clip(sq, 1e-5, 1e5))
+    wx = np.ones(len(x)) if w is None else np.ravel(w)
+    return max((wx * c.min(1)).sum() / wx.sum(), c[wx > 0].min(0).mean())
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_palette_matches_numpy(x64, masked):
+    image, style = (make_image(24, 30, seed=1).astype(np.float64),
+                    make_image(20, 26, seed=2).astype(np.float64))
+    w = (np.random.default_rng(0).uniform(size=(24, 30)) > 0.4).astype(float) if masked else None
+    got = P.palette_loss(jnp.asarray(image), P.palette_target(jnp.asarray(style)),
+                         jax.random.PRNGKey(0), mask=None if w is None else jnp.asarray(w))
+    np.testing.assert_allclose(float(got), _palette_np(image, style, w), rtol=RTOL64)
+    same = P.palette_loss(jnp.asarray(style), P.palette_target(jnp.asarray(style)),
+                          jax.random.PRNGKey(0))
+    assert float(same) == pytest.approx(np.sqrt(1e-5), rel=1e-6)   # the clip's floor
+
+
+def test_palette_enters_the_relaxed_emd_style_term(tiny_vgg):
+    """The objective's style term grows by ``β λ · palette · Σ_l w_l · ℓ_p`` (float32,
+    rtol 1e-4) and the palette is the only change between palette weights 0 and 1."""
+    content, style = (jnp.asarray(make_image(32, 32, seed=s)) for s in (1, 2))
+    objective = nstjax.Objective(style_losses=("relaxed-emd",))
+    targets = nstjax.compute_targets(tiny_vgg, content, [style], objective=objective)
+    assert targets.palette is not None and targets.palette[0].shape == (32 * 32, 3)
+    key = jax.random.PRNGKey(0)
+    x = jnp.asarray(make_image(32, 32, seed=3))
+
+    def style_term(palette):
+        w = nstjax.loss_weights(objective, hyper={"relaxed-emd.palette": palette})
+        return float(nstjax.objective_terms(x, tiny_vgg, targets, w, key,
+                                            objective=objective)["style"]), w
+
+    off, _ = style_term(0.0)
+    on, w = style_term(1.0)
+    ell = float(P.palette_loss(x, targets.palette[0], jax.random.fold_in(key, PALETTE_SALT)))
+    expected = float(w.style_weight * w.style_mix[0] * w.style_scales[0]) * float(
+        jnp.sum(w.style_layer_weights)) * ell
+    assert on - off == pytest.approx(expected, rel=1e-4)
+    plain = nstjax.compute_targets(tiny_vgg, content, [style], objective=nstjax.Objective())
+    assert plain.palette is None

@@ -3,7 +3,8 @@
 Each position of ``F: f32[H, W, C]`` is one feature vector (``M = H·W``; the style gives
 ``M_s``).  Hyper-parameters in brackets, traced.
 
-* ``relaxed-emd`` [remd, moment] (Kolkin, Salavon & Shakhnarovich 2019, STROTSS, eq. 2-6).
+* ``relaxed-emd`` [remd, moment, palette] (Kolkin, Salavon & Shakhnarovich 2019, STROTSS,
+  eq. 2-6).
   ``N = 1024`` output positions ``x_i`` and ``N`` style rows ``y_j`` are drawn with ``key``
   (uniformly, without replacement, by Gumbel top-k; all when there are at most ``N``), the cost
   is the cosine distance ``C_ij = 1 − x_i·y_j / (‖x_i‖ ‖y_j‖)``, and
@@ -12,28 +13,30 @@ Each position of ``F: f32[H, W, C]`` is one feature vector (``M = H·W``; the st
       ℓ_m = 1/C ‖μ − μ_s‖₁ + 1/C² ‖Σ − Σ_s‖₁                                   (eq. 5)
       L   = w_r ℓ_r + w_m ℓ_m      (w_r = ``remd``, w_m = ``moment``, both 1 by default).
 
-  ``μ, Σ`` are the mean and population covariance of the features.  As the released code
+  ``μ, Σ`` are the mean and population covariance of the features divided by
+  :data:`FEATURE_UNIT` (58: this VGG's Caffe-scaled features in the ImageNet-normalised
+  units of STROTSS's network, whose weights 1 balance the terms).  As the released code
   (github.com/nkolkin13/STROTSS, ``contextual_loss.py``: ``remd_loss``, ``moment_loss``,
   whose ``abs(·).mean()`` is the ``1/C``, ``1/C²``) with these differences: (a) the paper
   concatenates the (bilinearly sampled) hypercolumn of all layers and takes one cosine
   distance over it; the registry sees one layer at a time, so here each layer has its own
   cost matrix and the layers' losses are summed with the layer weights; (b) the moments are
   taken over *all* positions of ``F`` (and of the style), not over the sample: exact, cheap
-  (``M·C²``) and free of sampling noise; (c) NOT DONE: the palette term ``ℓ_p`` (the
-  relaxed EMD on the RGB/YUV pixels, weighted ``1/α``) acts on the image, which the
-  per-layer contract ``loss(F, T)`` cannot see; (d) the content term (self-similarity)
-  is not a style loss and is not here.  Norms use ``max(‖x‖², 1e-12)`` so that an
+  (``M·C²``) and free of sampling noise; (c) the palette term ``ℓ_p`` (the relaxed EMD of
+  the pixel colours, :func:`palette_loss`) acts on the image, which the per-layer contract
+  ``loss(F, T)`` cannot see: the objective adds it to this method's term once per style
+  image, weighted ``w_p · Σ_l w_l`` (``w_p`` = ``palette``, 1 by default: one layer's
+  relaxed EMD per layer, as the paper weighs it against its single hypercolumn cost at
+  ``α = 1``; :mod:`nstjax.objective.terms`); (d) the content term (self-similarity) is a
+  content loss (``--content-loss self-similarity``), not here.  Norms use ``max(‖x‖², 1e-12)`` so that an
   all-zero feature vector (dead ReLUs) has a finite gradient (the released code divides by
   0 there).
 
-  Balance of the two terms.  ``ℓ_r`` is a cosine distance (in [0, 2], scale-free) while
-  ``ℓ_m`` grows with the square of the features; this library's VGG takes Caffe-scaled
-  pixels (0-255), so ``ℓ_m`` is ~1e3-1e5 times ``ℓ_r`` and its feature gradient ~50-1e5
-  times larger, depending on the layer and the key (tubingen/starry_night at 256 px, noise
-  start: ℓ_r 0.12-0.64, ℓ_m 3.8e2-8.7e4 per layer).  With the defaults the measured λ is
-  therefore essentially that of ``ℓ_m``; raise ``remd`` by orders of magnitude for the
-  relaxed EMD to matter (not tuned here), as STROTSS's ImageNet-normalised features let it
-  with weights 1.
+  Balance of the terms.  ``ℓ_r`` is a cosine distance (in [0, 2], scale-free) while ``ℓ_m``
+  grows with the square of the features.  In Caffe units (0-255 pixels) ``ℓ_m`` was 1e3-1e5
+  times ``ℓ_r`` and drowned it; in STROTSS's units their gradients are within about 30× of
+  each other at every layer (tubingen/starry_night at 256 px, noise start:
+  ``scripts/measure_style_scales.py`` and the README), as in the paper.
 * ``mrf`` (Li & Wand 2016, eq. 2-3).  ``Ψ_i(F)`` the ``3×3×C`` patches of ``F`` (stride 1,
   'VALID', flattened in (dy, dx, c) order), ``Ψ_j(F_s)`` the style's; each output patch is
   matched to the style patch of highest normalised cross-correlation,
@@ -83,12 +86,12 @@ uniform noise in [0, 1] seed 0, key 0; CPU, float32; 2026-11-27), λ = ‖∇_x 
 ‖∇_x Σ_l L^l‖ rounded to 2 significant digits, registered from the noise column:
 
     method        ‖∇ style‖ noise   λ noise   λ content + N(0, 0.1²)
-    relaxed-emd   2.043e3           3.0e6     8.1e5
+    relaxed-emd   9.609e-1          6.3e9     2.5e9
     mrf           3.757e4           1.6e5     1.3e5
 
 (‖∇ content‖ = 6.044e9 at the noise start; each method took 12-18 s.)  The relaxed-EMD value
-is for key 0's samples (at 256 px, relu1_1 to relu3_1 have more than 1024 positions); keys
-1-5 give the same 2 digits, as ``ℓ_m`` (computed on all positions) dominates the gradient.
+is for key 0's samples (at 256 px, relu1_1 to relu3_1 have more than 1024 positions) and
+leaves out the palette term, which the objective adds.
 
 References:
   N. Kolkin, J. Salavon, G. Shakhnarovich, "Style Transfer by Relaxed Optimal Transport and
@@ -117,6 +120,11 @@ TARGET_ROWS = 4096           # at most this many style rows / patches in a targe
 MRF_BLOCK = 1024             # output patches matched at once
 _NORM_EPS = 1e-12            # floor on ‖x‖² in the cosines
 _HIGHEST = jax.lax.Precision.HIGHEST
+# This library's VGG takes Caffe-scaled pixels (0-255 less the mean); STROTSS's torchvision
+# VGG takes ImageNet-normalised ones, (x − mean)/std with std ≈ 0.226 on [0, 1]: 255 × 0.226
+# ≈ 58 times smaller inputs, so (ReLU and convolutions being homogeneous up to their biases)
+# about 58 times smaller features.  The moment term is taken in those units.
+FEATURE_UNIT = 58.0
 
 
 def _rows(features):
@@ -190,27 +198,58 @@ def relaxed_emd_terms(features, target: RemdTarget, key, *, mask=None,
     iy = sample_positions(k_sty, target.rows.shape[0], samples)
     ys = target.rows if iy is None else target.rows[iy]
 
-    cost = 1.0 - jnp.matmul(_unit(xs), _unit(ys).T, precision=_HIGHEST)     # C_ij
-    to_style = jnp.min(cost, axis=1)                                          # min_j C_ij
-    if ws is None:
-        r_out = jnp.mean(to_style)
-        r_sty = jnp.mean(jnp.min(cost, axis=0))
-    else:
-        r_out = jnp.sum(ws * to_style) / jnp.sum(ws)
-        # min over the output positions that count (a cosine distance is at most 2)
-        r_sty = jnp.mean(jnp.min(jnp.where(ws[:, None] > 0, cost, 3.0), axis=0))
-    remd = jnp.maximum(r_out, r_sty)
+    remd = _relaxed_emd(1.0 - jnp.matmul(_unit(xs), _unit(ys).T, precision=_HIGHEST), ws)
 
     mu, cov = mean_and_covariance(features, mask=mask)
-    moments = jnp.mean(jnp.abs(mu - target.mean)) + jnp.mean(jnp.abs(cov - target.cov))
+    u = FEATURE_UNIT
+    moments = (jnp.mean(jnp.abs(mu - target.mean)) / u
+               + jnp.mean(jnp.abs(cov - target.cov)) / (u * u))
     return remd, moments
 
 
-@register_style_loss("relaxed-emd", target=remd_target, scale=3.0e6, uses_key=True,
-                     hyper={"remd": 1.0, "moment": 1.0},
+def _relaxed_emd(cost, ws):
+    """``max(mean_i min_j C_ij, mean_j min_i C_ij)`` with output weights ``ws`` (or None)."""
+    to_style = jnp.min(cost, axis=1)
+    if ws is None:
+        return jnp.maximum(jnp.mean(to_style), jnp.mean(jnp.min(cost, axis=0)))
+    r_out = jnp.sum(ws * to_style) / jnp.sum(ws)
+    # min over the output positions that count (every cost here is below 1e3)
+    r_sty = jnp.mean(jnp.min(jnp.where(ws[:, None] > 0, cost, 1e3), axis=0))
+    return jnp.maximum(r_out, r_sty)
+
+
+def palette_target(image):
+    """The style's pixel colours for :func:`palette_loss`: ``f32[K, 3]`` (K ≤ 4096, a fixed
+    regular subsample), centred on mid-grey."""
+    return _regular_subsample(_rows(image) - 0.5, TARGET_ROWS)
+
+
+def palette_loss(image, target, key, *, mask=None, samples: int = REMD_SAMPLES):
+    """STROTSS's palette term ``ℓ_p``: the relaxed EMD between ``N`` sampled pixel colours of
+    ``image`` (``f32[H, W, 3]`` in [0, 1], centred on grey) and ``N`` of ``target``
+    (:func:`palette_target`), with the cost of the released code for 3-channel inputs,
+    cosine distance plus Euclidean distance ``√(‖x − y‖²/3)`` (``‖x − y‖²/3`` clipped to
+    [1e-5, 1e5]).  STROTSS first turns the pixels by an orthonormal RGB→YUV matrix, which
+    changes neither cost, so it is left out.  ``mask``: optional ``f32[H, W]`` pixel weights."""
+    x = _rows(image) - 0.5
+    w = None if mask is None else jnp.reshape(mask, (-1,))
+    k_out, k_sty = jax.random.split(key)
+    ix = sample_positions(k_out, x.shape[0], samples, w)
+    xs = x if ix is None else x[ix]
+    ws = None if w is None else (w if ix is None else w[ix])
+    iy = sample_positions(k_sty, target.shape[0], samples)
+    ys = target if iy is None else target[iy]
+    cosine = 1.0 - jnp.matmul(_unit(xs), _unit(ys).T, precision=_HIGHEST)
+    sq = (jnp.sum(xs * xs, 1)[:, None] + jnp.sum(ys * ys, 1)[None, :]
+          - 2.0 * jnp.matmul(xs, ys.T, precision=_HIGHEST))
+    return _relaxed_emd(cosine + jnp.sqrt(jnp.clip(sq / 3.0, 1e-5, 1e5)), ws)
+
+
+@register_style_loss("relaxed-emd", target=remd_target, scale=6.3e9, uses_key=True,
+                     hyper={"remd": 1.0, "moment": 1.0, "palette": 1.0},
                      reference="Kolkin et al. CVPR 2019 (STROTSS) eq. 2-5: relaxed EMD with "
                                "cosine cost on ≤1024 sampled positions per side + moment term "
-                               "ℓ_m; palette term ℓ_p not included")
+                               "ℓ_m + palette term ℓ_p on the pixels (added by the objective)")
 def relaxed_emd(f, t, *, hyper, key, mask=None):
     remd, moments = relaxed_emd_terms(f, t, key, mask=mask)
     return hyper["remd"] * remd + hyper["moment"] * moments

@@ -15,11 +15,15 @@ import jax.numpy as jnp
 
 from nstjax.losses import core as losses
 from nstjax.losses import style_loss_terms, style_targets
+from nstjax.losses.patches import palette_loss, palette_target
 from nstjax.model.layers import VGGWeights
 from nstjax.model.vgg import extract_features
 from nstjax.objective import masks
 from nstjax.objective.alpha import alpha_content_mask, alpha_style_masks
 from nstjax.objective.config import LossWeights, Objective
+
+PALETTE_METHOD = "relaxed-emd"     # the style method whose palette term sees the image
+PALETTE_SALT = 1_000_003           # the palette's samples: key folded with this + style index
 
 
 class Targets(NamedTuple):
@@ -32,12 +36,15 @@ class Targets(NamedTuple):
         the generated image that style's statistics are taken (:mod:`nstjax.objective.masks`).
       content_mask: ``None`` or ``{content layer: f32[h, w]}`` content-loss position
         weights.
+      palette: with ``relaxed-emd``, one ``f32[K, 3]`` of pixel colours per style image for
+        STROTSS's palette term (:func:`nstjax.losses.patches.palette_loss`); else None.
     """
 
     content: dict
     style: tuple
     style_masks: tuple | None = None
     content_mask: dict | None = None
+    palette: tuple | None = None
 
 
 def compute_targets(vgg: VGGWeights, content, styles: Sequence, *, objective: Objective,
@@ -78,8 +85,11 @@ def compute_targets(vgg: VGGWeights, content, styles: Sequence, *, objective: Ob
     for image in styles:
         features = extract_features(vgg, image, o.style_layers, pooling=o.pooling)
         style.append(style_targets(o.style_losses, features))
+    palette = (tuple(palette_target(jnp.asarray(s, jnp.float32)) for s in styles)
+               if PALETTE_METHOD in o.style_losses else None)
     targets = Targets(content=content_features, style=tuple(style),
-                      style_masks=style_pyramids, content_mask=content_pyramid)
+                      style_masks=style_pyramids, content_mask=content_pyramid,
+                      palette=palette)
     if alpha is not None:
         targets = alpha_content_mask(targets, alpha, shape=shape, content_layers=o.content_layers)
     return targets
@@ -106,11 +116,29 @@ def _unweighted_terms(image, vgg, targets: Targets, weights: LossWeights, key,
             style_masks, present = masks.guard_layer_masks(targets.style_masks[s],
                                                            o.style_layers)
             layer_weights = layer_weights * present
-        per_method = per_method + weights.style_blend[s] * style_loss_terms(
-            o.style_losses, style_features, target, layer_weights,
-            weights.hyper, jax.random.fold_in(key, s), masks=style_masks,
-            normalization=o.normalization)
+        terms = style_loss_terms(o.style_losses, style_features, target, layer_weights,
+                                 weights.hyper, jax.random.fold_in(key, s), masks=style_masks,
+                                 normalization=o.normalization)
+        if targets.palette is not None:
+            terms = terms + _palette_term(image, targets.palette[s], style_masks,
+                                          layer_weights, weights, o, jax.random.fold_in(key, PALETTE_SALT + s))
+        per_method = per_method + weights.style_blend[s] * terms
     return content, per_method, losses.tv_loss(image)
+
+
+def _palette_term(image, palette, style_masks, layer_weights, weights, objective, key):
+    """STROTSS's palette term of ``relaxed-emd`` as an ``f32[M]`` (zero but for that
+    method): ``palette · Σ_l w_l · ℓ_p``, so that its hyper-parameter weighs it against one
+    layer's relaxed EMD, as the paper's single hypercolumn cost does.  Masked by the style
+    mask of its largest layer, resized to the image."""
+    mask = None
+    if style_masks is not None:
+        largest = max(style_masks.values(), key=lambda m: m.shape[0] * m.shape[1])
+        mask = jax.image.resize(largest, image.shape[:2], "linear")
+    value = palette_loss(image, palette, key, mask=mask)
+    m = objective.style_losses.index(PALETTE_METHOD)
+    scale = weights.hyper[PALETTE_METHOD]["palette"] * jnp.sum(layer_weights)
+    return jnp.zeros(len(objective.style_losses)).at[m].set(scale * value)
 
 
 RESAMPLING_OPTIMIZERS = ("adam", "gd")
