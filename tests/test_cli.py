@@ -138,3 +138,40 @@ def test_unwritable_output_folder_is_refused_before_work(images, tmp_path, capsy
     code, err = _run(["--content", c, "--style", s, "--output", blocker / "o.png",
                       "--no-progress"], capsys)
     assert code == 2 and err.count("\n") == 1 and "not a folder" in err
+
+
+@pytest.mark.real_weights
+def test_the_loss_curve_of_a_25_iteration_run_costs_no_extra_evaluation(
+        images, tmp_path, real_vgg, capsys, monkeypatch):
+    """Every evaluation of the objective is counted at run time (a host callback in the
+    traced function): 25 Adam iterations are 27 evaluations (a forward pass for the loss's
+    unit, the start's value and gradient, one per step), the same as the library's solve
+    alone: the loss curve and its per-term series come from what the solve kept."""
+    import jax
+
+    from nstjax.run import transfer
+
+    count = []
+    real = transfer.problem_value
+
+    def counted(x, problem, *, objective):
+        jax.debug.callback(lambda: count.append(1))
+        return real(x, problem, objective=objective)
+
+    monkeypatch.setattr(transfer, "problem_value", counted)
+    c, s = images
+    out = tmp_path / "result.png"
+    code, err = _run(["--content", c, "--style", s, "--output", out, "--size", 44,
+                      "--iters", 25, "--optimizer", "adam", "--no-progress"], capsys)
+    assert code == 0, err
+    assert (tmp_path / "result_loss.png").exists()
+    meta = json.loads((tmp_path / "result.png.json").read_text())
+    assert meta["iterations"] == 25 and len(meta["loss_terms"]["style"]["values"]) == 25
+    assert len(count) == 27
+    count.clear()
+    import nstjax
+    from nstjax.io.image import load_image
+    nstjax.stylize(real_vgg, load_image(c, size=44), load_image(s, size=44),
+                   key=jax.random.PRNGKey(0),
+                   solver=nstjax.Solver(optimizer="adam", max_iter=25))
+    assert len(count) == 27
