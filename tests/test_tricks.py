@@ -167,3 +167,19 @@ def test_multiscale_hands_each_rung_the_last_rungs_moments(tiny_vgg, monkeypatch
         multiscale.stylize_multiscale(tiny_vgg, content, style, key=jax.random.PRNGKey(0),
                                       min_size=48, iters=2, carry_moments=True,
                                       solver=dataclasses.replace(solver, optimizer="plbfgs"))
+
+
+def test_average_pooling_by_reshape_is_flaxs():
+    """The reshaped mean equals ``nn.avg_pool`` (VALID, 2×2, stride 2) on odd sizes, values
+    and gradients (float32, 1e-6)."""
+    import flax.linen as nn
+
+    from nstjax.model.pooling import avg_pool2x2
+
+    x = jnp.asarray(np.random.default_rng(4).normal(size=(1, 9, 7, 5)), jnp.float32)
+    ref = nn.avg_pool(x, (2, 2), strides=(2, 2))
+    np.testing.assert_allclose(np.asarray(avg_pool2x2(x)), np.asarray(ref), atol=1e-6)
+    w = jnp.asarray(np.random.default_rng(5).normal(size=ref.shape), jnp.float32)
+    g = jax.grad(lambda v: jnp.sum(w * avg_pool2x2(v)))(x)
+    g_ref = jax.grad(lambda v: jnp.sum(w * nn.avg_pool(v, (2, 2), strides=(2, 2))))(x)
+    np.testing.assert_allclose(np.asarray(g), np.asarray(g_ref), atol=1e-6)

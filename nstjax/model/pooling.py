@@ -1,6 +1,9 @@
-"""VGG's 2×2, stride-2 pooling: max (with a lean backward pass), and crowsonkb's scaled L2.
+"""VGG's 2×2, stride-2 pooling: max (with a lean backward pass), average and crowsonkb's
+scaled L2, each over the same reshaped windows (odd last rows and columns dropped).
 
-Average pooling is Flax's own (``nn.avg_pool``); seed 001 §2 prefers it for synthesis.
+Average pooling replaces max pooling in Gatys, Ecker & Bethge, "Image Style Transfer Using
+Convolutional Neural Networks", CVPR 2016, §2, who found its results slightly more
+appealing; the seeds do not discuss pooling.
 """
 
 from __future__ import annotations
@@ -29,6 +32,11 @@ def max_pool2x2(x):
     regions give equal activations.
     """
     return jnp.max(_pool_windows(x), axis=(-4, -2))
+
+
+def avg_pool2x2(x):
+    """2×2, stride-2 average pooling (as ``nn.avg_pool`` with VALID padding, by a reshape)."""
+    return jnp.mean(_pool_windows(x), axis=(-4, -2))
 
 
 def _max_pool_fwd(x):

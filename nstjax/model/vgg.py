@@ -19,7 +19,7 @@ The PyTorch tutorial numbers convolutions sequentially (1-16) and names each poo
 last convolution before it.
 
 References:
-  Simonyan & Zisserman (2014); seed 001 §2 (VGG19, average pooling for synthesis).
+  Simonyan & Zisserman (2014); Gatys et al. 2016 §2 (VGG19, average pooling for synthesis).
 """
 
 from __future__ import annotations
@@ -46,7 +46,12 @@ from nstjax.model.layers import (  # noqa: F401
     layer_depth,
     make_vgg_weights,
 )
-from nstjax.model.pooling import POOLINGS, l2_pool2x2, max_pool2x2  # noqa: F401
+from nstjax.model.pooling import (  # noqa: F401
+    POOLINGS,
+    avg_pool2x2,
+    l2_pool2x2,
+    max_pool2x2,
+)
 
 _DN = ("NHWC", "HWIO", "NHWC")
 
@@ -215,7 +220,7 @@ def vgg_forward(params: dict, x, *, layers: Sequence[str], pooling: str = "max",
             if name.startswith("relu"):
                 pass                       # applied with its convolution in unit()
             elif pooling == "avg":
-                x = nn.avg_pool(x, (2, 2), strides=(2, 2))
+                x = avg_pool2x2(x)
             elif pooling == "l2":
                 x = l2_pool2x2(x)
             else:
@@ -244,7 +249,7 @@ class VGG19(nn.Module):
 
     Attributes:
       layers: canonical layer names to return; the pass stops at the deepest.
-      pooling: ``"max"`` or ``"avg"`` (2x2, stride 2; seed 001 prefers average pooling).
+      pooling: ``"max"``, ``"avg"`` or ``"l2"`` (2x2, stride 2; :mod:`nstjax.model.pooling`).
       remat: a checkpointing policy (:data:`REMAT_POLICIES`; True means ``"conv"``).
       precision: compute precision (:data:`PRECISIONS`).
     """
@@ -307,7 +312,7 @@ def extract_features(vgg: VGGWeights, image, layers: Iterable[str] | str, *,
       vgg: the network's parameters and their preprocessing (:func:`nstjax.load_vgg19`).
       image: RGB in [0, 1], ``f32[H, W, 3]`` or ``f32[B, H, W, 3]``.
       layers: layer names in any accepted form (see the module table).
-      pooling: ``"max"``, ``"avg"`` (seed 001 §2) or ``"l2"`` (:func:`~nstjax.model.pooling.l2_pool2x2`).
+      pooling: ``"max"``, ``"avg"`` or ``"l2"`` (:mod:`nstjax.model.pooling`).
       remat: checkpointing policy, ``"none"``, ``"conv"`` or ``"block"`` (what the backward
         pass recomputes to save memory; see :func:`vgg_forward`); True means ``"conv"``.
       precision: ``"float32"``, ``"tf32"`` or ``"bf16"`` (activations in bfloat16, the

@@ -107,7 +107,7 @@ class Objective:
         :func:`nstjax.losses.core.self_similarity_loss`), per position too.
         ``None`` (the default) is ``"mse"``, or ``"sum"`` with ``normalization="paper"``
         (seed 003's code sums, and its λ are for a sum).
-      pooling: ``"max"``, ``"avg"`` (seed 001 §2 prefers average pooling for synthesis) or
+      pooling: ``"max"``, ``"avg"`` (Gatys et al. 2016 §2; not in the seeds) or
         ``"l2"`` (crowsonkb's scaled L2 pooling, :func:`nstjax.model.pooling.l2_pool2x2`).
       auto_scale: set each ``λ_m`` once at the start so that method ``m``'s style gradient
         norm equals the content gradient norm (seed 003 §4).
