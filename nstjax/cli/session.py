@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 import nstjax
 from nstjax.cli import common
+from nstjax.cli.compile_watch import CompileWatch
 from nstjax.cli.interruption import Interruption
 from nstjax.io.image import ImageError
 from nstjax.io.image_writing import save_image
@@ -38,6 +39,7 @@ class Session:
         self.stage = ""
         self.snapshots: list[str] = []
         self.snapshot_errors: list[str] = []
+        self.compile_watch = CompileWatch()
 
     # ------------------------------------------------------------------ before the solve
 
@@ -86,11 +88,18 @@ class Session:
         """``work()`` with Ctrl-C handled (stops after the current chunk); its result."""
         if self.t_loaded is None:
             self.loaded()
-        result = self.interruption.run(work)
+        self.compile_watch.say = self._say
+        with self.compile_watch:
+            result = self.interruption.run(work)
         if self.bar is not None:
             self.bar.close()
         self.t_done = time.perf_counter()
         return result
+
+    def _say(self, text: str) -> None:
+        """A line on stderr that leaves the progress bar whole (none with --no-progress)."""
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stderr)
 
     @property
     def seconds(self) -> float:
@@ -108,7 +117,10 @@ class Session:
                **fields,
                "timings_s": {"load": round(self.t_loaded - self.t_start, 3),
                              solve_name: round(self.seconds, 3),
-                             "total": round(now - self.t_start, 3)}}
+                             "compile": round(self.compile_watch.seconds, 3),
+                             "total": round(now - self.t_start, 3)},
+               "programs": {"compiled": self.compile_watch.compiled,
+                            "from_cache": self.compile_watch.from_cache}}
         if with_snapshots:
             out.update(snapshots=self.snapshots, snapshot_errors=self.snapshot_errors)
         return out
@@ -120,7 +132,10 @@ class Session:
         when a loss turned non-finite, else 0."""
         stopped = ", interrupted" if self.interruption.signal else ""
         details = f"{details}, " if details else ""
-        print(f"wrote {summary} ({details}{self.seconds:.1f} s{stopped})", file=sys.stderr)
+        compiled = self.compile_watch.summary()
+        compiled = f"; {compiled}" if compiled else ""
+        print(f"wrote {summary} ({details}{self.seconds:.1f} s{stopped}{compiled})",
+              file=sys.stderr)
         if self.snapshot_errors:
             print(f"warning: {len(self.snapshot_errors)} snapshot(s) could not be written: "
                   f"{self.snapshot_errors[0]}", file=sys.stderr)
