@@ -16,7 +16,9 @@ On whatever JAX's default device is (a GPU when ``jax[cuda12]`` is installed), i
   runs twice, the second is timed): the speed-up;
 * **PyTorch** (when ``import torch`` works; on CUDA when torch sees a GPU): the same
   objective on the same weights, value and gradient checked to agree (relative ``--tol``),
-  per-evaluation time and the throughput ratio.
+  per-evaluation time and the throughput ratio;
+* **memory**: each evaluation program's size (XLA's ``memory_analysis``) and the device's
+  peak bytes in use over the whole run (where the backend reports it).
 
 ``--tiny`` runs everything at toy sizes (64/128 px, 5 iterations), the way it is checked on
 a CPU.  Weights: ``weights/vgg19.h5`` (``nstjax convert-weights``); without them a random
@@ -109,12 +111,17 @@ def per_evaluation(vgg, size, precision, args, device):
     flops = float((cost or {}).get("flops", float("nan")))
     seconds = timed(compiled, content, repeats=args.repeats)
     peak = peak_for(device, precision, args.peak_tflops)
+    mem = compiled.memory_analysis()
+    program_mb = None if mem is None else (mem.temp_size_in_bytes + mem.argument_size_in_bytes
+                                           + mem.output_size_in_bytes) / 2 ** 20
     rec = dict(size=size, shape=list(content.shape), precision=precision, eval_s=seconds,
                gflop=flops / 1e9, tflops=flops / seconds / 1e12,
-               peak_fraction=(flops / seconds / 1e12 / peak) if peak else None)
+               peak_fraction=(flops / seconds / 1e12 / peak) if peak else None,
+               program_mib=program_mb)
     log(f"  {size:5d} px {precision:8s} {seconds * 1e3:9.1f} ms/eval  "
         f"{rec['tflops']:7.2f} TFLOP/s" + (f"  {rec['peak_fraction']:.1%} of peak"
-                                          if peak else ""))
+                                          if peak else "")
+        + ("" if program_mb is None else f"  program memory {program_mb:.0f} MiB"))
     return rec
 
 
@@ -250,6 +257,10 @@ def main(argv=None) -> int:
     if not args.no_torch:
         log("PyTorch:")
         record["torch"] = torch_comparison(vgg, args.sizes[0], args)
+    stats = device.memory_stats() or {}
+    if "peak_bytes_in_use" in stats:
+        record["peak_device_mib"] = stats["peak_bytes_in_use"] / 2 ** 20
+        log(f"peak device memory: {record['peak_device_mib']:.0f} MiB")
     Path(args.out).write_text(json.dumps(record, indent=2))
     log(f"wrote {args.out}")
     return 0

@@ -127,6 +127,7 @@ def plot(curves: dict, path: Path, title: str):
     y_lo, y_hi = max(0.0, np.floor(lo * 10) / 10), 1.0
 
     def at(t, s):
+        s = min(max(s, y_lo), y_hi)          # a start above the photo's own distance: clipped
         return (m + (w - 2 * m) * t / t_max,
                 h - m - (h - 2 * m) * (s - y_lo) / max(y_hi - y_lo, 1e-9))
 

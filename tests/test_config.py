@@ -77,7 +77,7 @@ def test_solver_rejects_bad_values(kw):
 def test_solver_is_a_pytree_static_fields_in_the_treedef():
     s = Solver(optimizer="adam", max_iter=7, lr=0.5)
     leaves, treedef = jax.tree.flatten(s)
-    assert leaves == [0.5, 0.0, 0.0, -math.inf]
+    assert leaves == [0.5, 0.0, 0.0, -math.inf, 0.0]       # lr, rtol, tol_x, threshold, average
     assert jax.tree.unflatten(treedef, leaves) == s
     f = jax.jit(lambda s: s.lr * s.max_iter)
     assert float(f(s)) == pytest.approx(3.5)
@@ -86,7 +86,7 @@ def test_solver_is_a_pytree_static_fields_in_the_treedef():
     f(Solver(optimizer="adam", max_iter=8, lr=0.25))
     assert f._cache_size() == 2                       # a static field: recompiles
     stacked = Solver(lr=jnp.asarray([0.1, 0.2]), rtol=jnp.zeros(2), tol_x=jnp.zeros(2),
-                     threshold=jnp.full(2, -jnp.inf))      # every leaf batched: a lr sweep
+                     threshold=jnp.full(2, -jnp.inf), average=jnp.zeros(2))  # a lr sweep
     np.testing.assert_allclose(np.asarray(jax.vmap(lambda s: s.lr * 2)(stacked)), [0.2, 0.4])
 
 

@@ -331,3 +331,134 @@ def test_refused_before_any_work(inputs, tmp_path, argv, says):
              else ["--content", str(content), "--style", str(style)])
     run_fault(nstjax(*argv, *extra, "--output", str(out)), says=says,
               untouched=[content, style], absent=[out])
+
+
+# ------------------------------------------------------------- issue 20: the last bad inputs
+
+@pytest.mark.parametrize("command", ["stylize", "sweep", "invert"])
+@pytest.mark.parametrize("seed", [str(2 ** 63), "-1", str(2 ** 32)])
+def test_a_seed_outside_32_bits_is_one_line(inputs, tmp_path, command, seed):
+    """JAX keeps 32 bits of a seed: 2**32 would silently be seed 0, 2**63 overflowed."""
+    content, style, out = inputs
+    if command == "stylize":
+        cmd = stylize(content, style, out, "--seed", seed)
+    elif command == "sweep":
+        cmd = nstjax("sweep", "--content", content, "--style", style, "--style-weight",
+                     "1", "10", "--output-dir", tmp_path / "sw", "--seed", seed)
+    else:
+        cmd = nstjax("invert", "--image", style, "--stats", "gram", "--layers", "relu1_1",
+                     "--output", out, "--seed", seed)
+    run_fault(cmd, says=["--seed", "4294967295"], untouched=[content, style],
+              absent=[out, tmp_path / "sw"])
+
+
+def test_budget_scale_zero_is_refused(inputs, tmp_path):
+    _, style, out = inputs
+    run_fault(nstjax("invert", "--image", style, "--procedure", "seed002", "--budget-scale",
+                     "0", "--output", out), says="--budget-scale", untouched=[style],
+              absent=[out])
+
+
+def test_a_read_only_output_is_refused_and_kept(inputs, tmp_path):
+    content, style, out = inputs
+    out.write_bytes(b"an earlier result")
+    out.chmod(0o444)
+    try:
+        run_fault(stylize(content, style, out), says="read-only",
+                  untouched=[content, style, out])
+        assert (out.stat().st_mode & 0o777) == 0o444
+    finally:
+        out.chmod(0o644)
+
+
+def test_animation_on_the_output_is_refused(inputs, tmp_path):
+    content, style, _ = inputs
+    gif = tmp_path / "same.gif"
+    run_fault(stylize(content, style, gif, "--animation", gif), says="--animation",
+              untouched=[content, style], absent=[gif])
+
+
+@pytest.mark.parametrize("flag", ["--content-layers", "--style-layers"])
+def test_a_layer_without_positions_is_one_line(inputs, tmp_path, flag):
+    """At 32 px pool5 has no position (it needs 32 px on each side; the content is 24)."""
+    content, style, out = inputs
+    run_fault(stylize(content, style, out, flag, "pool5"), says=["pool5", "no positions"],
+              untouched=[content, style], absent=[out])
+
+
+def test_a_thin_image_is_screened_by_its_real_shape(inputs, tmp_path):
+    """A 20000×16 image is 320,000 pixels, not a 20000-pixel square: the screen lets it
+    through (the run itself is not made here: --iters 0 is refused after the screen)."""
+    from nstjax.cli import memory_check
+    from nstjax.objective.config import Objective
+    thin = tmp_path / "thin.png"
+    Image.fromarray(np.zeros((16, 20000, 3), np.uint8)).save(thin)
+    args = type("A", (), dict(demo=False, content=str(thin), style=[str(inputs[1])],
+                              style_size=64, style_scale=None, tile=None, remat=None,
+                              iters=1, optimizer=None, history=None, lr=None, tol=None,
+                              tol_x=None, threshold=None, average=None))()
+    assert memory_check.check_memory(args, Objective(), 20000) is not None
+
+
+def test_outputs_are_all_or_nothing(inputs, tmp_path):
+    """The sidecar cannot be written (its name is taken by a folder): the new image does
+    not appear either, the previous image is untouched and no temporary file is left."""
+    content, style, out = inputs
+    out.write_bytes(b"the previous result")
+    (tmp_path / "out.png.json").mkdir()
+    run_fault(stylize(content, style, out), says="out.png.json",
+              untouched=[content, style, out], absent=[tmp_path / "out_loss.png"])
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_a_smaller_sweep_removes_the_earlier_members(tmp_path):
+    """A 2-member sweep into the folder of an earlier 3-member one leaves exactly the files
+    its sweep.json lists."""
+    out = tmp_path / "sw"
+    base = ["sweep", "--demo", "--size", "32", "--iters", "1", "--no-progress",
+            "--output-dir", str(out)]
+    for weights in (["1", "10", "100"], ["1", "10"]):
+        done = subprocess.run(nstjax(*base, "--style-weight", *weights), capture_output=True,
+                              env=dict(os.environ, JAX_PLATFORMS="cpu"))
+        assert done.returncode == 0, done.stderr.decode()[-2000:]
+    listed = {Path(m["image"]).name for m in json.loads((out / "sweep.json").read_text())["members"]}
+    members = {p.name for p in out.glob("member_*.png")}
+    assert members == listed == {"member_00.png", "member_01.png"}
+
+
+@pytest.mark.parametrize("values, says", [(np.nan, "NaN"), (np.inf, "NaN or infinite"),
+                                          (200.0, "values in [0, 1]")])
+def test_a_float_tiff_outside_zero_one_is_one_line(inputs, tmp_path, values, says):
+    content, style, out = inputs
+    a = np.full((32, 40), 0.5, np.float32)
+    a[3, 4] = values
+    tiff = tmp_path / "float.tif"
+    Image.fromarray(a, mode="F").save(tiff)
+    run_fault(stylize(tiff, style, out), says=says, untouched=[tiff, style], absent=[out])
+
+
+def test_a_damaged_compilation_cache_is_repaired_quietly(tmp_path):
+    """Every cache file overwritten with garbage: the next run warns nothing but one note
+    and writes good entries again; the run after it compiles nothing."""
+    cache = tmp_path / "cache"
+    env = dict(os.environ, JAX_PLATFORMS="cpu", NSTJAX_COMPILATION_CACHE=str(cache))
+
+    def job():
+        out = tmp_path / "o.png"
+        done = subprocess.run(nstjax("stylize", "--demo", "--size", "32", "--iters", "1",
+                                     "--no-progress", "--output", str(out)),
+                              capture_output=True, env=env, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stderr, json.loads((tmp_path / "o.png.json").read_text())["programs"]
+
+    job()
+    entries = list(cache.glob("*-cache"))
+    assert entries
+    for e in entries:
+        e.write_bytes(b"damaged")
+    err, _ = job()
+    assert "Error reading" not in err and "Traceback" not in err, err
+    assert err.count("damaged entry") == 1, err
+    assert all(e.read_bytes() != b"damaged" for e in cache.glob("*-cache"))
+    err, programs = job()
+    assert programs["compiled"] == 0 and "damaged entry" not in err, (programs, err)

@@ -124,10 +124,13 @@ def test_32_bit_integer_and_float_images(tmp_path):
     path = tmp_path / "i.tif"
     Image.fromarray(ints).save(path)  # mode "I" with values in the 16-bit range
     np.testing.assert_allclose(I.load_image(path)[..., 1], ints / 65535.0, rtol=1e-6)
-    floats = np.tile(np.linspace(-0.5, 1.5, 17, dtype=np.float32), (16, 1))
+    floats = np.tile(np.linspace(0.0, 1.0, 17, dtype=np.float32), (16, 1))
     path = tmp_path / "f.tif"
-    Image.fromarray(floats).save(path)  # mode "F": clipped to [0, 1]
-    np.testing.assert_array_equal(I.load_image(path)[..., 2], np.clip(floats, 0, 1))
+    Image.fromarray(floats).save(path)  # mode "F": taken as it is
+    np.testing.assert_array_equal(I.load_image(path)[..., 2], floats)
+    Image.fromarray(floats * 2.0 - 0.5).save(path)   # beyond [0, 1]: refused, not clipped
+    with pytest.raises(I.ImageError, match="float pixels from -0.5 to 1.5"):
+        I.load_image(path)
 
 
 def test_cmyk_and_bilevel_images(tmp_path):

@@ -155,7 +155,7 @@ def test_resampled_pairs_differ_and_average_to_the_u_statistic(tiny_vgg):
     # Seed 003's code draws new pairs at every forward pass.  With resample=True every
     # evaluation at a new image draws new pairs; the mean over evaluations is the unbiased
     # U-statistic (1/(M(M−1)) Σ_{i≠i'} k + ... − 2/M² Σ k(x, y)), here at a fixed σ².
-    image, style = make_image(12, 12, seed=1), make_image(12, 12, seed=2)
+    image, style = make_image(16, 16, seed=1), make_image(16, 16, seed=2)
     layer = "relu1_1"
     feats = lambda im: nstjax.extract_features(tiny_vgg, im, [layer])[layer]  # noqa: E731
     x = np.asarray(feats(image), np.float64).reshape(-1, 4)

@@ -842,7 +842,7 @@ def test_user_method_works_end_to_end(registry, tiny_vgg):
     # the registered λ, converted to the default content loss (objective/config.py)
     assert float(weights.style_scales[0]) == np.float32(0.25 * CONTENT_UNIT["mse"])
     content = jnp.asarray(rng.uniform(size=(16, 16, 3)), jnp.float32)
-    style = jnp.asarray(rng.uniform(size=(12, 20, 3)), jnp.float32)
+    style = jnp.asarray(rng.uniform(size=(16, 20, 3)), jnp.float32)
     image = jnp.asarray(rng.uniform(size=(16, 16, 3)), jnp.float32)
     targets = nstjax.compute_targets(tiny_vgg, content, [style], objective=objective)
     parts = nstjax.objective_terms(image, tiny_vgg, targets, weights, key, objective=objective)

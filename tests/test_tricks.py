@@ -183,3 +183,16 @@ def test_average_pooling_by_reshape_is_flaxs():
     g = jax.grad(lambda v: jnp.sum(w * avg_pool2x2(v)))(x)
     g_ref = jax.grad(lambda v: jnp.sum(w * nn.avg_pool(v, (2, 2), strides=(2, 2))))(x)
     np.testing.assert_allclose(np.asarray(g), np.asarray(g_ref), atol=1e-6)
+
+
+def test_snapshots_of_an_averaged_run_show_the_average(tiny_vgg):
+    """The picture a snapshot shows is the output so far: the moving average, not the
+    last iterate (Adam stays in the box, so the final average is the result)."""
+    content, style = (jnp.asarray(make_image(32, 32, seed=s)) for s in (1, 2))
+    shots = []
+    res = nstjax.stylize(tiny_vgg, content, style, key=jax.random.PRNGKey(0),
+                         solver=nstjax.Solver(optimizer="adam", max_iter=4, lr=0.05,
+                                              average=0.5),
+                         callbacks=nstjax.Callbacks(snapshot=lambda i, x: shots.append(x),
+                                                    snapshot_every=4))
+    np.testing.assert_allclose(shots[-1], np.asarray(res.image), atol=1e-6)

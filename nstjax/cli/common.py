@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+import jax
+
 import nstjax
 from nstjax.io import demo, jsonio
 from nstjax.io.image import ImageError, image_size, load_image
@@ -34,6 +36,14 @@ EXIT_BAD_INPUT = 2
 EXIT_NON_FINITE = 3
 DEFAULT_SIZE = 384          # long edge of the output, pixels (every command)
 MIN_SIZE = 16
+
+
+MAX_SEED = 2 ** 32 - 1     # JAX's PRNGKey keeps 32 bits without x64: larger seeds collide
+
+
+def prng_key(args):
+    """The run's PRNG key from ``--seed`` (0 by default; :func:`parse_args` checked it)."""
+    return jax.random.PRNGKey(args.seed or 0)
 
 
 class UsageError(Exception):
@@ -151,7 +161,7 @@ def add_solver_args(p: argparse.ArgumentParser) -> None:
                    "decay (e.g. 0.99 with adam; default 0: the last iterate)")
     g.add_argument("--init", help="content, noise, style, grey (seed 003's mean pixel), or "
                    "an image file (default content)")
-    g.add_argument("--seed", type=int, help="PRNG seed (default 0)")
+    g.add_argument("--seed", type=int, help=f"PRNG seed, 0 to {MAX_SEED} (default 0)")
 
 
 # ------------------------------------------------------------------------ --config
@@ -175,6 +185,9 @@ def parse_args(parser: argparse.ArgumentParser, argv) -> argparse.Namespace:
         parser.set_defaults(**{k: v for k, v in saved.items()
                                if k in known and k not in ("config", "output", "output_dir")})
         args = parser.parse_args(argv)
+    seed = getattr(args, "seed", None)
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise UsageError(f"--seed must be a whole number from 0 to {MAX_SEED}, not {seed}")
     return args
 
 

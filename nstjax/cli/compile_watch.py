@@ -26,19 +26,19 @@ _registered = False
 def _on_scalar(event: str, value: float, **kw) -> None:
     if event == COMPILE_EVENT:
         for watch in list(_active):
-            watch._started()
+            watch.on_compile_start()
 
 
 def _on_event(event: str, **kw) -> None:
     if event == CACHE_HIT_EVENT:
         for watch in list(_active):
-            watch._hit()
+            watch.on_cache_hit()
 
 
 def _on_duration(event: str, seconds: float, **kw) -> None:
     if event == COMPILE_EVENT:
         for watch in list(_active):
-            watch._finished(seconds)
+            watch.on_compile_end(seconds)
 
 
 def _register() -> None:
@@ -83,7 +83,8 @@ class CompileWatch:
         if self in _active:
             _active.remove(self)
 
-    def _started(self) -> None:
+    def on_compile_start(self) -> None:
+        """A backend compile began (JAX's compile event)."""
         with self._lock:
             self._hit_now = False
             self._cancel()
@@ -100,12 +101,14 @@ class CompileWatch:
         self.say("compiling (first run at this size; later runs reuse the compiled "
                  "programs) ...")
 
-    def _hit(self) -> None:
+    def on_cache_hit(self) -> None:
+        """The program came from the persistent cache."""
         with self._lock:
             self._hit_now = True
             self._cancel()
 
-    def _finished(self, seconds: float) -> None:
+    def on_compile_end(self, seconds: float) -> None:
+        """The compile (or cache load) took ``seconds``."""
         with self._lock:
             self._cancel()
             self.seconds += float(seconds)

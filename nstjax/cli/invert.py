@@ -18,10 +18,10 @@ The same ``--seed`` gives the same grid.  Bad input: one line, exit code 2.
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from pathlib import Path
 
-import jax
 import numpy as np
 
 import nstjax
@@ -30,7 +30,7 @@ from nstjax.cli.common import UsageError
 from nstjax.cli.session import Session
 from nstjax.io import demo
 from nstjax.io.image import ImageError, load_image
-from nstjax.io.image_writing import save_image
+from nstjax.io.image_writing import output_unit, save_image
 from nstjax.io.pictures import labelled_grid
 from nstjax.model.pooling import POOLINGS
 from nstjax.model.vgg import canonical_layers
@@ -84,8 +84,11 @@ def _setup(args):
                                ("threshold", args.threshold)) if v is not None}
     if args.budget_scale is not None and args.procedure != "seed002":
         raise UsageError("--budget-scale belongs to --procedure seed002")
+    if args.budget_scale is not None and not (math.isfinite(args.budget_scale)
+                                              and args.budget_scale > 0):
+        raise UsageError(f"--budget-scale must be a number > 0, not {args.budget_scale:g}")
     if args.procedure == "seed002":
-        proc = inv.seed002_procedure(budget_scale=args.budget_scale or 1.0)
+        proc = inv.seed002_procedure(budget_scale=1.0 if args.budget_scale is None else args.budget_scale)
     elif args.procedure == "seed003":
         proc = inv.seed003_procedure()
     else:
@@ -103,7 +106,7 @@ def _setup(args):
         layer_sets = proc.layer_sets
     budgets = proc.budgets
     if budgets is not None and (args.stats or args.layers or args.cumulative):
-        budgets = inv.seed002_procedure(budget_scale=args.budget_scale or 1.0, probes=probes,
+        budgets = inv.seed002_procedure(budget_scale=1.0 if args.budget_scale is None else args.budget_scale, probes=probes,
                                         layers=[s[-1] for s in layer_sets]).budgets
     solver = dataclasses.replace(proc.solver, **given)
     if budgets is not None and args.iters is not None:
@@ -169,16 +172,17 @@ def run(args) -> int:
           f"{image.shape[1]}×{image.shape[0]}, up to {total} iterations", file=sys.stderr)
     session.start(total, "invert", "")
     res = session.solve(lambda: inv.invert(
-        vgg, image, probes, layer_sets, key=jax.random.PRNGKey(args.seed or 0),
+        vgg, image, probes, layer_sets, key=common.prng_key(args),
         callbacks=session.callbacks(), **kwargs))
-    _write_grid(output, res, probes, layer_sets, image, inputs)
     report = session.record(
         "invert_including_compile", image="demo" if args.demo else str(args.image),
         image_size=[int(image.shape[1]), int(image.shape[0])], procedure=args.procedure,
         **common.config_record(res.objective, kwargs["solver"]), init=kwargs["init"],
         grid=str(output), rows=[p.label for p in probes],
         columns=[list(s) for s in layer_sets], cells=_cell_records(res, probes, layer_sets))
-    common.write_json(sidecar, report)
+    with output_unit():               # the grid and its sidecar: all or none
+        _write_grid(output, res, probes, layer_sets, image, inputs)
+        common.write_json(sidecar, report)
     return session.finish(f"{output} and {sidecar}", res.status, what="some cells")
 
 

@@ -80,8 +80,7 @@ def check_memory(args, objective, size: int, *, members: int = 1):
                 f"a {sw}×{sh} style image needs about {style_need / 2**30:.1f} GiB, more than "
                 f"the {budget / 2**30:.1f} GiB this machine allows; use a smaller "
                 "--style-size or --style-scale")
-    screen = memory.estimate_transfer_bytes(max(h, w), max(h, w), layers=objective.layers,
-                                            members=members)
+    screen = memory.estimate_transfer_bytes(h, w, layers=objective.layers, members=members)
     if screen < 0.25 * budget:
         return objective
     auto = getattr(args, "remat", None) in (None, "auto")

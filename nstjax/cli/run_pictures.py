@@ -18,6 +18,7 @@ Kept beside :mod:`nstjax.cli.stylize` so that the command stays a thin sequence 
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +73,8 @@ def check(args, out: Path) -> None:
         anim = Path(args.animation)
         if anim.suffix.lower() not in ANIMATION_FORMATS:
             raise UsageError(f"--animation {anim}: write .webp or .gif")
+        if anim.resolve() == Path(out).resolve():
+            raise UsageError(f"--animation {anim} is the --output image; give another name")
         extra.append(anim)
     common.refuse_overwriting_inputs(extra, inputs)
     common.check_output(extra[0], inputs)
@@ -177,6 +180,7 @@ def write(out: Path, args, result, frames: Frames, *, mask_kw: dict, protect,
     except ValueError as e:               # nothing positive and finite to plot
         record["loss_curve"] = None
         record["loss_curve_error"] = str(e)
+        print(f"warning: no loss curve written: {e}", file=sys.stderr)
     if args.animation:
         shots = animation_frames(frames, result.image, n_iter)
         pictures.save_animation(args.animation, shots)

@@ -21,7 +21,7 @@ from nstjax.cli import common, run_pictures, tiles
 from nstjax.cli.common import UsageError
 from nstjax.cli.session import Session
 from nstjax.io.image import ImageError, load_image
-from nstjax.io.image_writing import can_hold_alpha, save_image
+from nstjax.io.image_writing import can_hold_alpha, output_unit, save_image
 from nstjax.objective.config import loss_weights
 from nstjax.objective.terms import check_solver
 from nstjax.run import color, multiscale
@@ -205,15 +205,16 @@ def run(args) -> int:
                          alpha=alpha, **run_kw)
     result, frames, period, mask_kw = _solve(args, out, session, vgg, content, styles,
                                              alpha, ladder, run_kw)
-    save_image_checked(out, np.asarray(result.image), args, alpha)
-    if args.demo:
-        save_image(out.with_name(f"{out.stem}_demo_content.png"), content)
-        save_image(out.with_name(f"{out.stem}_demo_style.png"), styles[0])
-    record = _record(args, out, session, result, objective, solver, content, ladder)
-    record.update(run_pictures.write(out, args, result, frames, mask_kw=mask_kw,
-                                     protect=common.input_paths(args)
-                                     + run_pictures.mask_paths(args), period=period))
-    common.write_json(out.with_name(out.name + ".json"), record)
+    with output_unit():                 # the image, its sidecar and pictures: all or none
+        save_image_checked(out, np.asarray(result.image), args, alpha)
+        if args.demo:
+            save_image(out.with_name(f"{out.stem}_demo_content.png"), content)
+            save_image(out.with_name(f"{out.stem}_demo_style.png"), styles[0])
+        record = _record(args, out, session, result, objective, solver, content, ladder)
+        record.update(run_pictures.write(out, args, result, frames, mask_kw=mask_kw,
+                                         protect=common.input_paths(args)
+                                         + run_pictures.mask_paths(args), period=period))
+        common.write_json(out.with_name(out.name + ".json"), record)
     h, w = content.shape[:2]
     return session.finish(f"{out}", [int(result.status)], what="the run",
                           details=f"{w}×{h}, {int(result.n_iter)} iterations, loss "
@@ -241,7 +242,7 @@ def _solve(args, out, session, vgg, content, styles, alpha, ladder, run_kw):
             session.save_snapshot(out.with_name(f"{out.stem}_{i:05d}{out.suffix}"), x,
                                   alpha=alpha if full else None)
 
-    kw = dict(key=jax.random.PRNGKey(args.seed or 0), alpha=alpha, **mask_kw, **run_kw,
+    kw = dict(key=common.prng_key(args), alpha=alpha, **mask_kw, **run_kw,
               callbacks=session.callbacks(snapshot=keep_frame, snapshot_every=period))
     content_j, styles_j = jnp.asarray(content), [jnp.asarray(s) for s in styles]
     if ladder is None:

@@ -15,6 +15,8 @@ member in exit code 3; Ctrl-C stops every member after its current iteration and
 
 from __future__ import annotations
 
+import contextlib
+import json
 import sys
 from pathlib import Path
 
@@ -25,7 +27,7 @@ import nstjax
 from nstjax.cli import common, memory_check
 from nstjax.cli.common import UsageError
 from nstjax.cli.session import Session
-from nstjax.io.image_writing import save_image
+from nstjax.io.image_writing import output_unit, save_image
 from nstjax.io.pictures import contact_sheet, label, with_loss_curve
 from nstjax.objective.config import loss_weights
 from nstjax.run import sweeps as sw
@@ -190,10 +192,9 @@ def run(args) -> int:
 
     session.start(solver.max_iter, "sweep", "")
     res = session.solve(lambda: sw.sweep(
-        vgg, content, styles, values, key=jax.random.PRNGKey(args.seed or 0),
+        vgg, content, styles, values, key=common.prng_key(args),
         objective=objective, weights=base, solver=solver, init=init, mode=args.mode,
         chunk=args.chunk, log=log, callbacks=session.callbacks()))
-    _write_pictures(args, res, outputs, members, values, swept, content, styles)
     report = session.record(
         "sweep_including_compile", content="demo" if args.demo else str(args.content),
         style=["demo"] if args.demo else [str(s) for s in args.style], mode=args.mode,
@@ -205,9 +206,26 @@ def run(args) -> int:
         members_not_run=len(members) - len(res.images),
         time_s_note="members run together in one program; a member's time_s is its "
                     "share of the sweep's wall time (compile included)")
-    common.write_json(outputs[len(members) + 1], report)
+    stale = _earlier_members(outputs[len(members) + 1]) - {Path(p).name for p in outputs}
+    with output_unit():          # every member, the sheet and sweep.json: all or none
+        _write_pictures(args, res, outputs, members, values, swept, content, styles)
+        common.write_json(outputs[len(members) + 1], report)
+    for name in stale:           # an earlier, larger sweep's members, now replaced
+        with contextlib.suppress(OSError):
+            (outputs[len(members) + 1].parent / name).unlink()
     return session.finish(f"{len(res.images)} images, {outputs[len(members)]} and "
                           f"{outputs[len(members) + 1]}", res.status, what="some member(s)")
+
+
+def _earlier_members(sweep_json: Path) -> set:
+    """File names of the members an earlier sweep in this folder wrote (its sweep.json)."""
+    try:
+        earlier = json.loads(sweep_json.read_text(encoding="utf-8"))
+        return {Path(m["image"]).name for m in earlier.get("members", [])
+                if isinstance(m, dict) and isinstance(m.get("image"), str)
+                and Path(m["image"]).name.startswith("member_")}
+    except (OSError, ValueError, AttributeError):
+        return set()
 
 
 def _write_pictures(args, res, outputs, members, values, swept, content, styles) -> None:

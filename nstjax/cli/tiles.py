@@ -26,7 +26,7 @@ import numpy as np
 
 from nstjax.cli import common, memory_check
 from nstjax.cli.common import UsageError
-from nstjax.io.image_writing import save_image
+from nstjax.io.image_writing import output_unit, save_image
 from nstjax.large import tiling
 from nstjax.large.tile_layout import tile_layout
 from nstjax.solve.minimize import Status
@@ -145,29 +145,30 @@ def run(args, out, session, *, vgg, content, styles, alpha, objective, weights, 
 
     result = session.solve(lambda: tiling.stylize_tiled(
         vgg, jnp.asarray(content), [jnp.asarray(s) for s in styles],
-        key=jax.random.PRNGKey(args.seed or 0), objective=objective, weights=weights,
+        key=common.prng_key(args), objective=objective, weights=weights,
         solver=tile_solver, coarse_solver=solver, tile=args.tile, weights_at=args.tile,
         overlap=args.tile_overlap, margin=args.tile_margin, init=init,
         callbacks=session.callbacks(snapshot=snapshot),
         log=lambda text: setattr(session, "stage", text), preserve_color=preserve_color,
         color_match=color_match))
-    save_image(out, np.asarray(result.image), protect=common.input_paths(args),
-               bit_depth=args.bit_depth, alpha=alpha)
-    tiles = [s for s in result.stages if s.core]
-    solved, coarse = len(tiles), [s for s in result.stages if not s.core]
-    record = session.record(
-        with_snapshots=True, output=str(out), **common.config_record(objective, solver),
-        tile_solver=dataclasses.asdict(tile_solver), loss_weights=weights._asdict(),
-        image_size=[int(w), int(h)], device=str(jax.devices()[0]),
-        status=("interrupted" if int(result.status) == Status.INTERRUPTED
-                else "done"),
-        tiles={"window": [int(layout.window[1]), int(layout.window[0])],
-               "core": [int(layout.core[1]), int(layout.core[0])],
-               "overlap": args.tile_overlap, "margin": args.tile_margin,
-               "count": n, "solved": solved, "weights_at": args.tile,
-               "coarse_size": ([int(coarse[0].result.image.shape[1]),
-                                int(coarse[0].result.image.shape[0])] if coarse else None),
-               "whole_image_gram": tiling.gram_objective(objective),
-               "losses": [float(s.result.loss) for s in tiles]})
-    common.write_json(out.with_name(out.name + ".json"), record)
+    with output_unit():        # the image and its sidecar: all or none
+        save_image(out, np.asarray(result.image), protect=common.input_paths(args),
+                   bit_depth=args.bit_depth, alpha=alpha)
+        tiles = [s for s in result.stages if s.core]
+        solved, coarse = len(tiles), [s for s in result.stages if not s.core]
+        record = session.record(
+            with_snapshots=True, output=str(out), **common.config_record(objective, solver),
+            tile_solver=dataclasses.asdict(tile_solver), loss_weights=weights._asdict(),
+            image_size=[int(w), int(h)], device=str(jax.devices()[0]),
+            status=("interrupted" if int(result.status) == Status.INTERRUPTED
+                    else "done"),
+            tiles={"window": [int(layout.window[1]), int(layout.window[0])],
+                   "core": [int(layout.core[1]), int(layout.core[0])],
+                   "overlap": args.tile_overlap, "margin": args.tile_margin,
+                   "count": n, "solved": solved, "weights_at": args.tile,
+                   "coarse_size": ([int(coarse[0].result.image.shape[1]),
+                                    int(coarse[0].result.image.shape[0])] if coarse else None),
+                   "whole_image_gram": tiling.gram_objective(objective),
+                   "losses": [float(s.result.loss) for s in tiles]})
+        common.write_json(out.with_name(out.name + ".json"), record)
     return session.finish(f"{out}", details=f"{w}×{h}, {solved}/{n} tiles")

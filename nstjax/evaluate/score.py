@@ -78,6 +78,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nstjax.io.image import check_image_array
 from nstjax.model.layers import VGGWeights
 from nstjax.model.vgg import LAYER_INDEX, extract_features
 
@@ -254,10 +255,7 @@ def _relative(d, d_content):
 
 
 def _as_image(x, what):
-    x = jnp.asarray(x, jnp.float32)
-    if x.ndim != 3 or x.shape[-1] != 3:
-        raise ValueError(f"{what} must be an H×W×3 RGB array, got shape {x.shape}")
-    return x
+    return check_image_array(x, what)
 
 
 # ----------------------------------------------------------------------------- score

@@ -33,6 +33,8 @@ import threading
 import warnings
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -249,7 +251,9 @@ def to_rgb_array(img: Image.Image) -> np.ndarray:
     """Convert any Pillow image (L, LA, P, RGBA, I;16, I, F, CMYK, ...) to RGB float32 [0, 1].
 
     Transparency is composited over white; 16-bit and 32-bit integer images are scaled by
-    their bit depth, float images are clipped to [0, 1].
+    their bit depth.  Float images must hold finite values in [0, 1] (a float file in
+    0-255, or with NaN or infinite pixels, is refused: clipping would turn it white or
+    black without a word); values within 1e-3 of the range are clipped.
     """
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
@@ -260,8 +264,14 @@ def to_rgb_array(img: Image.Image) -> np.ndarray:
         top = 65535.0 if a.max(initial=0) <= 65535 else 2.0 ** 31 - 1
         rgb = np.repeat((a / top).astype(np.float32)[..., None], 3, axis=-1)
     elif mode == "F":
-        a = np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)
-        rgb = np.repeat(a[..., None], 3, axis=-1)
+        a = np.asarray(img, dtype=np.float32)
+        if not np.all(np.isfinite(a)):
+            raise ImageError("has NaN or infinite pixels")
+        lo, hi = float(a.min(initial=0.0)), float(a.max(initial=0.0))
+        if lo < -1e-3 or hi > 1.0 + 1e-3:
+            raise ImageError(f"float pixels from {lo:g} to {hi:g}; a float image must hold "
+                             "values in [0, 1]")
+        rgb = np.repeat(np.clip(a, 0.0, 1.0)[..., None], 3, axis=-1)
     else:
         if mode == "P" and "transparency" in img.info:
             img = img.convert("RGBA")
@@ -346,3 +356,37 @@ def _resize_exact(img: Image.Image, shape):
     if img.mode not in ("RGB", "RGBA", "L", "LA"):
         img = Image.fromarray((to_rgb_array(img) * 255.0 + 0.5).astype(np.uint8))
     return img.resize((w, h), Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+STYLE_MARGIN = 0.25   # a recoloured style overshoots [0, 1] (run.color does not clip it)
+
+
+def check_image_array(image, name: str, *, margin: float = 1e-6):
+    """``image`` as ``f32[H, W, 3]`` after the checks a library entry point owes its caller:
+    an RGB array of floating point pixels, finite, in [0, 1] (to ``margin``: style images
+    take :data:`STYLE_MARGIN`) and at least :data:`MIN_SIZE` pixels on each side; the
+    array itself when it already is a float32 JAX array (its placement on devices kept).
+    Raises ``ValueError`` naming ``name``.  Inside ``jit`` (a tracer) only the shape is
+    checked: the values are not known there."""
+    if image is None:
+        raise ValueError(f"{name}: no image given (None)")
+    shape = tuple(getattr(image, "shape", np.shape(image)))
+    if len(shape) != 3 or shape[-1] != 3:
+        raise ValueError(f"{name} must be an H×W×3 RGB array, got shape {shape}")
+    if min(shape[:2]) < MIN_SIZE:
+        raise ValueError(f"{name}: {shape[1]}×{shape[0]} is below {MIN_SIZE} pixels on a side")
+    if isinstance(image, jax.core.Tracer):
+        return image
+    a = np.asarray(image)
+    if not np.issubdtype(a.dtype, np.floating):
+        raise ValueError(f"{name}: {a.dtype} pixels; give floats in [0, 1] "
+                         "(e.g. image / 255, or nstjax.load_image)")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name}: has NaN or infinite pixels")
+    lo, hi = float(a.min()), float(a.max())
+    if lo < -margin or hi > 1.0 + margin:
+        raise ValueError(f"{name}: pixels from {lo:g} to {hi:g}; give values in [0, 1] "
+                         "(e.g. image / 255)")
+    if isinstance(image, jax.Array) and image.dtype == jnp.float32:
+        return image
+    return jnp.asarray(a, jnp.float32)

@@ -13,6 +13,9 @@ one-line :class:`~nstjax.io.image.ImageError` naming the user's path.
   refused, as is a folder.
 * **16-bit PNG.** ``bit_depth=16`` writes 16 bits per channel with a small PNG encoder of
   our own (:func:`_png16`, tagged sRGB), since Pillow cannot write 16-bit RGB.
+* **All or nothing.** Inside :func:`output_unit` the renames wait for the end of the block:
+  an image, its sidecar and its pictures appear together, or (on any error) none of them
+  does and the previous files stay as they were.
 * **Alpha.** An optional ``uint8`` alpha channel (a transparent content image's, kept
   byte for byte) is written for the formats in :data:`ALPHA_FORMATS` (PNG, WebP lossless,
   TIFF); 16-bit PNGs get it times 257.
@@ -21,6 +24,7 @@ one-line :class:`~nstjax.io.image.ImageError` naming the user's path.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import shutil
 import struct
@@ -66,6 +70,8 @@ def _check_target(path: Path, protect) -> None:
     for p in protect:
         if p is not None and Path(p).exists() and path.exists() and path.samefile(p):
             raise ImageError(f"{show}: refusing to overwrite an input image")
+    if path.is_file() and not path.stat().st_mode & 0o222:   # mode bits: root too
+        raise ImageError(f"{show}: exists and is read-only; not replacing it")
 
 
 def _make_folder(path: Path) -> None:
@@ -153,6 +159,40 @@ def can_hold_alpha(path) -> bool:
     return Image.registered_extensions().get(as_path(path).suffix.lower()) in ALPHA_FORMATS
 
 
+_pending: contextvars.ContextVar[list | None] = contextvars.ContextVar("pending",
+                                                                      default=None)
+
+
+def publish_file(tmp, path) -> None:
+    """Rename the finished temporary file ``tmp`` over ``path``: now, or inside an
+    :func:`output_unit` at its end."""
+    pending = _pending.get()
+    if pending is None:
+        os.replace(tmp, path)
+    else:
+        pending.append((os.fspath(tmp), os.fspath(path)))
+
+
+@contextlib.contextmanager
+def output_unit():
+    """A block whose files appear together: every atomic write inside it is renamed into
+    place at the end of the block, in order; if the block raises (a full disk at the
+    sidecar, Ctrl-C), the temporary files are removed and no destination changes."""
+    pending: list = []
+    token = _pending.set(pending)
+    try:
+        yield
+    except BaseException:
+        for tmp, _ in pending:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        raise
+    finally:
+        _pending.reset(token)
+    for tmp, path in pending:
+        os.replace(tmp, path)
+
+
 def _write_atomically(path: Path, mode: str, write, *, what: str) -> Path:
     """``write(file)`` into a temporary file beside ``path``, then rename it over ``path``:
     a reader never sees half a file, and on any failure the previous file is untouched and
@@ -160,17 +200,19 @@ def _write_atomically(path: Path, mode: str, write, *, what: str) -> Path:
     _make_folder(path)
     existed = path.exists()
     fd, tmp = _temp_in(path, what="write")
+    published = False
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
             write(f)
         os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        publish_file(tmp, path)
+        published = True
     except OSError as e:
         kept = "the previous file is unchanged" if existed else "nothing was written"
         raise ImageError(f"{display_path(path)}: could not write {what} "
                          f"({e.strerror or e}); {kept}") from None
     finally:
-        if os.path.exists(tmp):
+        if not published and os.path.exists(tmp):
             os.unlink(tmp)
     return path
 

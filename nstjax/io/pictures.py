@@ -10,7 +10,7 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from nstjax.io.image_writing import to_uint8
+from nstjax.io.image_writing import publish_file, to_uint8
 
 
 def format_value(value) -> str:
@@ -241,10 +241,11 @@ def save_animation(path, frames, *, frame_ms: int = 100, last_ms: int = 1000):
             ims[0].save(f, format=fmt, save_all=True, append_images=ims[1:],
                         duration=durations, loop=0, **extra)
         os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
+        publish_file(tmp, path)
+    except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        raise
     return path
 
 

@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nstjax.io.image import check_image_array
 from nstjax.large.tile_layout import ALIGN, coverage_of, neighbours, tile_layout
 from nstjax.large.tile_objective import (  # noqa: F401
     area_scaled_weights,
@@ -127,7 +128,7 @@ def stylize_tiled(vgg: VGGWeights, content, style, *, key, objective: Objective 
             content, as_image_list(style), init, callbacks, preserve=preserve_color,
             method=color_match)
     log = log or (lambda _: None)
-    content = jnp.asarray(content, jnp.float32)
+    content = check_image_array(content, "content")
     styles = as_image_list(style)
     if weights is None:
         weights = make_loss_weights(objective, n_styles=len(styles))

@@ -103,6 +103,14 @@ def canonical_layers(names: Iterable[str] | str) -> tuple[str, ...]:
     return out
 
 
+def layer_stride(name: str) -> int:
+    """How many input pixels one position of the layer spans along each side: 2 to the
+    number of pooling layers at or before it (``relu1_1``: 1, ``pool1``: 2, ``relu5_1``:
+    16, ``pool5``: 32).  A side of ``n`` pixels gives ``n // layer_stride`` positions."""
+    name = canonical_layer(name)
+    return 2 ** sum(1 for n in LAYERS[: LAYER_INDEX[name] + 1] if n.startswith("pool"))
+
+
 def layer_depth(name: str) -> int:
     """Position of a canonical layer in the forward pass (0-based)."""
     return LAYER_INDEX[canonical_layer(name)]

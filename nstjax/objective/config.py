@@ -67,6 +67,8 @@ def check_weight(name: str, value, *, positive: bool = False) -> np.ndarray:
     """
     flag = name.replace("_", "-")
     try:
+        if value is None or isinstance(value, (str, bytes)):
+            raise TypeError
         arr = np.asarray(value, np.float64)
     except (TypeError, ValueError):
         raise ValueError(f"{flag} must be a number or a list of numbers, got {value!r}") from None

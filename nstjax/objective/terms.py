@@ -13,10 +13,11 @@ from typing import NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 
+from nstjax.io.image import STYLE_MARGIN, check_image_array
 from nstjax.losses import core as losses
 from nstjax.losses import style_loss_terms, style_targets
 from nstjax.losses.patches import palette_loss, palette_target
-from nstjax.model.layers import VGGWeights
+from nstjax.model.layers import VGGWeights, layer_stride
 from nstjax.model.vgg import extract_features
 from nstjax.objective import masks
 from nstjax.objective.alpha import alpha_content_mask, alpha_style_masks
@@ -73,6 +74,16 @@ def compute_targets(vgg: VGGWeights, content, styles: Sequence, *, objective: Ob
       Gatys et al. 2017 §4 (spatial control, guided Gram matrices).
     """
     o = objective
+    content = check_image_array(content, "content")
+    if styles is None or isinstance(styles, (str, bytes)) or getattr(styles, "ndim", 0) == 3:
+        raise ValueError("styles must be a sequence of style images (a list, even of one)")
+    styles = [check_image_array(s, f"style {k + 1}" if len(styles) > 1 else "style",
+                                margin=STYLE_MARGIN) for k, s in enumerate(styles)]
+    if not styles:
+        raise ValueError("no style image given")
+    check_layer_sizes(jnp.shape(content)[:2], o.content_layers + o.style_layers, "content")
+    for k, s in enumerate(styles):
+        check_layer_sizes(jnp.shape(s)[:2], o.style_layers, "style")
     shape = tuple(jnp.shape(content)[:2])
     if alpha is not None:
         style_masks = alpha_style_masks(alpha, style_masks, n_styles=len(styles), shape=shape)
@@ -93,6 +104,17 @@ def compute_targets(vgg: VGGWeights, content, styles: Sequence, *, objective: Ob
     if alpha is not None:
         targets = alpha_content_mask(targets, alpha, shape=shape, content_layers=o.content_layers)
     return targets
+
+
+def check_layer_sizes(shape, layers, what: str) -> None:
+    """Refuse a layer that an image of ``shape`` leaves without a position (``pool5`` needs
+    32 pixels on each side): its loss would be silently 0, or NaN for statistics."""
+    for layer in layers:
+        stride = layer_stride(layer)
+        if min(shape) < stride:
+            raise ValueError(f"layer {layer} has no positions in a {shape[1]}×{shape[0]} "
+                             f"{what} image (it needs {stride} pixels on each side): use a "
+                             "larger size or a shallower layer")
 
 
 def _unweighted_terms(image, vgg, targets: Targets, weights: LossWeights, key,

@@ -10,17 +10,79 @@ JAX does not write a program that contains host callbacks (``jax.debug.callback`
 ``io_callback``: progress bars, snapshots) to the cache: such a program compiles on every
 run. Keep callbacks out of the program you want cached (report progress between compiled
 calls instead).
+
+A damaged entry (a truncated file, a disk error) cannot be read, so JAX compiles the
+program again but, finding the file there, never writes the good one: every later run
+would pay the compile and print a warning.  :class:`_Repair` removes such an entry when
+its miss is logged, so the fresh program takes its place, and says so in one line.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
+import warnings
 from pathlib import Path
 
 ENV_VAR = "NSTJAX_COMPILATION_CACHE"
 _OFF = ("0", "off", "false", "no")
 # Bounded so that many image sizes cannot fill a disk; least recently used entries go.
 MAX_SIZE_BYTES = 2 << 30
+
+
+_MISS = "PERSISTENT COMPILATION CACHE MISS"
+_READ_ERROR = "Error reading persistent compilation cache entry"
+
+
+class _Repair(logging.Handler):
+    """Removes the cache files of a program JAX missed although its entry exists (so it
+    could not be read): the program compiled next is then written in its place."""
+
+    def __init__(self, folder: Path):
+        super().__init__(logging.DEBUG)
+        self.folder, self.repaired = folder, 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not str(record.msg).startswith(_MISS) or len(record.args or ()) < 2:
+            return
+        key = str(record.args[1])
+        entry = self.folder / f"{key}-cache"
+        if entry.exists():
+            for suffix in ("-cache", "-atime"):
+                try:
+                    (self.folder / f"{key}{suffix}").unlink()
+                except OSError:
+                    pass
+            if not self.repaired:
+                print("note: the compilation cache held a damaged entry; replacing it "
+                      f"({self.folder})", file=sys.stderr)
+            self.repaired += 1
+
+
+class _Forward(logging.Handler):
+    """Passes the compiler logger's warnings on to its parents (which no longer see its
+    debug records: those are read by :class:`_Repair` only)."""
+
+    def __init__(self, parent: logging.Logger):
+        super().__init__(logging.WARNING)
+        self.parent = parent
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.parent.handle(record)
+
+
+def _install_repair(folder: Path) -> None:
+    logger = logging.getLogger("jax._src.compiler")
+    for handler in list(logger.handlers):
+        if isinstance(handler, (_Repair, _Forward)):
+            logger.removeHandler(handler)
+    logger.addHandler(_Repair(folder))
+    if logger.getEffectiveLevel() > logging.DEBUG:
+        logger.addHandler(_Forward(logging.getLogger("jax._src")))
+        logger.setLevel(logging.DEBUG)
+        logger.propagate = False
+    warnings.filterwarnings("ignore", message=_READ_ERROR)
 
 
 def compilation_cache_dir() -> Path | None:
@@ -67,4 +129,5 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path | No
     # JAX decides once per process, at its first compilation, whether the cache is used;
     # forget that decision so the folder set above takes effect even after a compile.
     compilation_cache.reset_cache()
+    _install_repair(folder)
     return folder

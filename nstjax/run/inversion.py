@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nstjax.io.image import check_image_array
 from nstjax.losses import parse_style_spec
 from nstjax.model.layers import VGGWeights
 from nstjax.model.vgg import (
@@ -267,7 +268,7 @@ def invert(vgg: VGGWeights, image, probes: Sequence, layer_sets: Sequence[Sequen
     layer_sets = tuple(canonical_layers(s) for s in layer_sets)
     if not probes or not layer_sets:
         raise ValueError("give at least one probe and one layer set")
-    image = jnp.asarray(image, jnp.float32)
+    image = check_image_array(image, "image")
     objective = grid_objective(probes, layer_sets, normalization=normalization,
                                pooling=pooling, resample=resample)
     check_solver(objective, solver.optimizer)

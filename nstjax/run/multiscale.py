@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nstjax.io.image import check_image_array
 from nstjax.model.layers import VGGWeights
 from nstjax.objective.config import LossWeights, Objective
 from nstjax.run import color
@@ -150,7 +151,7 @@ def stylize_multiscale(vgg: VGGWeights, content, style, *, key, min_size: int,
       (the full size itself unless stopped early), with a :class:`~nstjax.run.result.Stage`
       per rung run (named by its size).
     """
-    content = jnp.asarray(content, jnp.float32)
+    content = check_image_array(content, "content")
     styles = as_image_list(style)
     if preserve_color is not None:
         return color.with_color_control(

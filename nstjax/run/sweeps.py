@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from nstjax.io.image import check_image_array
 from nstjax.objective.config import LossWeights, Objective, replace_weight
 from nstjax.objective.config import loss_weights as make_loss_weights
 from nstjax.objective.terms import compute_targets
@@ -180,7 +181,7 @@ def sweep(vgg, content, style, values: Mapping[str, Sequence], *, key,
     Returns:
       A :class:`SweepResult` with K members, in the order of :func:`member_settings`.
     """
-    content = jnp.asarray(content, jnp.float32)
+    content = check_image_array(content, "content")
     styles = as_image_list(style)
     members = member_settings(values, mode=mode)
     k_total = len(members)

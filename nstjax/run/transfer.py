@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nstjax.io.image import STYLE_MARGIN, check_image_array
 from nstjax.model.layers import VGGWeights
 from nstjax.objective.config import LossWeights, Objective
 from nstjax.objective.config import loss_weights as make_loss_weights
@@ -253,7 +254,8 @@ def drive(program: Program, max_iter: int, callbacks: Callbacks | None = None, *
                 last = np.take_along_axis(history, np.maximum(n_iter - 1, 0)[:, None], 1)[:, 0]
                 callbacks.progress(n_iter, last)
         if every and n_iter.ndim == 0 and done % every == 0 and done > reported:
-            callbacks.snapshot(done, np.asarray(state.x))
+            # the picture so far: the moving average when the solve averages (else x)
+            callbacks.snapshot(done, np.asarray(state.x_average))
         running = np.asarray(state.running)
         steps = max(done - reported, 1)
         reported = done
@@ -286,10 +288,14 @@ def initial_image(content, styles: Sequence, init: str, key):
 
 
 def as_image_list(style) -> list:
-    """One ``f32[H, W, 3]`` image or a sequence of them, as a list of float32 arrays."""
+    """One ``f32[H, W, 3]`` image or a sequence of them, as a list of float32 arrays, each
+    checked (:func:`nstjax.io.image.check_image_array`)."""
+    if style is None or isinstance(style, (str, bytes)):
+        raise ValueError(f"style: give an RGB image array or a list of them, not {style!r}")
     if getattr(style, "ndim", 0) == 3:
-        return [jnp.asarray(style, jnp.float32)]
-    images = [jnp.asarray(s, jnp.float32) for s in style]
+        return [check_image_array(style, "style", margin=STYLE_MARGIN)]
+    images = [check_image_array(s, f"style {k + 1}", margin=STYLE_MARGIN)
+              for k, s in enumerate(style)]
     if not images:
         raise ValueError("no style image given")
     return images
@@ -330,7 +336,7 @@ def stylize(vgg: VGGWeights, content, style, *, key, objective: Objective = Obje
     Returns:
       A :class:`TransferResult`.
     """
-    content = jnp.asarray(content, jnp.float32)
+    content = check_image_array(content, "content")
     styles = as_image_list(style)
     if preserve_color is not None:
         return color.with_color_control(
