@@ -257,3 +257,26 @@ def test_flags_reach_the_objective():
     objective, _ = common.build_objective(args)
     assert objective.normalization == "paper" and objective.resample
     assert common.input_paths(args) == [common.Path("c.png"), common.Path("s.png")]
+
+
+@pytest.mark.parametrize("normalization, gamma_of", [("paper", lambda s2: 1.0 / s2),
+                                                      ("nstjax", lambda s2: 0.5 / s2)])
+def test_paper_mode_uses_the_codes_gaussian_kernel(normalization, gamma_of):
+    """Seed 003's code: ``exp(−γ d)`` with ``γ = 1/mean d`` over the sampled pairs; the
+    paper's text (our default): ``exp(−d/(2σ²))``, ``σ² = mean d``.  Two output positions
+    with equal features and two style positions make one pair whose estimate does not depend
+    on the draw: ``k(x, x) + k(y₀, y₁) − k(x, y₀) − k(x, y₁)``, in NumPy (rtol 1e-6)."""
+    x = np.array([0.3, -0.2, 0.5], np.float64)
+    y0, y1 = np.array([1.0, 0.4, -0.3]), np.array([-0.6, 0.2, 0.9])
+    d = lambda a, b: float(((a - b) ** 2).sum())  # noqa: E731
+    ds = [0.0, d(y0, y1), d(x, y0), d(x, y1)]
+    g = gamma_of(np.mean(ds))
+    k = [np.exp(-g * v) for v in ds]
+    expected = k[0] + k[1] - k[2] - k[3]
+    o = Objective(style_losses=("mmd-gauss",), normalization=normalization)
+    w = loss_weights(o)
+    f = jnp.asarray(np.stack([x, x]).reshape(1, 2, 3), jnp.float32)
+    s = jnp.asarray(np.stack([y0, y1]).reshape(1, 2, 3), jnp.float32)
+    m = get_style_loss("mmd-gauss")
+    got = m.loss(f, m.target(s), hyper=w.hyper["mmd-gauss"], key=KEY)
+    assert float(got) == pytest.approx(expected, rel=1e-6)

@@ -167,10 +167,12 @@ def bandwidth(sq_dists, sigma2, *, axis=None, weights=None):
     return jnp.maximum(s2, jnp.finfo(s2.dtype).tiny)
 
 
-def mmd_gaussian(features, style_features, key, *, sigma2=0.0, mask=None):
+def mmd_gaussian(features, style_features, key, *, sigma2=0.0, mask=None, width=2.0):
     """Unbiased linear-time estimate of the Gaussian-kernel MMD² (seed 003 §3.2, kernel 3).
 
-    ``k(x, y) = exp(−‖x − y‖² / (2σ²))``.  With ``P = min(n, m) // 2`` disjoint pairs
+    ``k(x, y) = exp(−‖x − y‖² / (width · σ²))``: ``width`` 2 is the paper's Gaussian kernel
+    ``exp(−‖x − y‖²/(2σ²))``, 1 the released code's ``exp(−γ‖x − y‖²)`` with ``γ = 1/σ²``
+    (paper mode uses it).  With ``P = min(n, m) // 2`` disjoint pairs
     ``(x_a, x_b)``, ``(y_a, y_b)`` drawn by ``key`` (:func:`gaussian_pairs`),
 
         MMD²_l = 1/P Σ_p [k(x_a, x_b) + k(y_a, y_b) − k(x_a, y_b) − k(x_b, y_a)]
@@ -190,6 +192,7 @@ def mmd_gaussian(features, style_features, key, *, sigma2=0.0, mask=None):
       sigma2: bandwidth override, used where > 0 (traceable).
       mask: optional ``f32[H, W]`` position weights: pair ``p`` counts ``w_a·w_b`` of the
         generated image's two positions.
+      width: the kernel's ``width`` (traceable).
 
     Returns:
       ``f32[]``.
@@ -201,11 +204,11 @@ def mmd_gaussian(features, style_features, key, *, sigma2=0.0, mask=None):
                    _sq_dist_rows(xa, yb), _sq_dist_rows(xb, ya)])
     w = position_weights(features, mask)
     if w is None:
-        k = jnp.exp(-d / (2.0 * bandwidth(d, sigma2)))
+        k = jnp.exp(-d / (width * bandwidth(d, sigma2)))
         return jnp.mean(k[0] + k[1] - k[2] - k[3])
     pair_w = w[ix[:, 0]] * w[ix[:, 1]]
     # the bandwidth from the pairs that count, each as much as its term of the estimate
-    k = jnp.exp(-d / (2.0 * bandwidth(d, sigma2, weights=pair_w[None, :])))
+    k = jnp.exp(-d / (width * bandwidth(d, sigma2, weights=pair_w[None, :])))
     return position_mean(k[0] + k[1] - k[2] - k[3], pair_w)
 
 

@@ -206,6 +206,9 @@ class LossWeights(NamedTuple):
 
 
 SWEEPABLE = tuple(f for f in LossWeights._fields if f != "hyper")
+# Seed 003's released code computes its Gaussian kernel as exp(−γ d) with γ = 1/mean d, not
+# the text's exp(−d/(2σ²)): paper mode follows the code (``mmd-gauss.width`` 1).
+PAPER_GAUSS_WIDTH = 1.0
 
 
 def loss_weights(objective: Objective, *, n_styles: int = 1,
@@ -244,6 +247,8 @@ def loss_weights(objective: Objective, *, n_styles: int = 1,
     if total <= 0:
         raise ValueError("style-blend weights sum to 0: give at least one positive weight")
     hyper_values = default_hyper(o.style_losses)
+    if o.normalization == "paper" and "mmd-gauss" in hyper_values:
+        hyper_values["mmd-gauss"]["width"] = jnp.asarray(PAPER_GAUSS_WIDTH, jnp.float32)
     for name, value in (hyper or {}).items():
         method, _, param = name.rpartition(".")
         if method not in hyper_values or param not in hyper_values[method]:
