@@ -87,8 +87,9 @@ def _setup(args):
     if args.budget_scale is not None and not (math.isfinite(args.budget_scale)
                                               and args.budget_scale > 0):
         raise UsageError(f"--budget-scale must be a number > 0, not {args.budget_scale:g}")
+    scale = 1.0 if args.budget_scale is None else args.budget_scale
     if args.procedure == "seed002":
-        proc = inv.seed002_procedure(budget_scale=1.0 if args.budget_scale is None else args.budget_scale)
+        proc = inv.seed002_procedure(budget_scale=scale)
     elif args.procedure == "seed003":
         proc = inv.seed003_procedure()
     else:
@@ -106,7 +107,7 @@ def _setup(args):
         layer_sets = proc.layer_sets
     budgets = proc.budgets
     if budgets is not None and (args.stats or args.layers or args.cumulative):
-        budgets = inv.seed002_procedure(budget_scale=1.0 if args.budget_scale is None else args.budget_scale, probes=probes,
+        budgets = inv.seed002_procedure(budget_scale=scale, probes=probes,
                                         layers=[s[-1] for s in layer_sets]).budgets
     solver = dataclasses.replace(proc.solver, **given)
     if budgets is not None and args.iters is not None:

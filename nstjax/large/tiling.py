@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nstjax.io.image import check_image_array
+from nstjax.io.image_arrays import check_image_array
 from nstjax.large.tile_layout import ALIGN, coverage_of, neighbours, tile_layout
 from nstjax.large.tile_objective import (  # noqa: F401
     area_scaled_weights,

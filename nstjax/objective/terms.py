@@ -13,7 +13,7 @@ from typing import NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 
-from nstjax.io.image import STYLE_MARGIN, check_image_array
+from nstjax.io.image_arrays import STYLE_MARGIN, check_image_array
 from nstjax.losses import core as losses
 from nstjax.losses import style_loss_terms, style_targets
 from nstjax.losses.patches import palette_loss, palette_target
@@ -81,9 +81,9 @@ def compute_targets(vgg: VGGWeights, content, styles: Sequence, *, objective: Ob
                                 margin=STYLE_MARGIN) for k, s in enumerate(styles)]
     if not styles:
         raise ValueError("no style image given")
-    check_layer_sizes(jnp.shape(content)[:2], o.content_layers + o.style_layers, "content")
-    for k, s in enumerate(styles):
-        check_layer_sizes(jnp.shape(s)[:2], o.style_layers, "style")
+    check_layer_sizes(content.shape[:2], o.content_layers + o.style_layers, "content")
+    for s in styles:
+        check_layer_sizes(s.shape[:2], o.style_layers, "style")
     shape = tuple(jnp.shape(content)[:2])
     if alpha is not None:
         style_masks = alpha_style_masks(alpha, style_masks, n_styles=len(styles), shape=shape)
@@ -96,7 +96,7 @@ def compute_targets(vgg: VGGWeights, content, styles: Sequence, *, objective: Ob
     for image in styles:
         features = extract_features(vgg, image, o.style_layers, pooling=o.pooling)
         style.append(style_targets(o.style_losses, features))
-    palette = (tuple(palette_target(jnp.asarray(s, jnp.float32)) for s in styles)
+    palette = (tuple(palette_target(s) for s in styles)
                if PALETTE_METHOD in o.style_losses else None)
     targets = Targets(content=content_features, style=tuple(style),
                       style_masks=style_pyramids, content_mask=content_pyramid,
@@ -142,8 +142,9 @@ def _unweighted_terms(image, vgg, targets: Targets, weights: LossWeights, key,
                                  weights.hyper, jax.random.fold_in(key, s), masks=style_masks,
                                  normalization=o.normalization)
         if targets.palette is not None:
+            palette_key = jax.random.fold_in(key, PALETTE_SALT + s)
             terms = terms + _palette_term(image, targets.palette[s], style_masks,
-                                          layer_weights, weights, o, jax.random.fold_in(key, PALETTE_SALT + s))
+                                          layer_weights, weights, o, palette_key)
         per_method = per_method + weights.style_blend[s] * terms
     return content, per_method, losses.tv_loss(image)
 

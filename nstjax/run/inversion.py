@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nstjax.io.image import check_image_array
+from nstjax.io.image_arrays import check_image_array
 from nstjax.losses import parse_style_spec
 from nstjax.model.layers import VGGWeights
 from nstjax.model.vgg import (

@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nstjax.io.image import check_image_array
+from nstjax.io.image_arrays import check_image_array
 from nstjax.model.layers import VGGWeights
 from nstjax.objective.config import LossWeights, Objective
 from nstjax.run import color

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from nstjax.io.image import check_image_array
+from nstjax.io.image_arrays import check_image_array
 from nstjax.objective.config import LossWeights, Objective, replace_weight
 from nstjax.objective.config import loss_weights as make_loss_weights
 from nstjax.objective.terms import compute_targets

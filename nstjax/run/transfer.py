@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nstjax.io.image import STYLE_MARGIN, check_image_array
+from nstjax.io.image_arrays import STYLE_MARGIN, check_image_array
 from nstjax.model.layers import VGGWeights
 from nstjax.objective.config import LossWeights, Objective
 from nstjax.objective.config import loss_weights as make_loss_weights
@@ -208,8 +208,12 @@ def solve(x0, problem: Problem, solver: Solver, callbacks: Callbacks | None = No
     kept = []
     if keep_opt_state:
         finish = program.finish
-        program = program._replace(
-            finish=lambda state, p: (kept.append(state.opt_state), finish(state, p))[1])
+
+        def finish_keeping_state(state, p):
+            kept.append(state.opt_state)
+            return finish(state, p)
+
+        program = program._replace(finish=finish_keeping_state)
     result, terms, problem = drive(program, solver.max_iter, callbacks)
     return TransferResult(image=result.x, loss=result.value, history=result.history,
                           n_iter=result.n_iter, status=result.status, terms=terms,
