@@ -17,16 +17,20 @@ class Callbacks(NamedTuple):
     Attributes:
       progress: ``(iteration, loss)`` for every iteration of a single solve; for a sweep
         ``(iterations, losses)``, arrays over the members, once per chunk.
-      snapshot: ``(iteration, image)`` every ``snapshot_every`` iterations (single solves).
-      snapshot_every: period of ``snapshot`` (0: never).
+      snapshot: ``(iteration, image)`` every ``snapshot_every`` iterations (single solves);
+        for a sweep ``(member indices, images)``, once per finished chunk of members.
+      snapshot_every: period of ``snapshot`` (0: never; a sweep's ignores it).
       should_stop: ``() -> bool``, consulted after every chunk (a fraction of a second);
         ``True`` ends the solve with status ``INTERRUPTED``, keeping the current image.
+      terms: ``(iteration, {"content", "style", "tv"})``, the weighted parts of the loss
+        after every iteration of a single solve (a live loss plot's lines).
     """
 
     progress: Callable | None = None
     snapshot: Callable | None = None
     snapshot_every: int = 0
     should_stop: Callable[[], bool] | None = None
+    terms: Callable | None = None
 
     @property
     def every(self) -> int:

@@ -213,8 +213,9 @@ def sweep(vgg, content, style, values: Mapping[str, Sequence], *, key,
     x0 = initial_image(content, styles, init, k_init)
     mesh = Mesh(np.array(devices), ("k",)) if len(devices) > 1 else None
     init, advance, finish = _programs(objective, mesh)
+    members_done = callbacks.snapshot if callbacks else None
     callbacks = hooks.Callbacks(progress=callbacks.progress, should_stop=callbacks.should_stop) \
-        if callbacks else None     # no snapshots of a batch
+        if callbacks else None     # no snapshots inside a batch
 
     outs = []
     for start in range(lo, hi, chunk):
@@ -229,6 +230,8 @@ def sweep(vgg, content, style, values: Mapping[str, Sequence], *, key,
             finish=lambda state, p: finish(state, p, solver))
         res, terms, _ = drive(program, solver.max_iter, callbacks)
         outs.append(jax.tree.map(lambda a: np.asarray(a)[: len(idx)], (res, terms)))
+        if members_done is not None:
+            members_done(idx, outs[-1][0].x)
         if callbacks is not None and callbacks.should_stop is not None \
                 and callbacks.should_stop():
             break  # the members not yet run are not run

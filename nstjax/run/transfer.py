@@ -257,6 +257,10 @@ def drive(program: Program, max_iter: int, callbacks: Callbacks | None = None, *
             else:
                 last = np.take_along_axis(history, np.maximum(n_iter - 1, 0)[:, None], 1)[:, 0]
                 callbacks.progress(n_iter, last)
+        if callbacks.terms is not None and n_iter.ndim == 0 and done > reported:
+            parts = {k: np.asarray(v) for k, v in state.aux_history.items()}
+            for i in range(reported + 1, done + 1):
+                callbacks.terms(i, {k: float(v[i - 1]) for k, v in parts.items()})
         if every and n_iter.ndim == 0 and done % every == 0 and done > reported:
             # the picture so far: the moving average when the solve averages (else x)
             callbacks.snapshot(done, np.asarray(state.x_average))
