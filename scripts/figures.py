@@ -14,11 +14,11 @@ Names (``--list`` prints them):
 * ``seed004-q12``: the same transfer with the first 3 and the first 5 style layers.
 
 Each writes ``NAME.png`` (``seed002``: three PNGs) and ``NAME.json`` (strict JSON: settings,
-per-panel iterations, status and losses) into ``--out-dir``.  Images come from
-``--images`` (default ``../shared/images``) or ``--content``/``--style``.  Sizes and
-budgets default small (96-128 px, a few hundred iterations) for a look on a CPU; the
-paper's budgets are far larger (seed 002: 10⁵ iterations and more), and every deviation
-is recorded in the JSON.
+per-panel iterations, status and losses, and ``departures``: every way the run differs
+from the paper) into ``--out-dir``.  Images come from ``--content``/``--style``, else
+from ``--images`` (default ``../shared/images``), else the generated demo images (with a
+note).  Sizes and budgets default small (96-128 px, a few hundred iterations) for a look
+on a CPU; the paper's budgets are far larger (seed 002: 10⁵ iterations and more).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from nstjax.io import (
     jsonio,  # noqa: E402
     pictures,
 )
+from nstjax.io.demo import demo_content, demo_style  # noqa: E402
 from nstjax.io.image import load_image  # noqa: E402
 from nstjax.io.image_writing import save_image, write_text_atomic  # noqa: E402
 from nstjax.objective.config import Objective, loss_weights  # noqa: E402
@@ -65,8 +66,45 @@ def figure(name: str):
 
 
 def _image(args, which: str, default: str, size: int):
-    path = getattr(args, which) or (Path(args.images) / default)
-    return str(path), load_image(path, size=size)
+    """``(name, image)``: ``--content``/``--style`` if given, else ``default`` in
+    ``--images``, else the generated demo image (with a note on stderr)."""
+    given = getattr(args, which)
+    if given:
+        return str(given), load_image(given, size=size)
+    path = Path(args.images) / default
+    if path.is_file():
+        return str(path), load_image(path, size=size)
+    print(f"note: no --{which} given and {path} not found: using the generated demo "
+          f"{which} image (pass --{which} FILE or --images FOLDER)", file=sys.stderr)
+    if which == "content":
+        return "demo content", demo_content(max(16, round(size * 3 / 4)), size)
+    return "demo style", demo_style(size, size)
+
+
+def _seed003_departures(args, method: str, size: int, *, fig3: bool = False) -> list[str]:
+    """How a seed 003 stylisation run here differs from the paper (and its code)."""
+    out = [f"long edge {size} px, a size for a look on a CPU (the paper does not state "
+           "its size)",
+           "the released code's per-layer factors and w_k (paper λ), converted to our "
+           "content loss ½Σ(F − P)²"]
+    if "mmd-gauss" in method:
+        out.append(f"Adam (lr {args.lr:g}, ≤ {args.iters} iterations, 0.5% image-change "
+                   "stop on [0, 1] pixels) instead of the code's SGD (momentum 0.9, weight "
+                   "decay, step schedule, gradient clipping, change on 0-255 units)")
+        out.append("Gaussian kernel exp(−d²/mean d²), the released code's; the text's "
+                   "exp(−d²/2σ²) with σ² = mean d² is a guess we do not take in paper mode")
+    if any(m in method for m in ("mmd-linear", "mmd-poly", "bn", "gram")):
+        out.append(f"projected L-BFGS for {args.iters} iterations instead of the code's "
+                   "SGD, without the 0.5% stop (from the grey start its first step changes "
+                   "the image by less and would end the run)")
+    if args.init == "grey":
+        out.append("grey start, as the released code (the text says random)")
+    elif args.init != "noise":
+        out.append(f"start from {args.init} (the text says random)")
+    if fig3:
+        out.append("a Gram column beside the paper's four methods (poly with c = 0 equals "
+                   "Gram at equal sizes); Gram's λ is ours, it has no paper factor")
+    return out
 
 
 def _paper_solver(method: str, args) -> tuple[Solver, bool]:
@@ -99,7 +137,7 @@ def _short(layers) -> str:
 
 @figure("seed003-fig1")
 def seed003_fig1(args, vgg):
-    """Seed 003 Fig. 1: each method's style alone, the first k of relu1_1…relu5_1."""
+    """Demystifying NST (Li et al. 2017) Fig. 1: each method's style alone, growing layer sets."""
     path, style = _image(args, "style", "starry_night.jpg", args.size or 128)
     proc = inv.seed003_procedure(max_iter=args.iters, lr=args.lr, tol_x=args.tol_x)
     res = inv.invert(vgg, style, proc.probes, proc.layer_sets, key=jax.random.PRNGKey(args.seed),
@@ -110,10 +148,13 @@ def seed003_fig1(args, vgg):
     record = {"style": path, "procedure": "seed003", "solver": dataclasses.asdict(proc.solver),
               "init": proc.init, "normalization": proc.normalization,
               "resample": proc.resample, "pooling": proc.pooling, "cells": _cells(res),
-              "deviations": ["Adam instead of the code's SGD (momentum 0.9, weight decay, "
+              "departures": ["Adam instead of the code's SGD (momentum 0.9, weight decay, "
                              "step schedule, gradient clipping)",
                              "relative image change on [0, 1] pixels, not on mean-subtracted "
-                             "0-255 units"]}
+                             "0-255 units",
+                             f"long edge {args.size or 128} px, a size for a look on a CPU",
+                             "Gaussian kernel exp(−d²/mean d²), the released code's (the "
+                             "text's exp(−d²/2σ²) differs)"]}
     return panels, labels, c, record
 
 
@@ -139,7 +180,7 @@ def _stylize_method(args, vgg, content, style, method: str, values: dict, *, mix
 
 @figure("seed003-fig2")
 def seed003_fig2(args, vgg):
-    """Seed 003 Fig. 2: γ swept per method (rows: methods; columns: γ)."""
+    """Demystifying NST (Li et al. 2017) Fig. 2: the style weight γ swept per method."""
     size = args.size or 96
     cpath, content = _image(args, "content", "brad_pitt.jpg", size)
     spath, style = _image(args, "style", "starry_night.jpg", size)
@@ -153,37 +194,44 @@ def seed003_fig2(args, vgg):
         runs.append(run)
     panels += [content, style] + [np.ones_like(content)] * (len(gammas) - 2)
     labels += ["content", "style"] + [""] * (len(gammas) - 2)
+    departures = sorted({d for m in PAPER_METHODS for d in _seed003_departures(args, m, size)})
     return panels, labels, len(gammas), {"content": cpath, "style": spath, "gammas": gammas,
                                          "init": args.init, "normalization": "paper",
-                                         "runs": runs}
+                                         "runs": runs, "departures": departures}
 
 
 @figure("seed003-fig3")
 def seed003_fig3(args, vgg):
-    """Seed 003 Fig. 3: content/style pairs × Gram and the four methods at one γ (Gram has
-    no paper factor: its λ is the registry's)."""
+    """Demystifying NST (Li et al. 2017) Fig. 3: image pairs × Gram and the four methods.
+
+    Gram has no paper factor: its λ is the registry's."""
     size = args.size or 96
     pairs = [("tubingen.jpg", "starry_night.jpg"), ("brad_pitt.jpg", "picasso_selfport1907.jpg"),
              ("tubingen.jpg", "shipwreck.jpg")][: args.pairs]
+    if args.content or args.style:
+        pairs = pairs[:1]
     panels, labels, runs = [], [], []
-    for cname, sname in pairs:
-        content = load_image(Path(args.images) / cname, size=size)
-        style = load_image(Path(args.images) / sname, size=size)
+    for cdefault, sdefault in pairs:
+        cname, content = _image(args, "content", cdefault, size)
+        sname, style = _image(args, "style", sdefault, size)
         panels += [content, style]
-        labels += [cname.split(".")[0][:12], sname.split(".")[0][:12]]
+        labels += [Path(cname).stem[:12], Path(sname).stem[:12]]
         for method in FIG3_METHODS:
             res, run = _stylize_method(args, vgg, content, style, method,
                                        {"style_weight": [args.gamma]})
             panels.append(res.images[0])
             labels.append(f"{method} g={args.gamma:g}")
             runs.append({"content": cname, "style": sname, **run})
+    departures = sorted({d for m in FIG3_METHODS
+                         for d in _seed003_departures(args, m, size, fig3=True)})
     return panels, labels, 2 + len(FIG3_METHODS), {"gamma": args.gamma, "init": args.init,
-                                                    "normalization": "paper", "runs": runs}
+                                                    "normalization": "paper", "runs": runs,
+                                                    "departures": departures}
 
 
 @figure("seed003-fig4")
 def seed003_fig4(args, vgg):
-    """Seed 003 Fig. 4: BN+poly and linear+Gaussian over five mixes (γ = 5)."""
+    """Demystifying NST (Li et al. 2017) Fig. 4: BN+poly and linear+Gaussian fusions, 5 mixes."""
     size = args.size or 96
     cpath, content = _image(args, "content", "brad_pitt.jpg", size)
     spath, style = _image(args, "style", "starry_night.jpg", size)
@@ -199,10 +247,13 @@ def seed003_fig4(args, vgg):
     labels += ["content", "style", "", "", ""]
     return panels, labels, len(mixes), {"content": cpath, "style": spath, "gamma": args.gamma,
                                         "mixes": mixes, "init": args.init, "runs": runs,
-                                        "note": "λ of each method from the paper λ, so a "
-                                                "mix weights comparable gradients (the "
-                                                "released code scales only the first "
-                                                "method's w by the mix)"}
+                                        "departures": sorted(
+                                            {d for m in ("bn,mmd-poly", "mmd-linear,mmd-gauss")
+                                             for d in _seed003_departures(args, m, size)})
+                                        + ["the mix multiplies every method's λ (from the "
+                                           "paper λ, so a mix weighs comparable gradients); "
+                                           "the released code scales only the first "
+                                           "method's w, a bug"]}
 
 
 # ---------------------------------------------------------------------------- seed 002
@@ -210,7 +261,7 @@ def seed003_fig4(args, vgg):
 
 @figure("seed002")
 def seed002(args, vgg):
-    """Seed 002 Figs. 1.3-1.7 from one batched run of its §1.3 procedure."""
+    """Style-representation inversion (seed 002) Figs. 1.3-1.7: Gram, moments, channel MMD."""
     path, style = _image(args, "style", "starry_night.jpg", args.size or 128)
     proc = inv.seed002_procedure(budget_scale=args.budget_scale)
     solver = dataclasses.replace(proc.solver, lr=args.lr_seed002) \
@@ -226,9 +277,18 @@ def seed002(args, vgg):
              for name, rows in parts.items()}
     record = {"style": path, "procedure": "seed002", "budget_scale": args.budget_scale,
               "solver": dataclasses.asdict(solver), "cells": _cells(res),
-              "deviations": ([f"Adam lr {solver.lr:g} instead of 1e-3"]
+              "departures": ([f"Adam lr {solver.lr:g} instead of 1e-3"]
                              if solver.lr != 1e-3 else [])
-              + [f"budgets × {args.budget_scale:g} (Table 1.1 plus 240 extensions)"]}
+              + [f"budgets × {args.budget_scale:g} (Table 1.1 plus 240 extensions)",
+                 f"long edge {args.size or 128} px (the seed does not state its size)",
+                 "noise from JAX's PRNG key, not PyTorch's seed 0",
+                 "saved pictures clipped to [0, 1] (the iterate is not, as in the seed)",
+                 "M_i for i ≥ 2 are central moments, a guess (the seed defines M_i by "
+                 "reference to a section it does not contain)",
+                 "ψ = min{1, 1/|M_1|} (a guess; eq. 1.5 as printed has no absolute value, "
+                 "the moments loss's literal_psi = 1 gives it)",
+                 "eq. 1.6's h: a Gaussian kernel with a per-channel bandwidth, the mean "
+                 "squared pair distance (a guess: the seed never defines them)"]}
     panels = [res.images[i, j] for i in range(r) for j in range(c)] + [style]
     flat = [l for row in labels for l in row] + ["style"]
     return panels, flat, c, {**record, "parts": extra}
@@ -239,7 +299,7 @@ def seed002(args, vgg):
 
 @figure("seed004-q12")
 def seed004_q12(args, vgg):
-    """Seed 004 Q12: the first 3 versus the first 5 style layers (Gram, Gatys)."""
+    """NST quiz (Bordag et al.) Q12: the first 3 versus the first 5 style layers."""
     size = args.size or 128
     cpath, content = _image(args, "content", "tubingen.jpg", size)
     spath, style = _image(args, "style", "shipwreck.jpg", size)
@@ -253,7 +313,15 @@ def seed004_q12(args, vgg):
     labels = ["content", "style", "3 layers", "5 layers"]
     return panels, labels, 4, {"content": cpath, "style": spath, "gamma": args.gamma,
                                "iterations": res.n_iter.tolist(),
-                               "final_loss": res.loss.tolist()}
+                               "final_loss": res.loss.tolist(),
+                               "departures": [
+                                   "the quiz's sea turtle and Great Wave are not available: "
+                                   f"{Path(cpath).name} and {Path(spath).name} instead",
+                                   f"long edge {size} px, {args.iters} iterations of "
+                                   "projected L-BFGS from the content image (the quiz states "
+                                   "neither)",
+                                   "our default objective: relu4_2 content, relu1_1-relu5_1 "
+                                   f"style layers, style weight {args.gamma:g}"]}
 
 
 # ------------------------------------------------------------------------------ main
@@ -261,27 +329,47 @@ def seed004_q12(args, vgg):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("name", nargs="?", help="figure name (--list)")
-    p.add_argument("--list", action="store_true")
-    p.add_argument("--out-dir", type=Path, default=Path("figures"))
-    p.add_argument("--images", default=str(IMAGES), help="folder of the classic images")
-    p.add_argument("--content", type=Path)
-    p.add_argument("--style", type=Path)
-    p.add_argument("--size", type=int, help="long edge (default 96-128 per figure)")
-    p.add_argument("--iters", type=int, default=300)
-    p.add_argument("--lr", type=float, default=0.02, help="Adam step (seed 003 figures)")
-    p.add_argument("--tol-x", type=float, default=0.005, help="image-change stop (0.5%%)")
-    p.add_argument("--gamma", type=float, default=5.0, help="balance factor γ (code: 5)")
-    p.add_argument("--gammas", type=float, nargs="+", default=[0.1, 1.0, 5.0, 20.0, 100.0])
-    p.add_argument("--init", default="grey", help="stylization start (code: grey)")
-    p.add_argument("--pairs", type=int, default=2, help="fig3: content/style pairs (≤ 3)")
-    p.add_argument("--budget-scale", type=float, default=1e-3, help="seed002 budgets ×")
-    p.add_argument("--lr-seed002", type=float, help="seed002 Adam step (paper 1e-3)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("name", nargs="?", help="figure name (--list prints them)")
+    p.add_argument("--list", action="store_true", help="list the figures and exit")
+    p.add_argument("--out-dir", type=Path, default=Path("figures"),
+                   help="folder for NAME.png and NAME.json (default figures)")
+    p.add_argument("--images", default=str(IMAGES),
+                   help=f"folder of the classic test images (default {IMAGES})")
+    p.add_argument("--content", type=Path, help="content image (default: from --images, "
+                   "else the generated demo content)")
+    p.add_argument("--style", type=Path, help="style image (default: from --images, "
+                   "else the generated demo style)")
+    p.add_argument("--size", type=int, help="long edge in pixels (default 96 or 128, per "
+                   "figure)")
+    p.add_argument("--iters", type=int, default=300, help="iterations per picture "
+                   "(default 300)")
+    p.add_argument("--lr", type=float, default=0.02,
+                   help="Adam step of the seed 003 figures (default 0.02)")
+    p.add_argument("--tol-x", type=float, default=0.005,
+                   help="stop when the image changes by less than this fraction "
+                   "(default 0.005, the paper's 0.5%%)")
+    p.add_argument("--gamma", type=float, default=5.0,
+                   help="style weight γ (default 5, the released code's)")
+    p.add_argument("--gammas", type=float, nargs="+", default=[0.1, 1.0, 5.0, 20.0, 100.0],
+                   help="seed003-fig2's style weights (default 0.1 1 5 20 100)")
+    p.add_argument("--init", default="grey",
+                   help="start image: grey, noise, content or style (default grey, the "
+                   "released code's)")
+    p.add_argument("--pairs", type=int, default=2,
+                   help="seed003-fig3: content/style pairs, 1 to 3 (default 2; 1 when "
+                   "--content or --style is given)")
+    p.add_argument("--budget-scale", type=float, default=1e-3,
+                   help="seed002: multiply the paper's iteration budgets by this "
+                   "(default 0.001)")
+    p.add_argument("--lr-seed002", type=float,
+                   help="seed002: Adam step (default the paper's 0.001)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--weights", help="vgg19.h5 (default weights/vgg19.h5)")
     args = p.parse_args(argv)
     if args.list or not args.name:
-        print("\n".join(FIGURES))
+        width = max(map(len, FIGURES))
+        print("\n".join(f"{name:<{width}}  {fn.__doc__.splitlines()[0]}"
+                        for name, fn in FIGURES.items()))
         return 0
     if args.name not in FIGURES:
         print(f"error: unknown figure {args.name!r}; choose from {', '.join(FIGURES)}",

@@ -93,7 +93,7 @@ def test_solver_is_a_pytree_static_fields_in_the_treedef():
 def test_default_hyper_and_names():
     o = Objective(style_losses=("mmd-poly", "moments"))
     assert o.hyper_names() == ("mmd-poly.c", "moments.w1", "moments.w2", "moments.w3",
-                               "moments.w4")
+                               "moments.w4", "moments.literal_psi")
     w = loss_weights(o, hyper={"mmd-poly.c": 0.0})
     assert float(w.hyper["mmd-poly"]["c"]) == 0.0 and float(w.hyper["moments"]["w3"]) == 1.0
     # the registry's λ (balanced against ½Σ at 512 × 768 positions), converted to the

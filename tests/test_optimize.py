@@ -296,3 +296,20 @@ def test_auxiliary_output_is_kept_at_every_iteration(name):
     np.testing.assert_allclose(np.asarray(res.aux_history["pair"])[:n, 1],
                                2.0 * np.asarray(res.history)[:n], rtol=1e-5)
     assert np.all(np.isnan(np.asarray(res.aux_history["v"])[n:]))
+
+
+def test_raw_loss_and_no_box_as_seed_002():
+    """``normalize=False`` hands the optimiser ``f`` itself (unit 1); without the box Adam's
+    iterate passes 1 on ``f = Σ(x − 2)²`` while the boxed one stops at 1."""
+    from nstjax.solve.minimize import minimize_init
+    fun = lambda x: jnp.sum((x - 2.0) ** 2)  # noqa: E731
+    x0 = jnp.full((4,), 0.5)
+    free = optimize.make_optimizer("adam", lower=-jnp.inf, upper=jnp.inf, lr=0.1)
+    boxed = optimize.make_optimizer("adam", lr=0.1)
+    assert float(minimize_init(fun, x0, free, max_iter=3, normalize=False).unit) == 1.0
+    assert float(minimize_init(fun, x0, free, max_iter=3).unit) == 9.0      # |f(x₀)| = 4·1.5²
+    assert float(minimize(fun, x0, free, max_iter=40).x.max()) > 1.5
+    assert float(minimize(fun, x0, boxed, max_iter=40).x.max()) == 1.0
+    from nstjax.solve.solver import Solver
+    s = Solver("adam", 10, box=False, normalize=False)
+    assert jax.tree_util.tree_structure(s) != jax.tree_util.tree_structure(Solver("adam", 10))

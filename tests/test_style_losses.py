@@ -69,31 +69,65 @@ def _gauss_np(f, s, hyper, key):
 
 
 def _moments_np(a, order=4):
+    """``M_1`` the channel mean, ``M_i`` (i ≥ 2) the central moments: the seed defines
+    ``M_i`` by reference to a section it lacks; central moments are the named guess."""
     x = _rows(a)
     mu = x.mean(0)
     return np.stack([mu] + [((x - mu) ** i).mean(0) for i in range(2, order + 1)])
 
 
-def _moment_loss_np(f, s, hyper, key):
+def _eq14_np(f, s, w, *, psi_of):
+    """Seed 002 eq. 1.4: ``1/c Σ_i ψ(M_i(F^s)) Σ_j (M_i(F^s_j) − M_i(F^n_j))²`` with
+    ``ψ = psi_of`` applied to the moment's mean over channels (eq. 1.5's ``M_1``), term by
+    term in loops, ``w_i`` switching moments on and off."""
     ms, mf = _moments_np(s), _moments_np(f)
-    psi = np.minimum(1.0, 1.0 / np.abs(ms.mean(1)))
-    w = np.array([hyper[f"w{i}"] for i in range(1, 5)])
-    return (w * psi * ((ms - mf) ** 2).sum(1)).sum() / f.shape[-1]
+    c = f.shape[-1]
+    total = 0.0
+    for i in range(4):
+        psi = psi_of(sum(ms[i, j] for j in range(c)) / c)
+        total += w[i] * psi * sum((ms[i, j] - mf[i, j]) ** 2 for j in range(c))
+    return total / c
+
+
+def _psi_printed(m):
+    """Eq. 1.5 as printed: ``min{1, 1/M_1}`` (``1/0 = ∞``)."""
+    return 1.0 if m == 0 else min(1.0, 1.0 / m)
+
+
+def _moment_loss_np(f, s, hyper, key):
+    w = [hyper[f"w{i}"] for i in range(1, 5)]
+    if hyper["literal_psi"]:
+        return _eq14_np(f, s, w, psi_of=_psi_printed)
+    return _eq14_np(f, s, w, psi_of=lambda m: _psi_printed(abs(m)))   # the named guess
+
+
+def _eq16_np(f, s, k):
+    """Seed 002 eq. 1.6 as printed: ``Σ_i Σ_{j=1}^{⌊hw/2⌋} h((s_{i,2j−1}, n_{i,2j−1}),
+    (s_{i,2j}, n_{i,2j}))`` with Gretton et al.'s linear-time ``h((x, y), (x', y')) =
+    k(x, x') + k(y, y') − k(x, y') − k(x', y)`` and the kernel ``k`` given."""
+    x, y = _rows(f), _rows(s)
+    total = 0.0
+    for i in range(x.shape[1]):
+        for j in range(1, x.shape[0] // 2 + 1):
+            s1, s2 = y[2 * j - 2, i], y[2 * j - 1, i]      # 1-based 2j−1, 2j
+            n1, n2 = x[2 * j - 2, i], x[2 * j - 1, i]
+            total += k(s1, s2) + k(n1, n2) - k(s1, n2) - k(s2, n1)
+    return total
 
 
 def _channel_mmd_np(f, s, hyper, key):
+    """Eq. 1.6 divided by its pair count, with a Gaussian kernel whose per-channel
+    bandwidth is the mean squared pair distance: kernel, bandwidth and ``1/P`` are the
+    guesses named in ``channel_mmd_loss``'s docstring."""
     x, y = _rows(f), _rows(s)
     p = min(x.shape[0], y.shape[0]) // 2
     total = 0.0
     for i in range(x.shape[1]):
-        d = []
-        for j in range(p):          # 0-based positions 2j, 2j+1 = the paper's 2j-1, 2j
-            s1, s2, n1, n2 = y[2 * j, i], y[2 * j + 1, i], x[2 * j, i], x[2 * j + 1, i]
-            d.append([(s1 - s2) ** 2, (n1 - n2) ** 2, (s1 - n2) ** 2, (s2 - n1) ** 2])
-        d = np.array(d)
-        bw = hyper["sigma2"] if hyper["sigma2"] > 0 else d.mean()
-        k = np.exp(-d / (2 * bw))
-        total += (k[:, 0] + k[:, 1] - k[:, 2] - k[:, 3]).mean()
+        pairs = [(y[2 * j, i], y[2 * j + 1, i], x[2 * j, i], x[2 * j + 1, i]) for j in range(p)]
+        d = [[(a - b) ** 2, (c - e) ** 2, (a - e) ** 2, (b - c) ** 2] for a, b, c, e in pairs]
+        bw = hyper["sigma2"] if hyper["sigma2"] > 0 else np.mean(d)
+        total += sum(np.exp(-q[0] / (2 * bw)) + np.exp(-q[1] / (2 * bw))
+                     - np.exp(-q[2] / (2 * bw)) - np.exp(-q[3] / (2 * bw)) for q in d) / p
     return total
 
 
@@ -162,7 +196,7 @@ CUSTOM_HYPER = {
     "mmd-poly": {"c": 0.7},
     "mmd-gauss": {"sigma2": 1.3},
     "channel-mmd": {"sigma2": 1.3},
-    "moments": {"w1": 1.0, "w2": 0.5, "w3": 0.25, "w4": 2.0},
+    "moments": {"w1": 1.0, "w2": 0.5, "w3": 0.25, "w4": 2.0, "literal_psi": 1.0},
     "stats": {"mean": 1.0, "std": 2.0, "skew": 0.5, "kurt": 0.3},
     "relaxed-emd": {"remd": 3.0, "moment": 0.5},
 }
@@ -212,17 +246,56 @@ def test_poly_closed_form_equals_kernel_sums(x64):
 
 
 def test_poly_c0_is_gram_when_sizes_match(x64):
-    """Seed 003 eq. 9: MMD²_poly(c=0) = 4N² E_gatys for n = m, so 'mmd-poly' (c=0) is 'gram'."""
+    """Seed 003 eq. 9: with ``k(x, y) = (xᵀy)²`` and ``n = m`` positions, Gatys' ``E_l =
+    1/(4N²M²) Σ(G − A)²`` equals ``MMD²/(4N²)``; 'mmd-poly' (c = 0) and 'gram' are both
+    that number, each checked against NumPy."""
     f, s = _maps(2, (5, 6, 4), (3, 10, 4))
-    fj, sj = jnp.asarray(f), jnp.asarray(s)
-    e = losses.gram_loss(fj, losses.gram_matrix(sj))
-    raw = mmd.mmd_poly(fj, mmd.poly_target(sj), c=0.0)
-    np.testing.assert_allclose(float(raw), 4 * 4 ** 2 * float(e), rtol=RTOL64)
-    np.testing.assert_allclose(float(_loss("mmd-poly", f, s, {"c": 0.0})),
-                               float(_loss("gram", f, s)), rtol=RTOL64)
+    x, y = _rows(f), _rows(s)
+    n, m = x.shape[1], x.shape[0]
+    gatys = (((x.T @ x) - (y.T @ y)) ** 2).sum() / (4 * n * n * m * m)
+    mmd2 = _mmd2_brute(x, y, lambda a, b: (a @ b.T) ** 2)
+    np.testing.assert_allclose(mmd2 / (4 * n * n), gatys, rtol=RTOL64)
+    np.testing.assert_allclose(float(_loss("mmd-poly", f, s, {"c": 0.0})), gatys, rtol=RTOL64)
+    np.testing.assert_allclose(float(_loss("gram", f, s)), gatys, rtol=RTOL64)
     # With n ≠ m the two differ: Gatys divides both Grams by the generated image's M.
     s2 = _maps(2, (5, 6, 4), (4, 7, 4))[1]
     assert abs(float(_loss("mmd-poly", f, s2, {"c": 0.0})) - float(_loss("gram", f, s2))) > 1e-3
+
+
+def test_moments_literal_psi_is_eq_1_5_as_printed(x64):
+    """With a negative mean third moment the printed ψ is negative (the term rewards a
+    mismatch) and the default's |M_1| is not; where every channel mean is positive the
+    two agree."""
+    rng = np.random.default_rng(11)
+    s = 5.0 - np.exp(rng.normal(size=(6, 5, 3)))           # skewed left: M_3 < 0
+    f = rng.normal(size=(6, 5, 3))
+    assert _moments_np(s)[2].mean() < 0
+    w = {"w1": 1.0, "w2": 1.0, "w3": 1.0, "w4": 1.0}
+    literal = float(_loss("moments", f, s, {**w, "literal_psi": 1.0}))
+    default = float(_loss("moments", f, s, w))
+    np.testing.assert_allclose(literal, _eq14_np(f, s, [1] * 4, psi_of=_psi_printed),
+                               rtol=RTOL64)
+    assert literal < default
+    pos = np.exp(rng.normal(size=(6, 5, 3)))                # skewed right: all means > 0
+    assert np.all(_moments_np(pos).mean(1) > 0)
+    np.testing.assert_allclose(float(_loss("moments", f, pos, {**w, "literal_psi": 1.0})),
+                               float(_loss("moments", f, pos, w)), rtol=RTOL64)
+
+
+def test_channel_mmd_summed_over_pairs_is_eq_1_6_as_printed(x64):
+    """``P ×`` channel-mmd (the ``channel-mmd@sum`` probe of the inversion grid) is eq. 1.6's
+    double sum, with a Gaussian kernel of fixed bandwidth written out in NumPy."""
+    from nstjax.run import inversion as inv
+    f, s = _maps(5, (6, 4, 3), (6, 4, 3))
+    s2 = 0.8
+    k = lambda a, b: np.exp(-((a - b) ** 2) / (2 * s2))  # noqa: E731
+    p = 6 * 4 // 2
+    got = p * float(_loss("channel-mmd", f, s, {"sigma2": s2}))
+    np.testing.assert_allclose(got, _eq16_np(f, s, k), rtol=RTOL64)
+    objective = inv.grid_objective([inv.parse_probe("channel-mmd@sum")], [("relu1_1",)])
+    w = inv.cell_weights(objective, inv.parse_probe("channel-mmd@sum"), ("relu1_1",),
+                         pairs={l: p for l in objective.style_layers})
+    assert float(np.asarray(w.style_layer_weights)[0]) == p
 
 
 def test_linear_is_squared_mean_distance(x64):

@@ -5,8 +5,9 @@ Hyper-parameters in brackets, all traced:
 * ``gram``, ``gram-gamma``, ``gram-hw``, ``gram-chw``: Gram matrices (:mod:`nstjax.losses.core`);
 * ``mmd-linear``, ``mmd-poly`` [c], ``mmd-gauss`` [sigma2; ≤ 0 means the data's mean squared
   distance]: MMD² of seed 003 eq. 10 (:mod:`nstjax.losses.mmd`);
-* ``bn`` (seed 003 eq. 11), ``moments`` [w1..w4] (seed 002 eq. 1.4, N = 4),
-  ``channel-mmd`` [sigma2] (seed 002 eq. 1.6): :mod:`nstjax.losses.statistics`;
+* ``bn`` (seed 003 eq. 11), ``moments`` [w1..w4, literal_psi] (seed 002 eq. 1.4-1.5,
+  N = 4), ``channel-mmd`` [sigma2] (seed 002 eq. 1.6, with a Gaussian kernel and bandwidth
+  of our choosing): :mod:`nstjax.losses.statistics`;
 * dislocators of seed 000 §3.5: ``mean``, ``mean-sq``, ``mean-abs`` (scaled sums),
   ``stats`` [mean, std, skew, kurt weights] and ``stats-mean``, ``stats-std``,
   ``stats-skew``, ``stats-kurt`` (one statistic alone).
@@ -25,7 +26,7 @@ The MMD losses of seed 003 eq. 10 divide MMD² by a normaliser Z_k^l of the laye
 which the paper leaves open.  Ours: linear Z = N (a mean over channels of the squared mean
 difference); poly Z = 4N², so that ``mmd-poly`` with c = 0 *is* ``gram`` when the two images
 have the same size (seed 003 eq. 9) and the layers balance as in Gatys; Gaussian Z = 1 (the
-kernel is bounded, MMD² ∈ [−2, 4]).  Poly's c defaults to 0, the paper's choice (§3.2 "we
+kernel is bounded, so the linear-time estimate lies in (−2, 2)).  Poly's c defaults to 0, the paper's choice (§3.2 "we
 only use the version with c = 0"; ``--mmd-poly-c`` defaults to 0.0 in its code), for which
 ``mmd-poly`` equals ``gram`` at equal sizes (its λ, 0.33, was re-measured with c = 0 as
 above; with c = 1 it was 0.32).  The paper λ below are not measured: they are the released
@@ -142,11 +143,13 @@ def bn(f, t, *, hyper, key, mask=None):
 
 
 @register_style_loss("moments", target=statistics.moment_target, scale=1.4e-4,
-                     hyper={f"w{i}": 1.0 for i in range(1, statistics.MAX_MOMENT + 1)},
-                     reference="seed 002 eq. 1.4-1.5, N = 4, weights w1..w4")
+                     hyper={**{f"w{i}": 1.0 for i in range(1, statistics.MAX_MOMENT + 1)},
+                            "literal_psi": 0.0},
+                     reference="seed 002 eq. 1.4-1.5, N = 4, weights w1..w4; ψ with |M_1| "
+                               "unless literal_psi = 1 (our guess)")
 def moments(f, t, *, hyper, key, mask=None):
     w = jnp.stack([jnp.asarray(hyper[f"w{i}"]) for i in range(1, t.moments.shape[0] + 1)])
-    return statistics.moment_loss(f, t, w, mask=mask)
+    return statistics.moment_loss(f, t, w, mask=mask, literal_psi=hyper["literal_psi"])
 
 
 @register_style_loss("channel-mmd", target=_identity, scale=3.5e8, hyper={"sigma2": 0.0},

@@ -97,37 +97,48 @@ class MomentTarget(NamedTuple):
 
     Attributes:
       moments: ``M_i(F^s_j)``, ``f32[N, C]`` (see :func:`central_moments`).
-      psi: ``ψ(M_i(F^s))``, ``f32[N]`` (seed 002 eq. 1.5).
+      channel_mean: ``M_1(M_i(F^s))``, the mean over channels of each moment, ``f32[N]``:
+        the argument of ψ (seed 002 eq. 1.5).
     """
 
     moments: jax.Array
-    psi: jax.Array
+    channel_mean: jax.Array
 
 
 def moment_target(features, *, order: int = MAX_MOMENT) -> MomentTarget:
-    """Moments of the style features and their weights ``ψ_i = min{1, 1/|M_1(M_i)|}``.
-
-    ``M_1(M_i)`` is the mean over channels of the ``i``-th moment.  Seed 002 eq. 1.5 has
-    ``1/M_1``; the absolute value keeps ``ψ`` positive for odd central moments, whose
-    channel mean may be negative (``1/0 = ∞`` gives ``ψ = 1``).
-    """
+    """Moments of the style features and their channel means, ψ's arguments (eq. 1.5)."""
     mom = central_moments(features, order)
-    return MomentTarget(mom, jnp.minimum(1.0, 1.0 / jnp.abs(jnp.mean(mom, axis=1))))
+    return MomentTarget(mom, jnp.mean(mom, axis=1))
 
 
-def moment_loss(features, target: MomentTarget, weights, *, mask=None):
+def moment_psi(channel_mean, *, literal=0.0):
+    """ψ of seed 002 eq. 1.5, ``min{1, 1/M_1}``, per moment.
+
+    The seed's ψ is negative when the channel mean of an odd central moment is (a
+    negative third moment is common): that moment's term then *rewards* a mismatch.  By
+    default (``literal = 0``) we take ``min{1, 1/|M_1|}``, a guess of ours that keeps every
+    term a penalty; ``literal = 1`` (traceable) is the equation as printed.  ``1/0 = ∞``
+    gives ``ψ = 1`` either way.
+    """
+    m = jnp.where(jnp.asarray(literal) > 0, channel_mean, jnp.abs(channel_mean))
+    return jnp.minimum(1.0, 1.0 / m)
+
+
+def moment_loss(features, target: MomentTarget, weights, *, mask=None, literal_psi=0.0):
     """Moment loss ``1/C Σ_i w_i ψ_i Σ_j (M_i(F^s_j) − M_i(F_j))²`` (seed 002 eq. 1.4).
 
-    ``M_1`` is the channel mean and ``M_i``, ``i ≥ 2``, the ``i``-th central moment
-    (as in the central moment discrepancy of Zellinger et al. 2017, which the moment loss
-    follows); ``ψ`` (eq. 1.5) divides each by its typical size when that is above 1.
-    ``w_i`` (not in the paper) switches moments on and off inside one compiled function:
-    ``w = (1, 1, 0, 0)`` is eq. 1.4 with ``N = 2``.
+    ``M_1`` is the channel mean and ``M_i``, ``i ≥ 2``, the ``i``-th central moment: the
+    seed defines ``M_i`` only by reference to a section it does not contain, so central
+    moments (as in the central moment discrepancy of Zellinger et al. 2017) are our guess.
+    ``ψ`` (eq. 1.5, :func:`moment_psi`) divides each by its typical size when that is
+    above 1. ``w_i`` (not in the paper) switches moments on and off inside one compiled
+    function: ``w = (1, 1, 0, 0)`` is eq. 1.4 with ``N = 2``.
 
     Args:
       features: ``f32[H, W, C]``.
       target: from :func:`moment_target`, ``N`` moments.
       weights: ``f32[N]`` (traceable).
+      literal_psi: 1 for eq. 1.5 as printed (signed), 0 for ``|M_1|`` (traceable).
 
     Returns:
       ``f32[]``.
@@ -135,7 +146,8 @@ def moment_loss(features, target: MomentTarget, weights, *, mask=None):
     n = target.moments.shape[0]
     d = central_moments(features, n, mask=mask) - target.moments
     per_moment = jnp.sum(d * d, axis=1)
-    return jnp.sum(jnp.asarray(weights) * target.psi * per_moment) / _channels(features)
+    psi = moment_psi(target.channel_mean, literal=literal_psi)
+    return jnp.sum(jnp.asarray(weights) * psi * per_moment) / _channels(features)
 
 
 # --------------------------------------------------------------------------- channel MMD
@@ -155,6 +167,9 @@ def channel_mmd_loss(features, style_features, *, sigma2=0.0, mask=None):
     linear-time normaliser) keeps a layer's value from growing with its area.  The kernel is
     ``exp(−(a − b)²/(2σ_i²))`` with ``σ_i²`` per channel the mean of the ``4P`` squared
     differences (:func:`nstjax.losses.mmd.bandwidth`, no gradient) unless ``sigma2 > 0``.
+    Eq. 1.6 defines ``h`` only by reference to a section the seed does not contain: the
+    Gaussian kernel, its per-channel bandwidth and the ``1/P`` are our guesses, taken from
+    the linear-time estimate of seed 003 (eq. 10 with Gretton et al. 2012's ``h``).
 
     It is exactly zero at ``F = F^s`` (then ``h = 0`` term by term) and, since the pairs
     are fixed positions, not invariant to permuting positions.

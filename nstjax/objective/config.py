@@ -157,7 +157,7 @@ class Objective:
             raise ValueError(f"content loss must be one of {', '.join(CONTENT_LOSSES)}, not "
                              f"{self.content_loss!r}")
         if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling must be 'max' or 'avg', not {self.pooling!r}")
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, not {self.pooling!r}")
         set_("auto_scale", bool(self.auto_scale))
         set_("remat", remat_policy(self.remat))
         set_("precision", check_precision(self.precision))

@@ -344,7 +344,9 @@ def seed002_procedure(*, budget_scale: float = 1.0, probes: Sequence | None = No
     """Seed 002 §1.3: Adam (η = 1e-3, β = (0.9, 0.999)) from uniform noise, one layer of R at
     a time (eq. 1.7), stop when the unscaled style loss is below θ = 1e-5, budgets of
     Table 1.1 extended by 1000 iterations up to 240 times (a threshold that can fire at any
-    iteration makes "extend while above θ" the same as a budget ``ι + 240·1000``).
+    iteration makes "extend while above θ" the same as a budget ``ι + 240·1000``).  As the
+    seed: Adam sees the raw loss (``Solver(normalize=False)``) and pixels may leave [0, 1]
+    (``box=False``; the saved grid is clipped to 8 bits).
 
     Probes: ``gram-gamma`` (eq. 1.2-1.3), ``moments@1..4`` (eq. 1.4-1.5) and
     ``channel-mmd@sum`` (eq. 1.6 as written, summed over pairs).  ``budget_scale`` shrinks
@@ -361,7 +363,8 @@ def seed002_procedure(*, budget_scale: float = 1.0, probes: Sequence | None = No
         for j, layer in enumerate(layers):
             base = table[SEED002_LAYERS.index(layer)] if layer in SEED002_LAYERS else table[-1]
             budgets[i, j] = max(1, round((base + extra) * budget_scale))
-    solver = Solver("adam", int(budgets.max()), lr=1e-3, threshold=SEED002_THETA)
+    solver = Solver("adam", int(budgets.max()), lr=1e-3, threshold=SEED002_THETA, box=False,
+                    normalize=False)
     return Procedure(probes, tuple((l,) for l in layers), solver, "noise", "nstjax", False,
                      budgets)
 

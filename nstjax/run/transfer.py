@@ -98,9 +98,11 @@ def problem_value(x, problem: Problem, *, objective: Objective):
 
 
 def _bound(problem: Problem, solver: Solver, objective: Objective):
-    """``fun(x)`` with the problem bound, and the solver's optimiser in the [0, 1] box."""
+    """``fun(x)`` with the problem bound, and the solver's optimiser in the [0, 1] box
+    (no box when ``solver.box`` is off)."""
     fun = functools.partial(problem_value, problem=problem, objective=objective)
-    optimizer = optimize.make_optimizer(solver.optimizer, lower=0.0, upper=1.0,
+    lower, upper = (0.0, 1.0) if solver.box else (-jnp.inf, jnp.inf)
+    optimizer = optimize.make_optimizer(solver.optimizer, lower=lower, upper=upper,
                                         history_size=solver.history_size, lr=solver.lr)
     return fun, optimizer
 
@@ -117,7 +119,8 @@ def transfer_init(x0, problem: Problem, solver: Solver, *, objective: Objective,
             x0, problem.vgg, problem.targets, problem.weights, problem.key,
             objective=objective)))
     fun, optimizer = _bound(problem, solver, objective)
-    state = minimize_init(fun, x0, optimizer, max_iter=solver.max_iter, has_aux=True)
+    state = minimize_init(fun, x0, optimizer, max_iter=solver.max_iter, has_aux=True,
+                          normalize=solver.normalize)
     if warm_start is not None:
         state = state._replace(opt_state=carry_moments(state.opt_state, warm_start))
     return state, problem

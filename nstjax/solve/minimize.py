@@ -104,15 +104,16 @@ def _scaled(fun, unit):
 
 
 def minimize_init(fun: Callable, x0, optimizer: Optimizer, *, max_iter: int,
-                  has_aux: bool = False) -> SolveState:
+                  has_aux: bool = False, normalize: bool = True) -> SolveState:
     """Start a solve at ``x0`` (projected into the box); no iteration is taken.
 
     With ``has_aux``, ``fun(x) -> (value, aux)`` and the state keeps ``aux`` after every
-    iteration (from the evaluations the optimizer makes anyway)."""
+    iteration (from the evaluations the optimizer makes anyway).  With ``normalize`` (static)
+    the optimizer sees ``f / |f(x₀)|``; without, ``f`` itself."""
     fun = _with_aux(fun, has_aux)
     x0 = optimizer.project(x0)
     f0 = jax.lax.stop_gradient(fun(x0)[0])
-    unit = jnp.where(jnp.isfinite(f0) & (jnp.abs(f0) > 1e-30), jnp.abs(f0), 1.0)
+    unit = jnp.where(jnp.isfinite(f0) & (jnp.abs(f0) > 1e-30) & normalize, jnp.abs(f0), 1.0)
     opt_state, value0, aux0 = optimizer.init(_scaled(fun, unit), x0)
     value0 = value0 * unit
     status0 = jnp.where(jnp.isfinite(value0), Status.MAX_ITER, Status.NON_FINITE)

@@ -44,6 +44,8 @@ class Solver:
     tol_x: float = 0.0
     threshold: float = -math.inf
     average: float = 0.0
+    box: bool = True
+    normalize: bool = True
 
     def __post_init__(self):
         if not isinstance(self.lr, (int, float)):   # traced copy made by unflattening
@@ -69,8 +71,10 @@ class Solver:
         if not 0.0 <= a < 1.0:
             raise ValueError(f"average (the moving average's decay) must be in [0, 1), got {a:g}")
         object.__setattr__(self, "average", a)
+        object.__setattr__(self, "box", bool(self.box))
+        object.__setattr__(self, "normalize", bool(self.normalize))
 
 
 jax.tree_util.register_dataclass(
     Solver, data_fields=["lr", "rtol", "tol_x", "threshold", "average"],
-    meta_fields=["optimizer", "max_iter", "history_size"])
+    meta_fields=["optimizer", "max_iter", "history_size", "box", "normalize"])
