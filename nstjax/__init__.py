@@ -62,6 +62,8 @@ from nstjax.solve.optimize import (
     register_optimizer,
 )
 from nstjax.solve.solver import Solver
+from nstjax.video.api import stylize_video
+from nstjax.video.driver import VideoResult
 
 try:
     __version__ = _metadata.version("nstjax")
@@ -87,4 +89,5 @@ __all__ = [
     "LAYERS", "VGG_WIDTHS", "canonical_layer", "extract_features", "init_random_weights",
     "VGGWeights", "WeightsError", "convert", "load_vgg19",
     "ScoreResult", "score",
+    "VideoResult", "stylize_video",
 ]

@@ -18,7 +18,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "nstjax"
 MODULES = sorted(PACKAGE.rglob("*.py"))
-LAYERS = ("model", "io", "losses", "objective", "solve", "run", "large", "evaluate", "cli")
+LAYERS = ("model", "io", "losses", "objective", "solve", "run", "large", "evaluate", "video",
+          "serve", "cli")
 
 
 def _name(path: Path) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from nstjax.cli import common, convert, invert, score, stylize, sweep
+from nstjax.cli import common, convert, invert, score, serve, stylize, sweep
 
 COMMANDS = {
     "stylize": (stylize, "neural style transfer of one image (Gatys et al. and relatives)"),
@@ -17,6 +17,7 @@ COMMANDS = {
     "invert": (invert, "what a statistic captures: batched inversion, probes × layers grid"),
     "score": (score, "how stylised and how faithful images are, by measures no loss optimises"),
     "convert-weights": (convert, "fetch or convert the VGG19 weights into vgg19.h5"),
+    "serve": (serve, "a local web studio that shows the picture as it forms, and sweeps"),
 }
 
 

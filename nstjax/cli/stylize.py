@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import nstjax
-from nstjax.cli import common, run_pictures, tiles
+from nstjax.cli import common, run_pictures, serve, tiles
 from nstjax.cli.common import UsageError
 from nstjax.cli.session import Session
 from nstjax.io.image import ImageError, load_image
@@ -34,6 +34,8 @@ def add_arguments(p) -> None:
     out.add_argument("--save-every", type=int, default=0,
                      help="also write <output stem>_<iter><ext> every N iterations")
     out.add_argument("--no-progress", action="store_true", help="no progress bar")
+    out.add_argument("--web", "--serve", action="store_true", help="watch the run live in a "
+                     "browser: prints the address of nstjax serve's page (127.0.0.1 only)")
     out.add_argument("--bit-depth", type=int, choices=(8, 16), default=8,
                      help="bits per channel of the output image (16: PNG only; default 8)")
     c = p.add_argument_group("colour and coarse-to-fine (Gatys et al. 2017 §5; multi-resolution)")
@@ -244,6 +246,8 @@ def _solve(args, out, session, vgg, content, styles, alpha, ladder, run_kw):
 
     kw = dict(key=common.prng_key(args), alpha=alpha, **mask_kw, **run_kw,
               callbacks=session.callbacks(snapshot=keep_frame, snapshot_every=period))
+    if args.web:
+        kw["callbacks"], web_done = serve.web_view(kw["callbacks"], total)
     content_j, styles_j = jnp.asarray(content), [jnp.asarray(s) for s in styles]
     if ladder is None:
         result = session.solve(lambda: nstjax.stylize(vgg, content_j, styles_j, **kw))
@@ -251,6 +255,8 @@ def _solve(args, out, session, vgg, content, styles, alpha, ladder, run_kw):
         result = session.solve(lambda: nstjax.stylize_multiscale(
             vgg, content_j, styles_j, min_size=args.min_size, iters=ladder[1],
             carry_moments=args.carry_moments, **kw))
+    if args.web:
+        web_done(f"{int(result.n_iter)} iterations, loss {float(result.loss):.4g}")
     return result, frames, period, mask_kw
 
 

@@ -106,7 +106,8 @@ def _offset(callbacks: Callbacks | None, done: int) -> Callbacks | None:
         return None
     progress = callbacks.progress and (lambda i, v: callbacks.progress(done + i, v))
     snapshot = callbacks.snapshot and (lambda i, x: callbacks.snapshot(done + i, x))
-    return callbacks._replace(progress=progress, snapshot=snapshot)
+    terms = callbacks.terms and (lambda i, t: callbacks.terms(done + i, t))
+    return callbacks._replace(progress=progress, snapshot=snapshot, terms=terms)
 
 
 def stylize_multiscale(vgg: VGGWeights, content, style, *, key, min_size: int,

@@ -32,6 +32,7 @@ from nstjax.io.image_arrays import STYLE_MARGIN, check_image_array
 from nstjax.model.layers import VGGWeights
 from nstjax.objective.config import LossWeights, Objective
 from nstjax.objective.config import loss_weights as make_loss_weights
+from nstjax.objective.temporal import Temporal, temporal_loss
 from nstjax.objective.terms import (
     Targets,
     auto_scales,
@@ -73,6 +74,8 @@ class Problem(NamedTuple):
       key: PRNG key of the sampling losses.
       frozen: optional ``f32[H, W, 1]``, 1 where a pixel is held at its start (a tile's
         context margin): no gradient reaches it, so every optimiser leaves it in place.
+      temporal: optional :class:`~nstjax.objective.temporal.Temporal`, a video's warped
+        earlier outputs: adds the ``"temporal"`` term (Ruder et al. 2016).
     """
 
     vgg: VGGWeights
@@ -80,6 +83,7 @@ class Problem(NamedTuple):
     weights: LossWeights
     key: jax.Array
     frozen: jax.Array | None = None
+    temporal: Temporal | None = None
 
 
 # Members of a batch (a sweep, an inversion grid) differ only in their loss weights: the one
@@ -88,13 +92,18 @@ MEMBER_AXES = Problem(vgg=None, targets=None, weights=0, key=None, frozen=None)
 
 
 def problem_value(x, problem: Problem, *, objective: Objective):
-    """``(total, {"content", "style", "tv"})``: the objective at ``x`` and its weighted parts
-    (seed 001 eq. 5), the function every solve minimises."""
+    """``(total, {"content", "style", "tv"[, "temporal"]})``: the objective at ``x`` and its
+    weighted parts (seed 001 eq. 5; Ruder et al. 2016 eq. 7), the function every solve
+    minimises."""
     if problem.frozen is not None:
         x = x + problem.frozen * (jax.lax.stop_gradient(x) - x)
     terms = objective_terms(x, problem.vgg, problem.targets, problem.weights, problem.key,
                             objective=objective)
-    return terms.pop("total"), terms
+    total = terms.pop("total")
+    if problem.temporal is not None:
+        terms["temporal"] = temporal_loss(x, problem.temporal)
+        total = total + terms["temporal"]
+    return total, terms
 
 
 def _bound(problem: Problem, solver: Solver, objective: Objective):

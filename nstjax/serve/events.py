@@ -1,0 +1,115 @@
+"""What every open page sees: the studio's state, and its changes as server-sent events.
+
+The worker thread publishes to a :class:`Hub`; each page's event stream is an ``asyncio``
+queue the hub feeds through its event loop (``call_soon_threadsafe``).  A page that
+connects, or reconnects after being closed, first receives the whole state (``state``),
+then the changes: ``progress`` (loss points), ``image`` (the current picture), ``member``
+(a finished sweep member), ``status`` (started, stopping, done, stopped, failed).  Pages
+come and go without touching the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import threading
+
+FINISHED = ("done", "stopped", "failed")
+KEEP_ALIVE_S = 15.0
+QUEUE_LIMIT = 2000
+
+
+def idle_state() -> dict:
+    return {"status": "idle", "kind": None, "id": None, "message": "", "iteration": 0,
+            "total": 0, "points": [], "image": None, "image_iteration": None,
+            "members": [], "n_members": 0, "files": {}, "timings": {}}
+
+
+class Hub:
+    """The current state and the pages listening to it (thread-safe)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._listeners: set = set()
+        self.state = idle_state()
+
+    def snapshot(self) -> dict:
+        """A copy of the whole state (what a page needs to draw itself from scratch)."""
+        with self._lock:
+            return copy.deepcopy(self.state)
+
+    def reset(self, **fields) -> None:
+        """A new run's state, announced as ``state``."""
+        with self._lock:
+            self.state = {**idle_state(), **fields}
+        self._send("state", self.snapshot())
+
+    def publish(self, kind: str, data: dict, **fields) -> None:
+        """Update the state with ``fields`` and send ``data`` as a ``kind`` event."""
+        with self._lock:
+            if kind == "progress":
+                self.state["points"].extend(data["points"])
+            elif kind == "member":
+                self.state["members"].append(data)
+            self.state.update(fields)
+        self._send(kind, data)
+
+    def listen(self) -> asyncio.Queue:
+        """A queue of ``(kind, data)`` for the calling event loop's stream."""
+        queue: asyncio.Queue = asyncio.Queue(QUEUE_LIMIT)
+        with self._lock:
+            self._listeners.add((asyncio.get_running_loop(), queue))
+        return queue
+
+    def forget(self, queue) -> None:
+        with self._lock:
+            self._listeners = {(lp, q) for lp, q in self._listeners if q is not queue}
+
+    def _send(self, kind: str, data: dict) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for loop, queue in listeners:
+            try:
+                loop.call_soon_threadsafe(_offer, queue, (kind, data))
+            except RuntimeError:          # that page's loop is gone
+                self.forget(queue)
+
+
+def _offer(queue: asyncio.Queue, item) -> None:
+    if queue.full():           # a page too slow to read: it gets the whole state again
+        while not queue.empty():
+            queue.get_nowait()
+        item = ("resync", {})
+    queue.put_nowait(item)
+
+
+def sse(kind: str, data) -> str:
+    """One server-sent event (``event:`` and one ``data:`` line of JSON)."""
+    return f"event: {kind}\ndata: {json.dumps(data, allow_nan=False)}\n\n"
+
+
+async def stream(hub: Hub, is_disconnected, *, until_finished: bool = False):
+    """The event stream of one page: the state, then every change; with
+    ``until_finished`` it ends after the current run ends (or at once when none runs)."""
+    queue = hub.listen()
+    try:
+        state = hub.snapshot()
+        yield sse("state", state)
+        if until_finished and state["status"] not in ("running", "stopping"):
+            return
+        while True:
+            try:
+                kind, data = await asyncio.wait_for(queue.get(), KEEP_ALIVE_S)
+            except asyncio.TimeoutError:
+                if await is_disconnected():
+                    return
+                yield ": keep-alive\n\n"
+                continue
+            if kind == "resync":
+                kind, data = "state", hub.snapshot()
+            yield sse(kind, data)
+            if until_finished and kind == "status" and data.get("status") in FINISHED:
+                return
+    finally:
+        hub.forget(queue)

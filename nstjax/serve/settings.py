@@ -1,0 +1,243 @@
+"""The page's form as the library's objects, each message beside the field it concerns.
+
+The form's names are the command line's (``style_weight`` is ``--style-weight``), so a
+run's sidecar ``arguments`` fill the form again and ``nstjax stylize --config`` repeats
+it.  The library validates: :class:`~nstjax.Objective`, :func:`~nstjax.loss_weights`
+and :class:`~nstjax.Solver` raise ``ValueError`` with a message, shown next to the field
+that caused it; the defaults shown in the page are theirs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import nstjax
+from nstjax.losses import parse_style_spec
+from nstjax.objective.config import Objective, loss_weights
+from nstjax.objective.terms import check_solver
+from nstjax.solve.optimize import optimizer_names
+from nstjax.solve.solver import Solver
+
+DEFAULT_SIZE = 384        # the command line's default long edge
+MIN_SIZE = 16
+MAX_SEED = 2 ** 32 - 1
+INITS = ("content", "noise", "style", "grey")
+SWEEP_INITS = ("content", "noise", "style")
+COLORS = ("", "luminance", "histogram")
+SWEPT = ("style_weight", "tv_weight")     # what the page's sweep may vary
+
+
+class RunSettings(NamedTuple):
+    """A validated form.
+
+    Attributes:
+      size: long edge of the output, pixels.
+      objective, solver: the library's static settings.
+      weights: keyword arguments of :func:`nstjax.loss_weights` (``n_styles`` aside).
+      preserve_color: ``None``, ``"luminance"`` or ``"histogram"``.
+      init: a named start image.
+      seed: the PRNG seed.
+      sweep: ``{name: [values]}`` for a sweep (empty for a single run).
+      arguments: the form's values under the command line's names (the sidecar's).
+    """
+
+    size: int
+    objective: Objective
+    solver: Solver
+    weights: dict
+    preserve_color: str | None
+    init: str
+    seed: int
+    sweep: dict
+    arguments: dict
+
+
+def defaults() -> dict:
+    """The form's initial values (the library's defaults) and its choices."""
+    objective, solver = Objective(), Solver()
+    w = loss_weights(objective, n_styles=1)
+    return {
+        "values": {"size": DEFAULT_SIZE, "style_loss": ",".join(objective.style_losses),
+                   "style_weight": float(w.style_weight),
+                   "content_weight": float(w.content_weight),
+                   "tv_weight": float(w.tv_weight),
+                   "style_layers": ",".join(objective.style_layers),
+                   "content_layers": ",".join(objective.content_layers),
+                   "preserve_color": "", "optimizer": solver.optimizer,
+                   "iters": solver.max_iter, "lr": solver.lr, "init": "content", "seed": 0,
+                   "sweep_style_weight": "10,100,1000", "sweep_tv_weight": ""},
+        "choices": {"optimizer": list(optimizer_names()), "init": list(INITS),
+                    "preserve_color": list(COLORS),
+                    "style_loss": list(nstjax.style_loss_names())},
+    }
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in text.replace(",", " ").split() if w]
+
+
+def _number(form, name, kind, errors, *, low=None, high=None):
+    text = str(form.get(name, "")).strip()
+    if not text:
+        return None
+    try:
+        value = kind(text)
+    except ValueError:
+        errors[name] = f"not {'a whole number' if kind is int else 'a number'}: {text!r}"
+        return None
+    if low is not None and value < low or high is not None and value > high:
+        errors[name] = f"must be from {low} to {high}, not {value}"
+        return None
+    return value
+
+
+def _objective(form, errors) -> tuple[Objective | None, tuple | None]:
+    """The :class:`Objective`; each field tried alone first, so a message names its field."""
+    kw, mix = {}, None
+    spec = str(form.get("style_loss", "")).strip()
+    try:
+        if spec:
+            kw["style_losses"], mix = parse_style_spec(spec)
+            Objective(style_losses=kw["style_losses"])
+    except ValueError as e:
+        errors["style_loss"] = str(e)
+    for name in ("style_layers", "content_layers"):
+        layers = tuple(_words(str(form.get(name, ""))))
+        if layers:
+            try:
+                Objective(**{name: layers})
+                kw[name] = layers
+            except ValueError as e:
+                errors[name] = str(e)
+    if errors:
+        return None, None
+    try:
+        return Objective(**kw), mix
+    except ValueError as e:
+        errors["style_loss"] = str(e)
+        return None, None
+
+
+def _solver(form, errors) -> Solver | None:
+    kw = {}
+    optimizer = str(form.get("optimizer", "")).strip()
+    if optimizer:
+        kw["optimizer"] = optimizer
+    for name, field, kind in (("iters", "max_iter", int), ("lr", "lr", float)):
+        value = _number(form, name, kind, errors)
+        if value is not None:
+            kw[field] = value
+    for name, field in (("optimizer", "optimizer"), ("iters", "max_iter"), ("lr", "lr")):
+        if field in kw and name not in errors:
+            try:
+                Solver(**{field: kw[field]})
+            except ValueError as e:
+                errors[name] = str(e)
+    if errors:
+        return None
+    return Solver(**kw)
+
+
+def _weights(form, objective, mix, errors) -> dict:
+    kw = {"style_mix": mix}
+    for name in ("style_weight", "content_weight", "tv_weight"):
+        value = _number(form, name, float, errors)
+        if value is not None:
+            try:
+                loss_weights(objective, n_styles=1, **{name: value})
+                kw[name] = value
+            except ValueError as e:
+                errors[name] = str(e)
+    return kw
+
+
+def _sweep(form, objective, weights, errors) -> dict:
+    values = {}
+    for name in SWEPT:
+        field = f"sweep_{name}"
+        text = str(form.get(field, "")).strip()
+        if not text:
+            continue
+        try:
+            items = [float(w) for w in _words(text)]
+            for v in items:
+                loss_weights(objective, n_styles=1, **{**weights, name: v})
+        except ValueError as e:
+            errors[field] = str(e) if "weight" in str(e) else f"not a list of numbers: {text!r}"
+            continue
+        values[name] = items
+    if not errors and (not values or max(len(v) for v in values.values()) < 2):
+        errors["sweep_style_weight"] = "give two or more values to sweep, e.g. 10,100,1000"
+    return values
+
+
+def parse_form(form, *, sweep: bool = False, max_size: int = 1024) -> tuple[RunSettings | None,
+                                                                             dict]:
+    """``(settings, {})`` from the page's form, or ``(None, {field: message})``.
+
+    Args:
+      form: the submitted values (strings) under the command line's names.
+      sweep: also read ``sweep_style_weight``/``sweep_tv_weight`` (lists of values).
+      max_size: the largest long edge this server computes.
+    """
+    errors: dict = {}
+    size = _number(form, "size", int, errors, low=MIN_SIZE, high=max_size) or DEFAULT_SIZE
+    seed = _number(form, "seed", int, errors, low=0, high=MAX_SEED) or 0
+    color = str(form.get("preserve_color", "")).strip()
+    if color not in COLORS:
+        errors["preserve_color"] = f"one of luminance, histogram (or none), not {color!r}"
+    init = str(form.get("init", "")).strip() or "content"
+    if init not in (SWEEP_INITS if sweep else INITS):
+        errors["init"] = f"one of {', '.join(SWEEP_INITS if sweep else INITS)}, not {init!r}"
+    if sweep and color:
+        errors["preserve_color"] = "a sweep does not preserve colour; choose none"
+    objective, mix = _objective(form, errors)
+    solver = _solver(form, errors)
+    weights = _weights(form, objective, mix, errors) if objective is not None else {}
+    values = _sweep(form, objective, weights, errors) if sweep and objective else {}
+    if objective is not None and solver is not None and "optimizer" not in errors:
+        try:
+            check_solver(objective, solver.optimizer)
+        except ValueError as e:
+            errors["optimizer"] = str(e)
+    if errors:
+        return None, errors
+    arguments = {"size": size, "seed": seed, "init": init,
+                 "preserve_color": color or None, "style_loss": form.get("style_loss") or None,
+                 "style_layers": _words(str(form.get("style_layers", ""))) or None,
+                 "content_layers": _words(str(form.get("content_layers", ""))) or None,
+                 "optimizer": solver.optimizer, "iters": solver.max_iter, "lr": solver.lr,
+                 **{k: v for k, v in weights.items() if k != "style_mix"}}
+    return RunSettings(size=size, objective=objective, solver=solver, weights=weights,
+                       preserve_color=color or None, init=init, seed=seed, sweep=values,
+                       arguments=arguments), {}
+
+
+def form_from_sidecar(record) -> dict:
+    """The form's values from a sidecar's ``arguments`` (a reopened run); unknown keys and
+    values that are not plain numbers or text are left out."""
+    saved = record.get("arguments") if isinstance(record, dict) else None
+    if not isinstance(saved, dict):
+        raise ValueError("not a sidecar of an nstjax run (no \"arguments\")")
+    names = set(defaults()["values"])
+    out = {}
+    if isinstance(saved.get("content"), str):
+        out["content_path"] = saved["content"]
+    styles = saved.get("style")
+    if isinstance(styles, list) and styles and isinstance(styles[0], str):
+        out["style_path"] = styles[0]
+    for name, value in saved.items():
+        if name not in names or value is None:
+            continue
+        if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
+            value = ",".join(map(str, value))
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            out[name] = value
+    return out
+
+
+def record_of(settings: RunSettings) -> dict:
+    """The objective and solver as the sidecar records them."""
+    return {"objective": dataclasses.asdict(settings.objective),
+            "solver": dataclasses.asdict(settings.solver)}

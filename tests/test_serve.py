@@ -1,0 +1,318 @@
+"""``nstjax serve``: every endpoint through Starlette's TestClient, bad uploads, paths that
+try to leave the chosen folders, one run at a time, stop, sweeps, sidecars (issue 22).
+
+Runs use the tiny random VGG at 32 pixels (one compiled program shared by the tests); one
+test uses the real weights.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import struct
+import threading
+import time
+import warnings
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("starlette")
+pytest.importorskip("httpx")
+
+from conftest import make_image  # noqa: E402
+
+with warnings.catch_warnings():      # starlette 1.x would rather have httpx2
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient  # noqa: E402
+
+import nstjax  # noqa: E402
+from nstjax.cli import run as cli_run  # noqa: E402
+from nstjax.serve.app import create_app  # noqa: E402
+from nstjax.serve.uploads import make_folders  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+POST = {"X-Nstjax": "1"}
+SMALL = {"size": "32", "iters": "6", "style_layers": "relu1_1,relu2_1",
+         "content_layers": "relu2_1"}     # a short network: quick to compile
+
+
+def png_bytes(h=40, w=48, seed=0) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray((make_image(h, w, seed) * 255).astype(np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def bomb_png(side=30000) -> bytes:
+    """A valid PNG header declaring side×side pixels (a few bytes: a decompression bomb)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 2,
+                                                              0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+
+
+def events_of(text: str) -> list[tuple[str, dict]]:
+    out = []
+    for block in text.split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line
+                     and not line.startswith(":"))
+        if "event" in lines:
+            out.append((lines["event"], json.loads(lines["data"])))
+    return out
+
+
+@pytest.fixture
+def studio(tmp_path, tiny_vgg):
+    """``(client, folders, gate)``: a studio over tmp folders with the tiny VGG; a run waits
+    for ``gate`` (set by default) before it computes."""
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "content.png").write_bytes(png_bytes(40, 48, 1))
+    (images / "style.png").write_bytes(png_bytes(48, 48, 2))
+    folders = make_folders([images], tmp_path / "out")
+    gate = threading.Event()
+    gate.set()
+
+    def load_vgg():
+        gate.wait(30)
+        return tiny_vgg
+
+    app = create_app(folders, load_vgg=load_vgg, max_upload=200_000)
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        yield client, folders, gate
+        gate.set()
+
+
+def start(client, kind="run", files=None, **fields):
+    data = {"content_path": "content.png", "style_path": "style.png", **SMALL, **fields}
+    return client.post(f"/api/{kind}", headers=POST, data=data, files=files)
+
+
+def wait_finished(client) -> list:
+    return events_of(client.get("/api/events?until=finished").text)
+
+
+def test_page_static_files_and_options(studio):
+    client, folders, _ = studio
+    page = client.get("/")
+    assert page.status_code == 200 and 'id="start"' in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert client.get("/static/studio.js").status_code == 200
+    assert client.get("/static/studio.css").status_code == 200
+    assert client.get("/static/../app.py").status_code == 404
+    options = client.get("/api/options").json()
+    assert options["values"]["iters"] == nstjax.Solver().max_iter
+    assert options["values"]["style_weight"] == 100.0
+    assert options["values"]["style_layers"] == ",".join(nstjax.Objective().style_layers)
+    assert "adam" in options["choices"]["optimizer"]
+    assert options["limits"]["images"] == [str(folders.images[0])]
+    assert client.get("/api/state").json()["status"] == "idle"
+    missing = client.get("/api/nothing")
+    assert missing.status_code == 404 and missing.json()["error"]
+
+
+def test_library_messages_are_shown_beside_their_fields(studio):
+    client, _, _ = studio
+    r = start(client, size="5", iters="x", style_layers="relu9_9", style_weight="-1",
+              optimizer="nope", seed="-3", init="sideways")
+    assert r.status_code == 400
+    errors = r.json()["errors"]
+    assert "from 16 to 1024" in errors["size"]
+    assert "whole number" in errors["iters"]
+    assert "unknown VGG19 layer 'relu9_9'" in errors["style_layers"]
+    assert "init" in errors and "seed" in errors
+    r = start(client, optimizer="nope", style_weight="-1")
+    errors = r.json()["errors"]
+    assert "nope" in errors["optimizer"] and ">= 0" in errors["style_weight"]
+    assert client.get("/api/state").json()["status"] == "idle"
+
+
+def test_post_needs_the_pages_header_and_a_trusted_host(studio):
+    client, _, _ = studio
+    r = client.post("/api/run", data={"content_path": "content.png"})
+    assert r.status_code == 403
+    assert client.post("/api/stop").status_code == 403
+    evil = client.get("/api/state", headers={"Host": "evil.example"})
+    assert evil.status_code == 400
+
+
+def test_bad_uploads_are_refused_with_a_message(studio):
+    client, _, _ = studio
+    cases = {"notes.txt": (b"hello, not an image", "not an image"),
+             "empty.png": (b"", "empty"),
+             "bomb.png": (bomb_png(), "decompression bomb"),
+             "cut.png": (png_bytes()[:60], "not a readable image"),
+             "big.png": (os.urandom(150_000), "not an image")}
+    for name, (data, expected) in cases.items():
+        r = start(client, files={"content": (name, data, "image/png")}, content_path="")
+        assert r.status_code == 400, name
+        assert expected in r.json()["errors"]["content"], (name, r.json())
+    huge = png_bytes() + os.urandom(250_000)      # a PNG with trailing bytes, over 200 kB
+    r = start(client, files={"content": ("huge.png", huge, "image/png")})
+    assert r.status_code == 400 and "limit" in r.json()["errors"]["content"]
+    r = start(client, files={"content": ("x.png", os.urandom(700_000), "image/png")})
+    assert r.status_code == 413 and "limited" in r.json()["error"]
+
+
+def test_paths_outside_the_folders_are_never_read(studio, tmp_path):
+    client, folders, _ = studio
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(png_bytes())
+    os.symlink(secret, folders.images[0] / "link.png")
+    os.symlink(tmp_path, folders.images[0] / "up")
+    for path in ("../secret.png", str(secret), "link.png", "up/secret.png",
+                 "../../../../etc/passwd", "/etc/passwd", "content.png\x00.txt"):
+        r = start(client, content_path=path)
+        assert r.status_code == 400, path
+        message = r.json()["errors"]["content"]
+        assert "outside the folders" in message or "give a path" in message, (path, message)
+        assert str(secret) not in message or path == str(secret)
+    r = start(client, content_path="missing.png")
+    assert "no such image file" in r.json()["errors"]["content"]
+    for url in ("/api/runs/..%2F..%2Fetc/files/passwd", "/api/runs/x/files/..%2Fapp.py",
+                "/api/runs/run-1/files/secret.png", "/api/runs/../../files/result.png",
+                "/api/runs/..", "/api/runs/a.b"):
+        r = client.get(url)
+        assert r.status_code == 404, url
+        assert "Traceback" not in r.text
+
+
+def test_a_run_goes_live_refuses_a_second_and_writes_its_files(studio):
+    client, folders, gate = studio
+    gate.clear()                                 # the run waits: a second one must be refused
+    r = start(client, files={"style": ("my style.png", png_bytes(48, 48, 3), "image/png")},
+              style_path="", style_weight="1e6")
+    assert r.status_code == 202
+    run_id = r.json()["id"]
+    busy = start(client)
+    assert busy.status_code == 409 and "stop it or wait" in busy.json()["error"]
+    gate.set()
+    events = wait_finished(client)
+    kinds = [k for k, _ in events]
+    assert kinds[0] == "state" and kinds[-1] == "status"
+    assert events[-1][1]["status"] == "done"
+    pictures = [d["src"] for k, d in events if k == "image"]
+    assert len(set(pictures)) >= 2 and all(p.startswith("data:image/png;base64,") for p in pictures)
+    points = [p for k, d in events if k == "progress" for p in d["points"]]
+    assert [p[0] for p in points] == list(range(1, 7))
+    assert all(p[1] > 0 and p[3] > 0 for p in points)          # total and style terms
+    state = client.get("/api/state").json()
+    assert state["status"] == "done" and state["iteration"] == 6 and state["image"]
+    runs = client.get("/api/runs").json()["runs"]
+    assert runs[0]["id"] == run_id and runs[0]["status"] == "max_iter"
+    record = client.get(f"/api/runs/{run_id}").json()
+    assert record["record"]["command"] == "stylize" and record["form"]["size"] == 32
+    assert record["form"]["content_path"] == str(folders.images[0] / "content.png")
+    result = client.get(record["files"]["result.png"])
+    assert Image.open(io.BytesIO(result.content)).size == (32, 27)
+    loss_plot = client.get(record["files"]["result_loss.png"] + "?download=1")
+    assert "attachment" in loss_plot.headers["content-disposition"]
+    assert Image.open(io.BytesIO(loss_plot.content)).format == "PNG"
+    sidecar = client.get(record["files"]["result.png.json"]).json()
+    assert sidecar["iterations"] == 6 and len(sidecar["loss_history"]) == 6
+    from nstjax.cli import build_parser, common
+    _, parsers = build_parser()                 # the command line repeats the run from it
+    args = common.parse_args(parsers["stylize"], ["--config", str(folders.runs / run_id /
+                                                                   "result.png.json")])
+    assert args.size == 32 and args.iters == 6 and args.style[0].startswith(str(folders.out))
+
+
+def stop_after(client, iterations: int) -> list:
+    deadline = time.time() + 30
+    while client.get("/api/state").json()["iteration"] < iterations and time.time() < deadline:
+        time.sleep(0.05)
+    assert client.post("/api/stop", headers=POST).json() == {"stopping": True}
+    return wait_finished(client)
+
+
+def test_stop_keeps_the_picture_and_programs_are_reused(studio):
+    client, _, _ = studio
+    from nstjax.run import transfer
+    assert client.post("/api/stop", headers=POST).status_code == 409     # nothing runs
+    assert start(client, iters="3000").status_code == 202
+    events = stop_after(client, 3)
+    assert events[-1][1]["status"] == "stopped"
+    sidecar = client.get(events[-1][1]["files"]["result.png.json"]).json()
+    assert sidecar["status"] == "interrupted" and 3 <= sidecar["iterations"] < 3000
+    compiled = transfer.advance_jit._cache_size()
+    assert start(client, iters="3000", style_weight="1000").status_code == 202
+    assert stop_after(client, 3)[-1][1]["status"] == "stopped"
+    assert transfer.advance_jit._cache_size() == compiled     # the same compiled program
+
+
+def test_a_sweep_fills_in_member_by_member(studio):
+    client, _, _ = studio
+    bad = start(client, "sweep", sweep_style_weight="10", preserve_color="luminance")
+    assert bad.status_code == 400
+    assert set(bad.json()["errors"]) == {"preserve_color"}
+    bad = start(client, "sweep", sweep_style_weight="10")
+    assert "two or more" in bad.json()["errors"]["sweep_style_weight"]
+    r = start(client, "sweep", sweep_style_weight="1,1e7", iters="4")
+    assert r.status_code == 202
+    events = wait_finished(client)
+    members = [d for k, d in events if k == "member"]
+    assert [m["index"] for m in members] == [0, 1]
+    assert [m["label"] for m in members] == ["style=1", "style=1e+07"]
+    assert members[0]["src"] != members[1]["src"]
+    done = events[-1][1]
+    assert done["status"] == "done"
+    sheet = client.get(done["files"]["contact_sheet.png"])
+    assert Image.open(io.BytesIO(sheet.content)).format == "PNG"
+    report = client.get(done["files"]["sweep.json"]).json()
+    assert report["command"] == "sweep" and len(report["members"]) == 2
+
+
+def test_sidecar_upload_fills_the_form(studio):
+    client, _, _ = studio
+    record = {"command": "stylize", "arguments": {"size": 64, "style_weight": 5.0,
+                                                  "style_layers": ["relu1_1", "relu2_1"],
+                                                  "content": "/x/c.png", "style": ["/x/s.png"],
+                                                  "password": "no"}}
+    r = client.post("/api/sidecar", headers=POST,
+                    files={"sidecar": ("a.json", json.dumps(record).encode(), "text/json")})
+    assert r.json()["form"] == {"size": 64, "style_weight": 5.0,
+                                "style_layers": "relu1_1,relu2_1", "content_path": "/x/c.png",
+                                "style_path": "/x/s.png"}
+    r = client.post("/api/sidecar", headers=POST,
+                    files={"sidecar": ("a.json", b"{not json", "text/json")})
+    assert r.status_code == 400 and "not an nstjax sidecar" in r.json()["errors"]["sidecar"]
+
+
+def test_a_failing_run_is_reported_in_one_line(tmp_path):
+    def broken():
+        raise RuntimeError("no weights here")
+
+    folders = make_folders([tmp_path], tmp_path / "out")
+    (tmp_path / "c.png").write_bytes(png_bytes())
+    with TestClient(create_app(folders, load_vgg=broken), base_url="http://127.0.0.1") as c:
+        assert start(c, content_path="c.png", style_path="c.png").status_code == 202
+        wait_finished(c)
+        state = c.get("/api/state").json()
+        assert (state["status"], state["message"]) == ("failed", "RuntimeError: no weights here")
+
+
+def test_serve_command_refuses_bad_flags(capsys, tmp_path):
+    assert cli_run(["serve", "--port", "70000", "--out", str(tmp_path)]) == 2
+    assert "--port" in capsys.readouterr().err
+    assert cli_run(["serve", "--images", str(tmp_path / "nope")]) == 2
+    assert "no such folder" in capsys.readouterr().err
+
+
+@pytest.mark.real_weights
+def test_a_real_run_through_the_studio(tmp_path, real_vgg):
+    folders = make_folders([tmp_path], tmp_path / "out")
+    (tmp_path / "c.png").write_bytes(png_bytes(40, 48, 1))
+    (tmp_path / "s.png").write_bytes(png_bytes(48, 48, 2))
+    with TestClient(create_app(folders, load_vgg=lambda: real_vgg),
+                    base_url="http://127.0.0.1") as c:
+        r = start(c, content_path="c.png", style_path="s.png", iters="3")
+        assert r.status_code == 202
+        events = wait_finished(c)
+        assert events[-1][1]["status"] == "done"
+        points = [p for k, d in events if k == "progress" for p in d["points"]]
+        assert points[-1][1] < points[0][1]
