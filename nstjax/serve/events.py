@@ -55,6 +55,10 @@ class Hub:
             self.state.update(fields)
         self._send(kind, data)
 
+    def close(self) -> None:
+        """End every page's event stream (the server is shutting down)."""
+        self._send("closed", {})
+
     def listen(self) -> asyncio.Queue:
         """A queue of ``(kind, data)`` for the calling event loop's stream."""
         queue: asyncio.Queue = asyncio.Queue(QUEUE_LIMIT)
@@ -106,6 +110,8 @@ async def stream(hub: Hub, is_disconnected, *, until_finished: bool = False):
                     return
                 yield ": keep-alive\n\n"
                 continue
+            if kind == "closed":
+                return
             if kind == "resync":
                 kind, data = "state", hub.snapshot()
             yield sse(kind, data)

@@ -22,7 +22,7 @@ from nstjax.io.image_writing import to_uint8
 from nstjax.serve.events import Hub
 
 FLUSH_S = 0.2              # progress points are sent at most this often (and at pictures)
-LIVE_PICTURES = 60         # about this many pictures over a run
+LIVE_PICTURES = 100        # about this many pictures over a run, at least every 5 iterations
 
 
 def png_data_url(image) -> str:
@@ -33,8 +33,10 @@ def png_data_url(image) -> str:
 
 
 def picture_period(total: int) -> int:
-    """Iterations between live pictures: every iteration up to :data:`LIVE_PICTURES`."""
-    return max(1, math.ceil(total / LIVE_PICTURES))
+    """Iterations between live pictures: :data:`LIVE_PICTURES` over the run, but at least
+    one every 5 iterations (a chunk of iterations never crosses a picture, so this also
+    caps how many iterations run between two host calls)."""
+    return int(np.clip(math.ceil(total / LIVE_PICTURES), 1, 5))
 
 
 def _finite(x):

@@ -47,10 +47,21 @@ def address(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
+class StudioServer(uvicorn.Server):
+    """uvicorn's server, which first ends the pages' event streams when it shuts down (they
+    would otherwise hold it up)."""
+
+    async def shutdown(self, sockets=None):
+        hub = getattr(getattr(self.config.app, "state", None), "hub", None)
+        if hub is not None:
+            hub.close()
+        await super().shutdown(sockets=sockets)
+
+
 def make_server(app) -> uvicorn.Server:
-    """A quiet uvicorn server for ``app`` (open event streams end at shutdown)."""
-    return uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
-                                         timeout_graceful_shutdown=3, lifespan="on"))
+    """A quiet uvicorn server for ``app``."""
+    return StudioServer(uvicorn.Config(app, log_level="warning", access_log=False,
+                                       timeout_graceful_shutdown=5, lifespan="on"))
 
 
 def start_in_thread(app, sock: socket.socket) -> tuple[uvicorn.Server, threading.Thread]:
