@@ -316,3 +316,28 @@ def test_a_real_run_through_the_studio(tmp_path, real_vgg):
         assert events[-1][1]["status"] == "done"
         points = [p for k, d in events if k == "progress" for p in d["points"]]
         assert points[-1][1] < points[0][1]
+
+
+def test_stylize_web_view_shows_a_command_line_run(capsys):
+    import httpx
+
+    from nstjax.cli.serve import web_view
+    stops = []
+    theirs = nstjax.Callbacks(progress=lambda i, v: stops.append(("progress", i)),
+                              should_stop=lambda: False)
+    callbacks, done = web_view(theirs, 10)
+    url = capsys.readouterr().err.split("live view at ")[1].split()[0]
+    assert url.startswith("http://127.0.0.1:")
+    callbacks.progress(1, 5.0)
+    callbacks.terms(1, {"content": 1.0, "style": 4.0, "tv": 0.0})
+    callbacks.snapshot(2, make_image(32, 32))
+    assert stops == [("progress", 1)]                      # the command's own still called
+    state = httpx.get(url + "api/state").json()
+    assert state["status"] == "running" and state["image_iteration"] == 2
+    assert state["points"] == [[1, 5.0, 1.0, 4.0, 0.0]]
+    assert httpx.post(url + "api/run", headers=POST).status_code == 409
+    assert not callbacks.should_stop()
+    assert httpx.post(url + "api/stop", headers=POST).json() == {"stopping": True}
+    assert callbacks.should_stop()                          # the page's stop button
+    done("3 iterations")
+    assert httpx.get(url + "api/state").json()["status"] == "stopped"

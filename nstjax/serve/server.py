@@ -59,9 +59,11 @@ class StudioServer(uvicorn.Server):
 
 
 def make_server(app) -> uvicorn.Server:
-    """A quiet uvicorn server for ``app``."""
+    """A quiet uvicorn server for ``app`` (warnings only, through the ``logging`` the
+    process has: uvicorn's own set-up would keep today's ``sys.stderr``)."""
     return StudioServer(uvicorn.Config(app, log_level="warning", access_log=False,
-                                       timeout_graceful_shutdown=5, lifespan="on"))
+                                       log_config=None, timeout_graceful_shutdown=5,
+                                       lifespan="on"))
 
 
 def start_in_thread(app, sock: socket.socket) -> tuple[uvicorn.Server, threading.Thread]:

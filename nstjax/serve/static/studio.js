@@ -110,7 +110,8 @@ function setStatus(s) {
     $("#start-sweep").disabled = running;
   }
   const of = s.total ? ` of ${s.total}` : "";
-  $("#progress-text").textContent = s.status === "idle" ? "" : `iteration ${s.iteration}${of}`;
+  const members = s.kind === "sweep" ? `${s.members.length} of ${s.n_members} members done; ` : "";
+  $("#progress-text").textContent = s.status === "idle" ? "" : `${members}iteration ${s.iteration}${of}`;
 }
 
 function drawLoss() {
@@ -199,6 +200,7 @@ function drawImage(src, iteration) {
 
 function drawAll() {
   setStatus(state);
+  $("#live").className = state.kind === "sweep" ? "sweep" : "";
   drawImage(state.image, state.image_iteration);
   if (!state.image) { $("#live-image").removeAttribute("src"); $("#live-caption").textContent = "no picture yet"; }
   drawLoss(); drawSheet(); drawDownloads(state.files);
@@ -221,7 +223,12 @@ function listen() {
     drawImage(d.src, d.iteration);
     if (d.first_picture_s != null) say(`first picture after ${d.first_picture_s.toFixed(1)} s`);
   });
-  source.addEventListener("member", (e) => { state.members.push(JSON.parse(e.data)); drawSheet(); });
+  source.addEventListener("member", (e) => {
+    const d = JSON.parse(e.data);
+    state.members.push(d);
+    drawSheet(); setStatus(state);
+    say(`member ${d.index} done (${d.label})`);
+  });
   source.addEventListener("status", (e) => {
     const d = JSON.parse(e.data);
     state.status = d.status;
@@ -260,6 +267,7 @@ async function reopen(id) {
   clearErrors();
   fillForm(r.body.form);
   const files = r.body.files;
+  $("#live").className = "";
   if (files["result.png"]) drawImage(files["result.png"], r.body.record.iterations);
   else if (files["contact_sheet.png"]) drawImage(files["contact_sheet.png"], "(sweep)");
   drawDownloads(files);
