@@ -398,6 +398,13 @@ def test_a_thin_image_is_screened_by_its_real_shape(inputs, tmp_path):
                               iters=1, optimizer=None, history=None, lr=None, tol=None,
                               tol_x=None, threshold=None, average=None))()
     assert memory_check.check_memory(args, Objective(), 20000) is not None
+    # a style that follows the content's long edge would be a 20000-pixel square: refused,
+    # naming a --style-size that the screen then lets through
+    args.style_size = None
+    with pytest.raises(memory_check.TooBig, match="--style-size") as e:
+        memory_check.check_memory(args, Objective(), 20000)
+    args.style_size = int(str(e.value).split("--style-size ")[1].split()[0])
+    assert memory_check.check_memory(args, Objective(), 20000) is not None
 
 
 def test_outputs_are_all_or_nothing(inputs, tmp_path):

@@ -202,6 +202,17 @@ def test_a_stop_request_keeps_the_solved_tiles_and_the_start_elsewhere(tiny_vgg)
     np.testing.assert_allclose(image[:, -32:], np.asarray(content)[:, -32:], atol=1e-6)
 
 
+def test_a_thin_image_tiles_along_its_long_axis_only(tiny_vgg):
+    """A 16-pixel-high strip: one window high, so the overlap (32, above its height) applies
+    only along the width, where the tiles are."""
+    content = jnp.asarray(make_image(16, 200, seed=4))
+    result = stylize_tiled(tiny_vgg, content, make_image(32, 32, seed=5),
+                           key=jax.random.PRNGKey(0), solver=nstjax.Solver("adam", 1),
+                           tile=96, overlap=32, margin=16, coarse=0)
+    assert result.image.shape == (16, 200, 3)
+    assert [s.window[0] for s in result.stages] == [0] * len(result.stages) > []
+
+
 def test_bad_tile_settings_are_refused(tiny_vgg):
     content = jnp.asarray(make_image(64, 64, seed=1))
     with pytest.raises(ValueError, match="tile must be at least"):

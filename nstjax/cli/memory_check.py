@@ -73,13 +73,15 @@ def check_memory(args, objective, size: int, *, members: int = 1):
         h, w = min(h, tile), min(w, tile)
     budget = 0.8 * memory.available_bytes()
     explicit = args.style_size is not None or getattr(args, "style_scale", None) is not None
-    for sh, sw in style_shapes if explicit else ():   # at --style-size, one pass each
+    for sh, sw in style_shapes:                        # each style is one forward pass
         style_need = memory.estimate_transfer_bytes(sh, sw, layers=objective.style_layers)
         if style_need > budget:
-            raise UsageError(
-                f"a {sw}×{sh} style image needs about {style_need / 2**30:.1f} GiB, more than "
-                f"the {budget / 2**30:.1f} GiB this machine allows; use a smaller "
-                "--style-size or --style-scale")
+            edge = int(max(sh, sw) * (budget / style_need) ** 0.5 * 0.95) // 16 * 16
+            how = "" if explicit else " (a style follows the content's long edge unless told)"
+            raise TooBig(
+                f"a {sw}×{sh} style image{how} needs about {style_need / 2**30:.1f} GiB, "
+                f"more than the {budget / 2**30:.1f} GiB this machine allows; use "
+                f"--style-size {max(edge, MIN_SIZE)} or smaller", edge)
     screen = memory.estimate_transfer_bytes(h, w, layers=objective.layers, members=members)
     if screen < 0.25 * budget:
         return objective

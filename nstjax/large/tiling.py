@@ -140,10 +140,7 @@ def stylize_tiled(vgg: VGGWeights, content, style, *, key, objective: Objective 
         raise ValueError(f"tile overlap and margin must be >= 0, got {overlap} and {margin}")
     if margin % ALIGN:
         raise ValueError(f"tile margin must be a multiple of {ALIGN}, got {margin}")
-    layout = tile_layout((h, w), tile, overlap, margin)
-    if overlap >= min(layout.core):
-        raise ValueError(f"tile overlap {overlap} must be below the tile size "
-                         f"{min(layout.core)}")
+    layout = tile_layout((h, w), tile, overlap, margin)    # checks the overlap per axis
     k_init, k_coarse, k_loss = jax.random.split(key, 3)
     area = float(h) * float(w)
     if weights_at is not None:
