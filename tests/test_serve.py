@@ -252,6 +252,9 @@ def test_a_sweep_fills_in_member_by_member(studio):
     assert set(bad.json()["errors"]) == {"preserve_color"}
     bad = start(client, "sweep", sweep_style_weight="10")
     assert "two or more" in bad.json()["errors"]["sweep_style_weight"]
+    bad = start(client, "sweep", sweep_style_weight="1,x", sweep_tv_weight="0,-1")
+    assert bad.json()["errors"] == {"sweep_style_weight": "not a list of numbers: '1,x'",
+                                    "sweep_tv_weight": "tv-weight must be >= 0, got -1"}
     r = start(client, "sweep", sweep_style_weight="1,1e7", iters="4")
     assert r.status_code == 202
     events = wait_finished(client)

@@ -161,10 +161,14 @@ def _sweep(form, objective, weights, errors) -> dict:
             continue
         try:
             items = [float(w) for w in _words(text)]
+        except ValueError:
+            errors[field] = f"not a list of numbers: {text!r}"
+            continue
+        try:
             for v in items:
                 loss_weights(objective, n_styles=1, **{**weights, name: v})
         except ValueError as e:
-            errors[field] = str(e) if "weight" in str(e) else f"not a list of numbers: {text!r}"
+            errors[field] = str(e)
             continue
         values[name] = items
     if not errors and (not values or max(len(v) for v in values.values()) < 2):
