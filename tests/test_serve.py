@@ -344,3 +344,28 @@ def test_stylize_web_view_shows_a_command_line_run(capsys):
     assert callbacks.should_stop()                          # the page's stop button
     done("3 iterations")
     assert httpx.get(url + "api/state").json()["status"] == "stopped"
+
+
+def test_an_unexpected_error_is_one_line_of_json(studio, monkeypatch):
+    client, _, _ = studio
+    from nstjax.serve import records
+
+    def broken(runs):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(records, "past_runs", broken)
+    client = TestClient(client.app, base_url="http://127.0.0.1", raise_server_exceptions=False)
+    r = client.get("/api/runs")
+    assert r.status_code == 500
+    assert r.json()["error"] == "internal error: KeyError: 'a bug'"
+    assert "Traceback" not in r.text
+
+
+def test_only_loopback_unless_asked_with_a_warning(capsys):
+    from nstjax.cli.serve import trusted_hosts
+    from nstjax.serve.server import is_loopback
+    assert [is_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "0.0.0.0",
+                                     "192.168.1.5")] == [True, True, True, False, False]
+    assert "127.0.0.1" in trusted_hosts("127.0.0.1") and not capsys.readouterr().err
+    assert trusted_hosts("0.0.0.0") == ["*"]
+    assert "warning: listening on 0.0.0.0" in capsys.readouterr().err

@@ -52,7 +52,7 @@ def _listen(host: str, port: int):
         raise UsageError(f"cannot listen on {host}:{port} ({e.strerror or e})") from None
 
 
-def _hosts(host: str) -> list[str]:
+def trusted_hosts(host: str) -> list[str]:
     if is_loopback(host):
         return list(LOCAL_HOSTS)
     print(f"warning: listening on {host}: anyone who can reach this machine on the network "
@@ -75,7 +75,7 @@ def run(args) -> int:
     except OSError as e:
         raise UsageError(f"--out {args.out}: cannot create it ({e.strerror or e})") from None
     sock = _listen(args.host, args.port)
-    hosts = _hosts(args.host)
+    hosts = trusted_hosts(args.host)
     common.enable_compilation_cache()
     app = create_app(folders, load_vgg=lambda: common.load_vgg(args), hosts=hosts,
                      max_upload=int(args.max_upload_mb * 2**20), max_size=args.max_size)
