@@ -10,9 +10,9 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-import jax
 import numpy as np
 import pytest
+from conftest import make_image
 from PIL import Image
 
 import nstjax
@@ -22,8 +22,6 @@ from nstjax.video import flow as F
 from nstjax.video.frames import read_clip, write_clip
 from nstjax.video.temporal import blend_neighbour, frame_errors, long_term_weights
 from nstjax.video.warp import warp
-
-from conftest import make_image
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -29,11 +29,16 @@ from nstjax.cli.video_work import Work, settings_of
 from nstjax.io.image import ImageError, load_image
 from nstjax.io.image_writing import output_unit
 from nstjax.objective.terms import check_solver
+from nstjax.run import memory
 from nstjax.video import multipass
 from nstjax.video.api import DEFAULT_PASSES
 from nstjax.video.driver import DEFAULT_TEMPORAL_WEIGHT, MODES
 from nstjax.video.flow import METHODS, cached_flows
 from nstjax.video.frames import clip_kind, read_clip, write_clip
+
+# Multi-pass holds every frame in float32: content, last and current pass, their start
+# images, and the flows (two per frame): about this many frame-sized copies.
+HOST_COPIES = 8
 
 
 def add_arguments(p) -> None:
@@ -121,15 +126,21 @@ def _check(args):
     if out.is_file() and not os.access(out, os.W_OK):
         raise UsageError(f"{out}: exists and is read-only; not replacing it")
     common.ensure_writable_dir(out.parent if clip_kind(out) != "folder" else out)
-    run_pictures.check(_no_animation(args), out.with_suffix(".png"))
+    _check_masks(args)
     work = Work(out.with_name(out.name + ".work"))
     work.check(settings_of(args), resume=args.resume)
     return out, work, gaps
 
 
-def _no_animation(args):
-    args.animation = getattr(args, "animation", None)
-    return args
+def _check_masks(args) -> None:
+    if args.style_mask is not None and len(args.style_mask) != len(args.style):
+        raise UsageError(f"--style-mask: {len(args.style_mask)} mask(s) for {len(args.style)} "
+                         "style image(s); give one mask per style image")
+    if args.mask_mode is not None and args.style_mask is None and args.content_mask is None:
+        raise UsageError("--mask-mode needs --style-mask or --content-mask")
+    for path in run_pictures.mask_paths(args):
+        if not path.is_file():
+            raise UsageError(f"{path}: no such mask file")
 
 
 def _load(args, size):
@@ -142,6 +153,11 @@ def _load(args, size):
         raise UsageError(str(e)) from None
     if len(clip.frames) < 2:
         print("note: the clip has one frame: no temporal coupling", file=sys.stderr)
+    need = HOST_COPIES * clip.frames.size * 4
+    if args.mode == "multipass" and need > memory.available_bytes():
+        raise UsageError(f"{len(clip.frames)} frames of {clip.frames.shape[2]}×"
+                         f"{clip.frames.shape[1]} need {need / 2**30:.1f} GiB for the "
+                         "multi-pass algorithm: lower --size or --max-frames")
     return clip, styles
 
 
@@ -196,17 +212,30 @@ def run(args) -> int:
 def _library_kwargs(args, clip, objective, weights, solver, gaps, work, session) -> dict:
     """The keyword arguments of :func:`nstjax.stylize_video` from the flags and the work
     kept so far."""
+    n = len(clip.frames)
     kw = dict(key=common.prng_key(args), mode=args.mode, objective=objective,
               weights=weights, solver=solver, temporal_weight=args.temporal_weight,
               long_term=gaps, passes=args.passes, pass_iters=args.pass_iters,
               blend=args.blend, chunk=args.chunk, init=_init(args, clip),
               preserve_color=args.preserve_color, color_match=args.color_match or "cholesky",
-              callbacks=session.callbacks(), on_frame=work.save_frame,
-              on_checkpoint=work.save_checkpoint,
+              callbacks=session.callbacks(), on_frame=_staged(work.save_frame, session, n),
+              on_checkpoint=_staged(work.save_checkpoint, session, n, args.passes),
               **run_pictures.mask_arguments(args, clip.frames.shape[1:3]))
     if args.resume:
         kw.update(done=work.done_frames(clip.frames.shape), checkpoint=work.checkpoint())
     return kw
+
+
+def _staged(save, session, n: int, passes: int = 0):
+    """``save`` (a frame or a checkpoint), then the progress bar's label: where the run is."""
+    def saved(*a):
+        save(*a)
+        if passes:
+            state = a[0]
+            session.stage = f"pass {min(state['pass'] + 1, passes)}/{passes}"
+        else:
+            session.stage = f"frame {min(a[0] + 2, n)}/{n}"
+    return saved
 
 
 def _init(args, clip):

@@ -2,7 +2,7 @@
 shares (the clip's targets, colour handling, the result).
 
 ``sequential`` (Ruder et al. 2016 §3.3): frame ``i`` starts from the previous output warped
-into it and is solved with the short-term temporal loss (eq. 7), or the long-term loss over
+into it (where the flow is reliable; its own start elsewhere) and is solved with the short-term temporal loss (eq. 7), or the long-term loss over
 several earlier frames (eq. 8).  ``independent``: every frame alone (the flickering
 baseline).  ``multipass`` (IJCV 2018 §4.5) is :mod:`nstjax.video.multipass`.
 
@@ -35,7 +35,7 @@ from nstjax.video.temporal import frame_errors, temporal_targets
 
 frame_errors_jit = jax.jit(frame_errors)
 MODES = ("independent", "sequential", "multipass")
-DEFAULT_TEMPORAL_WEIGHT = 50.0
+DEFAULT_TEMPORAL_WEIGHT = 3e8
 
 
 class VideoResult(NamedTuple):
@@ -156,22 +156,26 @@ def start_image(clip: Clip, i: int):
 
 
 @jax.jit
-def frame_inputs(previous, flows, weights, strength):
-    """``(start, Temporal)`` of a frame: the nearest earlier output warped into it, and the
-    temporal loss's targets (:func:`nstjax.video.temporal.temporal_targets`).  Compiled once
-    per shape."""
+def frame_inputs(previous, flows, weights, strength, start):
+    """``(x0, Temporal)`` of a frame: its start, the nearest earlier output warped into it
+    where the flow is reliable and ``start`` elsewhere, ``c ω(x⁽ⁱ⁻¹⁾) + (1 − c) start``
+    (Ruder et al. start from the warped output everywhere and leave the disoccluded
+    regions to the optimisation, over many more iterations than a CPU affords: the warped
+    output there is a smear of whatever was in front), and the temporal loss's targets
+    (:func:`nstjax.video.temporal.temporal_targets`).  Compiled once per shape."""
     temporal = temporal_targets(previous, flows, weights, strength)
-    return temporal.targets[0], temporal
+    c = weights[0]
+    return start + c * (temporal.targets[0] - start), temporal
 
 
-def earlier_outputs(clip: Clip, run_frames: Sequence, i: int, gaps, strength):
-    """``(start, Temporal)`` of frame ``i`` against the outputs ``gaps`` frames before it
+def earlier_outputs(clip: Clip, run_frames: Sequence, i: int, gaps, strength, start):
+    """``(x0, Temporal)`` of frame ``i`` against the outputs ``gaps`` frames before it
     (none yet: zero weights, the same compiled program)."""
     zero = np.zeros(clip.content.shape[1:], np.float32)
     previous = np.stack([run_frames[i - g] if i >= g else zero for g in gaps])
     flows = np.stack([clip.flows[g].back[i] for g in gaps])
     weights = np.stack([clip.flows[g].back_weights[i] for g in gaps])
-    return frame_inputs(previous, flows, weights, np.float32(strength))
+    return frame_inputs(previous, flows, weights, np.float32(strength), start)
 
 
 def offset_callbacks(callbacks: Callbacks | None, offset: int) -> Callbacks:
@@ -238,8 +242,9 @@ def run_frames(clip: Clip, *, independent: bool, long_term: Sequence[int] = (1,)
             status = Status.INTERRUPTED
             break
         started = time.perf_counter()
-        warped, temporal = earlier_outputs(clip, run, i, gaps, strength)
-        x0 = start_image(clip, i) if independent or i == 0 else warped
+        start = start_image(clip, i)
+        warped, temporal = earlier_outputs(clip, run, i, gaps, strength, start)
+        x0 = start if independent or i == 0 else warped
         problem = frame_problem(clip, i, temporal)
         result = solve(x0, problem, clip.solver,
                        offset_callbacks(callbacks, i * clip.solver.max_iter),

@@ -17,7 +17,9 @@ import cv2
 import numpy as np
 
 METHODS = ("dis", "farneback")
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+PHOTOMETRIC = 0.05
+"""Default threshold of :func:`photometric_weights` (squared RGB distance in [0, 1] units)."""
 
 
 class FlowPairs(NamedTuple):
@@ -100,8 +102,30 @@ def consistency_weights(flow, reverse) -> np.ndarray:
     return (~(occluded | boundary | outside)).astype(np.float32)[..., None]
 
 
-def flow_pairs(frames, *, gap: int = 1, method: str = "dis") -> FlowPairs:
-    """The flows and weights between every frame and the one ``gap`` before it.
+def photometric_weights(frame, other, flow, threshold: float) -> np.ndarray:
+    """1 where ``other`` warped by ``flow`` matches ``frame`` (squared RGB distance, in
+    [0, 1] units, at most ``threshold``), else 0: a guard against a flow that is wrong
+    yet consistent both ways (a fast object the flow misses).  Not in Ruder et al., whose
+    flows (DeepFlow, EpicFlow) were better than OpenCV's; ``threshold`` 0 turns it off.
+
+    Args:
+      frame, other: ``uint8[H, W, 3]``; flow: ``f32[H, W, 2]`` from ``frame`` to ``other``.
+
+    Returns:
+      ``f32[H, W, 1]`` in {0, 1}.
+    """
+    if not threshold:
+        return np.ones(frame.shape[:2] + (1,), np.float32)
+    warped = sample(np.asarray(other, np.float32) / 255.0, flow)
+    distance = np.sum((warped - np.asarray(frame, np.float32) / 255.0) ** 2, -1)
+    return (distance <= threshold).astype(np.float32)[..., None]
+
+
+def flow_pairs(frames, *, gap: int = 1, method: str = "dis",
+               photometric: float = PHOTOMETRIC) -> FlowPairs:
+    """The flows and weights between every frame and the one ``gap`` before it: Ruder et
+    al.'s consistency weights times :func:`photometric_weights` (``photometric`` 0: the
+    paper's weights alone).
 
     Args:
       frames: ``uint8[N, H, W, 3]``.
@@ -114,24 +138,29 @@ def flow_pairs(frames, *, gap: int = 1, method: str = "dis") -> FlowPairs:
     for i in range(gap, n):
         back[i] = optical_flow(frames[i], frames[i - gap], method=method)
         fwd[i] = optical_flow(frames[i - gap], frames[i], method=method)
-        bw[i] = consistency_weights(back[i], fwd[i])
-        fw[i] = consistency_weights(fwd[i], back[i])
+        bw[i] = consistency_weights(back[i], fwd[i]) * photometric_weights(
+            frames[i], frames[i - gap], back[i], photometric)
+        fw[i] = consistency_weights(fwd[i], back[i]) * photometric_weights(
+            frames[i - gap], frames[i], fwd[i], photometric)
     return FlowPairs(back, fwd, bw, fw)
 
 
-def frames_key(frames, method: str, gaps) -> str:
-    """What a cached flow was computed from: the frames' bytes, the method and the gaps."""
+def frames_key(frames, method: str, gaps, photometric: float = PHOTOMETRIC) -> str:
+    """What a cached flow was computed from: the frames' bytes, the method, the gaps and
+    the photometric threshold."""
     digest = hashlib.sha256(np.ascontiguousarray(frames).tobytes())
-    digest.update(f"{frames.shape}|{method}|{tuple(gaps)}|{CACHE_VERSION}".encode())
+    digest.update(f"{frames.shape}|{method}|{tuple(gaps)}|{float(photometric)!r}|"
+                  f"{CACHE_VERSION}".encode())
     return digest.hexdigest()
 
 
-def cached_flows(frames, path, *, method: str = "dis", gaps=(1,), log=None) -> dict:
+def cached_flows(frames, path, *, method: str = "dis", gaps=(1,),
+                 photometric: float = PHOTOMETRIC, log=None) -> dict:
     """``{gap: FlowPairs}``, read from ``path`` when it holds the flows of these frames,
     else computed and written there (atomically; a cache that cannot be written is noted
     through ``log`` and the run goes on)."""
     gaps = tuple(sorted(set(int(g) for g in gaps)))
-    key = frames_key(frames, method, gaps)
+    key = frames_key(frames, method, gaps, photometric)
     path = Path(path)
     if path.exists():
         try:
@@ -141,7 +170,8 @@ def cached_flows(frames, path, *, method: str = "dis", gaps=(1,), log=None) -> d
                             for g in gaps}
         except (OSError, KeyError, ValueError):
             pass
-    out = {g: flow_pairs(frames, gap=g, method=method) for g in gaps}
+    out = {g: flow_pairs(frames, gap=g, method=method, photometric=photometric)
+           for g in gaps}
     arrays = {f"{name}_{g}": getattr(p, name) for g, p in out.items()
               for name in FlowPairs._fields}
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
