@@ -10,6 +10,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import jax
 import numpy as np
 import pytest
 from conftest import make_image
@@ -248,3 +249,21 @@ def test_audio_is_copied_through(tiny, tmp_path, capsys):
         capsys.readouterr().err
     with av.open(str(dest)) as got:
         assert len(got.streams.audio) == 1 and len(got.streams.video) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.real_weights
+def test_temporal_coupling_lowers_the_flicker_with_real_weights(real_vgg):
+    base = (make_image(64, 112, seed=7) * 255).astype(np.uint8)
+    frames = np.stack([base[:, 4 * i:4 * i + 96] for i in range(5)])
+    style = make_image(64, 64, seed=8)
+    flows = {1: F.flow_pairs(frames)}
+    errors = {}
+    for mode in ("independent", "sequential", "multipass"):
+        result = nstjax.stylize_video(real_vgg, frames, style, key=jax.random.PRNGKey(0),
+                                      mode=mode, flows=flows, passes=3,
+                                      solver=nstjax.Solver(max_iter=30))
+        assert result.done == 5 and np.all(np.isfinite(result.losses))
+        errors[mode] = result.temporal_error
+    assert errors["sequential"] < 0.3 * errors["independent"], errors
+    assert errors["multipass"] < errors["independent"], errors
