@@ -88,6 +88,21 @@ def test_consistency_weights_of_opencv_flow_on_a_synthetic_pair():
     assert c[:, 70:].mean() > 0.95               # far background
 
 
+def test_the_flow_is_cached_and_recomputed_only_for_other_frames(tmp_path, monkeypatch):
+    frames = np.stack([(make_image(24, 32, seed=s) * 255).astype(np.uint8) for s in (0, 1)])
+    path = tmp_path / "flow.npz"
+    first = F.cached_flows(frames, path, gaps=(1,))
+    calls = []
+    real = F.flow_pairs
+    monkeypatch.setattr(F, "flow_pairs", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = F.cached_flows(frames, path, gaps=(1,))
+    assert not calls
+    for a, b in zip(first[1], again[1]):
+        np.testing.assert_array_equal(a, b)
+    F.cached_flows(frames[::-1].copy(), path, gaps=(1,))
+    assert calls == [1]
+
+
 def test_temporal_loss_zero_for_a_perfectly_warped_pair_and_its_closed_form():
     rng = np.random.default_rng(3)
     prev = rng.random((8, 10, 3)).astype(np.float32)
