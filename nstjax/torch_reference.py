@@ -102,8 +102,9 @@ def torch_objective(vgg, content, style, spec: dict, *, device: str = "cpu"):
                 4.0 * c * c * (h * ww) ** 2)
         total = spec["alpha"] * content_term + spec["style_factor"] * style_term
         if spec["tau"]:
-            total = total + spec["tau"] * (((image[1:] - image[:-1]) ** 2).sum()
-                                           + ((image[:, 1:] - image[:, :-1]) ** 2).sum())
+            tv = (((image[1:] - image[:-1]) ** 2).sum()
+                  + ((image[:, 1:] - image[:, :-1]) ** 2).sum())
+            total = total + spec["tau"] * (tv if half_sum else tv / image.numel())
         return total
 
     return loss

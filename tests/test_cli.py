@@ -175,3 +175,40 @@ def test_the_loss_curve_of_a_25_iteration_run_costs_no_extra_evaluation(
                    key=jax.random.PRNGKey(0),
                    solver=nstjax.Solver(optimizer="adam", max_iter=25))
     assert len(count) == 27
+
+
+@pytest.mark.real_weights
+def test_a_log_gets_plain_lines_and_the_last_line_lists_every_file(tmp_path, real_vgg, capsys):
+    """stderr is not a terminal under pytest: one plain line per --log-every iterations
+    (no carriage returns), the plan before them, grammatical counts, and the final line
+    naming the image, its sidecar, the loss plot and the demo inputs."""
+    out = tmp_path / "demo.png"
+    code, err = _run(["--demo", "--output", out, "--size", 32, "--iters", 4,
+                      "--log-every", 2], capsys)
+    assert code == 0, err
+    assert "\r" not in err
+    lines = err.splitlines()
+    assert lines[0].startswith("stylize: 32×24, plbfgs, 4 iterations")
+    steps = [l for l in lines if l.startswith("stylize: ") and "/4 " in l]
+    assert [l.split()[1] for l in steps] == ["2/4", "4/4"], err
+    last = lines[-1]
+    for name in ("demo.png", "demo.png.json", "demo_loss.png", "demo_content.png",
+                 "demo_style.png"):
+        assert str(tmp_path / name) in last and (tmp_path / name).exists(), (name, last)
+    assert "4 iterations," in last
+    code, err = _run(["--demo", "--output", tmp_path / "one.png", "--size", 32, "--iters", 1,
+                      "--log-every", 0], capsys)
+    assert code == 2 and "--log-every must be at least 1" in err
+
+
+def test_status_names_in_results():
+    import jax.numpy as jnp
+
+    import nstjax
+    from nstjax.solve.minimize import status_names
+    assert status_names(jnp.int32(1)) == "CONVERGED"
+    assert status_names(np.array([[0, 4], [3, 5]])) == [["MAX_ITER", "INTERRUPTED"],
+                                                         ["NON_FINITE", "CONVERGED_X"]]
+    res = nstjax.TransferResult(image=None, loss=0.0, history=None, n_iter=1,
+                                status=jnp.int32(2), terms={}, weights=None)
+    assert res.status_name == "THRESHOLD"

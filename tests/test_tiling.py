@@ -148,7 +148,7 @@ def test_tiled_objective_and_no_seam(tiny_vgg):
     solver = nstjax.Solver(optimizer="adam", max_iter=30, lr=0.03)
     tiled = stylize_tiled(tiny_vgg, content, style, key=key, objective=objective,
                           weights=weights, solver=solver, tile=128, overlap=32, margin=16,
-                          coarse=64)
+                          coarse=64, match="whole")
     tiles = [s for s in tiled.stages if s.core]
     assert len(tiles) == 3 and {s.core[2:] for s in tiles} == {(96, 96)}
     assert int(tiled.status) != nstjax.Status.INTERRUPTED
@@ -257,7 +257,8 @@ def test_cli_tiles_write_the_image_and_a_sidecar(big_inputs, tmp_path, tiny_vgg,
     meta = json.loads((tmp_path / "poster.png.json").read_text())
     tiles = meta["tiles"]
     assert tiles["window"] == [96, 96] and tiles["count"] == tiles["solved"] >= 3
-    assert tiles["whole_image_gram"] is True and meta["status"] == "done"
+    assert tiles["match"] == "local" and tiles["whole_image_gram"] is False
+    assert meta["status"] == "done"
     assert meta["solver"]["max_iter"] == 2 and meta["tile_solver"]["max_iter"] == 1
     assert len(meta["snapshots"]) == tiles["count"] and all(Path(p).exists() for p in meta["snapshots"])
 

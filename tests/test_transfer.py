@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -59,6 +60,21 @@ def test_tv_loss_closed_form():
     img = jnp.asarray(np.arange(2 * 3 * 3, dtype=np.float32).reshape(2, 3, 3))
     # rows differ by 9 (3 cols × 3 channels), columns by 3: 9²·(1·3·3) + 3²·(2·2·3)
     assert float(losses.tv_loss(img)) == pytest.approx(81 * 9 + 9 * 12)
+    # "mean": the same sum over the 2·3·3 values
+    assert float(losses.tv_loss(img, kind="mean")) == pytest.approx((81 * 9 + 9 * 12) / 18)
+
+
+def test_mean_tv_is_the_same_at_every_size():
+    """Stripes of period 2 at 16 and 32 px: the summed TV grows with the area (×4.1), the
+    mean form stays at (W − 1)/W of 1 (closed forms)."""
+    x = np.zeros((16, 16, 3), np.float32)
+    x[:, ::2] = 1.0                                          # vertical stripes, period 2
+    big = np.tile(x, (2, 2, 1))
+    small_sum, big_sum = (float(losses.tv_loss(jnp.asarray(a))) for a in (x, big))
+    small_mean, big_mean = (float(losses.tv_loss(jnp.asarray(a), kind="mean")) for a in (x, big))
+    # closed form: every horizontal neighbour differs by 1 in 3 channels: 3·H·(W−1)
+    assert small_sum == 3 * 16 * 15 and big_sum == 3 * 32 * 31
+    np.testing.assert_allclose([small_mean, big_mean], [15 / 16, 31 / 32], rtol=1e-6)
 
 
 KEY = jax.random.PRNGKey(0)
@@ -184,16 +200,23 @@ def test_real_weights_all_optimizers_lower_objective(real_vgg):
         assert float(res.image.min()) >= 0 and float(res.image.max()) <= 1
 
 
-def test_readme_snippet_runs(tiny_vgg, monkeypatch):
+def test_readme_snippets_run(tiny_vgg, monkeypatch, tmp_path):
+    """Every Python snippet of the README's "Python" section runs as written, on the tiny
+    network, small generated images instead of the user's files, and few iterations."""
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme.split("## In a JAX pipeline", 1)[1].split("\n## ", 1)[0]
+    section = readme.split("\n## Python", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
-    assert blocks, "README's pipeline section has no python snippet"
-    # The snippet loads the real weights; run it on the tiny network to stay fast.
+    assert len(blocks) >= 3, "README's Python section lost its snippets"
     monkeypatch.setattr(nstjax, "load_vgg19", lambda *a, **k: tiny_vgg)
+    monkeypatch.setattr(nstjax, "load_image", lambda path, size=None, **k: make_image(
+        24, 32, seed=len(str(path))))
+    monkeypatch.setattr(nstjax, "stylize", functools.partial(
+        nstjax.stylize, solver=nstjax.Solver(max_iter=3)))   # a snippet's own solver wins
+    monkeypatch.chdir(tmp_path)
     for code in blocks:
-        exec(compile(code.replace("size=256", "size=32").replace("max_iter=300", "max_iter=3"),
-                     "README.md", "exec"), {})
+        code = re.sub(r"max_iter=\d+", "max_iter=3", code)
+        exec(compile(code.replace("size=256", "size=32"), "README.md", "exec"), {})
+    assert (tmp_path / "out.png").exists() and (tmp_path / "member_8.png").exists()
 
 
 def test_auto_scales_equalise_gradient_norms(tiny_vgg):

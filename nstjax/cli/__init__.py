@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import sys
 
-from nstjax.cli import common, convert, invert, score, serve, stylize, sweep
+from nstjax.cli import common, convert, invert, score, serve, stylize, sweep, video
 
 COMMANDS = {
-    "stylize": (stylize, "neural style transfer of one image (Gatys et al. and relatives)"),
-    "sweep": (sweep, "K settings as one compiled, vmapped program, with a contact sheet"),
-    "invert": (invert, "what a statistic captures: batched inversion, probes × layers grid"),
-    "score": (score, "how stylised and how faithful images are, by measures no loss optimises"),
-    "convert-weights": (convert, "fetch or convert the VGG19 weights into vgg19.h5"),
+    "stylize": (stylize, "paint one image in the style of one or more others"),
+    "sweep": (sweep, "many settings in one compiled run, compared on a contact sheet"),
+    "invert": (invert, "see what a style statistic keeps: images rebuilt from it alone"),
+    "score": (score, "how stylised and how faithful pictures are, by measures no loss "
+              "optimises"),
+    "video": (video, "temporally consistent style transfer of a clip (Ruder et al. 2016)"),
+    "convert-weights": (convert, "fetch the VGG19 weights once and convert them to vgg19.h5"),
     "serve": (serve, "a local web studio that shows the picture as it forms, and sweeps"),
 }
 
@@ -29,7 +31,7 @@ def build_parser() -> tuple[common.Parser, dict]:
     parsers = {}
     for name, (module, help_text) in COMMANDS.items():
         parsers[name] = sub.add_parser(name, help=help_text,
-                                       description=module.__doc__.split("\n\n")[0])
+                                       description=help_text[0].upper() + help_text[1:] + ".")
         module.add_arguments(parsers[name])
     return parser, parsers
 

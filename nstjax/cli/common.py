@@ -123,10 +123,13 @@ def add_objective_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--content-loss", choices=("mse", "sum", "self-similarity"),
                    help="mse: mean squared feature error, per position like the style "
                    "losses, so a run looks the same at every size; sum: Gatys' ½Σ(F−P)² "
-                   "(seed 001 eq. 1), which grows with the pixels; self-similarity: "
+                   "(Gatys et al. 2016, eq. 1), which grows with the pixels; self-similarity: "
                    "STROTSS's layout loss (Kolkin et al. 2019) "
                    f"(default {objective.content_loss})")
-    g.add_argument("--pooling", choices=POOLINGS, help=f"default {objective.pooling}")
+    g.add_argument("--pooling", choices=POOLINGS,
+                   help="VGG's 2×2 pooling: max (the network's own), avg (Gatys et al.'s "
+                   "choice for synthesis) or l2 (smoother gradients) "
+                   f"(default {objective.pooling})")
     g.add_argument("--auto-scale", action="store_true", default=None,
                    help="set each style method's scale from gradient norms at the start")
     g.add_argument("--remat", choices=("auto", "none", "conv", "block"),
@@ -138,12 +141,23 @@ def add_objective_args(p: argparse.ArgumentParser) -> None:
                    "multiplies on Ampere+ GPUs) or bf16 (bfloat16 activations, float32 "
                    "statistics and losses)")
     g.add_argument("--normalization", choices=("nstjax", "paper"),
-                   help="per-layer factors: nstjax or seed 003's code's (default nstjax)")
+                   help="per-layer factors: nstjax, or paper: those of the released code of "
+                   "Li et al. 2017, Demystifying Neural Style Transfer (default nstjax)")
     g.add_argument("--resample", action="store_true", default=None,
                    help="new Gaussian MMD pairs at every evaluation (adam, gd only)")
 
 
-def add_solver_args(p: argparse.ArgumentParser) -> None:
+def add_progress_args(g) -> None:
+    """``--no-progress`` and ``--log-every`` on the argument group ``g``."""
+    g.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
+    g.add_argument("--log-every", type=int, metavar="N",
+                   help="one plain line every N iterations instead of a progress bar "
+                   "(default: a bar on a terminal, lines every 10 iterations in a log)")
+
+
+def add_solver_args(p: argparse.ArgumentParser, *,
+                    init_help: str = "content, noise, style, grey (ImageNet's mean pixel "
+                    "with a little noise), or an image file (default content)") -> None:
     _, solver = _library_defaults()
     g = p.add_argument_group("solver")
     g.add_argument("--optimizer", help=f"{', '.join(optimizer_names())} (default {solver.optimizer})")
@@ -155,12 +169,12 @@ def add_solver_args(p: argparse.ArgumentParser) -> None:
                    "fraction (0.005 = 0.5%%; default off)")
     g.add_argument("--tol-x", type=float, help="stop when the image changes by less than "
                    "this fraction (default off)")
-    g.add_argument("--threshold", type=float, help="stop when the loss falls below this")
+    g.add_argument("--threshold", type=float, help="stop when the loss falls below this "
+                   "(default off)")
     g.add_argument("--average", type=float, metavar="DECAY",
                    help="output an exponential moving average of the iterates with this "
                    "decay (e.g. 0.99 with adam; default 0: the last iterate)")
-    g.add_argument("--init", help="content, noise, style, grey (seed 003's mean pixel), or "
-                   "an image file (default content)")
+    g.add_argument("--init", help=init_help)
     g.add_argument("--seed", type=int, help=f"PRNG seed, 0 to {MAX_SEED} (default 0)")
 
 
@@ -183,8 +197,12 @@ def parse_args(parser: argparse.ArgumentParser, argv) -> argparse.Namespace:
             raise UsageError(f"{path}: not a sidecar of an nstjax {parser.prog.split()[-1]} run")
         known = {a.dest for a in parser._actions}
         parser.set_defaults(**{k: v for k, v in saved.items()
-                               if k in known and k not in ("config", "output", "output_dir")})
+                               if k in known and k not in ("config", "output", "output_dir",
+                                                           "web")})
         args = parser.parse_args(argv)
+    every = getattr(args, "log_every", None)
+    if every is not None and every < 1:
+        raise UsageError(f"--log-every must be at least 1, not {every}")
     seed = getattr(args, "seed", None)
     if seed is not None and not 0 <= seed <= MAX_SEED:
         raise UsageError(f"--seed must be a whole number from 0 to {MAX_SEED}, not {seed}")
@@ -241,9 +259,6 @@ def style_size_of(args, size: int) -> int:
     (jcjohnson/neural-style's rounding), or ``size``."""
     scale = getattr(args, "style_scale", None)
     if scale is None:
-        tile = getattr(args, "tile", None)
-        if args.style_size is None and isinstance(tile, int):   # tiles: the window's size
-            return min(size, tile)
         return args.style_size or size
     if args.style_size is not None:
         raise UsageError("--style-size and --style-scale both set the style's size: give one")

@@ -55,14 +55,17 @@ def add_arguments(p) -> None:
     g.add_argument("--layers", nargs="+", help="layers, one column each (default "
                    "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1)")
     g.add_argument("--cumulative", action="store_true",
-                   help="column k matches the first k layers together (seed 003 Fig. 1)")
+                   help="column k matches the first k layers together (as Fig. 1 of Li et "
+                   "al. 2017, Demystifying Neural Style Transfer)")
     g.add_argument("--procedure", choices=("seed002", "seed003"),
-                   help="a paper's set-up: seed002 (§1.3: Adam 1e-3, θ = 1e-5, Table 1.1 "
-                   "budgets, layers R, moments N = 1…4, eq. 1.6 summed) or seed003 (Fig. 1: "
-                   "four methods × cumulative layers, paper normalisation, grey init, "
-                   "resampled pairs, stop at 0.5%% image change)")
+                   help="a paper's set-up: seed002, the style-representation inversion "
+                   "study (Adam 1e-3 on the raw loss, no clipping, stop at 1e-5, its "
+                   "iteration table, relu1_1-relu2_2, Gram, moments N = 1…4, channel MMD "
+                   "summed), or seed003, Fig. 1 of Li et al. 2017, Demystifying Neural Style "
+                   "Transfer (four methods × cumulative layers, the released code's factors, "
+                   "grey start, resampled pairs, stop at 0.5%% image change)")
     g.add_argument("--budget-scale", type=float,
-                   help="seed002: multiply Table 1.1's budgets by this (default 1)")
+                   help="seed002: multiply its iteration budgets by this (default 1)")
     g.add_argument("--chunk", type=int, help="cells per compiled call (default all)")
     o = p.add_argument_group("objective")
     o.add_argument("--pooling", choices=POOLINGS, help="default max (seed003: avg)")
@@ -72,8 +75,9 @@ def add_arguments(p) -> None:
                    help="new Gaussian MMD pairs at every evaluation (adam, gd only)")
     out = p.add_argument_group("outputs")
     out.add_argument("--output", help="the grid image; the JSON is <output>.json")
-    out.add_argument("--no-progress", action="store_true", help="no progress bar")
-    common.add_solver_args(p)
+    common.add_progress_args(out)
+    common.add_solver_args(p, init_help="noise, grey (ImageNet's mean pixel with a little "
+                           "noise) or content (default noise; grey with --procedure seed003)")
 
 
 def _setup(args):

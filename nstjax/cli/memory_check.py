@@ -77,6 +77,11 @@ def check_memory(args, objective, size: int, *, members: int = 1):
         style_need = memory.estimate_transfer_bytes(sh, sw, layers=objective.style_layers)
         if style_need > budget:
             edge = int(max(sh, sw) * (budget / style_need) ** 0.5 * 0.95) // 16 * 16
+            if tile and not explicit and edge >= MIN_SIZE:   # tiles: the largest style
+                print(f"note: a {sw}×{sh} style would need {style_need / 2**30:.1f} GiB; "
+                      f"using --style-size {edge}", file=sys.stderr)
+                args.style_size = edge
+                return check_memory(args, objective, size, members=members)
             how = "" if explicit else " (a style follows the content's long edge unless told)"
             raise TooBig(
                 f"a {sw}×{sh} style image{how} needs about {style_need / 2**30:.1f} GiB, "

@@ -35,7 +35,7 @@ LOSS_SUFFIX = "_loss.png"
 
 
 def add_arguments(p) -> None:
-    g = p.add_argument_group("spatial control (Gatys et al. 2017 §4) and pictures of the run")
+    g = p.add_argument_group("masks (Gatys et al. 2017) and pictures of the run")
     g.add_argument("--style-mask", nargs="+", help="one greyscale mask per style image "
                    "(white: that style applies; grey blends), over the output")
     g.add_argument("--content-mask", help="greyscale mask, white = keep photographic (no "

@@ -23,6 +23,13 @@ from nstjax.cli.interruption import Interruption
 from nstjax.io.image import ImageError
 from nstjax.io.image_writing import save_image
 
+DEFAULT_LOG_EVERY = 10     # plain progress lines in a log: one per this many iterations
+
+
+def plural(n: int, word: str) -> str:
+    """``"1 iteration"``, ``"2 iterations"``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
 
 class Session:
     """The shared shell of a solve.
@@ -36,6 +43,7 @@ class Session:
         self.t_start = time.perf_counter()
         self.t_loaded = self.t_done = None
         self.bar = None
+        self.log_every, self.logged, self.total, self.desc = 0, 0, 0, command
         self.stage = ""
         self.snapshots: list[str] = []
         self.snapshot_errors: list[str] = []
@@ -49,23 +57,39 @@ class Session:
 
     def start(self, total: int, desc: str, message: str) -> None:
         """Print ``message`` and open a progress bar of ``total`` iterations (unless
-        ``--no-progress``)."""
+        ``--no-progress``); plain lines every ``--log-every`` iterations instead when that
+        is given or stderr is not a terminal (a log file)."""
         if getattr(self.args, "no_progress", False):
             return
         if message:
             print(message, file=sys.stderr)
+        self.total, self.desc = total, desc
+        every = getattr(self.args, "log_every", None)
+        if every is None and not sys.stderr.isatty():
+            every = max(1, min(DEFAULT_LOG_EVERY, total // 10 or 1))
+        if every:
+            self.log_every, self.logged = every, 0
+            return
         self.bar = tqdm(total=total, desc=desc, unit="it", file=sys.stderr, dynamic_ncols=True)
 
     def progress(self, iterations, losses) -> None:
         """The library's progress callback: one solve ``(i, loss)`` or a batch (arrays)."""
-        if self.bar is None:
+        if self.bar is None and not self.log_every:
             return
         if np.ndim(iterations) == 0:
             text = f"loss {float(losses):.4g}"
         else:
             low, high = float(np.nanmin(losses)), float(np.nanmax(losses))
             text = f"best loss {low:.4g}, worst {high:.3g}"
-        self.bar.n = int(np.max(iterations))
+        done = int(np.max(iterations))
+        if self.bar is None:
+            if done >= self.logged + self.log_every or done == self.total:
+                self.logged = done
+                seconds = time.perf_counter() - (self.t_loaded or self.t_start)
+                print(f"{self.desc}: {done}/{self.total} {self.stage} {text} "
+                      f"({seconds:.0f} s)".replace("  ", " "), file=sys.stderr, flush=True)
+            return
+        self.bar.n = done
         self.bar.set_postfix_str(f"{self.stage} {text}".strip(), refresh=True)
 
     def callbacks(self, *, snapshot=None, snapshot_every: int = 0):
@@ -100,6 +124,8 @@ class Session:
         """A line on stderr that leaves the progress bar whole (none with --no-progress)."""
         if self.bar is not None:
             self.bar.write(text, file=sys.stderr)
+        elif self.log_every:
+            print(text, file=sys.stderr, flush=True)
 
     @property
     def seconds(self) -> float:
@@ -125,15 +151,20 @@ class Session:
             out.update(snapshots=self.snapshots, snapshot_errors=self.snapshot_errors)
         return out
 
-    def finish(self, summary: str, statuses=(), *, details: str = "",
+    def finish(self, summary, statuses=(), *, details: str = "",
                what: str = "the run") -> int:
-        """Print ``wrote SUMMARY (DETAILS, seconds[, interrupted])``, warn about failed snapshots
+        """Print ``wrote SUMMARY (DETAILS, seconds[, interrupted])`` (``summary``: a path or
+        the list of every file written, the main one first), warn about failed snapshots
         and non-finite losses, and return the exit code: 130/143 after Ctrl-C/SIGTERM, 3
         when a loss turned non-finite, else 0."""
         stopped = ", interrupted" if self.interruption.signal else ""
         details = f"{details}, " if details else ""
         compiled = self.compile_watch.summary()
         compiled = f"; {compiled}" if compiled else ""
+        if not isinstance(summary, str):
+            summary = [str(f) for f in summary if f]
+            summary = (", ".join(summary[:-1]) + " and " + summary[-1] if len(summary) > 1
+                       else summary[0])
         print(f"wrote {summary} ({details}{self.seconds:.1f} s{stopped}{compiled})",
               file=sys.stderr)
         if self.snapshot_errors:

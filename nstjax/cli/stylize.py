@@ -19,7 +19,7 @@ import numpy as np
 import nstjax
 from nstjax.cli import common, run_pictures, serve, tiles
 from nstjax.cli.common import UsageError
-from nstjax.cli.session import Session
+from nstjax.cli.session import Session, plural
 from nstjax.io.image import ImageError, load_image
 from nstjax.io.image_writing import can_hold_alpha, output_unit, save_image
 from nstjax.objective.config import loss_weights
@@ -33,12 +33,12 @@ def add_arguments(p) -> None:
     out.add_argument("--output", help="output image (format from the extension)")
     out.add_argument("--save-every", type=int, default=0,
                      help="also write <output stem>_<iter><ext> every N iterations")
-    out.add_argument("--no-progress", action="store_true", help="no progress bar")
+    common.add_progress_args(out)
     out.add_argument("--web", "--serve", action="store_true", help="watch the run live in a "
                      "browser: prints the address of nstjax serve's page (127.0.0.1 only)")
     out.add_argument("--bit-depth", type=int, choices=(8, 16), default=8,
                      help="bits per channel of the output image (16: PNG only; default 8)")
-    c = p.add_argument_group("colour and coarse-to-fine (Gatys et al. 2017 §5; multi-resolution)")
+    c = p.add_argument_group("colour and coarse-to-fine (Gatys et al. 2017)")
     c.add_argument("--preserve-color", choices=("luminance", "histogram"),
                    help="keep the content's colours: transfer the luminance only and keep the "
                    "content's chroma exactly, or first match the style's colour mean and "
@@ -57,10 +57,12 @@ def add_arguments(p) -> None:
     c.add_argument("--carry-moments", action="store_true",
                    help="with --min-size and --optimizer adam: start each size's Adam with "
                    "the last size's moment estimates, resized")
-    w = p.add_argument_group("loss weights (traced: changing these does not recompile)")
-    w.add_argument("--content-weight", type=float, help="α (default 1)")
-    w.add_argument("--style-weight", type=float, help="β, seed 003's balance factor γ "
-                   "(default 100: clearly stylised, the content recognisable, at every size)")
+    w = p.add_argument_group("loss weights (changing these does not recompile)")
+    w.add_argument("--content-weight", type=float, help="how much the content's layout "
+                   "counts, α (default 1)")
+    w.add_argument("--style-weight", type=float, help="how strongly the style shows, β: "
+                   "about 10 a light touch, 100 clear with the content recognisable "
+                   "(default), 1000 and up the style dominates; the same at every size")
     w.add_argument("--tv-weight", type=float, help="τ, total variation (default 0)")
     w.add_argument("--style-layer-weights", nargs="+", help="one per style layer (default 1)")
     w.add_argument("--content-layer-weights", nargs="+",
@@ -209,18 +211,22 @@ def run(args) -> int:
                                              alpha, ladder, run_kw)
     with output_unit():                 # the image, its sidecar and pictures: all or none
         save_image_checked(out, np.asarray(result.image), args, alpha)
+        written = [out, out.with_name(out.name + ".json")]
         if args.demo:
-            save_image(out.with_name(f"{out.stem}_demo_content.png"), content)
-            save_image(out.with_name(f"{out.stem}_demo_style.png"), styles[0])
+            written += [out.with_name(f"{out.stem}_content.png"),
+                        out.with_name(f"{out.stem}_style.png")]
+            save_image(written[-2], content)
+            save_image(written[-1], styles[0])
         record = _record(args, out, session, result, objective, solver, content, ladder)
         record.update(run_pictures.write(out, args, result, frames, mask_kw=mask_kw,
                                          protect=common.input_paths(args)
                                          + run_pictures.mask_paths(args), period=period))
-        common.write_json(out.with_name(out.name + ".json"), record)
+        common.write_json(written[1], record)
+    written += [record.get("loss_curve"), (record.get("animation") or {}).get("path")]
     h, w = content.shape[:2]
-    return session.finish(f"{out}", [int(result.status)], what="the run",
-                          details=f"{w}×{h}, {int(result.n_iter)} iterations, loss "
-                                  f"{float(result.loss):.4g}")
+    return session.finish(written, [int(result.status)], what="the run",
+                          details=f"{w}×{h}, {plural(int(result.n_iter), 'iteration')}, "
+                                  f"loss {float(result.loss):.4g}")
 
 
 def _solve(args, out, session, vgg, content, styles, alpha, ladder, run_kw):
@@ -230,9 +236,9 @@ def _solve(args, out, session, vgg, content, styles, alpha, ladder, run_kw):
     h, w = content.shape[:2]
     total = solver.max_iter if ladder is None else sum(ladder[1])
     sizes = "" if ladder is None else f" over sizes {', '.join(map(str, ladder[0]))}"
-    session.start(total, "stylize", f"stylize: {w}×{h}, {solver.optimizer}, {total} "
-                  f"iterations{sizes} (the first run of a size compiles first; later runs "
-                  "reuse the cache)")
+    session.start(total, "stylize", f"stylize: {w}×{h}, {solver.optimizer}, "
+                  f"{plural(total, 'iteration')}{sizes} (the first run at a size compiles "
+                  "first, cached for next time)")
     mask_kw = run_pictures.mask_arguments(args, content.shape[:2])
     frames = run_pictures.Frames()       # for the animation
     period = run_pictures.frame_period(args, total)
@@ -256,7 +262,7 @@ def _solve(args, out, session, vgg, content, styles, alpha, ladder, run_kw):
             vgg, content_j, styles_j, min_size=args.min_size, iters=ladder[1],
             carry_moments=args.carry_moments, **kw))
     if args.web:
-        web_done(f"{int(result.n_iter)} iterations, loss {float(result.loss):.4g}")
+        web_done(f"{plural(int(result.n_iter), 'iteration')}, loss {float(result.loss):.4g}")
     return result, frames, period, mask_kw
 
 

@@ -64,7 +64,7 @@ def add_arguments(p) -> None:
     common.add_input_args(p)
     out = p.add_argument_group("outputs")
     out.add_argument("--output-dir", help=f"folder for member_NN.png, {SHEET} and {REPORT}")
-    out.add_argument("--no-progress", action="store_true", help="no progress bar")
+    common.add_progress_args(out)
     sw = p.add_argument_group("swept settings (one value fixes, several sweep)")
     sw.add_argument("--style-weight", nargs="+", help="β (balance factor), e.g. 1,10,100")
     sw.add_argument("--content-weight", nargs="+", help="α, e.g. 1")
@@ -186,9 +186,12 @@ def run(args) -> int:
           f"{content.shape[1]}×{content.shape[0]}", file=sys.stderr)
     plan = []
 
-    def log(message):
+    def log(message):            # the plan, above the progress bar
         plan.append(message)
-        print(message, file=sys.stderr)
+        if session.bar is not None:
+            session.bar.write(message, file=sys.stderr)
+        else:
+            print(message, file=sys.stderr)
 
     session.start(solver.max_iter, "sweep", "")
     res = session.solve(lambda: sw.sweep(
@@ -213,8 +216,9 @@ def run(args) -> int:
     for name in stale:           # an earlier, larger sweep's members, now replaced
         with contextlib.suppress(OSError):
             (outputs[len(members) + 1].parent / name).unlink()
-    return session.finish(f"{len(res.images)} images, {outputs[len(members)]} and "
-                          f"{outputs[len(members) + 1]}", res.status, what="some member(s)")
+    return session.finish(f"{len(res.images)} member images ({outputs[0].parent}/member_*), "
+                          f"{outputs[len(members)]} and {outputs[len(members) + 1]}",
+                          res.status, what="some member(s)")
 
 
 def _earlier_members(sweep_json: Path) -> set:

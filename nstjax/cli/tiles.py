@@ -4,11 +4,12 @@
 1024 px; ``--tile auto`` tiles only when the whole image would not fit in memory, in the
 largest window that fits.  Memory is that of one window, so any size runs.  Each tile
 writes its core (the window less ``--tile-margin`` pixels of context on each side); cores
-overlap by ``--tile-overlap`` pixels and are feathered together.  The style image's size
-defaults to the window's (``--style-size`` overrides it), and the loss weights balance the
-terms as they would in a run at ``--size`` of the window (the style weight is scaled by the
-image's area over the window's: with Gatys' summed content loss the same weights would
-barely stylise a poster).
+overlap by ``--tile-overlap`` pixels and are feathered together.  The style image follows
+``--size`` as in an untiled run, so the strokes keep their scale (the largest size whose
+features fit in memory when that is smaller; ``--style-size`` overrides it), and the loss
+weights balance the terms as they would in a run at ``--size`` of the window (with Gatys'
+summed content loss the style weight is scaled by the image's area over the window's; the
+default per-position losses need no change).
 
 Ctrl-C stops after the current iteration of the current tile; the image is written with
 the tiles solved so far blended into the upsampled coarse solution (exit 130).  With
@@ -24,8 +25,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nstjax.cli import common, memory_check
+from nstjax.cli import common, memory_check, run_pictures
 from nstjax.cli.common import UsageError
+from nstjax.cli.session import plural
 from nstjax.io.image_writing import output_unit, save_image
 from nstjax.large import tiling
 from nstjax.large.tile_layout import tile_layout
@@ -45,6 +47,11 @@ def add_arguments(p) -> None:
                    "--iters, which is the coarse solve's)")
     g.add_argument("--tile-overlap", type=int, help=f"pixels over which neighbouring tiles "
                    f"are blended (default {DEFAULT_OVERLAP})")
+    g.add_argument("--tile-match", choices=("local", "whole"), default="local",
+                   help="local: every tile matches the style by itself, as strongly as an "
+                   "untiled run (default); whole: each tile lowers the whole image's Gram "
+                   "objective, the rest held (exact, but with few tile iterations the first "
+                   "tiles take up all the style)")
     g.add_argument("--tile-margin", type=int, help="context pixels solved around each tile "
                    f"but not written (a multiple of 16; default {DEFAULT_MARGIN}, or an eighth "
                    "of a smaller tile)")
@@ -133,9 +140,12 @@ def run(args, out, session, *, vgg, content, styles, alpha, objective, weights, 
     tile_solver = solver if args.tile_iters is None else dataclasses.replace(
         solver, max_iter=args.tile_iters)
     session.start(solver.max_iter + n * tile_solver.max_iter, "stylize",
-                  f"stylize: {w}×{h} in {n} tiles of {layout.window[1]}×{layout.window[0]} "
-                  f"after a coarse solve, {solver.optimizer}, {solver.max_iter} + {n}×"
-                  f"{tile_solver.max_iter} iterations")
+                  f"stylize: {w}×{h}, {solver.optimizer}: first the whole image at "
+                  f"{min(args.tile, max(h, w))} px ({plural(solver.max_iter, 'iteration')}), "
+                  f"then {n} tiles of {layout.window[1]}×{layout.window[0]} "
+                  f"({plural(tile_solver.max_iter, 'iteration')} each, every tile matching "
+                  f"the style {'on its own' if args.tile_match == 'local' else 'of the whole'}"
+                  "); the loss shown is the current stage's own")
     session.stage = "coarse"
 
     def snapshot(i, x):
@@ -150,7 +160,7 @@ def run(args, out, session, *, vgg, content, styles, alpha, objective, weights, 
         overlap=args.tile_overlap, margin=args.tile_margin, init=init,
         callbacks=session.callbacks(snapshot=snapshot),
         log=lambda text: setattr(session, "stage", text), preserve_color=preserve_color,
-        color_match=color_match))
+        color_match=color_match, match=args.tile_match))
     with output_unit():        # the image and its sidecar: all or none
         save_image(out, np.asarray(result.image), protect=common.input_paths(args),
                    bit_depth=args.bit_depth, alpha=alpha)
@@ -168,7 +178,13 @@ def run(args, out, session, *, vgg, content, styles, alpha, objective, weights, 
                    "count": n, "solved": solved, "weights_at": args.tile,
                    "coarse_size": ([int(coarse[0].result.image.shape[1]),
                                     int(coarse[0].result.image.shape[0])] if coarse else None),
-                   "whole_image_gram": tiling.gram_objective(objective),
+                   "match": args.tile_match,
+                   "whole_image_gram": (args.tile_match == "whole"
+                                        and tiling.gram_objective(objective)),
                    "losses": [float(s.result.loss) for s in tiles]})
+        record.update(run_pictures.write(out, args, result, run_pictures.Frames(),
+                                         mask_kw={}, protect=common.input_paths(args),
+                                         period=0))
         common.write_json(out.with_name(out.name + ".json"), record)
-    return session.finish(f"{out}", details=f"{w}×{h}, {solved}/{n} tiles")
+    return session.finish([out, out.with_name(out.name + ".json"), record.get("loss_curve")],
+                          details=f"{w}×{h}, {solved}/{n} tiles")

@@ -25,11 +25,12 @@ from nstjax.run.transfer import as_image_list
 
 def area_scaled_weights(weights: LossWeights, objective: Objective, fraction) -> LossWeights:
     """``weights`` for a part covering ``fraction`` of the full image's area (see the
-    module notes): the style weight times ``fraction`` (``"sum"`` content loss) or the TV
-    weight divided by it (``"mse"``)."""
+    module notes): the style weight times ``fraction`` under the ``"sum"`` content loss,
+    whose content and TV terms grow with the area; otherwise every term is per position
+    or per value and the weights are unchanged."""
     if objective.content_loss == "sum":
         return weights._replace(style_weight=weights.style_weight * fraction)
-    return weights._replace(tv_weight=weights.tv_weight / fraction)
+    return weights
 
 
 def gram_objective(objective: Objective) -> bool:

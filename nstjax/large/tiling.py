@@ -11,13 +11,15 @@ An image too big for one solve (a 6000×4000 poster) is stylised in three steps:
    solved in turn, each starting from the image so far.  A window writes only its
    *core*, the window less ``margin`` pixels of context on each side, so the core's
    features near its border see the image around it through the receptive field rather
-   than zero padding.  For Gram methods (the default) a tile's loss is the whole image's
-   objective as a function of its core, the margin held and the rest of the image's Gram
-   matrices kept current (:func:`tile_problem`): the tiles in turn are block-coordinate
-   descent on the whole image's objective.  Other style methods match the whole style
-   image's statistics tile by tile, over the core's blend weights.  The style
-   images keep their own size in both stages (``--style-size``; the window's by default on
-   the command line), their Gram targets rescaled to the positions of what they are
+   than zero padding.  Each tile matches the style by itself, over its core's blend
+   weights, with the style weight of an untiled run of its area, so every tile carries
+   the style as strongly as the untiled image.  With ``match="whole"`` a Gram tile's loss
+   is instead the whole image's objective as a function of its core, the margin held
+   and the rest of the image's Gram matrices kept current (:func:`tile_problem`):
+   block-coordinate descent on the whole image's objective, in which the first tiles
+   take up the whole image's style deficit when tiles get few iterations.  The style
+   images keep their own size in both stages (``--style-size``; on the command line
+   ``--size``, as untiled, or the largest that fits), their Gram targets rescaled to the positions of what they are
    matched on (:func:`scaled_style_targets`).
 3. **Blend**: the cores are averaged with weights that ramp linearly over ``overlap``
    pixels at every interior core edge (feathering), normalised to sum to 1 at every pixel:
@@ -26,8 +28,8 @@ An image too big for one solve (a 6000×4000 poster) is stylised in three steps:
 The objective's balance is kept across scales: with the ``"sum"`` content loss the content
 and TV terms grow with the area solved while style terms (normalised by the number of
 positions) do not, so the coarse solve (and a tile that matches the style by itself) is
-solved with the style weight scaled by its share of the area (``"mse"``: the TV weight by
-the inverse), seed 001 eq. 5.
+solved with the style weight scaled by its share of the area, seed 001 eq. 5; with the
+default ``"mse"`` every term is per position or per value and no weight changes.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ def stylize_tiled(vgg: VGGWeights, content, style, *, key, objective: Objective 
                   callbacks: Callbacks | None = None,
                   log: Callable[[str], None] | None = None,
                   preserve_color: str | None = None,
-                  color_match: str = "cholesky") -> TransferResult:
+                  color_match: str = "cholesky", match: str = "local") -> TransferResult:
     """Stylise an image of any size: a coarse global solve, overlapping tiles, a blend.
 
     Every tile solves a ``tile × tile`` window (memory is that of one window) but writes
@@ -101,8 +103,8 @@ def stylize_tiled(vgg: VGGWeights, content, style, *, key, objective: Objective 
         the image's own size).  With the ``"sum"`` content loss the content term grows
         with the pixels and the style terms do not (seed 001 eq. 1, 3), so weights that
         stylise a 1024-pixel image barely touch a 6000-pixel one; with ``weights_at=1024``
-        the style weight is scaled by the image's area over that size's (``"mse"``: the TV
-        weight by the inverse), so the poster is balanced like a 1024-pixel run.
+        the style weight is scaled by the image's area over that size's, so the poster is
+        balanced like a 1024-pixel run (``"mse"``: no change is needed).
       init: start of the global solution: ``"content"``, ``"noise"`` or ``"style"``.
       callbacks: host callbacks; ``should_stop`` is honoured in every solve; ``progress``
         receives ``(i, loss)`` with ``i`` counted over all solves (coarse first);
@@ -110,6 +112,11 @@ def stylize_tiled(vgg: VGGWeights, content, style, *, key, objective: Objective 
       log: called with one line per stage (``"tile 3/35"``), or None.
 
       preserve_color, color_match: as for :func:`nstjax.stylize`, around the whole solve.
+      match: ``"local"`` (default): every tile matches the style by itself, so each has
+        the style's strength of an untiled run; ``"whole"``: for Gram methods, each tile
+        lowers the whole image's objective with the rest held (block-coordinate descent),
+        which lets the first tiles take up the whole image's style deficit when tiles get
+        few iterations.
 
     Returns:
       A :class:`~nstjax.TransferResult` of the blended image, with a
@@ -124,7 +131,7 @@ def stylize_tiled(vgg: VGGWeights, content, style, *, key, objective: Objective 
                 vgg, c, st, key=key, objective=objective, weights=weights, solver=solver,
                 tile=tile, overlap=overlap, margin=margin, coarse=coarse,
                 coarse_solver=coarse_solver, weights_at=weights_at, init=i, callbacks=cb,
-                log=log),
+                log=log, match=match),
             content, as_image_list(style), init, callbacks, preserve=preserve_color,
             method=color_match)
     log = log or (lambda _: None)
@@ -194,7 +201,9 @@ def stylize_tiled(vgg: VGGWeights, content, style, *, key, objective: Objective 
     acc = np.zeros((h, w, 3), np.float32)
     total = np.zeros((h, w, 1), np.float32)
     coverage = coverage_of(layout, (h, w), overlap)
-    exact = gram_objective(objective)
+    if match not in ("local", "whole"):
+        raise ValueError(f"match must be 'local' or 'whole', not {match!r}")
+    exact = match == "whole" and gram_objective(objective)
     if exact:     # every tile's share of the whole image's Gram matrices, kept current
         def share(j):
             return tile_grams(vgg, canvas, layout, j, objective=objective, overlap=overlap,

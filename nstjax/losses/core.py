@@ -165,8 +165,25 @@ def gram_loss_chw(features, target_gram, *, mask=None):
     return jnp.mean(d * d)
 
 
-def tv_loss(image):
-    """Total variation of an NHWC (or HWC) image: sum of squared neighbour differences."""
+def tv_loss(image, *, kind: str = "sum"):
+    """Total variation of an NHWC (or HWC) image, squared neighbour differences (Mahendran
+    and Vedaldi 2015's ``β = 2`` regulariser, as in Johnson's neural-style).
+
+    ``kind="sum"``: their sum, which grows with the pixels like the ``"sum"`` content loss;
+    ``"mean"``: the sum over the ``H·W·3`` values, per value like the ``"mse"`` content
+    loss, so a TV weight means the same at every size.
+    """
     dy = image[..., 1:, :, :] - image[..., :-1, :, :]
     dx = image[..., :, 1:, :] - image[..., :, :-1, :]
-    return jnp.sum(dy * dy) + jnp.sum(dx * dx)
+    total = jnp.sum(dy * dy) + jnp.sum(dx * dx)
+    if kind == "sum":
+        return total
+    if kind == "mean":
+        return total / jnp.float32(image.shape[-3] * image.shape[-2] * image.shape[-1])
+    raise ValueError(f"tv kind must be 'sum' or 'mean', not {kind!r}")
+
+
+def tv_kind(content_loss: str) -> str:
+    """The TV normalisation that goes with a content loss: ``"sum"`` with ``"sum"``, else
+    ``"mean"`` (both terms per value, so their balance holds at every size)."""
+    return "sum" if content_loss == "sum" else "mean"

@@ -59,6 +59,7 @@ from nstjax.run.transfer import (
     transfer_finish,
     transfer_init,
 )
+from nstjax.solve.minimize import status_names
 from nstjax.solve.solver import Solver
 
 SEED002_LAYERS = ("relu1_1", "relu1_2", "relu2_1", "relu2_2")      # seed 002 eq. 1.7
@@ -164,6 +165,11 @@ class InversionResult(NamedTuple):
     probes: tuple
     layer_sets: tuple
     objective: Objective
+
+    @property
+    def status_names(self) -> list:
+        """Why each cell stopped, by name, ``[R][C]``."""
+        return status_names(self.status)
 
 
 def grid_objective(probes: Sequence[Probe], layer_sets: Sequence[Sequence[str]], *,

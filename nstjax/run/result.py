@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from nstjax.objective.config import LossWeights
-from nstjax.solve.minimize import Status
+from nstjax.solve.minimize import Status, status_names
 
 
 class TransferResult(NamedTuple):
@@ -53,6 +53,11 @@ class TransferResult(NamedTuple):
     term_history: dict = {}
     stages: tuple = ()
     opt_state: Any = None
+
+    @property
+    def status_name(self) -> str:
+        """Why the solve stopped, by name: ``"MAX_ITER"``, ``"CONVERGED"``, ..."""
+        return status_names(self.status)
 
 
 class Stage(NamedTuple):

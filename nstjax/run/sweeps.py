@@ -42,6 +42,7 @@ from nstjax.run.transfer import (
     transfer_finish,
     transfer_init,
 )
+from nstjax.solve.minimize import status_names
 from nstjax.solve.solver import Solver
 
 
@@ -66,6 +67,11 @@ class SweepResult(NamedTuple):
     settings: list
     weights: LossWeights
     term_history: dict = {}
+
+    @property
+    def status_names(self) -> list:
+        """Why each member stopped, by name (``res.status`` holds the codes)."""
+        return status_names(self.status)
 
 
 def member_settings(values: Mapping[str, Sequence], *, mode: str = "grid") -> list[dict]:

@@ -14,6 +14,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from nstjax.solve.optimize import ArrayLike, Optimizer
 
@@ -27,6 +28,15 @@ class Status(enum.IntEnum):
     NON_FINITE = 3     # loss or iterate became NaN/inf; last finite iterate kept
     INTERRUPTED = 4    # the on_step hook asked to stop
     CONVERGED_X = 5    # relative change of the iterate below tol_x
+
+
+def status_names(status):
+    """The :class:`Status` names of a status code or an array of them (nested lists), e.g.
+    ``"MAX_ITER"`` or ``["MAX_ITER", "CONVERGED"]``."""
+    arr = np.asarray(status)
+    if arr.ndim == 0:
+        return Status(int(arr)).name
+    return [status_names(a) for a in arr]
 
 
 class OptimizeResult(NamedTuple):
