@@ -70,17 +70,33 @@ class VideoResult(NamedTuple):
 
 
 class Clip(NamedTuple):
-    """What every mode reads, prepared once (run-space images: after colour control)."""
+    """What every mode reads, prepared once by :func:`prepare`.
+
+    Attributes:
+      vgg: the network's parameters.
+      content: ``f32[N, H, W, 3]`` the content frames, RGB.
+      run_content: ``f32[N, H, W, 3]`` the images solved against (after colour control).
+      targets: frame 0's :class:`~nstjax.objective.terms.Targets` (the style parts are
+        every frame's; the content part is replaced per frame).
+      weights: the traced :class:`~nstjax.objective.config.LossWeights`.
+      key, init_key: PRNG keys of the losses and of a noise start.
+      styles: the style images solved against (after colour control).
+      flows: ``{gap: FlowPairs}``.
+      objective, solver: as for :func:`nstjax.stylize`.
+      strength: the temporal weight ``γ``.
+      init: a start's name or an ``f32[H, W, 3]`` image.
+      preserve: the colour control (``None``, ``"luminance"``, ``"histogram"``).
+    """
 
     vgg: object
-    content: np.ndarray          # f32[N, H, W, 3] final-RGB content frames
-    run_content: np.ndarray      # f32[N, H, W, 3] the images solved against
-    targets: object              # Targets of frame 0 (style parts shared)
+    content: np.ndarray
+    run_content: np.ndarray
+    targets: object
     weights: object
     key: jax.Array
     init_key: jax.Array
     styles: list
-    flows: dict                  # {gap: FlowPairs}
+    flows: dict
     objective: Objective
     solver: Solver
     strength: float
