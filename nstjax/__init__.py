@@ -62,8 +62,19 @@ from nstjax.solve.optimize import (
     register_optimizer,
 )
 from nstjax.solve.solver import Solver
-from nstjax.video.api import stylize_video
-from nstjax.video.driver import VideoResult
+
+
+def __getattr__(name):
+    """``stylize_video`` and ``VideoResult`` on first use: their video decoder and optical
+    flow libraries stay unloaded for everything else."""
+    if name == "stylize_video":
+        from nstjax.video.api import stylize_video
+        return stylize_video
+    if name == "VideoResult":
+        from nstjax.video.driver import VideoResult
+        return VideoResult
+    raise AttributeError(f"module 'nstjax' has no attribute {name!r}")
+
 
 try:
     __version__ = _metadata.version("nstjax")

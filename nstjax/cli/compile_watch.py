@@ -98,8 +98,7 @@ class CompileWatch:
             if self._hit_now or self._said:
                 return
             self._said = True
-        self.say("compiling (first run at this size; later runs reuse the compiled "
-                 "programs) ...")
+        self.say("compiling ... (first run at this size, cached for next time)")
 
     def on_cache_hit(self) -> None:
         """The program came from the persistent cache."""

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import nstjax
-from nstjax.cli import common, run_pictures, serve, tiles
+from nstjax.cli import common, run_pictures, tiles
 from nstjax.cli.common import UsageError
 from nstjax.cli.session import Session, plural
 from nstjax.io.image import ImageError, load_image
@@ -253,6 +253,7 @@ def _solve(args, out, session, vgg, content, styles, alpha, ladder, run_kw):
     kw = dict(key=common.prng_key(args), alpha=alpha, **mask_kw, **run_kw,
               callbacks=session.callbacks(snapshot=keep_frame, snapshot_every=period))
     if args.web:
+        from nstjax.cli import serve  # the web server only when asked for
         kw["callbacks"], web_done = serve.web_view(kw["callbacks"], total)
     content_j, styles_j = jnp.asarray(content), [jnp.asarray(s) for s in styles]
     if ladder is None:
