@@ -11,6 +11,7 @@ import io
 import json
 import os
 import struct
+import tempfile
 import threading
 import time
 import warnings
@@ -31,8 +32,10 @@ with warnings.catch_warnings():      # starlette 1.x would rather have httpx2
 
 import nstjax  # noqa: E402
 from nstjax.cli import run as cli_run  # noqa: E402
+from nstjax.serve import settings  # noqa: E402
 from nstjax.serve.app import create_app  # noqa: E402
-from nstjax.serve.uploads import make_folders  # noqa: E402
+from nstjax.serve.records import DOWNLOADS  # noqa: E402
+from nstjax.serve.uploads import PathRefused, make_folders, run_file  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 POST = {"X-Nstjax": "1"}
@@ -174,12 +177,31 @@ def test_paths_outside_the_folders_are_never_read(studio, tmp_path):
         assert str(secret) not in message or path == str(secret)
     r = start(client, content_path="missing.png")
     assert "no such image file" in r.json()["errors"]["content"]
-    for url in ("/api/runs/..%2F..%2Fetc/files/passwd", "/api/runs/x/files/..%2Fapp.py",
-                "/api/runs/run-1/files/secret.png", "/api/runs/../../files/result.png",
-                "/api/runs/..", "/api/runs/a.b"):
+    outside = tmp_path / "elsewhere"                  # a run folder linked out of out/runs
+    outside.mkdir()
+    (outside / "result.png").write_bytes(png_bytes())
+    (outside / "result.png.json").write_text('{"arguments": {}}')
+    os.symlink(outside, folders.runs / "run-linked")
+    for url in ("/api/runs/run-1/files/secret.png", "/api/runs/a.b",    # these reach run_file
+                "/api/runs/run-linked/files/result.png", "/api/runs/run-linked"):
         r = client.get(url)
         assert r.status_code == 404, url
-        assert "Traceback" not in r.text
+        assert "Traceback" not in r.text and "elsewhere" not in r.text
+
+
+def test_run_file_refuses_every_way_out(tmp_path):
+    folders = make_folders([tmp_path], tmp_path / "out")
+    (folders.runs / "run-1").mkdir()
+    (folders.runs / "run-1" / "result.png").write_bytes(png_bytes())
+    (tmp_path / "result.png").write_bytes(png_bytes())
+    os.symlink(tmp_path, folders.runs / "run-linked")
+    assert run_file(folders, "run-1", "result.png", DOWNLOADS).name == "result.png"
+    for run_id, name in ((("..", "result.png"), ("a/b", "result.png"),
+                          (str(tmp_path), "result.png"), ("", "result.png"),
+                          ("run-linked", "result.png"), ("run-1", "../result.png"),
+                          ("run-1", "/etc/passwd"), ("run-1", "secret.png"))):
+        with pytest.raises(PathRefused, match="no such run or file"):
+            run_file(folders, run_id, name, DOWNLOADS)
 
 
 def test_a_run_goes_live_refuses_a_second_and_writes_its_files(studio):
@@ -321,13 +343,21 @@ def test_a_real_run_through_the_studio(tmp_path, real_vgg):
         assert points[-1][1] < points[0][1]
 
 
-def test_stylize_web_view_shows_a_command_line_run(capsys):
+def test_stylize_web_view_shows_a_command_line_run(capsys, monkeypatch):
     import httpx
 
     from nstjax.cli.serve import web_view
     stops = []
     theirs = nstjax.Callbacks(progress=lambda i, v: stops.append(("progress", i)),
                               should_stop=lambda: False)
+    import nstjax.cli.serve as cli_serve
+    temps, real_mkdtemp = [], tempfile.mkdtemp
+
+    def mkdtemp(**kw):
+        temps.append(real_mkdtemp(**kw))
+        return temps[-1]
+
+    monkeypatch.setattr(cli_serve.tempfile, "mkdtemp", mkdtemp)
     callbacks, done = web_view(theirs, 10)
     url = capsys.readouterr().err.split("live view at ")[1].split()[0]
     assert url.startswith("http://127.0.0.1:")
@@ -344,6 +374,12 @@ def test_stylize_web_view_shows_a_command_line_run(capsys):
     assert callbacks.should_stop()                          # the page's stop button
     done("3 iterations")
     assert httpx.get(url + "api/state").json()["status"] == "stopped"
+    assert httpx.post(url + "api/stop", headers=POST).status_code == 409    # ended: no stop
+    assert os.path.isdir(temps[0])
+    done.close()                                # what the end of the process does
+    assert not os.path.exists(temps[0])
+    with pytest.raises(httpx.TransportError):
+        httpx.get(url + "api/state", timeout=2)
 
 
 def test_an_unexpected_error_is_one_line_of_json(studio, monkeypatch):
@@ -369,3 +405,142 @@ def test_only_loopback_unless_asked_with_a_warning(capsys):
     assert "127.0.0.1" in trusted_hosts("127.0.0.1") and not capsys.readouterr().err
     assert trusted_hosts("0.0.0.0") == ["*"]
     assert "warning: listening on 0.0.0.0" in capsys.readouterr().err
+
+
+def test_a_run_that_cannot_start_leaves_the_studio_free(studio, monkeypatch):
+    client, _, _ = studio
+    from nstjax.serve import jobs, records
+    real_folder = records.new_run_folder
+
+    def no_folder(runs, kind):
+        raise PermissionError(13, "Permission denied", str(runs))
+
+    monkeypatch.setattr(records, "new_run_folder", no_folder)
+    r = start(client)
+    assert r.status_code == 500 and "Permission denied" in r.json()["error"]
+    assert client.get("/api/state").json()["status"] == "idle"
+
+    class NoThread(threading.Thread):
+        def start(self):
+            raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(records, "new_run_folder", real_folder)
+    monkeypatch.setattr(jobs.threading, "Thread", NoThread)
+    r = start(client)
+    assert r.status_code == 500 and "can't start new thread" in r.json()["error"]
+    assert client.get("/api/state").json()["status"] == "failed"
+    monkeypatch.undo()
+    assert start(client).status_code == 202          # not busy for ever
+    assert wait_finished(client)[-1][1]["status"] == "done"
+
+
+def test_stopping_is_never_announced_after_the_end(tmp_path, monkeypatch):
+    from nstjax.serve import jobs
+    from nstjax.serve.events import FINISHED, Hub
+    statuses, gate = [], threading.Event()
+    hub = Hub()
+    real_publish = hub.publish
+
+    def publish(kind, data, **fields):
+        if kind == "status":
+            statuses.append(data["status"])
+        real_publish(kind, data, **fields)
+
+    hub.publish = publish
+    runner = jobs.Runner(hub, tmp_path / "runs", load_vgg=lambda: None)
+
+    class SlowEvent(threading.Event):       # the run ends while stop() is under way
+        def set(self):
+            gate.set()
+            time.sleep(0.3)
+            super().set()
+
+    monkeypatch.setattr(jobs.threading, "Event", SlowEvent)
+    runner.submit("run", lambda vgg, folder, live: (gate.wait(10), ("ok", {}))[1], total=1)
+    monkeypatch.undo()
+    assert runner.stop()
+    runner.join(10)
+    assert statuses[0] == "stopping" and statuses[-1] in FINISHED, statuses
+    assert hub.snapshot()["status"] in FINISHED and not runner.busy()
+    assert not runner.stop()                      # nothing runs: nothing to stop
+
+
+def test_a_page_sees_each_change_once():
+    import asyncio
+
+    from nstjax.serve.events import Hub
+    hub = Hub()
+
+    async def connect():
+        hub.publish("progress", {"points": [[1, 2.0]]}, iteration=1)
+        queue, state = hub.listen()
+        hub.publish("progress", {"points": [[2, 1.0]]}, iteration=2)
+        await asyncio.sleep(0)
+        return state, [queue.get_nowait() for _ in range(queue.qsize())]
+
+    state, queued = asyncio.run(connect())
+    assert state["points"] == [[1, 2.0]]
+    assert queued == [("progress", {"points": [[2, 1.0]]})]
+
+
+def test_the_default_size_respects_max_size():
+    from nstjax.cli import common
+    assert (settings.DEFAULT_SIZE, settings.MIN_SIZE, settings.MAX_SEED) == (
+        common.DEFAULT_SIZE, common.MIN_SIZE, common.MAX_SEED)
+    assert settings.parse_form({}, max_size=1024)[0].size == 384
+    assert settings.parse_form({}, max_size=256)[0].size == 256
+    assert settings.parse_form({"size": "384"}, max_size=256)[1] == {
+        "size": "must be from 16 to 256, not 384"}
+    assert settings.defaults(256)["values"]["size"] == 256
+
+
+def test_any_loopback_host_is_answered(tmp_path):
+    from nstjax.cli.serve import trusted_hosts
+    hosts = trusted_hosts("127.0.0.2")
+    assert "127.0.0.2" in hosts and "localhost" in hosts
+    app = create_app(make_folders([tmp_path], tmp_path / "out"), hosts=hosts)
+    with TestClient(app, base_url="http://127.0.0.2:8765") as client:
+        assert client.get("/api/state").status_code == 200
+        assert client.get("/api/state", headers={"Host": "evil.example"}).status_code == 400
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-1", "0"])
+def test_serve_refuses_a_bad_upload_limit(value, capsys, tmp_path):
+    assert cli_run(["serve", "--max-upload-mb", value, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--max-upload-mb must be a number above 0" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("flags", [["--tile", "auto"], ["--tile", "256"],
+                                   ["--transfer-color-only"]])
+def test_stylize_web_refuses_what_it_cannot_show(flags, capsys, tmp_path):
+    code = cli_run(["stylize", "--demo", "--output", str(tmp_path / "o.png"), "--web", *flags])
+    err = capsys.readouterr().err
+    assert code == 2 and "--web shows a single-image solve" in err, err
+
+
+def test_stylize_web_shows_a_failed_solve_as_failed(monkeypatch, tiny_vgg, tmp_path):
+    from nstjax.cli import common
+    from nstjax.cli import serve as cli_serve
+    calls, real_view = [], cli_serve.web_view
+
+    def web_view(callbacks, total, **kw):
+        joined, done = real_view(callbacks, total, **kw)
+
+        def spy(message, failed=False):
+            calls.append((message, failed))
+            done(message, failed)
+            done.close()
+        return joined, spy
+
+    def broken(*args, **kw):
+        raise RuntimeError("the solver broke")
+
+    monkeypatch.setattr(cli_serve, "web_view", web_view)
+    monkeypatch.setattr(common, "load_vgg", lambda args: tiny_vgg)
+    monkeypatch.setattr(nstjax, "stylize", broken)
+    with pytest.raises(RuntimeError, match="the solver broke"):      # a bug: not hidden
+        cli_run(["stylize", "--demo", "--output", str(tmp_path / "o.png"), "--web",
+                 "--size", "32", "--iters", "2", "--style-layers", "relu1_1", "relu2_1",
+                 "--content-layers", "relu2_1"])
+    assert calls == [("the run failed (see the command's output)", True)]

@@ -29,6 +29,7 @@ from nstjax.io.weights import WeightsError
 from nstjax.losses import parse_style_spec
 from nstjax.model.pooling import POOLINGS
 from nstjax.objective.config import Objective
+from nstjax.run.transfer import MAX_SEED
 from nstjax.solve.optimize import optimizer_names
 from nstjax.solve.solver import Solver
 
@@ -36,9 +37,6 @@ EXIT_BAD_INPUT = 2
 EXIT_NON_FINITE = 3
 DEFAULT_SIZE = 384          # long edge of the output, pixels (every command)
 MIN_SIZE = 16
-
-
-MAX_SEED = 2 ** 32 - 1     # JAX's PRNGKey keeps 32 bits without x64: larger seeds collide
 
 
 def prng_key(args):

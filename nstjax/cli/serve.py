@@ -8,6 +8,9 @@ live view for a command-line run (:func:`web_view`).
 
 from __future__ import annotations
 
+import atexit
+import math
+import shutil
 import sys
 import tempfile
 import threading
@@ -53,8 +56,8 @@ def _listen(host: str, port: int):
 
 
 def trusted_hosts(host: str) -> list[str]:
-    if is_loopback(host):
-        return list(LOCAL_HOSTS)
+    if is_loopback(host):       # and the address itself (127.0.0.2 is loopback too)
+        return list(dict.fromkeys([*LOCAL_HOSTS, host, f"[{host}]" if ":" in host else host]))
     print(f"warning: listening on {host}: anyone who can reach this machine on the network "
           "can use the studio (read images in --images, write in --out); there is no "
           "password", file=sys.stderr)
@@ -63,9 +66,10 @@ def trusted_hosts(host: str) -> list[str]:
 
 def run(args) -> int:
     """The body of ``nstjax serve``; returns the exit code."""
-    if args.max_upload_mb <= 0 or args.max_size < common.MIN_SIZE:
-        raise UsageError("--max-upload-mb must be > 0 and --max-size at least "
-                         f"{common.MIN_SIZE}")
+    if not (math.isfinite(args.max_upload_mb) and args.max_upload_mb > 0):
+        raise UsageError(f"--max-upload-mb must be a number above 0, not {args.max_upload_mb}")
+    if args.max_size < common.MIN_SIZE:
+        raise UsageError(f"--max-size must be at least {common.MIN_SIZE}, not {args.max_size}")
     images = [Path(p) for p in args.images or ["."]]
     for folder in images:
         if not folder.is_dir():
@@ -88,23 +92,36 @@ def run(args) -> int:
 def web_view(callbacks, total: int, *, what: str = "stylize"):
     """A live view of a command-line run: the studio's page, in a thread, watching this run
     (its stop button stops the run as Ctrl-C does).  Returns ``(callbacks, done)``: the run's
-    callbacks joined with the view's, and ``done(message)`` to call when the solve ends."""
+    callbacks joined with the view's, and ``done(message, failed=False)`` to call when the
+    solve ends.  The page answers until the process exits; then the server stops and its
+    temporary folder goes (``done.close()`` does it sooner)."""
     hub, stop = Hub(), threading.Event()
     live = Live(hub, stop)
     try:
         sock = bind("127.0.0.1", DEFAULT_PORT)
     except OSError:
         sock = bind("127.0.0.1", 0)
-    folders = make_folders([], tempfile.mkdtemp(prefix="nstjax-web-"))
-    start_in_thread(create_app(folders, hub=hub, stop_event=stop), sock)
+    temp = tempfile.mkdtemp(prefix="nstjax-web-")
+    server, thread = start_in_thread(create_app(make_folders([], temp), hub=hub,
+                                                stop_event=stop), sock)
+
+    def close() -> None:
+        atexit.unregister(close)
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+        shutil.rmtree(temp, ignore_errors=True)
+
+    atexit.register(close)
     hub.reset(status="running", kind="run", id=what, total=total,
               message="a command-line run (the first run of a size compiles first)")
     print(f"live view at {address(sock)}", file=sys.stderr)
 
-    def done(message: str) -> None:
+    def done(message: str, failed: bool = False) -> None:
         live.finish()
-        status = "stopped" if stop.is_set() else "done"
+        status = "failed" if failed else "stopped" if stop.is_set() else "done"
         hub.publish("status", {"status": status, "message": message}, status=status,
                     message=message)
 
+    done.close = close
     return live.joined(callbacks, total), done

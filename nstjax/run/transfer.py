@@ -55,6 +55,7 @@ from nstjax.solve.solver import Solver
 from nstjax.solve.warm import carry_moments
 
 INITS = ("content", "noise", "style", "grey")
+MAX_SEED = 2 ** 32 - 1     # JAX's PRNGKey keeps 32 bits without x64: larger seeds collide
 # Seed 003's code starts from ``uniform(−0.1, 0.1)`` in mean-subtracted 0-255 units: the
 # ImageNet mean pixel of its preprocessing, ±0.1/255 (``neural-style.py``, ``--init random``).
 GREY_RGB = (123.68 / 255.0, 116.779 / 255.0, 103.939 / 255.0)

@@ -132,10 +132,16 @@ def routes_for(folders: Folders, runner: jobs.Runner | None, hub: events.Hub, *,
         form, refused = await read_form(request, max_upload)
         if refused:
             return refused
+        try:
+            return await start_from(form, sweep)
+        finally:
+            await form.close()              # the uploads' spooled files
+
+    async def start_from(form, sweep: bool):
         if runner.busy():
             return error(409, runner.busy_message())
         chosen, errors = settings.parse_form(form, sweep=sweep, max_size=max_size)
-        size = chosen.size if chosen else settings.DEFAULT_SIZE
+        size = chosen.size if chosen else settings.default_size(max_size)
         arrays, paths, image_errors = await load_inputs(form, size, folders, max_upload)
         errors.update(image_errors)
         if errors:
@@ -149,16 +155,18 @@ def routes_for(folders: Folders, runner: jobs.Runner | None, hub: events.Hub, *,
                                    total=chosen.solver.max_iter, labels=labels)
         except jobs.Busy as e:
             return error(409, str(e))
+        except (OSError, RuntimeError) as e:        # no run folder, or no thread
+            return error(500, f"cannot start the run: {jobs.one_line(e)}")
         return ok({"id": run_id, "status": "running"}, 202)
 
     async def stop(request: Request):
         if request.headers.get("x-nstjax") != "1":
             return error(403, "refused: requests must come from the studio's page")
-        if runner is None and stop_event is not None and hub.snapshot()["status"] == "running":
+        if runner is None and stop_event is not None and hub.publish_if(
+                ("running",), "status", {"status": "stopping", "message": "stopping the "
+                                         "command-line run after its current chunk"},
+                status="stopping"):
             stop_event.set()
-            hub.publish("status", {"status": "stopping", "message": "stopping the "
-                                   "command-line run after its current chunk"},
-                        status="stopping")
             return ok({"stopping": True})
         if runner is None:
             return error(409, "nothing is running")
@@ -201,19 +209,22 @@ def routes_for(folders: Folders, runner: jobs.Runner | None, hub: events.Hub, *,
         form, refused = await read_form(request, 1024 * 1024)
         if refused:
             return refused
-        upload = form.get("sidecar")
-        if not isinstance(upload, UploadFile):
-            return error(400, "choose a sidecar file (result.png.json)", {"sidecar": "missing"})
         try:
-            record = jsonio.loads((await upload.read(1024 * 1024 + 1)).decode("utf-8"))
-            return ok({"form": settings.form_from_sidecar(record)})
+            upload = form.get("sidecar")
+            if not isinstance(upload, UploadFile):
+                return error(400, "choose a sidecar file (result.png.json)",
+                             {"sidecar": "missing"})
+            text = (await upload.read(1024 * 1024 + 1)).decode("utf-8")
+            return ok({"form": settings.form_from_sidecar(jsonio.loads(text))})
         except (ValueError, UnicodeDecodeError) as e:
             message = f"not an nstjax sidecar ({jobs.one_line(e)})"
             return error(400, message, {"sidecar": message})
+        finally:
+            await form.close()
 
     return [
         Route("/", lambda r: FileResponse(STATIC / "index.html", headers=HEADERS)),
-        Route("/api/options", lambda r: ok({**settings.defaults(), "limits": {
+        Route("/api/options", lambda r: ok({**settings.defaults(max_size), "limits": {
             "max_upload_bytes": max_upload, "max_size": max_size,
             "images": [str(p) for p in folders.images], "can_start": runner is not None}})),
         Route("/api/run", functools.partial(start, sweep=False), methods=["POST"]),

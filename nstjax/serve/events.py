@@ -43,41 +43,57 @@ class Hub:
         """A new run's state, announced as ``state``."""
         with self._lock:
             self.state = {**idle_state(), **fields}
-        self._send("state", self.snapshot())
+            self._deliver("state", copy.deepcopy(self.state))
 
     def publish(self, kind: str, data: dict, **fields) -> None:
-        """Update the state with ``fields`` and send ``data`` as a ``kind`` event."""
+        """Update the state with ``fields`` and send ``data`` as a ``kind`` event (under the
+        lock: every page receives the events in the order the state took them)."""
         with self._lock:
-            if kind == "progress":
-                self.state["points"].extend(data["points"])
-            elif kind == "member":
-                self.state["members"].append(data)
-            self.state.update(fields)
-        self._send(kind, data)
+            self._update(kind, data, fields)
+
+    def publish_if(self, statuses, kind: str, data: dict, **fields) -> bool:
+        """:meth:`publish` only while the state's status is one of ``statuses`` (checked and
+        published at once); whether it was published."""
+        with self._lock:
+            if self.state["status"] not in statuses:
+                return False
+            self._update(kind, data, fields)
+            return True
 
     def close(self) -> None:
         """End every page's event stream (the server is shutting down)."""
-        self._send("closed", {})
+        with self._lock:
+            self._deliver("closed", {})
 
-    def listen(self) -> asyncio.Queue:
-        """A queue of ``(kind, data)`` for the calling event loop's stream."""
+    def listen(self) -> tuple[asyncio.Queue, dict]:
+        """``(queue, state)``: a queue of ``(kind, data)`` for the calling event loop's
+        stream and the state it starts from, taken together: each change is either in the
+        state or in the queue, never both."""
         queue: asyncio.Queue = asyncio.Queue(QUEUE_LIMIT)
         with self._lock:
             self._listeners.add((asyncio.get_running_loop(), queue))
-        return queue
+            return queue, copy.deepcopy(self.state)
 
     def forget(self, queue) -> None:
         with self._lock:
             self._listeners = {(lp, q) for lp, q in self._listeners if q is not queue}
 
-    def _send(self, kind: str, data: dict) -> None:
-        with self._lock:
-            listeners = list(self._listeners)
-        for loop, queue in listeners:
+    def _update(self, kind: str, data: dict, fields: dict) -> None:     # holds the lock
+        if kind == "progress":
+            self.state["points"].extend(data["points"])
+        elif kind == "member":
+            self.state["members"].append(data)
+        self.state.update(fields)
+        self._deliver(kind, data)
+
+    def _deliver(self, kind: str, data: dict) -> None:                  # holds the lock
+        gone = set()
+        for loop, queue in self._listeners:
             try:
                 loop.call_soon_threadsafe(_offer, queue, (kind, data))
             except RuntimeError:          # that page's loop is gone
-                self.forget(queue)
+                gone.add((loop, queue))
+        self._listeners -= gone
 
 
 def _offer(queue: asyncio.Queue, item) -> None:
@@ -96,9 +112,8 @@ def sse(kind: str, data) -> str:
 async def stream(hub: Hub, is_disconnected, *, until_finished: bool = False):
     """The event stream of one page: the state, then every change; with
     ``until_finished`` it ends after the current run ends (or at once when none runs)."""
-    queue = hub.listen()
+    queue, state = hub.listen()
     try:
-        state = hub.snapshot()
         yield sse("state", state)
         if until_finished and state["status"] not in ("running", "stopping"):
             return
@@ -112,8 +127,10 @@ async def stream(hub: Hub, is_disconnected, *, until_finished: bool = False):
                 continue
             if kind == "closed":
                 return
-            if kind == "resync":
-                kind, data = "state", hub.snapshot()
+            if kind == "resync":          # the whole state again, and changes after it
+                hub.forget(queue)
+                queue, data = hub.listen()
+                kind = "state"
             yield sse(kind, data)
             if until_finished and kind == "status" and data.get("status") in FINISHED:
                 return

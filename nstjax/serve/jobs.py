@@ -56,7 +56,7 @@ class Runner:
         self.stop_event = threading.Event()
 
     def busy(self) -> bool:
-        return self._running
+        return self._running       # set last in submit, cleared as the end is announced
 
     def submit(self, kind: str, work: Callable, *, total: int, labels=()) -> str:
         """Start ``work(vgg, folder, live) -> (message, files)`` in a new run folder; its id.
@@ -65,18 +65,23 @@ class Runner:
           Busy: a run is computing.
         """
         with self._lock:
-            if self.busy():
+            if self._running:
                 raise Busy(self.busy_message())
-            self.stop_event = threading.Event()
-            self._running = True
-            folder = records.new_run_folder(self.runs, kind)
-            live = Live(self.hub, self.stop_event, labels=labels)
+            stop_event = threading.Event()
+            folder = records.new_run_folder(self.runs, kind)    # OSError: nothing started
+            live = Live(self.hub, stop_event, labels=labels)
+            thread = threading.Thread(target=self._run, args=(work, folder, live),
+                                      name=f"nstjax-{folder.name}", daemon=True)
             self.hub.reset(status="running", kind=kind, id=folder.name, total=total,
                            n_members=len(labels), message="starting (the first run of a "
                            "size compiles first)")
-            self._thread = threading.Thread(target=self._run, args=(work, folder, live),
-                                            name=f"nstjax-{folder.name}", daemon=True)
-            self._thread.start()
+            try:
+                thread.start()
+            except BaseException as e:      # no thread: not busy, and the page says why
+                self.hub.publish("status", {"status": "failed", "message": one_line(e)},
+                                 status="failed", message=one_line(e))
+                raise
+            self.stop_event, self._thread, self._running = stop_event, thread, True
             return folder.name
 
     def busy_message(self) -> str:
@@ -85,13 +90,16 @@ class Runner:
                 f"{state['iteration']} of {state['total']}); stop it or wait for it to end")
 
     def stop(self) -> bool:
-        """Ask the running work to stop after its current chunk; False when none runs."""
-        if not self.busy():
-            return False
-        self.stop_event.set()
-        self.hub.publish("status", {"status": "stopping", "message": "stopping after the "
-                                    "current chunk of iterations"}, status="stopping")
-        return True
+        """Ask the running work to stop after its current chunk; False when none runs.
+        Under the lock: "stopping" is never announced after the run's end, and never stops
+        the next run."""
+        with self._lock:
+            if not self._running:
+                return False
+            self.stop_event.set()
+            self.hub.publish("status", {"status": "stopping", "message": "stopping after "
+                                        "the current chunk of iterations"}, status="stopping")
+            return True
 
     def join(self, timeout: float | None = None) -> None:
         if self._thread is not None:
@@ -105,7 +113,7 @@ class Runner:
     def _run(self, work, folder, live: Live) -> None:
         try:
             message, files = work(self.vgg(), folder, live)
-            status = "stopped" if self.stop_event.is_set() else "done"
+            status = "stopped" if live.stop_event.is_set() else "done"
             final = {"status": status, "message": message, "files": files}
         except Exception as e:          # noqa: BLE001 - every failure is shown in the page
             final = {"status": "failed", "message": one_line(e)}

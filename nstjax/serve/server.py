@@ -8,10 +8,11 @@ from __future__ import annotations
 import ipaddress
 import socket
 import threading
+import time
 
 import uvicorn
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+STARTUP_S = 10.0
 
 
 def is_loopback(host: str) -> bool:
@@ -67,9 +68,13 @@ def make_server(app) -> uvicorn.Server:
 
 
 def start_in_thread(app, sock: socket.socket) -> tuple[uvicorn.Server, threading.Thread]:
-    """Serve ``app`` on ``sock`` in a daemon thread; ``server.should_exit = True`` ends it."""
+    """Serve ``app`` on ``sock`` in a daemon thread, returning once it answers (or after
+    ``STARTUP_S``); ``server.should_exit = True`` ends it."""
     server = make_server(app)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
                               name="nstjax-serve", daemon=True)
     thread.start()
+    deadline = time.monotonic() + STARTUP_S
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
     return server, thread

@@ -13,15 +13,15 @@ import dataclasses
 from typing import NamedTuple
 
 import nstjax
+from nstjax.io.image import MIN_SIZE
 from nstjax.losses import parse_style_spec
 from nstjax.objective.config import Objective, loss_weights
 from nstjax.objective.terms import check_solver
+from nstjax.run.transfer import MAX_SEED
 from nstjax.solve.optimize import optimizer_names
 from nstjax.solve.solver import Solver
 
-DEFAULT_SIZE = 384        # the command line's default long edge
-MIN_SIZE = 16
-MAX_SEED = 2 ** 32 - 1
+DEFAULT_SIZE = 384        # the command line's (nstjax.cli.common; serve may not import cli)
 INITS = ("content", "noise", "style", "grey")
 SWEEP_INITS = ("content", "noise", "style")
 COLORS = ("", "luminance", "histogram")
@@ -53,12 +53,17 @@ class RunSettings(NamedTuple):
     arguments: dict
 
 
-def defaults() -> dict:
+def default_size(max_size: int) -> int:
+    """The long edge of a run that gives none: the command line's, or this server's limit."""
+    return min(DEFAULT_SIZE, max_size)
+
+
+def defaults(max_size: int = 1024) -> dict:
     """The form's initial values (the library's defaults) and its choices."""
     objective, solver = Objective(), Solver()
     w = loss_weights(objective, n_styles=1)
     return {
-        "values": {"size": DEFAULT_SIZE, "style_loss": ",".join(objective.style_losses),
+        "values": {"size": default_size(max_size), "style_loss": ",".join(objective.style_losses),
                    "style_weight": float(w.style_weight),
                    "content_weight": float(w.content_weight),
                    "tv_weight": float(w.tv_weight),
@@ -186,7 +191,8 @@ def parse_form(form, *, sweep: bool = False, max_size: int = 1024) -> tuple[RunS
       max_size: the largest long edge this server computes.
     """
     errors: dict = {}
-    size = _number(form, "size", int, errors, low=MIN_SIZE, high=max_size) or DEFAULT_SIZE
+    size = _number(form, "size", int, errors, low=MIN_SIZE, high=max_size)
+    size = default_size(max_size) if size is None else size
     seed = _number(form, "seed", int, errors, low=0, high=MAX_SEED) or 0
     color = str(form.get("preserve_color", "")).strip()
     if color not in COLORS:
