@@ -4,8 +4,11 @@ against NumPy closed forms; resume against an uninterrupted run; the command end
 from __future__ import annotations
 
 import json
+import re
+import struct
 import subprocess
 import sys
+import zlib
 from fractions import Fraction
 from pathlib import Path
 
@@ -17,7 +20,9 @@ from conftest import make_image
 from PIL import Image
 
 import nstjax
+from nstjax.cli import build_parser, common
 from nstjax.cli import run as cli_run
+from nstjax.cli.video_work import Work, settings_of
 from nstjax.objective.temporal import Temporal, temporal_loss
 from nstjax.video import flow as F
 from nstjax.video.frames import read_clip, write_clip
@@ -101,6 +106,23 @@ def test_the_flow_is_cached_and_recomputed_only_for_other_frames(tmp_path, monke
         np.testing.assert_array_equal(a, b)
     F.cached_flows(frames[::-1].copy(), path, gaps=(1,))
     assert calls == [1]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "overwritten"])
+def test_a_damaged_flow_cache_is_computed_again_with_a_note(tmp_path, damage):
+    frames = np.stack([(make_image(24, 32, seed=s) * 255).astype(np.uint8) for s in (0, 1)])
+    path = tmp_path / "flow.npz"
+    first = F.cached_flows(frames, path)
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2] if damage == "truncated"
+                     else data[:200] + b"x" * 100 + data[300:])
+    notes = []
+    again = F.cached_flows(frames, path, log=notes.append)
+    assert len(notes) == 1 and "damaged" in notes[0] and "flow.npz" in notes[0], notes
+    np.testing.assert_array_equal(again[1].back, first[1].back)
+    notes.clear()
+    F.cached_flows(frames, path, log=notes.append)               # rewritten: read quietly
+    assert not notes and sorted(p.name for p in tmp_path.iterdir()) == ["flow.npz"]
 
 
 def test_temporal_loss_zero_for_a_perfectly_warped_pair_and_its_closed_form():
@@ -197,7 +219,11 @@ def test_resume_makes_the_frames_of_an_uninterrupted_run(tiny, tmp_path, capsys,
     extra = ("--mode", mode, "--passes", 2, "--chunk", 2) if mode == "multipass" else \
         ("--long-term", "1,2")
     whole = tmp_path / "whole.webp"
-    assert cli_run(video(clip, style, whole, *extra)) == 0, capsys.readouterr().err
+    logged = [a for a in video(clip, style, whole, *extra) if a != "--no-progress"]
+    assert cli_run([*logged, "--log-every", "1"]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"^video: \d+/\d+ ", err, re.MULTILINE) and ("best loss" in err) == (
+        mode == "multipass"), err                                  # --log-every's lines
     part = tmp_path / "part.webp"
     work = tmp_path / "part.webp.work"
     stop = StopAfter(work, 2 if mode == "sequential" else 0)
@@ -229,6 +255,65 @@ def test_bad_input_is_one_line_and_exit_2(tiny, tmp_path, capsys, extra, says):
     assert not out.exists() and not (tmp_path / "o.mp4.work").exists()
 
 
+def png_header(path: Path, width: int, height: int) -> None:
+    """A PNG that claims ``width × height`` pixels (a decompression bomb's header)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + \
+            struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n"
+                     + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("bad, says", [("bomb", "pixel limit"), ("broken", "not a readable")])
+def test_a_bomb_or_a_broken_frame_in_a_folder_is_one_line_and_exit_2(tiny, tmp_path, capsys,
+                                                                      bad, says):
+    _, style = tiny
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    Image.fromarray((make_image(32, 32) * 255).astype(np.uint8)).save(folder / "00000.png")
+    if bad == "bomb":
+        png_header(folder / "00001.png", 30000, 30000)
+    else:
+        (folder / "00001.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    assert cli_run(video(folder, style, tmp_path / "o.gif")) == 2
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
+    assert len(lines) == 1 and "00001.png" in lines[0] and says in lines[0], lines
+    assert lines[0].startswith("error:") and not (tmp_path / "o.gif").exists()
+
+
+def parsed(*argv):
+    _, parsers = build_parser(["video"])
+    return common.parse_args(parsers["video"], ["--content", "c.mp4", "--style", "s.png",
+                                                "--output", "o.mp4", *argv])
+
+
+def test_resume_takes_another_chunk_log_every_or_weights_but_not_other_settings(tmp_path):
+    work = Work(tmp_path / "o.mp4.work")
+    work.check(settings_of(parsed("--mode", "multipass", "--chunk", "8")), resume=False)
+    work.create()
+    again = parsed("--mode", "multipass", "--chunk", "2", "--log-every", "5", "--weights",
+                   "elsewhere/vgg19.h5", "--no-progress", "--resume")
+    Work(work.path).check(settings_of(again), resume=True)       # after running out of memory
+    with pytest.raises(common.UsageError, match="--iters"):
+        Work(work.path).check(settings_of(parsed("--mode", "multipass", "--iters", "3")),
+                              resume=True)
+
+
+def test_a_damaged_checkpoint_is_one_line_naming_it(tmp_path):
+    work = Work(tmp_path / "o.mp4.work")
+    work.path.mkdir()
+    work.save_checkpoint({"pass": 1, "next": 0, "current": np.zeros(3), "terms": {}})
+    assert work.checkpoint()["pass"] == 1
+    work.checkpoint_path.write_bytes(work.checkpoint_path.read_bytes()[:40])
+    with pytest.raises(common.UsageError) as e:
+        work.checkpoint()
+    message = str(e.value)
+    assert "multipass.npz: damaged" in message and "start again" in message
+    assert "\n" not in message
+    assert sorted(p.name for p in work.path.iterdir()) == ["multipass.npz", "progress.json"]
+
+
 def test_writing_over_the_input_clip_is_refused_in_a_subprocess(tmp_path):
     clip, style = tiny_clip(tmp_path)
     before = clip.read_bytes()
@@ -241,7 +326,13 @@ def test_writing_over_the_input_clip_is_refused_in_a_subprocess(tmp_path):
     assert "Traceback" not in proc.stderr and clip.read_bytes() == before
 
 
-def test_audio_is_copied_through(tiny, tmp_path, capsys):
+def audio_seconds(path: Path) -> float:
+    with av.open(str(path)) as got:
+        stream = got.streams.audio[0]
+        return sum(f.samples for f in got.decode(stream)) / stream.sample_rate
+
+
+def test_audio_is_copied_through_and_cut_with_max_frames(tiny, tmp_path, capsys):
     clip, style = tiny
     with_audio = tmp_path / "sound.mp4"
     frames = read_clip(clip).frames
@@ -249,7 +340,7 @@ def test_audio_is_copied_through(tiny, tmp_path, capsys):
         v = out.add_stream("libx264", rate=8)
         v.width, v.height, v.pix_fmt = 32, 32, "yuv420p"
         a = out.add_stream("aac", rate=16000)
-        t = np.arange(16000 * 3 // 8, dtype=np.float32) / 16000
+        t = np.arange(16000 * 2, dtype=np.float32) / 16000             # 2 s of sound
         wave = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
         frame = av.AudioFrame.from_ndarray(wave, format="fltp", layout="mono")
         frame.sample_rate = 16000
@@ -260,10 +351,12 @@ def test_audio_is_copied_through(tiny, tmp_path, capsys):
             out.mux(v.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
         out.mux(v.encode())
     dest = tmp_path / "styled.mp4"
-    assert cli_run(video(with_audio, style, dest, "--mode", "independent")) == 0, \
-        capsys.readouterr().err
+    assert cli_run(video(with_audio, style, dest, "--mode", "independent", "--max-frames",
+                         2)) == 0, capsys.readouterr().err
     with av.open(str(dest)) as got:
         assert len(got.streams.audio) == 1 and len(got.streams.video) == 1
+    assert audio_seconds(with_audio) > 1.9
+    assert audio_seconds(dest) <= (2 + 2) / 8          # 2 frames at 8 fps, within 2 frames
 
 
 @pytest.mark.slow

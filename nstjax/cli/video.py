@@ -48,7 +48,7 @@ def add_arguments(p) -> None:
                    "or folder of PNG frames (a name without a suffix)")
     o.add_argument("--resume", action="store_true", help="continue a stopped run from the "
                    "frames kept in <output>.work/")
-    o.add_argument("--no-progress", action="store_true", help="no progress bar")
+    common.add_progress_args(o)
     v = p.add_argument_group("video (Ruder, Dosovitskiy, Brox 2016; IJCV 2018)")
     v.add_argument("--mode", choices=MODES, default="sequential",
                    help="sequential (default), multipass, or independent frames")
@@ -111,7 +111,7 @@ def _check(args):
     gaps = _check_numbers(args)
     out, content = Path(args.output), Path(args.content)
     try:
-        clip_kind(out)
+        out_kind = clip_kind(out)
         if not content.exists():
             raise UsageError(f"{content}: no such file or folder")
         clip_kind(content)
@@ -121,11 +121,11 @@ def _check(args):
     for p in inputs:
         if p.exists() and out.exists() and out.resolve() == p.resolve():
             raise UsageError(f"{out}: refusing to overwrite an input")
-    if clip_kind(out) == "folder" and out.is_dir() and any(out.iterdir()):
+    if out_kind == "folder" and out.is_dir() and any(out.iterdir()):
         raise UsageError(f"{out}: the output folder is not empty")
     if out.is_file() and not os.access(out, os.W_OK):
         raise UsageError(f"{out}: exists and is read-only; not replacing it")
-    common.ensure_writable_dir(out.parent if clip_kind(out) != "folder" else out)
+    common.ensure_writable_dir(out if out_kind == "folder" else out.parent)
     _check_masks(args)
     work = Work(out.with_name(out.name + ".work"))
     work.check(settings_of(args), resume=args.resume)

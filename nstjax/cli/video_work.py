@@ -10,8 +10,9 @@ same settings), or the user removes it.
 
 from __future__ import annotations
 
-import os
 import shutil
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +21,13 @@ from PIL import Image
 from nstjax.cli import common
 from nstjax.cli.common import UsageError
 from nstjax.io import jsonio
-from nstjax.io.image_writing import save_image
+from nstjax.io.image_writing import save_image, write_atomic
 
-# Flags that do not change the frames a run makes.
-NOT_SETTINGS = ("resume", "no_progress", "config", "output", "command")
+# Flags that do not change the frames a run makes (a multi-pass run resumes at any --chunk,
+# e.g. a smaller one after running out of memory; --weights may name the same weights
+# elsewhere).
+NOT_SETTINGS = ("resume", "no_progress", "log_every", "config", "output", "command", "chunk",
+                "weights")
 
 
 def settings_of(args) -> dict:
@@ -86,20 +90,27 @@ class Work:
 
     def save_checkpoint(self, state: dict) -> None:
         """The multi-pass state after a chunk (atomically)."""
-        tmp = self.path / f".multipass.{os.getpid()}.tmp.npz"
-        terms = {f"term_{k}": v for k, v in state["terms"].items()}
-        np.savez(tmp, **{k: v for k, v in state.items() if k != "terms"}, **terms)
-        os.replace(tmp, self.checkpoint_path)
+        arrays = {k: v for k, v in state.items() if k != "terms"}
+        arrays.update({f"term_{k}": v for k, v in state["terms"].items()})
+        write_atomic(self.checkpoint_path, lambda f: np.savez(f, **arrays),
+                     what="the checkpoint")
         self.progress["passes"] = int(state["pass"])
         self._write_progress()
 
     def checkpoint(self) -> dict | None:
+        """The multi-pass state saved last, or None (a damaged file: one-line UsageError)."""
         if not self.checkpoint_path.exists():
             return None
-        with np.load(self.checkpoint_path) as z:
-            state = {k: z[k] for k in z.files if not k.startswith("term_")}
-            state["terms"] = {k[5:]: z[k].copy() for k in z.files if k.startswith("term_")}
-        state["pass"], state["next"] = int(state["pass"]), int(state["next"])
+        try:
+            with np.load(self.checkpoint_path) as z:
+                state = {k: z[k] for k in z.files if not k.startswith("term_")}
+                state["terms"] = {k[5:]: z[k].copy() for k in z.files if k.startswith("term_")}
+            state["pass"], state["next"] = int(state["pass"]), int(state["next"])
+        except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile,
+                zlib.error) as e:
+            raise UsageError(f"{self.checkpoint_path}: damaged, cannot resume from it "
+                             f"({type(e).__name__}); remove {self.path} to start "
+                             "again") from None
         return state
 
     def done_frames(self, shape) -> list:

@@ -262,13 +262,25 @@ def save_image(path, image, *, protect=(), bit_depth: int = 8, alpha=None) -> Pa
     return _write_atomically(path, "wb", write, what="the image")
 
 
+def write_atomic(path, write, *, what: str = "the file") -> Path:
+    """``write(file)`` (a binary file object) into a temporary file beside ``path``, then
+    renamed over it (at the end of an :func:`output_unit`, inside one); on any failure the
+    temporary file is removed and a previous file at ``path`` is left untouched.
+
+    Raises:
+      ImageError: one line naming ``path``, for an :class:`OSError` (other errors pass
+        through, the temporary file removed all the same).
+    """
+    return _write_atomically(as_path(path), "wb", write, what=what)
+
+
 def write_bytes_atomic(path, data: bytes, *, what: str = "the file") -> Path:
     """Write ``data`` to ``path`` atomically (an encoded image made elsewhere, ...).
 
     Raises:
       ImageError: one line naming ``path``; a previous file is left untouched.
     """
-    return _write_atomically(as_path(path), "wb", lambda f: f.write(data), what=what)
+    return write_atomic(path, lambda f: f.write(data), what=what)
 
 
 def write_text_atomic(path, text: str) -> Path:

@@ -7,13 +7,13 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from nstjax.io.image_writing import to_uint8
 from nstjax.objective.config import LossWeights, Objective
 from nstjax.run.hooks import Callbacks
 from nstjax.solve.solver import Solver
 from nstjax.video import driver, multipass
 from nstjax.video.driver import DEFAULT_TEMPORAL_WEIGHT, MODES, VideoResult
 from nstjax.video.flow import flow_pairs
-from nstjax.video.frames import to_uint8
 
 DEFAULT_PASSES = 4
 

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nstjax.io.image_writing import to_uint8
 from nstjax.model.vgg import extract_features
 from nstjax.objective.config import Objective, loss_weights
 from nstjax.objective.terms import compute_targets
@@ -30,7 +31,6 @@ from nstjax.run.transfer import Problem, as_image_list, initial_image, solve
 from nstjax.solve.minimize import Status
 from nstjax.solve.solver import Solver
 from nstjax.video.flow import FlowPairs
-from nstjax.video.frames import to_uint8
 from nstjax.video.temporal import frame_errors, temporal_targets
 
 frame_errors_jit = jax.jit(frame_errors)
@@ -195,14 +195,15 @@ def earlier_outputs(clip: Clip, run_frames: Sequence, i: int, gaps, strength, st
 
 
 def offset_callbacks(callbacks: Callbacks | None, offset: int) -> Callbacks:
-    """``callbacks`` whose progress counts iterations from ``offset`` (the frames before)."""
+    """``callbacks`` whose progress counts iterations from ``offset`` (the frames before);
+    a batch's iterations stay an array, one per loss."""
     callbacks = callbacks or Callbacks()
     user = callbacks.progress
     if user is None:
         return callbacks._replace(snapshot=None)
 
     def progress(i, loss):
-        return user(offset + np.max(i), loss)
+        return user(offset + np.asarray(i), loss)
 
     return callbacks._replace(progress=progress, snapshot=None)
 
@@ -250,7 +251,6 @@ def run_frames(clip: Clip, *, independent: bool, long_term: Sequence[int] = (1,)
         out[i] = frame
         run[i] = to_run_space(frame, clip.preserve)
     status = Status.MAX_ITER
-    i = len(done)
     strength = 0.0 if independent else clip.strength
     for i in range(len(done), n):
         if callbacks is not None and callbacks.should_stop is not None \

@@ -9,12 +9,16 @@ one ``.npz`` beside the output (:func:`cached_flows`) so that a rerun or a resum
 from __future__ import annotations
 
 import hashlib
-import os
+import zipfile
+import zlib
 from pathlib import Path
 from typing import NamedTuple
 
 import cv2
 import numpy as np
+
+from nstjax.io.image import ImageError
+from nstjax.io.image_writing import write_atomic
 
 METHODS = ("dis", "farneback")
 CACHE_VERSION = 2
@@ -157,8 +161,8 @@ def frames_key(frames, method: str, gaps, photometric: float = PHOTOMETRIC) -> s
 def cached_flows(frames, path, *, method: str = "dis", gaps=(1,),
                  photometric: float = PHOTOMETRIC, log=None) -> dict:
     """``{gap: FlowPairs}``, read from ``path`` when it holds the flows of these frames,
-    else computed and written there (atomically; a cache that cannot be written is noted
-    through ``log`` and the run goes on)."""
+    else computed and written there (atomically; a damaged cache, or one that cannot be
+    written, is noted through ``log`` and the run goes on)."""
     gaps = tuple(sorted(set(int(g) for g in gaps)))
     key = frames_key(frames, method, gaps, photometric)
     path = Path(path)
@@ -168,18 +172,18 @@ def cached_flows(frames, path, *, method: str = "dis", gaps=(1,),
                 if str(z["key"]) == key:
                     return {g: FlowPairs(*(z[f"{name}_{g}"] for name in FlowPairs._fields))
                             for g in gaps}
-        except (OSError, KeyError, ValueError):
-            pass
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+            if log is not None:
+                log(f"{path}: the cached flow is damaged ({type(e).__name__}); computing it "
+                    "again")
     out = {g: flow_pairs(frames, gap=g, method=method, photometric=photometric)
            for g in gaps}
     arrays = {f"{name}_{g}": getattr(p, name) for g, p in out.items()
               for name in FlowPairs._fields}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
     try:
-        np.savez_compressed(tmp, key=np.asarray(key), **arrays)
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
+        write_atomic(path, lambda f: np.savez_compressed(f, key=np.asarray(key), **arrays),
+                     what="the flow cache")
+    except ImageError as e:
         if log is not None:
-            log(f"could not cache the flow in {path} ({e.strerror or e})")
+            log(str(e))
     return out

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nstjax.io.image_writing import to_uint8
 from nstjax.model.vgg import extract_features
 from nstjax.objective.config import Objective
 from nstjax.objective.temporal import Temporal
@@ -44,7 +45,6 @@ from nstjax.video.driver import (
     offset_callbacks,
     start_image,
 )
-from nstjax.video.frames import to_uint8
 from nstjax.video.temporal import blend_neighbour
 from nstjax.video.warp import warp_frames
 
@@ -162,7 +162,7 @@ def run_multipass(clip: Clip, *, passes: int, pass_iters: int, chunk: int,
     solver = dataclasses.replace(clip.solver, max_iter=pass_iters)
     init, advance, finish_ = programs(clip.objective)
     status = Status.MAX_ITER
-    while state["pass"] < passes and status != Status.INTERRUPTED:
+    while state["pass"] < passes:
         p, a = state["pass"], state["next"]
         if callbacks is not None and callbacks.should_stop and callbacks.should_stop():
             status = Status.INTERRUPTED
@@ -175,7 +175,8 @@ def run_multipass(clip: Clip, *, passes: int, pass_iters: int, chunk: int,
                           finish=lambda s, q: finish_(s, q, solver))
         cb = offset_callbacks(callbacks, (p * n + a) * pass_iters)
         cb = cb._replace(progress=None if cb.progress is None else
-                         (lambda i, v, f=cb.progress, k=min(chunk, n - a): f(np.max(i) * k, v)))
+                         (lambda i, v, f=cb.progress, k=min(chunk, n - a):
+                          f(np.full(np.shape(v), np.max(i) * k), v)))
         result, terms, _ = drive(program, pass_iters, cb)
         if np.any(np.asarray(result.status) == Status.INTERRUPTED):
             status = Status.INTERRUPTED
