@@ -111,12 +111,12 @@ def test_a_run_in_the_browser(browser, studio_url, tmp_path):
         page.click("#download-result-png")
     result = Image.open(io.BytesIO(Path(download.value.path()).read_bytes()))
     assert result.size == (48, 40)
-    assert page.locator("#runs li").count() == 1
+    wait_for(lambda: page.locator("#runs li").count() == 1)     # the list comes after the end
     page.fill("#size", "300")
     page.click("#runs li button")                        # reopen it: its settings return
     wait_for(lambda: page.input_value("#size") == "48")
     assert float(page.input_value("#style_weight")) == 1e6
-    assert page.get_attribute("#live-image", "src").endswith("/result.png")
+    wait_for(lambda: (page.get_attribute("#live-image", "src") or "").endswith("/result.png"))
     assert not errors, errors
     page.close()
 
