@@ -104,7 +104,7 @@ def torch_objective(vgg, content, style, spec: dict, *, device: str = "cpu"):
         if spec["tau"]:
             tv = (((image[1:] - image[:-1]) ** 2).sum()
                   + ((image[:, 1:] - image[:, :-1]) ** 2).sum())
-            total = total + spec["tau"] * (tv if half_sum else tv / image.numel())
+            total = total + spec["tau"] * (tv if half_sum else tv * 255.0 ** 2 / image.numel())
         return total
 
     return loss

@@ -2,7 +2,7 @@
 """Choose the TV weight by measurement: speckle removed, no blur.
 
     python scripts/measure_tv.py --pairs tubingen:starry_night brad_pitt:picasso_selfport1907 \
-        --size 384 --tv 0 10 30 100 300 1000 --out-dir out/tv
+        --size 320 --tv 0 3 10 30 100 --out-dir out/tv
 
 For each content:style pair, one ``nstjax.sweep`` over ``tv_weight`` with every other
 default, then per member:
@@ -59,8 +59,8 @@ def main(argv=None) -> int:
                    help="content:style names in --images (default tubingen:starry_night)")
     p.add_argument("--images", type=Path, default=IMAGES, help="folder of the images")
     p.add_argument("--size", type=int, default=384, help="long edge (default 384)")
-    p.add_argument("--tv", type=float, nargs="+", default=[0, 10, 30, 100, 300, 1000],
-                   help="TV weights to try (default 0 10 30 100 300 1000)")
+    p.add_argument("--tv", type=float, nargs="+", default=[0, 3, 10, 30, 100],
+                   help="TV weights to try (default 0 3 10 30 100)")
     p.add_argument("--iters", type=int, default=200, help="iterations (default 200)")
     p.add_argument("--out-dir", type=Path, default=Path("out/tv"), help="output folder")
     args = p.parse_args(argv)

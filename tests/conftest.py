@@ -15,6 +15,16 @@ from nstjax.io import weights as W
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _fresh_compiled_programs():
+    """Each test module ends by dropping JAX's in-memory compiled programs (the persistent
+    cache on disk keeps them): one process running the whole suite would otherwise hold
+    thousands, each with its own memory mappings, past the kernel's limit on mappings per
+    process (vm.max_map_count), where compiling the next one crashes."""
+    yield
+    jax.clear_caches()
+
+
 @pytest.fixture(scope="session")
 def tiny_vgg():
     """VGG19 topology with 4-8 channels per block, random weights (deterministic)."""

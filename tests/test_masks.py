@@ -158,7 +158,8 @@ def _two_style_setup(tiny_vgg, mode, style_layers=("relu1_1", "relu2_1", "relu3_
     left[:, :32] = 1.0
     targets = compute_targets(tiny_vgg, content, styles, objective=objective,
                               style_masks=[left, 1.0 - left], mask_mode=mode)
-    weights = loss_weights(objective, n_styles=2, content_weight=0.0, style_blend=(0.0, 1.0))
+    weights = loss_weights(objective, n_styles=2, content_weight=0.0, style_blend=(0.0, 1.0),
+                           tv_weight=0.0)
     x = jnp.asarray(make_image(H, W, seed=7))
 
     def style_b(img):
@@ -195,7 +196,7 @@ def test_masks_of_ones_are_the_unmasked_objective(tiny_vgg):
                           style_losses=("gram", "bn"))
     content = jnp.asarray(make_image(H, W, seed=0))
     styles = [jnp.asarray(make_image(40, 40, seed=1))]
-    weights = loss_weights(objective, n_styles=1)
+    weights = loss_weights(objective, n_styles=1, tv_weight=0.0)
     x = jnp.asarray(make_image(H, W, seed=7))
     key = jax.random.PRNGKey(0)
     terms = jax.jit(objective_terms, static_argnames="objective")
@@ -222,7 +223,7 @@ def test_empty_deep_layer_is_guarded(tiny_vgg):
     assert float(jnp.sum(t.style_masks[0]["relu3_1"])) == 0.0
     x = jnp.asarray(make_image(H, W, seed=7))
     key = jax.random.PRNGKey(0)
-    w = loss_weights(objective, n_styles=1)
+    w = loss_weights(objective, n_styles=1, tv_weight=0.0)
     terms = jax.jit(objective_terms, static_argnames="objective")
     got = terms(x, tiny_vgg, t, w, key, objective=objective)["style"]
     without = terms(x, tiny_vgg, t, w._replace(
@@ -289,7 +290,7 @@ def test_content_mask_keeps_style_gradient_off_kept_pixels(tiny_vgg):
     right[:, 32:] = 1.0
     t = compute_targets(tiny_vgg, content, styles, objective=objective,
                         style_masks=[np.ones((H, W), np.float32), right], content_mask=keep)
-    w = loss_weights(objective, n_styles=2, content_weight=0.0)
+    w = loss_weights(objective, n_styles=2, content_weight=0.0, tv_weight=0.0)
     g = np.asarray(jax.jit(jax.grad(lambda x: objective_terms(
         x, tiny_vgg, t, w, jax.random.PRNGKey(0), objective=objective)["total"]))(
         jnp.asarray(make_image(H, W, seed=7))))

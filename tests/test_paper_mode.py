@@ -174,7 +174,7 @@ def test_resampled_pairs_differ_and_average_to_the_u_statistic(tiny_vgg):
         o = Objective(style_layers=(layer,), content_layers=(layer,),
                       style_losses=("mmd-gauss",), resample=resample)
         w = loss_weights(o, content_weight=0.0, style_weight=1.0, style_scales=(1.0,),
-                         hyper={"mmd-gauss.sigma2": sigma2})
+                         tv_weight=0.0, hyper={"mmd-gauss.sigma2": sigma2})
         targets = obj.compute_targets(tiny_vgg, jnp.asarray(image), [jnp.asarray(style)],
                                       objective=o)
 

@@ -463,6 +463,7 @@ def test_gradient_matches_finite_differences(x64, name):
 TOO_SLOW_AT_512 = ("mrf",)
 
 
+@pytest.mark.slow
 def test_float32_large_map():
     """512×512×64 feature maps in float32 (N²M² = 2.8e14, beyond int32 and near float32's
     exact-integer range), every method:

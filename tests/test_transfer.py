@@ -60,13 +60,14 @@ def test_tv_loss_closed_form():
     img = jnp.asarray(np.arange(2 * 3 * 3, dtype=np.float32).reshape(2, 3, 3))
     # rows differ by 9 (3 cols × 3 channels), columns by 3: 9²·(1·3·3) + 3²·(2·2·3)
     assert float(losses.tv_loss(img)) == pytest.approx(81 * 9 + 9 * 12)
-    # "mean": the same sum over the 2·3·3 values
-    assert float(losses.tv_loss(img, kind="mean")) == pytest.approx((81 * 9 + 9 * 12) / 18)
+    # "mean": the same sum over the 2·3·3 values, in 8-bit levels (×255²)
+    assert float(losses.tv_loss(img, kind="mean")) == pytest.approx(
+        (81 * 9 + 9 * 12) / 18 * 255 ** 2, rel=1e-6)
 
 
 def test_mean_tv_is_the_same_at_every_size():
     """Stripes of period 2 at 16 and 32 px: the summed TV grows with the area (×4.1), the
-    mean form stays at (W − 1)/W of 1 (closed forms)."""
+    mean form stays at (W − 1)/W of 255² (closed forms)."""
     x = np.zeros((16, 16, 3), np.float32)
     x[:, ::2] = 1.0                                          # vertical stripes, period 2
     big = np.tile(x, (2, 2, 1))
@@ -74,7 +75,8 @@ def test_mean_tv_is_the_same_at_every_size():
     small_mean, big_mean = (float(losses.tv_loss(jnp.asarray(a), kind="mean")) for a in (x, big))
     # closed form: every horizontal neighbour differs by 1 in 3 channels: 3·H·(W−1)
     assert small_sum == 3 * 16 * 15 and big_sum == 3 * 32 * 31
-    np.testing.assert_allclose([small_mean, big_mean], [15 / 16, 31 / 32], rtol=1e-6)
+    np.testing.assert_allclose([small_mean, big_mean], np.array([15 / 16, 31 / 32]) * 255 ** 2,
+                               rtol=1e-6)
 
 
 KEY = jax.random.PRNGKey(0)
@@ -92,8 +94,9 @@ def test_every_optimizer_lowers_objective_stays_in_box_and_is_seeded(tiny_vgg, m
     solver = Solver(optimizer=method, max_iter=8, lr=0.01)
     objective = Objective()
     seen = []
+    weights = nstjax.loss_weights(objective, tv_weight=0.0)   # the tiny network's terms
     run = lambda key: nstjax.stylize(  # noqa: E731
-        tiny_vgg, content, style, key=key, solver=solver, init="noise",
+        tiny_vgg, content, style, key=key, solver=solver, init="noise", weights=weights,
         callbacks=nstjax.Callbacks(snapshot=lambda i, x: seen.append(np.asarray(x)),
                                    snapshot_every=1))
     res = run(jax.random.PRNGKey(3))
@@ -101,8 +104,7 @@ def test_every_optimizer_lowers_objective_stays_in_box_and_is_seeded(tiny_vgg, m
     targets = nstjax.compute_targets(tiny_vgg, content, [style], objective=objective)
     k_init, k_loss = jax.random.split(jax.random.PRNGKey(3))
     x0 = jax.random.uniform(k_init, content.shape)
-    f0 = float(nstjax.total_loss(x0, tiny_vgg, targets, nstjax.loss_weights(Objective()), k_loss,
-                                 objective=objective))
+    f0 = float(nstjax.total_loss(x0, tiny_vgg, targets, weights, k_loss, objective=objective))
     assert int(res.n_iter) == 8 and np.all(np.isfinite(hist))
     # From noise every optimiser cuts the tiny objective by far more than 10% in 8 steps
     # (measured 40-99%); 10% leaves room for platform differences yet fails a no-op.

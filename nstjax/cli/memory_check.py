@@ -72,22 +72,12 @@ def check_memory(args, objective, size: int, *, members: int = 1):
     if tile:                           # tiled: one tile at a time is solved
         h, w = min(h, tile), min(w, tile)
     budget = 0.8 * memory.available_bytes()
-    explicit = args.style_size is not None or getattr(args, "style_scale", None) is not None
-    for sh, sw in style_shapes:                        # each style is one forward pass
-        style_need = memory.estimate_transfer_bytes(sh, sw, layers=objective.style_layers)
-        if style_need > budget:
-            edge = int(max(sh, sw) * (budget / style_need) ** 0.5 * 0.95) // 16 * 16
-            if tile and not explicit and edge >= MIN_SIZE:   # tiles: the largest style
-                print(f"note: a {sw}×{sh} style would need {style_need / 2**30:.1f} GiB; "
-                      f"using --style-size {edge}", file=sys.stderr)
-                args.style_size = edge
-                return check_memory(args, objective, size, members=members)
-            how = "" if explicit else " (a style follows the content's long edge unless told)"
-            raise TooBig(
-                f"a {sw}×{sh} style image{how} needs about {style_need / 2**30:.1f} GiB, "
-                f"more than the {budget / 2**30:.1f} GiB this machine allows; use "
-                f"--style-size {max(edge, MIN_SIZE)} or smaller", edge)
+    style_refusal = _style_refusal(args, objective, style_shapes, budget, tile)
+    if style_refusal == "refit":                       # tiles: the style was made smaller
+        return check_memory(args, objective, size, members=members)
     screen = memory.estimate_transfer_bytes(h, w, layers=objective.layers, members=members)
+    if style_refusal is not None and screen <= 4 * budget:  # far beyond: the content first
+        raise style_refusal
     if screen < 0.25 * budget:
         return objective
     auto = getattr(args, "remat", None) in (None, "auto")
@@ -124,6 +114,28 @@ def check_memory(args, objective, size: int, *, members: int = 1):
         f"{w}×{h} needs about {need / 2**30:.1f} GiB ({how}, checkpointing "
         f"{candidate.remat}), more than the {budget / 2**30:.1f} GiB this machine allows; "
         f"{fits}" + ("; or use " + ", ".join(options) if options else ""), largest)
+
+
+def _style_refusal(args, objective, style_shapes, budget: float, tile):
+    """``None`` when every style's forward pass fits; ``"refit"`` after lowering
+    ``args.style_size`` to the largest that fits (tiles, with no size asked for); else the
+    :class:`TooBig` to raise."""
+    explicit = args.style_size is not None or getattr(args, "style_scale", None) is not None
+    for sh, sw in style_shapes:
+        need = memory.estimate_transfer_bytes(sh, sw, layers=objective.style_layers)
+        if need <= budget:
+            continue
+        edge = int(max(sh, sw) * (budget / need) ** 0.5 * 0.95) // 16 * 16
+        if tile and not explicit and edge >= MIN_SIZE:
+            print(f"note: a {sw}×{sh} style would need {need / 2**30:.1f} GiB; using "
+                  f"--style-size {edge}", file=sys.stderr)
+            args.style_size = edge
+            return "refit"
+        how = "" if explicit else " (a style follows the content's long edge unless told)"
+        return TooBig(f"a {sw}×{sh} style image{how} needs about {need / 2**30:.1f} GiB, more "
+                      f"than the {budget / 2**30:.1f} GiB this machine allows; use "
+                      f"--style-size {max(edge, MIN_SIZE)} or smaller", edge)
+    return None
 
 
 def compiled_transfer_bytes(objective, solver, shape: tuple, style_shapes) -> int:

@@ -4,7 +4,7 @@ Every sweep flag takes a list; a flag given one value fixes that setting, a flag
 or more sweeps it (``--mode grid``: every combination; ``--mode zip``: the i-th values
 together)::
     nstjax sweep --demo --output-dir out/sweep --size 128 --iters 100 \\
-        --style-weight 1,10,100 --tv-weight 0,1
+        --style-weight 1,10,100 --tv-weight 0,10
 
 writes ``member_00.png`` ..., a labelled ``contact_sheet.png`` (rows and columns are the
 swept values) and ``sweep.json`` (each member's setting, final losses, iterations, status
@@ -68,7 +68,7 @@ def add_arguments(p) -> None:
     sw = p.add_argument_group("swept settings (one value fixes, several sweep)")
     sw.add_argument("--style-weight", nargs="+", help="β (balance factor), e.g. 1,10,100")
     sw.add_argument("--content-weight", nargs="+", help="α, e.g. 1")
-    sw.add_argument("--tv-weight", nargs="+", help="τ, e.g. 0,1")
+    sw.add_argument("--tv-weight", nargs="+", help="τ, e.g. 0,10,30 (default 10)")
     sw.add_argument("--mix", nargs="+",
                     help="fusion weights of the --style-loss methods, e.g. 0.9:0.1,0.5:0.5")
     sw.add_argument("--style-layer-weights", nargs="+",

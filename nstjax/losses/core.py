@@ -165,13 +165,17 @@ def gram_loss_chw(features, target_gram, *, mask=None):
     return jnp.mean(d * d)
 
 
+TV_LEVELS = 255.0     # "mean" TV in 8-bit levels
+
+
 def tv_loss(image, *, kind: str = "sum"):
     """Total variation of an NHWC (or HWC) image, squared neighbour differences (Mahendran
     and Vedaldi 2015's ``β = 2`` regulariser, as in Johnson's neural-style).
 
-    ``kind="sum"``: their sum, which grows with the pixels like the ``"sum"`` content loss;
-    ``"mean"``: the sum over the ``H·W·3`` values, per value like the ``"mse"`` content
-    loss, so a TV weight means the same at every size.
+    ``kind="sum"``: their sum over [0, 1] pixels, which grows with the pixels like the
+    ``"sum"`` content loss; ``"mean"``: the sum over the ``H·W·3`` values, in 8-bit levels
+    (0-255, the units the network's input is in: ``×255²``), per value like the ``"mse"``
+    content loss, so a TV weight means the same at every size.
     """
     dy = image[..., 1:, :, :] - image[..., :-1, :, :]
     dx = image[..., :, 1:, :] - image[..., :, :-1, :]
@@ -179,7 +183,7 @@ def tv_loss(image, *, kind: str = "sum"):
     if kind == "sum":
         return total
     if kind == "mean":
-        return total / jnp.float32(image.shape[-3] * image.shape[-2] * image.shape[-1])
+        return total * (TV_LEVELS ** 2 / float(image.shape[-3] * image.shape[-2] * image.shape[-1]))
     raise ValueError(f"tv kind must be 'sum' or 'mean', not {kind!r}")
 
 

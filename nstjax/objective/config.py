@@ -211,8 +211,14 @@ SWEEPABLE = tuple(f for f in LossWeights._fields if f != "hyper")
 PAPER_GAUSS_WIDTH = 1.0
 
 
+# τ chosen by measurement (``scripts/measure_tv.py``; the README has the table) for the
+# per-value TV of the per-position content losses; with Gatys' summed losses no TV, as in
+# the papers.
+DEFAULT_TV_WEIGHT = {"sum": 0.0, "mse": 10.0, "self-similarity": 10.0}
+
+
 def loss_weights(objective: Objective, *, n_styles: int = 1,
-                 content_weight=1.0, style_weight=100.0, tv_weight=0.0,
+                 content_weight=1.0, style_weight=100.0, tv_weight=None,
                  content_layer_weights=None, style_layer_weights=None, style_mix=None,
                  style_scales=None, style_blend=None,
                  hyper: Mapping[str, float] | None = None) -> LossWeights:
@@ -221,7 +227,8 @@ def loss_weights(objective: Objective, *, n_styles: int = 1,
     Args:
       objective: the :class:`Objective` the weights belong to.
       n_styles: number of style images.
-      content_weight, style_weight, tv_weight: α, β, τ.
+      content_weight, style_weight, tv_weight: α, β, τ (τ's default:
+        :data:`DEFAULT_TV_WEIGHT` for the objective's content loss).
       content_layer_weights, style_layer_weights: one per layer (default all 1).
       style_mix: fusion weight per style method (default all 1).
       style_scales: ``λ`` per method (default: the registry's measured scales; with
@@ -258,7 +265,8 @@ def loss_weights(objective: Objective, *, n_styles: int = 1,
     return LossWeights(
         content_weight=jnp.asarray(check_weight("content_weight", content_weight)),
         style_weight=jnp.asarray(check_weight("style_weight", style_weight)),
-        tv_weight=jnp.asarray(check_weight("tv_weight", tv_weight)),
+        tv_weight=jnp.asarray(check_weight(
+            "tv_weight", DEFAULT_TV_WEIGHT[o.content_loss] if tv_weight is None else tv_weight)),
         content_layer_weights=vector("content_layer_weights", content_layer_weights,
                                      len(o.content_layers), (1.0,) * len(o.content_layers),
                                      "content layers"),

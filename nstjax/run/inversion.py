@@ -202,7 +202,7 @@ def cell_weights(objective: Objective, probe: Probe, layers: Sequence[str], *,
     chosen = {canonical_layer(l) for l in layers}
     on = lambda names: tuple(float(n in chosen) for n in names)  # noqa: E731
     if probe.is_content:
-        return loss_weights(o, content_weight=1.0, style_weight=0.0,
+        return loss_weights(o, content_weight=1.0, style_weight=0.0, tv_weight=0.0,
                             content_layer_weights=on(o.content_layers),
                             style_mix=(0.0,) * len(o.style_losses))
     mix = dict(zip(probe.methods, probe.mix))
@@ -212,7 +212,7 @@ def cell_weights(objective: Objective, probe: Probe, layers: Sequence[str], *,
     layer_w = np.asarray(on(o.style_layers))
     if probe.sum_pairs:
         layer_w = layer_w * np.asarray([float(pairs[l]) for l in o.style_layers])
-    return loss_weights(o, content_weight=0.0, style_weight=1.0,
+    return loss_weights(o, content_weight=0.0, style_weight=1.0, tv_weight=0.0,
                         content_layer_weights=(0.0,) * len(o.content_layers),
                         style_layer_weights=tuple(layer_w),
                         style_mix=tuple(mix.get(m, 0.0) for m in o.style_losses),
