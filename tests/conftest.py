@@ -15,14 +15,27 @@ from nstjax.io import weights as W
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
+MAX_MAPPINGS = 20_000     # a third of Linux's default vm.max_map_count (65,530)
+
+
+def _mappings() -> int:
+    try:
+        with open("/proc/self/maps", "rb") as f:
+            return sum(1 for _ in f)
+    except OSError:          # not Linux: nothing to watch
+        return 0
+
+
 @pytest.fixture(autouse=True, scope="module")
-def _fresh_compiled_programs():
-    """Each test module ends by dropping JAX's in-memory compiled programs (the persistent
-    cache on disk keeps them): one process running the whole suite would otherwise hold
-    thousands, each with its own memory mappings, past the kernel's limit on mappings per
-    process (vm.max_map_count), where compiling the next one crashes."""
+def _bounded_compiled_programs():
+    """After a test module, drop JAX's in-memory compiled programs when the process holds
+    many memory mappings: one process running the whole suite keeps thousands of programs,
+    each with its own mappings, and compiling past the kernel's limit on mappings per
+    process (vm.max_map_count) crashes.  Below the bound the programs stay, for the next
+    modules to reuse."""
     yield
-    jax.clear_caches()
+    if _mappings() > MAX_MAPPINGS:
+        jax.clear_caches()
 
 
 @pytest.fixture(scope="session")
