@@ -28,6 +28,7 @@ import nstjax  # noqa: E402
 from nstjax.io import pictures  # noqa: E402
 from nstjax.io.image import load_image  # noqa: E402
 from nstjax.io.image_writing import save_image  # noqa: E402
+from nstjax.large.tile_layout import tile_layout  # noqa: E402
 
 
 def _run(args, out: Path, extra: list[str]) -> float:
@@ -65,7 +66,6 @@ def main(argv=None) -> int:
     content = load_image(args.content, size=args.size)
     style = load_image(args.style, size=args.size)
     h, w = content.shape[:2]
-    from nstjax.large.tile_layout import tile_layout
     layout = tile_layout((h, w), args.tile, tiles["overlap"], tiles["margin"])
     ch, cw = layout.core
     vgg = nstjax.load_vgg19()

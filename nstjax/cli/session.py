@@ -112,7 +112,7 @@ class Session:
         """``work()`` with Ctrl-C handled (stops after the current chunk); its result."""
         if self.t_loaded is None:
             self.loaded()
-        self.compile_watch.say = self._say
+        self.compile_watch.say = self.say
         with self.compile_watch:
             result = self.interruption.run(work)
         if self.bar is not None:
@@ -120,11 +120,12 @@ class Session:
         self.t_done = time.perf_counter()
         return result
 
-    def _say(self, text: str) -> None:
-        """A line on stderr that leaves the progress bar whole (none with --no-progress)."""
+    def say(self, text: str, *, always: bool = False) -> None:
+        """A line on stderr that leaves the progress bar whole; with ``--no-progress`` only
+        when ``always``."""
         if self.bar is not None:
             self.bar.write(text, file=sys.stderr)
-        elif self.log_every:
+        elif self.log_every or always:
             print(text, file=sys.stderr, flush=True)
 
     @property

@@ -188,10 +188,7 @@ def run(args) -> int:
 
     def log(message):            # the plan, above the progress bar
         plan.append(message)
-        if session.bar is not None:
-            session.bar.write(message, file=sys.stderr)
-        else:
-            print(message, file=sys.stderr)
+        session.say(message, always=True)
 
     session.start(solver.max_iter, "sweep", "")
     res = session.solve(lambda: sw.sweep(
