@@ -11,8 +11,20 @@ import pytest
 
 import nstjax
 from nstjax.io import weights as W
+from nstjax.run.compile_cache import enable_compilation_cache
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def pytest_configure(config):
+    """Every test, and every Python process a test starts, uses the persistent compilation
+    cache the command line uses (``NSTJAX_COMPILATION_CACHE``; ``off`` disables it), so a
+    second run of the suite compiles almost nothing whatever order the tests run in."""
+    folder = enable_compilation_cache()
+    if folder is not None:
+        os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(folder))
+        os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+        os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
 
 
 MAX_MAPPINGS = 20_000     # a third of Linux's default vm.max_map_count (65,530)

@@ -248,7 +248,13 @@ def _probe(env):
 
 def test_compilation_cache_is_used_by_a_second_process(tmp_path):
     import os
-    env = {**os.environ, "NSTJAX_COMPILATION_CACHE": str(tmp_path / "jax-cache")}
+    env = {k: v for k, v in os.environ.items()     # not the suite's own cache (conftest)
+           if not k.startswith(("JAX_COMPILATION_CACHE", "JAX_PERSISTENT_CACHE"))}
+    env["NSTJAX_COMPILATION_CACHE"] = str(tmp_path / "jax-cache")
+    # an entry without JAX's access-time file (a process stopped between its two writes)
+    # made every later write fail under JAX's own size limit
+    (tmp_path / "jax-cache").mkdir()
+    (tmp_path / "jax-cache" / "orphan-cache").write_bytes(b"x")
     first = _probe(env)
     assert first["DIR"] == str(tmp_path / "jax-cache")
     assert int(first["MISSES"]) >= 1
@@ -272,6 +278,26 @@ def test_compilation_cache_folder_follows_the_environment(monkeypatch, tmp_path)
     for off in ("0", "off", "OFF", "false", "no"):
         monkeypatch.setenv("NSTJAX_COMPILATION_CACHE", off)
         assert compilation_cache_dir() is None
+
+
+def test_cache_trim_removes_the_least_recently_used_down_to_three_quarters(tmp_path):
+    """Ten 100-byte entries used at times 0..9 (the later of access and modification
+    time), bound 900 bytes: the four oldest go (1000 -> 600 = 2/3 of the bound, the first
+    total at or under 3/4), the newest six stay; JAX's access-time files all go; under the
+    bound nothing is removed."""
+    import os
+
+    from nstjax.run.compile_cache import trim
+    for i in range(10):
+        entry = tmp_path / f"k{i}-cache"
+        entry.write_bytes(b"x" * 100)
+        atime, mtime = (1e9 + i, 1e9) if i % 2 else (1e9, 1e9 + i)   # either one counts
+        os.utime(entry, (atime, mtime))
+        (tmp_path / f"k{i}-atime").write_bytes(b"12345678")
+    assert trim(tmp_path, max_bytes=900) == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"k{i}-cache" for i in range(4, 10)]
+    assert trim(tmp_path, max_bytes=600) == 0
+    assert trim(tmp_path / "absent", max_bytes=1) == 0
 
 
 @pytest.mark.parametrize("name", list(optimize.optimizer_names()))

@@ -11,6 +11,12 @@ JAX does not write a program that contains host callbacks (``jax.debug.callback`
 run. Keep callbacks out of the program you want cached (report progress between compiled
 calls instead).
 
+The folder is bounded by :func:`trim`, once per process when the cache is turned on, not
+by JAX's own size limit: that one stats every entry and reads its access-time file on
+each write, and a single entry whose access-time file is missing (a process stopped
+between the two writes, or two processes racing) makes every later write fail, so
+the cache silently stops growing.
+
 A damaged entry (a truncated file, a disk error) cannot be read, so JAX compiles the
 program again but, finding the file there, never writes the good one: every later run
 would pay the compile and print a warning.  :class:`_Repair` removes such an entry when
@@ -29,6 +35,8 @@ ENV_VAR = "NSTJAX_COMPILATION_CACHE"
 _OFF = ("0", "off", "false", "no")
 # Bounded so that many image sizes cannot fill a disk; least recently used entries go.
 MAX_SIZE_BYTES = 2 << 30
+TRIM_TO = 0.75          # a trim leaves this fraction of the bound, so it is rarely needed
+_ENTRY, _ATIME = "-cache", "-atime"
 
 
 _MISS = "PERSISTENT COMPILATION CACHE MISS"
@@ -49,7 +57,7 @@ class _Repair(logging.Handler):
         key = str(record.args[1])
         entry = self.folder / f"{key}-cache"
         if entry.exists():
-            for suffix in ("-cache", "-atime"):
+            for suffix in (_ENTRY, _ATIME):
                 try:
                     (self.folder / f"{key}{suffix}").unlink()
                 except OSError:
@@ -83,6 +91,49 @@ def _install_repair(folder: Path) -> None:
         logger.setLevel(logging.DEBUG)
         logger.propagate = False
     warnings.filterwarnings("ignore", message=_READ_ERROR)
+
+
+def trim(folder: Path, max_bytes: int = MAX_SIZE_BYTES) -> int:
+    """Remove the least recently used entries of ``folder`` when together they exceed
+    ``max_bytes``, down to :data:`TRIM_TO` of it; returns the number removed.
+
+    "Used" is the later of a file's access and modification times (the kernel's relatime
+    keeps access times to within a day, enough to order programs by use). Access-time
+    files that JAX's own size limit left behind are removed too.
+    """
+    entries = []
+    try:
+        with os.scandir(folder) as it:
+            for e in it:
+                if e.name.endswith(_ATIME):
+                    _unlink(e.path)
+                elif e.name.endswith(_ENTRY):
+                    try:
+                        st = e.stat()
+                    except OSError:
+                        continue
+                    entries.append((max(st.st_atime, st.st_mtime), st.st_size, e.path))
+    except OSError:
+        return 0
+    total = sum(size for _, size, _ in entries)
+    if total <= max_bytes:
+        return 0
+    removed = 0
+    for _, size, path in sorted(entries):
+        if total <= TRIM_TO * max_bytes:
+            break
+        if _unlink(path):
+            total -= size
+            removed += 1
+    return removed
+
+
+def _unlink(path) -> bool:
+    try:
+        os.unlink(path)
+        return True
+    except OSError:         # gone already (another process), or not ours to remove
+        return False
 
 
 def compilation_cache_dir() -> Path | None:
@@ -125,9 +176,10 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path | No
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
-    jax.config.update("jax_compilation_cache_max_size", MAX_SIZE_BYTES)
+    jax.config.update("jax_compilation_cache_max_size", -1)      # bounded by trim()
     # JAX decides once per process, at its first compilation, whether the cache is used;
     # forget that decision so the folder set above takes effect even after a compile.
     compilation_cache.reset_cache()
+    trim(folder)
     _install_repair(folder)
     return folder
