@@ -27,7 +27,7 @@ def pytest_configure(config):
         os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
 
 
-MAX_MAPPINGS = 20_000     # a third of Linux's default vm.max_map_count (65,530)
+MAX_MAPPINGS = 30_000     # under half of Linux's default vm.max_map_count (65,530)
 
 
 def _mappings() -> int:
