@@ -56,6 +56,16 @@ def tiny_vgg():
     return nstjax.init_random_weights(jax.random.PRNGKey(0))
 
 
+@pytest.fixture(autouse=True)
+def _skip_without_real_weights(request):
+    """A test marked ``real_weights`` (many run the command, which loads the weights
+    itself) is skipped when the weights are absent and ``NSTJAX_NO_FETCH`` is set."""
+    if (request.node.get_closest_marker("real_weights") is not None
+            and os.environ.get("NSTJAX_NO_FETCH")
+            and not W.default_weights_path().exists()):
+        pytest.skip(f"{W.default_weights_path()} missing and NSTJAX_NO_FETCH set")
+
+
 @pytest.fixture(scope="session")
 def real_vgg():
     """The converted VGG19 weights; skipped when they are absent and cannot be fetched."""

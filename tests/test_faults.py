@@ -388,6 +388,7 @@ def test_animation_on_the_output_is_refused(inputs, tmp_path):
               untouched=[content, style], absent=[gif])
 
 
+@pytest.mark.real_weights
 @pytest.mark.parametrize("flag", ["--content-layers", "--style-layers"])
 def test_a_layer_without_positions_is_one_line(inputs, tmp_path, flag):
     """At 32 px pool5 has no position (it needs 32 px on each side; the content is 24)."""
@@ -421,6 +422,7 @@ def test_a_thin_image_is_screened_by_its_real_shape(inputs, tmp_path):
     assert 16 <= args.style_size < 20000
 
 
+@pytest.mark.real_weights
 def test_outputs_are_all_or_nothing(inputs, tmp_path):
     """The sidecar cannot be written (its name is taken by a folder): the new image does
     not appear either, the previous image is untouched and no temporary file is left."""
@@ -432,6 +434,7 @@ def test_outputs_are_all_or_nothing(inputs, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.real_weights
 def test_a_smaller_sweep_removes_the_earlier_members(tmp_path):
     """A 2-member sweep into the folder of an earlier 3-member one leaves exactly the files
     its sweep.json lists."""
