@@ -699,6 +699,15 @@ def builtin_elsewhere(tmp_path, monkeypatch):
     return builtin
 
 
+def test_a_checkout_keeps_its_weights_in_its_weights_folder(monkeypatch):
+    """From a source checkout (the one these tests run in), the automatic place is
+    ``weights/vgg19.h5`` beside ``pyproject.toml``, as the README and the help say."""
+    monkeypatch.delenv("NSTJAX_WEIGHTS", raising=False)
+    root = Path(__file__).resolve().parents[1]
+    assert W.builtin_weights_path() == root / "weights" / "vgg19.h5"
+    assert W.default_weights_path() == root / "weights" / "vgg19.h5"
+
+
 def test_missing_explicit_path_is_an_error_not_a_download(tmp_path, builtin_elsewhere):
     typo = tmp_path / "my weights" / "vgg91.h5"
     with pytest.raises(W.WeightsError, match="no such weights file") as e:

@@ -67,7 +67,7 @@ TORCHVISION_PREPROCESSING = dict(channel_order="RGB", scale=1.0,
 def builtin_weights_path() -> Path:
     """The one place weights are fetched into automatically: ``weights/vgg19.h5`` in a
     source checkout, else ``$XDG_CACHE_HOME/nstjax/vgg19.h5`` (``~/.cache/...``)."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]          # nstjax/io/weights.py -> the checkout
     if (root / "pyproject.toml").exists():
         return root / "weights" / "vgg19.h5"
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
