@@ -280,6 +280,33 @@ def test_compilation_cache_folder_follows_the_environment(monkeypatch, tmp_path)
         assert compilation_cache_dir() is None
 
 
+def test_a_miss_removes_only_an_entry_older_than_the_process(tmp_path, capsys):
+    """A logged miss for a key whose entry predates the cache's set-up means the entry
+    could not be read: it is removed, with one note.  An entry written since (by another
+    process, after this one's lookup missed) is good and stays, without a note."""
+    import logging
+    import os
+
+    from nstjax.run.compile_cache import enable_compilation_cache
+    old, new = tmp_path / "old-cache", tmp_path / "new-cache"
+    old.write_bytes(b"x")
+    os.utime(old, (1e9, 1e9))
+    try:
+        enable_compilation_cache(tmp_path)
+        new.write_bytes(b"x")
+        log = logging.getLogger("jax._src.compiler")
+        miss = "PERSISTENT COMPILATION CACHE MISS for '%s' with key %r"
+        log.debug(miss, "jit_f", "new")
+        assert new.exists() and "damaged" not in capsys.readouterr().err
+        log.debug(miss, "jit_f", "old")
+        assert not old.exists() and "damaged entry" in capsys.readouterr().err
+    finally:                                # the suite's own cache again (conftest), or none
+        if enable_compilation_cache() is None:
+            from jax.experimental.compilation_cache import compilation_cache
+            jax.config.update("jax_compilation_cache_dir", None)
+            compilation_cache.reset_cache()
+
+
 def test_cache_trim_removes_the_least_recently_used_down_to_three_quarters(tmp_path):
     """Ten 100-byte entries used at times 0..9 (the later of access and modification
     time), bound 900 bytes: the four oldest go (1000 -> 600 = 2/3 of the bound, the first

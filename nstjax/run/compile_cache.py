@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -45,18 +46,24 @@ _READ_ERROR = "Error reading persistent compilation cache entry"
 
 class _Repair(logging.Handler):
     """Removes the cache files of a program JAX missed although its entry exists (so it
-    could not be read): the program compiled next is then written in its place."""
+    could not be read): the program compiled next is then written in its place.
+
+    Only an entry older than this handler counts: a newer one was written by another
+    process after the lookup missed (two runs at once), and is good."""
 
     def __init__(self, folder: Path):
         super().__init__(logging.DEBUG)
-        self.folder, self.repaired = folder, 0
+        self.folder, self.repaired, self.since = folder, 0, time.time()
 
     def emit(self, record: logging.LogRecord) -> None:
         if not str(record.msg).startswith(_MISS) or len(record.args or ()) < 2:
             return
         key = str(record.args[1])
-        entry = self.folder / f"{key}-cache"
-        if entry.exists():
+        try:
+            written = (self.folder / f"{key}{_ENTRY}").stat().st_mtime
+        except OSError:         # no entry: an ordinary miss
+            return
+        if written < self.since:
             for suffix in (_ENTRY, _ATIME):
                 try:
                     (self.folder / f"{key}{suffix}").unlink()
