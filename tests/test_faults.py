@@ -13,8 +13,10 @@ To add a case: build the files in ``tmp_path``, then
 ``run_fault(nstjax("stylize", ...), code=2, says="...", untouched=[...], absent=[...])``.
 Cases that need signals can pass ``signal_when=(ready_file, signal.SIGINT)``.
 
-The cases here are those of the library's I/O (images, weights, outputs, file names);
-they stop before any solve, so they need neither the real weights nor much time.
+The cases here are those of the library's I/O (images, weights, outputs, file names).
+Most stop before any solve and need neither the real weights nor much time; those that
+run a solve (interruption, all-or-nothing outputs, layers without positions, stale sweep
+members) load the converted weights and are marked ``real_weights``.
 """
 
 from __future__ import annotations
@@ -437,7 +439,7 @@ def test_outputs_are_all_or_nothing(inputs, tmp_path):
 @pytest.mark.real_weights
 def test_a_smaller_sweep_removes_the_earlier_members(tmp_path):
     """A 2-member sweep into the folder of an earlier 3-member one leaves exactly the files
-    its sweep.json lists."""
+    its sweep.json lists (in this process: nothing here needs the view from outside)."""
     out = tmp_path / "sw"
     base = ["sweep", "--demo", "--size", "32", "--iters", "1", "--no-progress",
             "--output-dir", str(out)]

@@ -65,10 +65,7 @@ class _Repair(logging.Handler):
             return
         if written < self.since:
             for suffix in (_ENTRY, _ATIME):
-                try:
-                    (self.folder / f"{key}{suffix}").unlink()
-                except OSError:
-                    pass
+                _unlink(self.folder / f"{key}{suffix}")
             if not self.repaired:
                 print("note: the compilation cache held a damaged entry; replacing it "
                       f"({self.folder})", file=sys.stderr)
