@@ -39,6 +39,22 @@ DEFAULT_SIZE = 384          # long edge of the output, pixels (every command)
 MIN_SIZE = 16
 
 
+MAX_COUNT = 2 ** 31 - 1    # the solvers count iterations, frames and chunks in int32
+
+
+def count(text: str) -> int:
+    """argparse type of a count flag (``--iters``, ``--history``, ``--chunk``, ...): an
+    integer the int32 counters of the compiled loops hold; above that, one line, exit 2."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value > MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"{value} is above {MAX_COUNT}, the largest count "
+                                         "its 32-bit counter holds")
+    return value
+
+
 def prng_key(args):
     """The run's PRNG key from ``--seed`` (0 by default; :func:`parse_args` checked it)."""
     return jax.random.PRNGKey(args.seed or 0)
@@ -148,7 +164,7 @@ def add_objective_args(p: argparse.ArgumentParser) -> None:
 def add_progress_args(g) -> None:
     """``--no-progress`` and ``--log-every`` on the argument group ``g``."""
     g.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
-    g.add_argument("--log-every", type=int, metavar="N",
+    g.add_argument("--log-every", type=count, metavar="N",
                    help="one plain line every N iterations instead of a progress bar "
                    "(default: a bar on a terminal, lines every 10 iterations in a log)")
 
@@ -159,8 +175,8 @@ def add_solver_args(p: argparse.ArgumentParser, *,
     _, solver = _library_defaults()
     g = p.add_argument_group("solver")
     g.add_argument("--optimizer", help=f"{', '.join(optimizer_names())} (default {solver.optimizer})")
-    g.add_argument("--iters", type=int, help=f"iterations (default {solver.max_iter})")
-    g.add_argument("--history", type=int,
+    g.add_argument("--iters", type=count, help=f"iterations (default {solver.max_iter})")
+    g.add_argument("--history", type=count,
                    help=f"L-BFGS history size (default {solver.history_size})")
     g.add_argument("--lr", type=float, help=f"step size of adam and gd (default {solver.lr})")
     g.add_argument("--tol", type=float, help="stop when the loss changes by less than this "

@@ -77,7 +77,7 @@ def add_arguments(p) -> None:
                     help="a style-method hyper-parameter, e.g. mmd-poly.c=0,1,4 (repeatable)")
     sw.add_argument("--mode", choices=("grid", "zip"), default="grid",
                     help="grid: every combination; zip: lists taken together")
-    sw.add_argument("--chunk", type=int,
+    sw.add_argument("--chunk", type=common.count,
                     help="members per compiled call (default: as many as fit in memory)")
     common.add_objective_args(p)
     common.add_solver_args(p)

@@ -1,0 +1,89 @@
+"""nstjax beside jcjohnson/neural-style's defaults on held-out photo × painting pairs.
+
+For each pair of :mod:`pairs` at each ``--size``, runs (or reuses, when its files exist) the
+PyTorch reference (``benchmarks/reference/neural_style.py``, 500 iterations) and nstjax's
+command-line defaults, plus any ``--candidate NAME='flags'`` given, each in its own process,
+and prints one table per pair: style distance by ``nstjax score`` (sliced Wasserstein on VGG
+features, relative: 1 = the photo, 0 = the painting), by the pixel-patch distance of
+:mod:`measures` (no network, no nstjax loss), the relu4_2 content error, the chroma speckle
+relative to the painting, and seconds.  Pass ``--pin`` to run every process on one core
+(``taskset -c 0``), so that the times compare on the same CPU even when the machine is busy.
+
+    python benchmarks/classic_look.py --size 256 --candidate classic-ladder='--style-layer-weights 128,32,8,2,2 --init grey --min-size 128 --scale-iters 150,60,40'
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import measures  # noqa: E402
+import pairs  # noqa: E402
+
+
+def _run(cmd, pin):
+    cmd = (["taskset", "-c", "0"] if pin else []) + cmd
+    started = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--size", type=int, nargs="+", default=[256])
+    p.add_argument("--pairs", nargs="*", help="pair names (default all)")
+    p.add_argument("--folder", default="out/classic")
+    p.add_argument("--candidate", action="append", default=[], metavar="NAME='FLAGS'")
+    p.add_argument("--pin", action="store_true")
+    a = p.parse_args(argv)
+    import nstjax
+
+    vgg = nstjax.load_vgg19()
+    methods = [("default", "")] + [tuple(c.split("=", 1)) for c in a.candidate]
+    for size in a.size:
+        for name, c_path, s_path in pairs.prepare(size, Path(a.folder), a.pairs):
+            d = c_path.parent
+            ref = d / "reference.png"
+            rows = []
+            if not ref.exists():
+                _run([sys.executable, str(HERE / "reference" / "neural_style.py"), str(c_path),
+                      str(s_path), str(ref), "--threads", "1" if a.pin else "0"], a.pin)
+            rows.append(("reference", ref, json.loads(Path(str(ref) + ".json").read_text())
+                         ["seconds"]))
+            for method, flags in methods:
+                out = d / f"{method}.png"
+                secs_file = Path(str(out) + ".seconds")
+                if not out.exists():
+                    secs = _run(["nstjax", "stylize", "--content", str(c_path), "--style",
+                                 str(s_path), "--output", str(out), "--size", str(size),
+                                 "--log-every", "100000", *shlex.split(flags)], a.pin)
+                    secs_file.write_text(f"{secs:.2f}")
+                rows.append((method, out, float(secs_file.read_text())))
+            content = nstjax.load_image(c_path)
+            style = nstjax.load_image(s_path)
+            images = [nstjax.load_image(r[1]) for r in rows]
+            scores = nstjax.score(vgg, content, style, images)
+            style_at = nstjax.load_image(s_path, shape=content.shape[:2])
+            print(f"\n{name} at {size} px")
+            print(f"{'method':<18}{'SW (score)':>11}{'patch':>8}{'content':>9}{'speckle':>9}"
+                  f"{'seconds':>9}{'× ref':>7}")
+            for (method, _, secs), sc, im in zip(rows, scores, images):
+                print(f"{method:<18}{sc.style['sliced_wasserstein']:>11.3f}"
+                      f"{measures.patch_distance(im, content, style):>8.3f}"
+                      f"{sc.content_error:>9.3f}{measures.speckle(im, style_at):>9.2f}"
+                      f"{secs:>9.1f}{secs / rows[0][2]:>7.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
