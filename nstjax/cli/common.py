@@ -22,6 +22,7 @@ from typing import Callable
 import jax
 
 import nstjax
+from nstjax.cli.counts import count
 from nstjax.io import demo, jsonio
 from nstjax.io.image import ImageError, image_size, load_image
 from nstjax.io.image_writing import check_writable, write_text_atomic
@@ -37,22 +38,6 @@ EXIT_BAD_INPUT = 2
 EXIT_NON_FINITE = 3
 DEFAULT_SIZE = 384          # long edge of the output, pixels (every command)
 MIN_SIZE = 16
-
-
-MAX_COUNT = 2 ** 31 - 1    # the solvers count iterations, frames and chunks in int32
-
-
-def count(text: str) -> int:
-    """argparse type of a count flag (``--iters``, ``--history``, ``--chunk``, ...): an
-    integer the int32 counters of the compiled loops hold; above that, one line, exit 2."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
-    if value > MAX_COUNT:
-        raise argparse.ArgumentTypeError(f"{value} is above {MAX_COUNT}, the largest count "
-                                         "its 32-bit counter holds")
-    return value
 
 
 def prng_key(args):

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import nstjax
-from nstjax.cli import common
+from nstjax.cli import common, counts
 from nstjax.cli.common import UsageError
 from nstjax.cli.session import Session
 from nstjax.io import demo
@@ -66,7 +66,7 @@ def add_arguments(p) -> None:
                    "grey start, resampled pairs, stop at 0.5%% image change)")
     g.add_argument("--budget-scale", type=float,
                    help="seed002: multiply its iteration budgets by this (default 1)")
-    g.add_argument("--chunk", type=common.count, help="cells per compiled call (default all)")
+    g.add_argument("--chunk", type=counts.count, help="cells per compiled call (default all)")
     o = p.add_argument_group("objective")
     o.add_argument("--pooling", choices=POOLINGS, help="default max (seed003: avg)")
     o.add_argument("--normalization", choices=("nstjax", "paper"),

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import nstjax
-from nstjax.cli import common, run_pictures, tiles
+from nstjax.cli import common, counts, run_pictures, tiles
 from nstjax.cli.common import UsageError
 from nstjax.cli.session import Session, plural
 from nstjax.io.image import ImageError, load_image
@@ -31,7 +31,7 @@ def add_arguments(p) -> None:
     common.add_input_args(p)
     out = p.add_argument_group("outputs")
     out.add_argument("--output", help="output image (format from the extension)")
-    out.add_argument("--save-every", type=common.count, default=0,
+    out.add_argument("--save-every", type=counts.count, default=0,
                      help="also write <output stem>_<iter><ext> every N iterations")
     common.add_progress_args(out)
     out.add_argument("--web", "--serve", action="store_true", help="watch the run live in a "

@@ -24,7 +24,7 @@ import jax
 import numpy as np
 
 import nstjax
-from nstjax.cli import common, memory_check
+from nstjax.cli import common, counts, memory_check
 from nstjax.cli.common import UsageError
 from nstjax.cli.session import Session
 from nstjax.io.image_writing import output_unit, save_image
@@ -77,7 +77,7 @@ def add_arguments(p) -> None:
                     help="a style-method hyper-parameter, e.g. mmd-poly.c=0,1,4 (repeatable)")
     sw.add_argument("--mode", choices=("grid", "zip"), default="grid",
                     help="grid: every combination; zip: lists taken together")
-    sw.add_argument("--chunk", type=common.count,
+    sw.add_argument("--chunk", type=counts.count,
                     help="members per compiled call (default: as many as fit in memory)")
     common.add_objective_args(p)
     common.add_solver_args(p)

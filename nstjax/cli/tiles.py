@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nstjax.cli import common, memory_check, run_pictures
+from nstjax.cli import common, counts, memory_check, run_pictures
 from nstjax.cli.common import UsageError
 from nstjax.cli.session import plural
 from nstjax.io.image_writing import output_unit, save_image
@@ -43,7 +43,7 @@ def add_arguments(p) -> None:
     g.add_argument("--tile", help="solve in overlapping windows of this many pixels, after a "
                    "coarse whole-image solve at that size; 'auto': only when the whole image "
                    "would not fit in memory, in the largest window that fits")
-    g.add_argument("--tile-iters", type=common.count, help="iterations of each tile (default "
+    g.add_argument("--tile-iters", type=counts.count, help="iterations of each tile (default "
                    "--iters, which is the coarse solve's)")
     g.add_argument("--tile-overlap", type=int, help=f"pixels over which neighbouring tiles "
                    f"are blended (default {DEFAULT_OVERLAP})")

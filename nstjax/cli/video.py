@@ -22,7 +22,7 @@ import jax
 import numpy as np
 
 import nstjax
-from nstjax.cli import common, run_pictures, stylize
+from nstjax.cli import common, counts, run_pictures, stylize
 from nstjax.cli.common import UsageError
 from nstjax.cli.session import Session
 from nstjax.cli.video_work import Work, settings_of
@@ -56,16 +56,16 @@ def add_arguments(p) -> None:
                    help=f"γ of the temporal loss (default {DEFAULT_TEMPORAL_WEIGHT:g})")
     v.add_argument("--long-term", nargs="+", help="sequential: gaps of the earlier frames "
                    "held by the temporal loss, e.g. 1,2,4 (default 1: short-term only)")
-    v.add_argument("--passes", type=common.count, default=DEFAULT_PASSES,
+    v.add_argument("--passes", type=counts.count, default=DEFAULT_PASSES,
                    help=f"multipass: passes (default {DEFAULT_PASSES})")
-    v.add_argument("--pass-iters", type=common.count, help="multipass: iterations per frame and pass "
+    v.add_argument("--pass-iters", type=counts.count, help="multipass: iterations per frame and pass "
                    "(default --iters / --passes)")
     v.add_argument("--blend", type=float, default=multipass.DEFAULT_BLEND,
                    help="multipass: δ, weight of the warped neighbour in a pass's start")
-    v.add_argument("--chunk", type=common.count, help="multipass: frames per vmapped program "
+    v.add_argument("--chunk", type=counts.count, help="multipass: frames per vmapped program "
                    "(default: as many as fit in memory)")
     v.add_argument("--flow", choices=METHODS, default="dis", help="optical flow (OpenCV)")
-    v.add_argument("--max-frames", type=common.count, help="read at most this many frames")
+    v.add_argument("--max-frames", type=counts.count, help="read at most this many frames")
     v.add_argument("--fps", type=float, help="frame rate of a folder of frames (default 24)")
     c = p.add_argument_group("colour (Gatys et al. 2017 §5) and loss weights")
     c.add_argument("--preserve-color", choices=("luminance", "histogram"))
