@@ -19,7 +19,12 @@ from nstjax.model.layers import VGGWeights
 from nstjax.model.vgg import extract_features
 from nstjax.objective.config import LossWeights, Objective
 from nstjax.objective.masks import mask_pyramid
-from nstjax.objective.terms import Targets, compute_targets
+from nstjax.objective.terms import (  # noqa: F401
+    Targets,
+    compute_targets,
+    positions as _positions,
+    scaled_style_targets,
+)
 from nstjax.run.transfer import as_image_list
 
 
@@ -49,37 +54,6 @@ def window_grams(vgg, window, mask, layers_pooling):
 
 
 window_grams = jax.jit(window_grams, static_argnums=3)
-
-
-def _positions(shape, layers) -> dict:
-    return {l: float(np.prod(s.shape)) for l, s in jax.eval_shape(
-        lambda: mask_pyramid(jnp.ones(tuple(shape)), layers)).items()}
-
-
-def scaled_style_targets(style_targets_: tuple, objective: Objective, image_shape,
-                         style_shapes) -> tuple:
-    """Gram targets rescaled from each style image's positions to the image's.
-
-    Gatys' loss compares unnormalised Gram matrices (seed 001 eq. 2-3), which grow with the
-    number of positions ``M``: a style image of another size than the image asks for
-    features ``M_style/M`` times as strong.  The tiles (a window of a poster) and the
-    coarse solve (a small copy) are matched against a style image of its own size, so
-    each Gram target ``A`` becomes ``A · M_image / M_style`` per layer: the style's
-    per-position statistics, as if it covered the image.  Where the style image has the
-    image's positions this changes nothing; averages (MMD, BN, moments) never change.
-    """
-    gram_methods = [m for m in objective.style_losses
-                    if get_style_loss(m).target is losses.gram_matrix]
-    if not gram_methods:
-        return tuple(style_targets_)
-    image_m = _positions(image_shape, objective.style_layers)
-    out = []
-    for target, shape in zip(style_targets_, style_shapes):
-        style_m = _positions(shape, objective.style_layers)
-        out.append({m: ({l: a * (image_m[l] / style_m[l]) for l, a in per_layer.items()}
-                         if m in gram_methods else per_layer)
-                    for m, per_layer in target.items()})
-    return tuple(out)
 
 
 def tile_grams(vgg: VGGWeights, image, layout: TileLayout, i: int, *, objective: Objective,

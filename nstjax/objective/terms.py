@@ -12,10 +12,11 @@ from typing import NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from nstjax.io.image_arrays import STYLE_MARGIN, check_image_array
 from nstjax.losses import core as losses
-from nstjax.losses import style_loss_terms, style_targets
+from nstjax.losses import get_style_loss, style_loss_terms, style_targets
 from nstjax.losses.patches import palette_loss, palette_target
 from nstjax.model.layers import VGGWeights, layer_stride
 from nstjax.model.vgg import extract_features
@@ -96,6 +97,7 @@ def compute_targets(vgg: VGGWeights, content, styles: Sequence, *, objective: Ob
     for image in styles:
         features = extract_features(vgg, image, o.style_layers, pooling=o.pooling)
         style.append(style_targets(o.style_losses, features))
+    style = scaled_style_targets(style, o, shape, [s.shape[:2] for s in styles])
     palette = (tuple(palette_target(s) for s in styles)
                if PALETTE_METHOD in o.style_losses else None)
     targets = Targets(content=content_features, style=tuple(style),
@@ -104,6 +106,39 @@ def compute_targets(vgg: VGGWeights, content, styles: Sequence, *, objective: Ob
     if alpha is not None:
         targets = alpha_content_mask(targets, alpha, shape=shape, content_layers=o.content_layers)
     return targets
+
+
+def positions(shape, layers) -> dict:
+    """``{layer: M}``: the number of positions of each layer's map for an image of ``shape``."""
+    return {l: float(np.prod(s.shape)) for l, s in jax.eval_shape(
+        lambda: masks.mask_pyramid(jnp.ones(tuple(shape)), layers)).items()}
+
+
+def scaled_style_targets(style_targets_: tuple, objective: Objective, image_shape,
+                         style_shapes) -> tuple:
+    """Gram targets rescaled from each style image's positions to the image's.
+
+    Gatys' loss compares unnormalised Gram matrices (seed 001 eq. 2-3), which grow with the
+    number of positions ``M``: a style image of another size or shape than the image asks
+    for features ``M_style/M`` times as strong (a landscape painting against a square photo:
+    a Gram target 0.6 times the painting's own statistics, a dull picture).  So each Gram
+    target ``A`` becomes ``A · M_image / M_style`` per layer: the style's per-position
+    statistics, as if it covered the image, as jcjohnson/neural-style's ``StyleLoss`` has
+    it (each Gram divided by its own map's size).  Where the style image has the image's
+    positions this changes nothing; averages (MMD, BN, moments) never change.
+    """
+    gram_methods = [m for m in objective.style_losses
+                    if get_style_loss(m).target is losses.gram_matrix]
+    if not gram_methods:
+        return tuple(style_targets_)
+    image_m = positions(image_shape, objective.style_layers)
+    out = []
+    for target, shape in zip(style_targets_, style_shapes):
+        style_m = positions(shape, objective.style_layers)
+        out.append({m: ({l: a * (image_m[l] / style_m[l]) for l, a in per_layer.items()}
+                         if m in gram_methods else per_layer)
+                    for m, per_layer in target.items()})
+    return tuple(out)
 
 
 def check_layer_sizes(shape, layers, what: str) -> None:
