@@ -45,11 +45,15 @@ def main(argv=None) -> int:
     p.add_argument("--folder", default="out/classic")
     p.add_argument("--candidate", action="append", default=[], metavar="NAME='FLAGS'")
     p.add_argument("--pin", action="store_true")
+    p.add_argument("--figure", default="docs/classic_look.png",
+                   help="where to write the side-by-side picture of the first --size "
+                   "('' for none)")
     a = p.parse_args(argv)
     import nstjax
 
     vgg = nstjax.load_vgg19()
     methods = [("default", "")] + [tuple(c.split("=", 1)) for c in a.candidate]
+    figure_rows = []
     for size in a.size:
         for name, c_path, s_path in pairs.prepare(size, Path(a.folder), a.pairs):
             d = c_path.parent
@@ -82,7 +86,44 @@ def main(argv=None) -> int:
                       f"{measures.patch_distance(im, content, style):>8.3f}"
                       f"{sc.content_error:>9.3f}{measures.speckle(im, style_at):>9.2f}"
                       f"{secs:>9.1f}{secs / rows[0][2]:>7.2f}")
+            if size == a.size[0]:
+                figure_rows.append([c_path, s_path, ref, d / "default.png"])
+    if a.figure and figure_rows:
+        side_by_side(figure_rows, Path(a.figure), a.size[0])
+        print(f"\nwrote {a.figure}")
     return 0
+
+
+def side_by_side(rows, path: Path, size: int, crop: int = 64) -> None:
+    """One row per pair: the photo above the painting (half size), the reference and
+    nstjax's default at full size, then 4× crops (nearest neighbour) of their centres,
+    ``crop`` px square."""
+    from PIL import Image, ImageDraw
+
+    cell, pad, head, half = size, 4, 18, size // 2
+    labels = ("photo, painting", "neural-style (500 it.)", "nstjax default",
+              "neural-style 4x crop", "nstjax 4x crop")
+    widths = (half,) + (cell,) * 4
+    xs = [sum(widths[:k]) + k * pad for k in range(len(widths))]
+    sheet = Image.new("RGB", (xs[-1] + cell, head + len(rows) * (cell + pad)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for x, label in zip(xs, labels):
+        draw.text((x + 2, 3), label, fill="black")
+    for r, (photo, painting, ref, ours) in enumerate(rows):
+        y = head + r * (cell + pad)
+        inputs = [Image.open(f).convert("RGB") for f in (photo, painting)]
+        for k, im in enumerate(inputs):
+            im.thumbnail((half, half - pad // 2))
+            sheet.paste(im, (0, y + k * (half + pad // 2)))
+        results = [Image.open(f).convert("RGB") for f in (ref, ours)]
+        for k, im in enumerate(results):
+            sheet.paste(im, (xs[1 + k], y))
+            w, h = im.size
+            box = ((w - crop) // 2, (h - crop) // 2, (w + crop) // 2, (h + crop) // 2)
+            sheet.paste(im.crop(box).resize((4 * crop, 4 * crop), Image.NEAREST),
+                        (xs[3 + k], y))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path, optimize=True)
 
 
 if __name__ == "__main__":

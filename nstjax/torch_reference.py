@@ -18,12 +18,15 @@ from nstjax.objective.config import LossWeights, Objective
 def reference_spec(objective: Objective, weights: LossWeights) -> dict:
     """The numbers :func:`torch_objective` needs to compute nstjax's objective.
 
-    Covers one Gram style method (``style_losses == ("gram",)``) and one style image.
+    Covers one Gram style method (``"gram"``, Gatys' ``1/(4N²M²)``, or ``"gram-chw"``, the
+    default, ``mean((G − A)/(N·M))²``) and one style image.
     """
-    if objective.style_losses != ("gram",):
-        raise ValueError("the PyTorch reference implements the Gram style loss only")
+    if objective.style_losses not in (("gram",), ("gram-chw",)):
+        raise ValueError("the PyTorch reference implements the Gram style losses (gram, "
+                         "gram-chw) only")
     w = jax.tree.map(np.asarray, weights)
-    return dict(content_layers=objective.content_layers, style_layers=objective.style_layers,
+    return dict(style_loss=objective.style_losses[0],
+                content_layers=objective.content_layers, style_layers=objective.style_layers,
                 content_loss=objective.content_loss, pooling=objective.pooling,
                 alpha=float(w.content_weight), tau=float(w.tv_weight),
                 content_layer_weights=[float(v) for v in w.content_layer_weights],
@@ -88,7 +91,9 @@ def torch_objective(vgg, content, style, spec: dict, *, device: str = "cpu"):
         p = features(T(content))
         a = features(T(style))
         p = {l: p[l] for l in spec["content_layers"]}
-        a = {l: gram(a[l]) for l in spec["style_layers"]}
+        # per position: the style's statistics whatever its size (compute_targets)
+        a = {l: gram(a[l]) / (a[l].shape[2] * a[l].shape[3]) for l in spec["style_layers"]}
+    chw = spec.get("style_loss", "gram") == "gram-chw"
 
     def loss(image):
         f = features(image)
@@ -98,8 +103,9 @@ def torch_objective(vgg, content, style, spec: dict, *, device: str = "cpu"):
         style_term = 0.0
         for w, l in zip(spec["style_layer_weights"], spec["style_layers"]):
             _, c, h, ww = f[l].shape
-            style_term = style_term + w * ((gram(f[l]) - a[l]) ** 2).sum() / (
-                4.0 * c * c * (h * ww) ** 2)
+            d = gram(f[l]) - (h * ww) * a[l]
+            style_term = style_term + w * ((d / (c * h * ww)) ** 2).mean() if chw else \
+                style_term + w * (d ** 2).sum() / (4.0 * c * c * (h * ww) ** 2)
         total = spec["alpha"] * content_term + spec["style_factor"] * style_term
         if spec["tau"]:
             tv = (((image[1:] - image[:-1]) ** 2).sum()

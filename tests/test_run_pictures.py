@@ -93,7 +93,8 @@ def test_stylize_masks_animation_and_loss_curve(inputs, tmp_path, tiny_cli, caps
     out = tmp_path / "out" / "result.png"
     code = run(["stylize", "--content", str(c), "--style", str(s1), str(s2),
                 "--style-mask", str(tmp_path / "left.png"), str(tmp_path / "right.png"),
-                "--mask-mode", "inside", "--size", "32", "--iters", "5", "--save-every", "2",
+                "--mask-mode", "inside", "--size", "32", "--iters", "5", "--init", "content",
+                "--save-every", "2",
                 "--animation", str(tmp_path / "out" / "run.webp"), "--no-progress",
                 # Gatys' sum: at 32 px it moves the image enough in 5 iterations that no two
                 # 8-bit frames are equal (an animated WebP merges equal frames)

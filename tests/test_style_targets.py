@@ -43,7 +43,7 @@ def test_gram_loss_compares_per_position_statistics(tiny_vgg, style_shape):
     content = make_image(32, 48, seed=1)
     style = make_image(*style_shape, seed=2)
     image = make_image(32, 48, seed=3)
-    objective = nstjax.Objective(style_layers=LAYERS)
+    objective = nstjax.Objective(style_layers=LAYERS, style_losses=("gram",))
     lw = (3.0, 1.0, 0.5)
     weights = nstjax.loss_weights(objective, style_layer_weights=lw, style_scales=[1.0],
                                   style_weight=1.0)
@@ -57,7 +57,7 @@ def test_gram_loss_compares_per_position_statistics(tiny_vgg, style_shape):
 def test_style_at_the_image_shape_is_unscaled(tiny_vgg):
     """A style image of the image's shape keeps Gatys' target ``A = F_s F_sᵀ`` exactly."""
     style = make_image(32, 48, seed=2)
-    objective = nstjax.Objective(style_layers=LAYERS)
+    objective = nstjax.Objective(style_layers=LAYERS, style_losses=("gram",))
     targets = nstjax.compute_targets(tiny_vgg, make_image(32, 48, seed=1), [style],
                                      objective=objective)
     s = nstjax.extract_features(tiny_vgg, style, LAYERS)

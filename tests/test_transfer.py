@@ -96,7 +96,7 @@ def test_every_optimizer_lowers_objective_stays_in_box_and_is_seeded(tiny_vgg, m
     seen = []
     weights = nstjax.loss_weights(objective, tv_weight=0.0)   # the tiny network's terms
     run = lambda key: nstjax.stylize(  # noqa: E731
-        tiny_vgg, content, style, key=key, solver=solver, init="noise", weights=weights,
+        tiny_vgg, content, style, key=key, solver=solver, init="uniform", weights=weights,
         callbacks=nstjax.Callbacks(snapshot=lambda i, x: seen.append(np.asarray(x)),
                                    snapshot_every=1))
     res = run(jax.random.PRNGKey(3))

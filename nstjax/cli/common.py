@@ -155,8 +155,10 @@ def add_progress_args(g) -> None:
 
 
 def add_solver_args(p: argparse.ArgumentParser, *,
-                    init_help: str = "content, noise, style, grey (ImageNet's mean pixel "
-                    "with a little noise), or an image file (default content)") -> None:
+                    init_help: str = "content, noise (the content's mean colour with "
+                    "faint Gaussian noise), uniform (uniform noise in [0, 1]), style, grey "
+                    "(ImageNet's mean pixel with a little noise), or an image file (default "
+                    "content)") -> None:
     _, solver = _library_defaults()
     g = p.add_argument_group("solver")
     g.add_argument("--optimizer", help=f"{', '.join(optimizer_names())} (default {solver.optimizer})")
@@ -278,7 +280,7 @@ def input_paths(args) -> list[Path]:
     paths = [Path(args.content)] if args.content else []
     paths += [Path(s) for s in args.style or ()]
     init = getattr(args, "init", None)
-    if init not in (None, "content", "noise", "style", "grey"):
+    if init not in (None, "content", "noise", "uniform", "style", "grey"):
         paths.append(Path(init))
     return paths
 

@@ -76,8 +76,10 @@ def add_arguments(p) -> None:
     out = p.add_argument_group("outputs")
     out.add_argument("--output", help="the grid image; the JSON is <output>.json")
     common.add_progress_args(out)
-    common.add_solver_args(p, init_help="noise, grey (ImageNet's mean pixel with a little "
-                           "noise) or content (default noise; grey with --procedure seed003)")
+    common.add_solver_args(p, init_help="uniform (uniform noise in [0, 1]), noise (the mean "
+                           "colour with faint Gaussian noise), grey (ImageNet's mean pixel with "
+                           "a little noise) or content (default uniform; grey with --procedure "
+                           "seed003)")
 
 
 def _setup(args):
@@ -98,7 +100,7 @@ def _setup(args):
         proc = inv.seed003_procedure()
     else:
         proc = inv.Procedure((inv.parse_probe("gram"),),
-                             tuple((l,) for l in inv.SEED003_LAYERS), Solver(), "noise",
+                             tuple((l,) for l in inv.SEED003_LAYERS), Solver(), "uniform",
                              "nstjax", False, None)
     probes = tuple(inv.parse_probe(s) for s in _probe_words(args.stats)) if args.stats \
         else proc.probes
@@ -145,8 +147,8 @@ def _check(args):
         raise UsageError(f"--size {size} is below the {common.MIN_SIZE}-pixel minimum")
     if args.chunk is not None and args.chunk < 1:
         raise UsageError("--chunk must be >= 1")
-    if args.init not in (None, "noise", "grey", "content"):
-        raise UsageError("--init for an inversion is noise, grey or content")
+    if args.init not in (None, "noise", "uniform", "grey", "content"):
+        raise UsageError("--init for an inversion is uniform, noise, grey or content")
     return size, Path(args.output)
 
 

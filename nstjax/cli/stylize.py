@@ -26,6 +26,10 @@ from nstjax.objective.config import loss_weights
 from nstjax.objective.terms import check_solver
 from nstjax.run import color, multiscale
 
+DEFAULT_MIN_SIZE = 128             # the default ladder's first long edge, pixels
+DEFAULT_SCALE_ITERS = (150, 60, 40)   # iterations at its first size, each between, the last
+DEFAULT_INIT = "grey"              # jcjohnson/neural-style's start: the mean colour, faint noise
+
 
 def add_arguments(p) -> None:
     common.add_input_args(p)
@@ -51,7 +55,10 @@ def add_arguments(p) -> None:
                    "image-analogies map (default cholesky)")
     c.add_argument("--min-size", type=int, help="coarse-to-fine: solve first at this long "
                    "edge, then at sizes up to --size about √2 apart, each started from the "
-                   "last result upsampled (default: one scale)")
+                   f"last result upsampled (default {DEFAULT_MIN_SIZE}, with "
+                   f"{'/'.join(map(str, DEFAULT_SCALE_ITERS))} iterations at the first/"
+                   "between/last size; one scale when --iters, --tile or a --size of "
+                   f"{DEFAULT_MIN_SIZE} or less is given, or with --min-size equal to --size)")
     c.add_argument("--scale-iters", nargs="+", help="iterations per size with --min-size: "
                    "one value, or one per size, coarse first (default --iters at every size)")
     c.add_argument("--carry-moments", action="store_true",
@@ -64,7 +71,7 @@ def add_arguments(p) -> None:
                    "about 10 a light touch, 100 clear with the content recognisable "
                    "(default), 1000 and up the style dominates; the same at every size")
     w.add_argument("--tv-weight", type=float, help="τ, smooths single-pixel speckle: 0 off, "
-                   "10 the default (0 with --content-loss sum), 30 and more visibly softer; "
+                   "3 the default (0 with --content-loss sum), 30 and more visibly softer; "
                    "the same at every size")
     w.add_argument("--style-layer-weights", nargs="+", help="one per style layer (default 1)")
     w.add_argument("--content-layer-weights", nargs="+",
@@ -76,7 +83,9 @@ def add_arguments(p) -> None:
     run_pictures.add_arguments(p)
     tiles.add_arguments(p)
     common.add_objective_args(p)
-    common.add_solver_args(p)
+    common.add_solver_args(p, init_help="grey (ImageNet's mean pixel with a little noise, "
+                           "as jcjohnson/neural-style; the default), content, noise, style, or "
+                           "an image file")
 
 
 def hyper_values(items) -> dict:
@@ -130,9 +139,20 @@ def _check(args):
 
 def _ladder(args, size: int, solver):
     """``(long edges, iterations per rung)`` of ``--min-size``/``--scale-iters`` (validated
-    before any work), or ``None`` for a single-scale run."""
+    before any work), or ``None`` for a single-scale run.
+
+    Without either, the default ladder: from :data:`DEFAULT_MIN_SIZE`, with
+    :data:`DEFAULT_SCALE_ITERS` iterations at the first size, those between and the last
+    (crowsonkb/style-transfer-pytorch's and STROTSS's coarse-to-fine start, which paints
+    large regions the way 500 full-size iterations of jcjohnson/neural-style do, in a
+    fraction of the time: benchmarks/classic_look.py); ``--iters`` or ``--tile`` alone keep
+    one scale."""
     if args.min_size is None:
-        return None
+        if args.iters is not None or args.tile or size <= DEFAULT_MIN_SIZE:
+            return None
+        ladder = multiscale.size_ladder(DEFAULT_MIN_SIZE, size)
+        first, between, last = DEFAULT_SCALE_ITERS
+        return ladder, (first,) + (between,) * (len(ladder) - 2) + (last,)
     ladder = multiscale.size_ladder(args.min_size, size)
     iters = common.numbers(args.scale_iters, "--scale-iters") or (solver.max_iter,)
     if any(i != int(i) for i in iters):
@@ -171,8 +191,8 @@ def _output_alpha(out, alpha):
 
 def _init_image(args, content):
     """``--init``: a named start, or an image file loaded at the content's shape."""
-    init = args.init or "content"
-    if init in ("content", "noise", "style", "grey"):
+    init = args.init or DEFAULT_INIT
+    if init in ("content", "noise", "uniform", "style", "grey"):
         return init
     h, w = content.shape[:2]
     size_init = common.header_size(init)
@@ -267,7 +287,7 @@ def _solve(args, out, session, vgg, content, styles, alpha, ladder, run_kw):
             result = session.solve(lambda: nstjax.stylize(vgg, content_j, styles_j, **kw))
         else:
             result = session.solve(lambda: nstjax.stylize_multiscale(
-                vgg, content_j, styles_j, min_size=args.min_size, iters=ladder[1],
+                vgg, content_j, styles_j, min_size=ladder[0][0], iters=ladder[1],
                 carry_moments=args.carry_moments, **kw))
     finally:
         if args.web and result is None:

@@ -177,8 +177,8 @@ def run(args) -> int:
     session = Session(args, "sweep")
     content, styles = common.load_inputs(args, size)
     init = args.init or "content"
-    if init not in ("content", "noise", "style"):
-        raise UsageError("--init for a sweep is content, noise or style")
+    if init not in ("content", "noise", "uniform", "style"):
+        raise UsageError("--init for a sweep is content, noise, uniform or style")
     common.ensure_writable_dir(out_dir)  # inputs are good: now the folder, before the work
     vgg = common.load_vgg(args)
     session.loaded()

@@ -96,9 +96,9 @@ def parse(args) -> None:
     if clash:
         raise UsageError(f"--tile does not combine with {', '.join(clash)} (the tiles have "
                          "their own coarse stage and no masks or animation yet)")
-    if args.init not in (None, "content", "noise", "style", "grey"):
-        raise UsageError("--tile starts from 'content', 'noise', 'style' or 'grey', not "
-                         "an --init image")
+    if args.init not in (None, "content", "noise", "uniform", "style", "grey"):
+        raise UsageError("--tile starts from 'content', 'noise', 'uniform', 'style' or 'grey', "
+                         "not an --init image")
 
 
 def default_margin(tile: int) -> int:

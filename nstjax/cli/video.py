@@ -240,7 +240,7 @@ def _staged(save, session, n: int, passes: int = 0):
 
 def _init(args, clip):
     init = args.init or "content"
-    if init in ("content", "noise", "style", "grey"):
+    if init in ("content", "noise", "uniform", "style", "grey"):
         return init
     try:
         return load_image(init, shape=clip.frames.shape[1:3])

@@ -242,7 +242,7 @@ def _programs(objective: Objective):
 
 
 def invert(vgg: VGGWeights, image, probes: Sequence, layer_sets: Sequence[Sequence[str]], *,
-           key, solver: Solver = Solver(), init: str = "noise",
+           key, solver: Solver = Solver(), init: str = "uniform",
            normalization: str = "nstjax", pooling: str = "max", resample: bool = False,
            budgets=None, chunk: int | None = None,
            callbacks: hooks.Callbacks | None = None) -> InversionResult:
@@ -258,7 +258,8 @@ def invert(vgg: VGGWeights, image, probes: Sequence, layer_sets: Sequence[Sequen
         the same grid.
       solver: the :class:`~nstjax.Solver`; its ``max_iter`` is every cell's budget unless
         ``budgets`` is given.
-      init: ``"noise"`` (uniform), ``"grey"`` (seed 003's code) or ``"content"`` (the image).
+      init: ``"uniform"`` (seed 002), ``"noise"`` (the mean colour, Gaussian), ``"grey"``
+        (seed 003's code) or ``"content"`` (the image).
       normalization, pooling, resample: of the :class:`~nstjax.Objective`.
       budgets: optional ``int[R, C]`` iteration limit per cell (seed 002 Table 1.1).
       chunk: cells per compiled call (default: all; give fewer to bound memory).
@@ -371,7 +372,7 @@ def seed002_procedure(*, budget_scale: float = 1.0, probes: Sequence | None = No
             budgets[i, j] = max(1, round((base + extra) * budget_scale))
     solver = Solver("adam", int(budgets.max()), lr=1e-3, threshold=SEED002_THETA, box=False,
                     normalize=False)
-    return Procedure(probes, tuple((l,) for l in layers), solver, "noise", "nstjax", False,
+    return Procedure(probes, tuple((l,) for l in layers), solver, "uniform", "nstjax", False,
                      budgets)
 
 

@@ -54,12 +54,13 @@ from nstjax.solve.minimize import (
 from nstjax.solve.solver import Solver
 from nstjax.solve.warm import carry_moments
 
-INITS = ("content", "noise", "style", "grey")
+INITS = ("content", "noise", "uniform", "style", "grey")
 MAX_SEED = 2 ** 32 - 1     # JAX's PRNGKey keeps 32 bits without x64: larger seeds collide
 # Seed 003's code starts from ``uniform(−0.1, 0.1)`` in mean-subtracted 0-255 units: the
 # ImageNet mean pixel of its preprocessing, ±0.1/255 (``neural-style.py``, ``--init random``).
 GREY_RGB = (123.68 / 255.0, 116.779 / 255.0, 103.939 / 255.0)
 GREY_NOISE = 0.1 / 255.0
+NOISE_STD = 8.0 / 255.0     # "noise": Gaussian, 8 levels of 255, around the mean colour
 CHUNK_SECONDS = 0.25      # target wall time of one compiled chunk of iterations
 
 
@@ -293,12 +294,20 @@ def drive(program: Program, max_iter: int, callbacks: Callbacks | None = None, *
 
 
 def initial_image(content, styles: Sequence, init: str, key):
-    """``"content"``, ``"noise"`` (uniform in [0, 1], seeded), ``"style"`` (first style,
-    resized to the content's shape) or ``"grey"`` (seed 003's code: the mean pixel
-    :data:`GREY_RGB` plus uniform noise of ±:data:`GREY_NOISE`, seeded)."""
+    """``"content"``, ``"noise"`` (the content's mean colour plus Gaussian noise of
+    :data:`NOISE_STD`, seeded, clipped to [0, 1]: a start without the photo's colours and
+    without rainbow speckle, like jcjohnson/neural-style's ``randn × 0.001`` around the
+    mean), ``"uniform"`` (uniform in [0, 1], seeded: seed 002's inversion start),
+    ``"style"`` (first style, resized to the content's shape) or ``"grey"`` (seed 003's
+    code and jcjohnson/neural-style: the mean pixel :data:`GREY_RGB` plus uniform noise of
+    ±:data:`GREY_NOISE`, seeded)."""
     if init == "content":
         return content
     if init == "noise":
+        mean = jnp.mean(jnp.reshape(content, (-1, 3)), axis=0)
+        return jnp.clip(mean + NOISE_STD * jax.random.normal(key, content.shape, jnp.float32),
+                        0.0, 1.0)
+    if init == "uniform":
         return jax.random.uniform(key, content.shape, jnp.float32)
     if init == "style":
         return jax.image.resize(styles[0], content.shape, "linear").clip(0.0, 1.0)

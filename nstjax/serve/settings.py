@@ -22,8 +22,8 @@ from nstjax.solve.optimize import optimizer_names
 from nstjax.solve.solver import Solver
 
 DEFAULT_SIZE = 384        # the command line's (nstjax.cli.common; serve may not import cli)
-INITS = ("content", "noise", "style", "grey")
-SWEEP_INITS = ("content", "noise", "style")
+INITS = ("content", "noise", "uniform", "style", "grey")
+SWEEP_INITS = ("content", "noise", "uniform", "style")
 COLORS = ("", "luminance", "histogram")
 SWEPT = ("style_weight", "tv_weight")     # what the page's sweep may vary
 
