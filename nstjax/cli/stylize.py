@@ -26,8 +26,8 @@ from nstjax.objective.config import loss_weights
 from nstjax.objective.terms import check_solver
 from nstjax.run import color, multiscale
 
-DEFAULT_MIN_SIZE = 128             # the default ladder's first long edge, pixels
-DEFAULT_SCALE_ITERS = (150, 60, 40)   # iterations at its first size, each between, the last
+DEFAULT_MIN_SIZE = multiscale.DEFAULT_MIN_SIZE
+DEFAULT_SCALE_ITERS = multiscale.DEFAULT_SCALE_ITERS
 DEFAULT_INIT = "grey"              # jcjohnson/neural-style's start: the mean colour, faint noise
 
 
@@ -151,8 +151,7 @@ def _ladder(args, size: int, solver):
         if args.iters is not None or args.tile or size <= DEFAULT_MIN_SIZE:
             return None
         ladder = multiscale.size_ladder(DEFAULT_MIN_SIZE, size)
-        first, between, last = DEFAULT_SCALE_ITERS
-        return ladder, (first,) + (between,) * (len(ladder) - 2) + (last,)
+        return ladder, multiscale.default_iterations(len(ladder))
     ladder = multiscale.size_ladder(args.min_size, size)
     iters = common.numbers(args.scale_iters, "--scale-iters") or (solver.max_iter,)
     if any(i != int(i) for i in iters):

@@ -44,6 +44,17 @@ from nstjax.solve.warm import MOMENT_OPTIMIZERS
 
 LADDER_FACTOR = math.sqrt(2.0)
 MIN_EDGE = 16          # VGG's relu5_1 needs at least 16 pixels on each side
+DEFAULT_MIN_SIZE = 128             # the command's default ladder starts at this long edge
+DEFAULT_SCALE_ITERS = (150, 60, 40)   # its iterations at the first size, each between, the last
+
+
+def default_iterations(n_scales: int) -> tuple[int, ...]:
+    """The default ladder's iterations on ``n_scales`` rungs: :data:`DEFAULT_SCALE_ITERS`'
+    first, ``n_scales − 2`` times its middle, then its last (one rung: the last)."""
+    first, between, last = DEFAULT_SCALE_ITERS
+    if n_scales <= 1:
+        return (last,)
+    return (first,) + (between,) * (n_scales - 2) + (last,)
 
 
 def size_ladder(min_size: int, size: int, *, factor: float = LADDER_FACTOR) -> tuple[int, ...]:
