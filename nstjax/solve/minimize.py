@@ -201,8 +201,12 @@ def minimize_result(fun: Callable, state: SolveState, optimizer: Optimizer, *,
         use_average = (jnp.asarray(average) > 0) & ~keep
         x = optimizer.project(jnp.where(use_average, state.x_average, x) if averaged else x)
         evaluate = use_average | (~keep & (not optimizer.bounded))
-        value, aux = jax.lax.cond(evaluate, lambda: _with_aux(fun, has_aux)(x),
-                                  lambda: (value, aux))
+        # Evaluated unconditionally, then selected: under ``vmap`` a ``lax.cond`` on a
+        # batched predicate becomes a select whose operands are all batched, the network's
+        # weights included (one copy of VGG19 per sweep member).
+        fresh = _with_aux(fun, has_aux)(x)
+        value, aux = jax.tree.map(lambda new, old: jnp.where(evaluate, new, old),
+                                  fresh, (value, aux))
     return OptimizeResult(x=x, value=value, history=state.history, n_iter=state.n_iter,
                           status=state.status, aux=aux, aux_history=state.aux_history)
 
