@@ -502,3 +502,24 @@ def test_a_damaged_compilation_cache_is_repaired_quietly(tmp_path):
     assert all(e.read_bytes() != b"damaged" for e in cache.glob("*-cache"))
     err, misses = job()
     assert misses == 0 and "damaged entry" not in err, err
+
+
+# ------------------------------------------------------------- issue 33: memory plans
+
+@pytest.mark.parametrize("command, extra, says", [
+    ("stylize", ["--max-memory", "0.3"], ["--max-memory allows", "GiB"]),
+    ("stylize", ["--max-memory", "-1"], "--max-memory must be a positive"),
+    ("stylize", ["--iters", "2000000000"], ["loss histories", "--iters"]),
+    ("sweep", ["--max-memory", "0.3"], ["--max-memory allows", "GiB"]),
+])
+def test_a_run_beyond_its_memory_is_one_line_before_any_work(inputs, tmp_path, command,
+                                                             extra, says):
+    """Planned before the inputs are decoded: one line naming what would fit, exit 2 (a
+    billion-iteration run would hold gigabytes of loss history, and was killed)."""
+    content, style, out = inputs
+    if command == "stylize":
+        cmd = stylize(content, style, out, *extra)
+    else:
+        cmd = nstjax("sweep", "--content", content, "--style", style, "--style-weight",
+                     "1", "10", "--output-dir", tmp_path / "sw", *extra)
+    run_fault(cmd, says=says, untouched=[content, style], absent=[out, tmp_path / "sw"])

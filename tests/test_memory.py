@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import pytest
 
 from nstjax.io import weights as W
-from nstjax.run import memory
+from nstjax.run import memory, memory_plan
 
 MiB = 2 ** 20
 
@@ -254,3 +254,70 @@ def test_available_bytes_on_this_machine_is_plausible():
     real = memory.meminfo_available_bytes()
     if real is not None:
         assert got <= real
+
+
+# ----------------------------------------------------------------------------- the run's plan
+
+def test_memory_plan_is_the_largest_program_plus_what_is_held():
+    plan = memory_plan.MemoryPlan(resident=500, compile=40, programs=((100, 10), (20, 30)),
+                             available=1000, host_per_member=2)
+    # peak(k) = resident + compile + max(100 + 10k, 20 + 30k) + 2k
+    assert plan.new_bytes(1) == 40 + 110 + 2
+    assert plan.new_bytes(10) == 40 + 320 + 20
+    assert plan.peak_bytes(10) == 500 + 40 + 320 + 20
+    # the largest k with 40 + max(100 + 10k, 20 + 30k) + 2k <= 800: 20 + 32k <= 760 -> 23
+    assert plan.members_that_fit(fraction=0.8) == 23
+    assert memory_plan.MemoryPlan(0, 0, ((900, 1),), 1000).members_that_fit() == 0
+    assert plan.record(3, peak=777) == {"planned_bytes": plan.peak_bytes(3),
+                                        "peak_bytes": 777, "available_bytes": 1000}
+
+
+def test_program_line_from_one_and_two_members():
+    def pm(argument, new):
+        return memory.ProgramMemory(argument=argument, output=new, temp=0, code=0, alias=0,
+                                    scratch=0)
+    fixed, per = memory_plan.program_line(pm(1100, 300), pm(1200, 500), resident_inputs=1000)
+    first = memory.CPU_FIRST_CALL if jax.default_backend() == "cpu" else 1.0
+    # need(1) = 100 + 300 first, need(2) = 200 + 500 first
+    assert per == int(100 + 200 * first) and fixed == int(100 + 300 * first - per)
+
+
+SWEEP_PROBE = r"""
+import json, sys
+import numpy as np, jax
+from nstjax.io.weights import load_vgg19
+from nstjax.run import sweeps as sw
+from nstjax.solve.solver import Solver
+path, size = sys.argv[1], int(sys.argv[2])
+vgg = load_vgg19(path, log=lambda m: None)
+rng = np.random.default_rng(0)
+content = rng.uniform(0, 1, (3 * size // 4, size, 3)).astype(np.float32)
+style = rng.uniform(0, 1, (size, size, 3)).astype(np.float32)
+out = []
+for k in (2, 8):
+    res = sw.sweep(vgg, content, style, {"style_weight": list(np.logspace(0, 3, k))},
+                   key=jax.random.PRNGKey(0), solver=Solver(max_iter=2))
+    out.append(dict(res.memory, members=len(res.images)))
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.real_weights
+def test_sweep_plan_matches_the_measured_peak_of_2_and_8_members():
+    """The sweep's plan (XLA's figures of its programs for 1 and 2 members, what the process
+    holds, what compiling keeps) against the process's measured peak (``VmHWM``) of a sweep
+    of 2 and then 8 members at 48 px, in a fresh process: within 25% each."""
+    path = W.default_weights_path()
+    if not path.exists():
+        pytest.skip(f"{path} missing")
+    proc = subprocess.run([sys.executable, "-c", SWEEP_PROBE, str(path), "48"],
+                          capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = json.loads(proc.stdout.strip().splitlines()[-1])
+    for r in runs:
+        ratio = r["planned_bytes"] / r["peak_bytes"]
+        print(f"{r['members']} members: planned {r['planned_bytes'] / MiB:.0f} MiB, "
+              f"peak {r['peak_bytes'] / MiB:.0f} MiB, ratio {ratio:.3f}")
+        assert 0.75 <= ratio <= 1.25, r
+    assert runs[1]["planned_bytes"] > runs[0]["planned_bytes"]

@@ -30,6 +30,7 @@ from PIL import Image
 
 import nstjax
 from nstjax.objective.config import Objective
+from nstjax.run import memory
 from nstjax.run import sweeps as sw
 from nstjax.solve.solver import Solver
 
@@ -432,3 +433,23 @@ def test_cli_bad_input_in_a_subprocess_has_no_traceback(images, tmp_path):
                           capture_output=True, text=True, timeout=TIMEOUT_S)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+
+
+def test_a_sweep_larger_than_the_memory_it_may_use_runs_in_chunks(adam_grid, tiny_vgg):
+    whole, _ = adam_grid
+    sw.plan_sweep(tiny_vgg, CONTENT, STYLE, OBJ, ADAM)    # compiled: the next plans agree
+    plan = sw.plan_sweep(tiny_vgg, CONTENT, STYLE, OBJ, ADAM)
+    assert plan.new_bytes(4) > plan.new_bytes(2) > plan.new_bytes(1) > 0
+    two, three = plan.new_bytes(2), plan.new_bytes(3)
+    available = int((two + three) / 2 / 0.8)              # two members, not three
+    assert plan._replace(available=available).members_that_fit() == 2
+    logs = []
+    res = _sweep(tiny_vgg, GRID, chunk=4, log=logs.append, available=available)
+    assert "chunks of 2 (--chunk 4 would not fit)" in logs[0], logs
+    assert len(res.images) == 4 and res.settings == whole.settings   # every member
+    np.testing.assert_allclose(res.images, whole.images, rtol=0, atol=ATOL_IMAGE)
+    assert res.memory["available_bytes"] == available
+    assert res.memory["planned_bytes"] <= memory.rss_bytes() + available
+    assert res.memory["peak_bytes"] > 0
+    with pytest.raises(ValueError, match="not even one sweep member fits"):
+        _sweep(tiny_vgg, GRID, available=int(plan.new_bytes(1) / 2))

@@ -10,6 +10,7 @@ when the program without it would not fit.
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import warnings
 
@@ -23,7 +24,7 @@ from nstjax.io.weights import CONV_NAMES, VGGWeights
 from nstjax.model.vgg import VGG_WIDTHS
 from nstjax.objective.config import loss_weights
 from nstjax.objective.terms import compute_targets
-from nstjax.run import memory, transfer
+from nstjax.run import memory, memory_plan, transfer
 
 # XLA:CPU's buffer analysis undercounts checkpointed programs: the measured peak resident
 # memory of a value-and-gradient at 1024×768 was 1.84 GiB against 1.48 GiB estimated for
@@ -31,12 +32,48 @@ from nstjax.run import memory, transfer
 # estimates held (1.78/1.76, 6.98/7.01 GiB).  Checkpointed estimates are scaled by this
 # on a CPU; on accelerators they are taken as they are (not measured).
 CPU_CHECKPOINT_UNDERCOUNT = 1.25
+# VGG19's convolutions in float32.  Added to the closed-form estimate of a clearly small
+# run (which counts them once), it matches the compiled step's figures within 4% from 64
+# to 1024 px: the step's inputs hold the weights, and the styles' forward passes add the rest.
+WEIGHT_BYTES = 4 * 20_024_384
 
 
 def _undercount(policy: str) -> float:
     if policy != "none" and jax.default_backend() == "cpu":
         return CPU_CHECKPOINT_UNDERCOUNT
     return 1.0
+
+
+def add_memory_args(g) -> None:
+    """``--max-memory`` on the argument group ``g``."""
+    g.add_argument("--max-memory", type=float, metavar="GiB",
+                   help="plan for at most this much memory (default: what the machine has "
+                   "free): a sweep larger runs in chunks, a run larger is refused before "
+                   "any work")
+
+
+def memory_limit(args) -> int | None:
+    """``--max-memory`` in bytes (None when not given); one line for a bad value."""
+    limit = getattr(args, "max_memory", None)
+    if limit is None:
+        return None
+    if not math.isfinite(limit) or limit <= 0:
+        raise UsageError(f"--max-memory must be a positive number of GiB, not {limit:g}")
+    return int(limit * 2 ** 30)
+
+
+def available_memory(args) -> int:
+    """Bytes a run may still add: what the machine has free, and under ``--max-memory``
+    (the process's peak) what that leaves above what the process holds now."""
+    free = memory.available_bytes()
+    limit = memory_limit(args)
+    return free if limit is None else max(0, min(free, limit - memory.resident_bytes()))
+
+
+def gib(n: float) -> str:
+    """Bytes as GiB for a message: two significant figures below 10 GiB."""
+    g = n / 2 ** 30
+    return f"{g:.2g} GiB" if g < 10 else f"{g:.0f} GiB"
 
 
 class TooBig(UsageError):
@@ -57,7 +94,8 @@ def check_memory(args, objective, size: int, *, members: int = 1):
     this one fit.
 
     Returns:
-      ``objective``, with its checkpointing policy chosen when ``--remat`` is auto.
+      ``(objective, plan)``: ``objective`` with its checkpointing policy chosen when
+      ``--remat`` is auto, and the run's :class:`nstjax.run.memory_plan.MemoryPlan`.
     """
     if args.demo:
         shapes = [(3 * size // 4, size), (style_size_of(args, size),) * 2]
@@ -71,38 +109,72 @@ def check_memory(args, objective, size: int, *, members: int = 1):
     tile = getattr(args, "tile", None)
     if tile:                           # tiled: one tile at a time is solved
         h, w = min(h, tile), min(w, tile)
-    budget = 0.8 * memory.available_bytes()
-    style_refusal = _style_refusal(args, objective, style_shapes, budget, tile)
+    available = available_memory(args)
+    limit = memory_limit(args)
+    budget = 0.8 * available
+    allows = "--max-memory" if limit is not None else "this machine"
+    style_refusal = _style_refusal(args, objective, style_shapes, budget, tile, allows)
     if style_refusal == "refit":                       # tiles: the style was made smaller
         return check_memory(args, objective, size, members=members)
-    screen = memory.estimate_transfer_bytes(h, w, layers=objective.layers, members=members)
+    solver = build_solver(args)
+    history = _history_bytes(solver, members, budget, allows)
+    screen = memory.estimate_transfer_bytes(h, w, layers=objective.layers,
+                                            members=members) + members * history
     if style_refusal is not None and screen <= 4 * budget:  # far beyond: the content first
         raise style_refusal
-    if screen < 0.25 * budget:
-        return objective
     auto = getattr(args, "remat", None) in (None, "auto")
     policies = ("none", "block") if auto else (objective.remat,)
-    solver = build_solver(args)
     how = "compiled estimate"
     for policy in policies:
         candidate = dataclasses.replace(objective, remat=policy)
         if screen > 4 * budget:      # far out of reach: no need to compile to know
             need, how = screen, "estimate"
             continue
-        need = (members * _undercount(policy)
-                * compiled_transfer_bytes(candidate, solver, (h, w), style_shapes))
+        if screen < 0.25 * budget and policy == "none":   # clearly fits: no compile
+            step = memory.estimate_transfer_bytes(h, w, layers=objective.layers,
+                                                  history_size=solver.history_size)
+            program = memory.ProgramMemory(argument=step + WEIGHT_BYTES, output=0, temp=0,
+                                           code=0, alias=0, scratch=0)
+        else:
+            program = compiled_transfer_memory(candidate, solver, (h, w), style_shapes)
+        plan = transfer_plan(program, available, members=members, history=history,
+                             undercount=_undercount(policy), image=4 * h * w * 3)
+        need = plan.new_bytes(members)
         if need <= budget:
             if policy != objective.remat:
                 print(f"note: {w}×{h} does not fit without checkpointing; using --remat "
                       f"{policy} ({need / 2**30:.1f} GiB)", file=sys.stderr)
-            return candidate
-    # memory grows with the pixels of content and styles alike (both follow --size)
+            return candidate, plan
     edge = min(size, tile) if tile else size
-    largest = int(edge * (budget / need) ** 0.5 * 0.95) // 16 * 16
+    raise _too_big(f"{w}×{h} needs about {gib(need)} ({how}, checkpointing "
+                   f"{candidate.remat}), more than the {gib(budget)} {allows} allows",
+                   need, budget, edge, objective, tile, "block" in policies)
+
+
+def _history_bytes(solver, members: int, budget: float, allows: str) -> int:
+    """Bytes of one member's loss histories on the device (f32 per iteration: the total
+    and three terms); refuses an ``--iters`` whose histories alone would not fit."""
+    history = 16 * solver.max_iter
+    if 3 * members * history > budget / 2:    # on the device, and twice on the host
+        most = int(budget / 2 / (3 * members * 16)) // 1000 * 1000
+        raise UsageError(f"--iters {solver.max_iter}: the loss histories alone would need "
+                         f"{gib(3 * members * history)} of the {gib(budget)} {allows} "
+                         f"allows; use --iters {most} or fewer")
+    return history
+
+
+def _too_big(what: str, need: float, budget: float, edge: int, objective, tile,
+             tried_block: bool) -> TooBig:
+    """The refusal: ``what``, the largest size (or tile) that fits and the options."""
+    # memory grows with the pixels of content and styles alike (both follow --size), above
+    # what no size changes: the programs' code and the network's weights
+    fixed = min((3 * memory.CPU_COMPILE_BYTES if jax.default_backend() == "cpu" else 0)
+                + WEIGHT_BYTES, 0.9 * need)
+    largest = int(edge * (max(budget - fixed, 0) / (need - fixed)) ** 0.5 * 0.95) // 16 * 16
     options = ["--tile auto (any size, solved in overlapping tiles)"]
     if objective.precision != "bf16":
         options.append("--precision bf16 (about half the activations)")
-    if "block" not in policies:
+    if not tried_block:
         options.append("--remat block")
     fits = (f"the largest that fits is --size {largest}" if largest >= MIN_SIZE
             else "no size fits")
@@ -110,13 +182,11 @@ def check_memory(args, objective, size: int, *, members: int = 1):
         options = options[1:]
         fits = (f"the largest tile that fits is --tile {largest}" if largest >= MIN_SIZE
                 else "no tile fits")
-    raise TooBig(
-        f"{w}×{h} needs about {need / 2**30:.1f} GiB ({how}, checkpointing "
-        f"{candidate.remat}), more than the {budget / 2**30:.1f} GiB this machine allows; "
-        f"{fits}" + ("; or use " + ", ".join(options) if options else ""), largest)
+    return TooBig(f"{what}; {fits}" + ("; or use " + ", ".join(options) if options else ""),
+                  largest)
 
 
-def _style_refusal(args, objective, style_shapes, budget: float, tile):
+def _style_refusal(args, objective, style_shapes, budget: float, tile, allows: str):
     """``None`` when every style's forward pass fits; ``"refit"`` after lowering
     ``args.style_size`` to the largest that fits (tiles, with no size asked for); else the
     :class:`TooBig` to raise."""
@@ -132,15 +202,40 @@ def _style_refusal(args, objective, style_shapes, budget: float, tile):
             args.style_size = edge
             return "refit"
         how = "" if explicit else " (a style follows the content's long edge unless told)"
-        return TooBig(f"a {sw}×{sh} style image{how} needs about {need / 2**30:.1f} GiB, more "
-                      f"than the {budget / 2**30:.1f} GiB this machine allows; use "
+        return TooBig(f"a {sw}×{sh} style image{how} needs about {gib(need)}, more "
+                      f"than the {gib(budget)} {allows} allows; use "
                       f"--style-size {max(edge, MIN_SIZE)} or smaller", edge)
     return None
 
 
+def transfer_plan(program: memory.ProgramMemory, available: int, *, members: int = 1,
+                  history: int = 0, undercount: float = 1.0,
+                  image: int = 0) -> memory_plan.MemoryPlan:
+    """The memory plan of a run whose largest program is ``program`` (the solve's step,
+    :func:`compiled_transfer_memory`), made before the weights are loaded: what is resident
+    now, the programs' code (init, step and finish: :data:`nstjax.run.memory.CPU_COMPILE_BYTES`
+    each on a CPU), the step's inputs (the weights among them) and what a call allocates
+    (with the CPU's first-call growth), ``undercount`` times for checkpointed programs; the
+    host keeps each member's image and histories."""
+    cpu = jax.default_backend() == "cpu"
+    first = memory.CPU_FIRST_CALL if cpu else 1.0
+    step = undercount * (program.argument + first * program.new)
+    return memory_plan.MemoryPlan(
+        resident=memory.resident_bytes(), compile=3 * memory.CPU_COMPILE_BYTES if cpu else 0,
+        programs=((0, int(step)),), available=int(available),
+        host_per_member=2 * (image + history))
+
+
 def compiled_transfer_bytes(objective, solver, shape: tuple, style_shapes) -> int:
     """Peak bytes of one chunk of the solve (``transfer_advance``) for a ``shape`` content
-    image, from XLA's analysis of the compiled program (nothing is allocated or run).
+    image, inputs included: :func:`compiled_transfer_memory`'s total."""
+    return compiled_transfer_memory(objective, solver, shape, style_shapes).total
+
+
+def compiled_transfer_memory(objective, solver, shape: tuple,
+                             style_shapes) -> memory.ProgramMemory:
+    """XLA's memory figures for one chunk of the solve (``transfer_advance``) for a ``shape``
+    content image, inputs included (nothing is allocated or run).
 
     The program is lowered on abstract arguments (the real VGG19's shapes), so it is the
     one the run compiles; with the persistent compilation cache on, the run reuses it.
@@ -168,4 +263,4 @@ def compiled_transfer_bytes(objective, solver, shape: tuple, style_shapes) -> in
         compiled = transfer.advance_jit.lower(state, problem, solver, np.int32(1),
                                               objective=objective).compile()
     args = (state, vgg, targets, problem.weights, content, styles)
-    return memory.program_memory(compiled, args=args).total
+    return memory.program_memory(compiled, args=args)

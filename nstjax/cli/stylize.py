@@ -17,14 +17,14 @@ import jax.numpy as jnp
 import numpy as np
 
 import nstjax
-from nstjax.cli import common, counts, run_pictures, tiles
+from nstjax.cli import common, counts, memory_check, run_pictures, tiles
 from nstjax.cli.common import UsageError
 from nstjax.cli.session import Session, plural
 from nstjax.io.image import ImageError, load_image
 from nstjax.io.image_writing import can_hold_alpha, output_unit, save_image
 from nstjax.objective.config import loss_weights
 from nstjax.objective.terms import check_solver
-from nstjax.run import color, multiscale
+from nstjax.run import color, memory, multiscale
 
 DEFAULT_MIN_SIZE = multiscale.DEFAULT_MIN_SIZE
 DEFAULT_SCALE_ITERS = multiscale.DEFAULT_SCALE_ITERS
@@ -82,6 +82,7 @@ def add_arguments(p) -> None:
                    "mmd-poly.c=0 mmd-gauss.sigma2=2")
     run_pictures.add_arguments(p)
     tiles.add_arguments(p)
+    memory_check.add_memory_args(p.add_argument_group("memory"))
     common.add_objective_args(p)
     common.add_solver_args(p, init_help="grey (ImageNet's mean pixel with a little noise, "
                            "as jcjohnson/neural-style; the default), content, noise, style, or "
@@ -215,7 +216,7 @@ def run(args) -> int:
     weights = build_weights(args, objective, mix, n_styles)   # validated before any work
     ladder = _ladder(args, size, solver)
     common.enable_compilation_cache()      # first: the memory check's compile is kept
-    objective = tiles.check_memory(args, objective, size)   # may pick --remat, --tile
+    objective, plan = tiles.check_memory(args, objective, size)  # may pick --remat, --tile
 
     session = Session(args, "stylize")
     content, styles, alpha = common.load_inputs(args, size, alpha=True)
@@ -230,7 +231,7 @@ def run(args) -> int:
                   color_match=args.color_match or "cholesky")
     if args.tile:
         return tiles.run(args, out, session, vgg=vgg, content=content, styles=styles,
-                         alpha=alpha, **run_kw)
+                         alpha=alpha, plan=plan, **run_kw)
     result, frames, period, mask_kw = _solve(args, out, session, vgg, content, styles,
                                              alpha, ladder, run_kw)
     with output_unit():                 # the image, its sidecar and pictures: all or none
@@ -245,6 +246,7 @@ def run(args) -> int:
         record.update(run_pictures.write(out, args, result, frames, mask_kw=mask_kw,
                                          protect=common.input_paths(args)
                                          + run_pictures.mask_paths(args), period=period))
+        record["memory"] = plan.record(peak=memory.measured_peak_bytes())
         common.write_json(written[1], record)
     written += [record.get("loss_curve"), (record.get("animation") or {}).get("path")]
     h, w = content.shape[:2]

@@ -30,6 +30,7 @@ from nstjax.cli.session import Session
 from nstjax.io.image_writing import output_unit, save_image
 from nstjax.io.pictures import contact_sheet, label, with_loss_curve
 from nstjax.objective.config import loss_weights
+from nstjax.run import memory
 from nstjax.run import sweeps as sw
 
 SHEET = "contact_sheet.png"
@@ -78,7 +79,9 @@ def add_arguments(p) -> None:
     sw.add_argument("--mode", choices=("grid", "zip"), default="grid",
                     help="grid: every combination; zip: lists taken together")
     sw.add_argument("--chunk", type=counts.count,
-                    help="members per compiled call (default: as many as fit in memory)")
+                    help="members per compiled call (default, and at most: as many as fit "
+                    "in memory)")
+    memory_check.add_memory_args(sw)
     common.add_objective_args(p)
     common.add_solver_args(p)
 
@@ -129,17 +132,19 @@ def _outputs(out_dir: Path, k: int, demo: bool) -> list[Path]:
     return [out_dir / n for n in names]
 
 
-def member_cells(res) -> np.ndarray:
-    """Each member's image above its loss curve: the total per iteration (the solver's
+def member_cell(res, i: int) -> np.ndarray:
+    """Member ``i``'s image above its loss curve: the total per iteration (the solver's
     history) and the final weighted content and style terms (log scale)."""
-    cells = []
-    for i in range(len(res.images)):
-        n = int(res.n_iter[i])
-        series = {"total": (np.arange(1, n + 1), res.history[i, :n])}
-        series.update({k: ([n], [float(res.terms[k][i])]) for k in ("content", "style")
-                       if k in res.terms})
-        cells.append(with_loss_curve(res.images[i], series))
-    return np.stack(cells)
+    n = int(res.n_iter[i])
+    series = {"total": (np.arange(1, n + 1), res.history[i, :n])}
+    series.update({k: ([n], [float(res.terms[k][i])]) for k in ("content", "style")
+                   if k in res.terms})
+    return with_loss_curve(res.images[i], series)
+
+
+def member_cells(res) -> np.ndarray:
+    """Every member's :func:`member_cell`, stacked."""
+    return np.stack([member_cell(res, i) for i in range(len(res.images))])
 
 
 def _check(args):
@@ -172,7 +177,7 @@ def run(args) -> int:
     outputs = _outputs(out_dir, len(members), args.demo)
     common.refuse_overwriting_inputs(outputs, common.input_paths(args))
     common.enable_compilation_cache()      # first: the memory check's compile is kept
-    objective = memory_check.check_memory(args, objective, size)   # may pick --remat
+    objective, _ = memory_check.check_memory(args, objective, size)   # may pick --remat
 
     session = Session(args, "sweep")
     content, styles = common.load_inputs(args, size)
@@ -194,7 +199,8 @@ def run(args) -> int:
     res = session.solve(lambda: sw.sweep(
         vgg, content, styles, values, key=common.prng_key(args),
         objective=objective, weights=base, solver=solver, init=init, mode=args.mode,
-        chunk=args.chunk, log=log, callbacks=session.callbacks()))
+        chunk=args.chunk, log=log, callbacks=session.callbacks(),
+        available=_available(args)))
     report = session.record(
         "sweep_including_compile", content="demo" if args.demo else str(args.content),
         style=["demo"] if args.demo else [str(s) for s in args.style], mode=args.mode,
@@ -203,12 +209,13 @@ def run(args) -> int:
         devices=[str(d) for d in jax.local_devices()], plan=plan,
         contact_sheet=str(outputs[len(members)]),
         members=_member_records(res, outputs, swept, session.seconds),
-        members_not_run=len(members) - len(res.images),
+        members_not_run=len(members) - len(res.images), memory=dict(res.memory),
         time_s_note="members run together in one program; a member's time_s is its "
                     "share of the sweep's wall time (compile included)")
     stale = _earlier_members(outputs[len(members) + 1]) - {Path(p).name for p in outputs}
     with output_unit():          # every member, the sheet and sweep.json: all or none
         _write_pictures(args, res, outputs, members, values, swept, content, styles)
+        report["memory"]["peak_bytes"] = memory.measured_peak_bytes()  # the pictures too
         common.write_json(outputs[len(members) + 1], report)
     for name in stale:           # an earlier, larger sweep's members, now replaced
         with contextlib.suppress(OSError):
@@ -216,6 +223,11 @@ def run(args) -> int:
     return session.finish(f"{len(res.images)} member images ({outputs[0].parent}/member_*), "
                           f"{outputs[len(members)]} and {outputs[len(members) + 1]}",
                           res.status, what="some member(s)")
+
+
+def _available(args) -> int | None:
+    """The memory to plan the sweep for: what is free, at most ``--max-memory``."""
+    return None if memory_check.memory_limit(args) is None else memory_check.available_memory(args)
 
 
 def _earlier_members(sweep_json: Path) -> set:
@@ -238,11 +250,25 @@ def _write_pictures(args, res, outputs, members, values, swept, content, styles)
     grid_shape = None
     if args.mode == "grid" and len(swept) <= 2 and done == len(members):
         grid_shape = (len(values[swept[0]]) if len(swept) == 2 else 1, len(values[swept[-1]]))
-    sheet = contact_sheet(member_cells(res), res.settings, swept, grid_shape=grid_shape)
+    cells = _Cells(res)      # made one at a time as the sheet is drawn, never all at once
+    sheet = contact_sheet(cells, res.settings, swept, grid_shape=grid_shape)
     save_image(outputs[len(members)], sheet, protect=inputs)
     if args.demo:
         save_image(outputs[-2], content)
         save_image(outputs[-1], styles[0])
+
+
+class _Cells:
+    """The members' cells as a sequence that draws each one when it is read."""
+
+    def __init__(self, res):
+        self.res = res
+
+    def __len__(self):
+        return len(self.res.images)
+
+    def __getitem__(self, i):
+        return member_cell(self.res, i)
 
 
 def _member_records(res, outputs, swept, seconds) -> list[dict]:

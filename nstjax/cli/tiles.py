@@ -31,6 +31,7 @@ from nstjax.cli.session import plural
 from nstjax.io.image_writing import output_unit, save_image
 from nstjax.large import tiling
 from nstjax.large.tile_layout import tile_layout
+from nstjax.run import memory
 from nstjax.solve.minimize import Status
 
 MIN_TILE = 64
@@ -107,8 +108,9 @@ def default_margin(tile: int) -> int:
 
 
 def check_memory(args, objective, size: int):
-    """:func:`memory_check.check_memory`, resolving ``--tile auto``: no tiles when the whole
-    image fits, else the largest window that fits (then the check again for it)."""
+    """:func:`memory_check.check_memory` (``(objective, plan)``), resolving ``--tile auto``:
+    no tiles when the whole image fits, else the largest window that fits (then the check
+    again for it)."""
     if isinstance(args.tile, int) and args.tile >= size:   # one window holds it all
         print(f"note: --tile {args.tile} is not smaller than the image ({size} px): "
               "solving it whole", file=sys.stderr)
@@ -132,7 +134,7 @@ def check_memory(args, objective, size: int):
 
 
 def run(args, out, session, *, vgg, content, styles, alpha, objective, weights, solver,
-        init, preserve_color, color_match) -> int:
+        init, preserve_color, color_match, plan=None) -> int:
     """Solve in tiles, write the image and its sidecar; returns the exit code."""
     h, w = content.shape[:2]
     layout = tile_layout((h, w), args.tile, args.tile_overlap, args.tile_margin)
@@ -185,6 +187,8 @@ def run(args, out, session, *, vgg, content, styles, alpha, objective, weights, 
         record.update(run_pictures.write(out, args, result, run_pictures.Frames(),
                                          mask_kw={}, protect=common.input_paths(args),
                                          period=0))
+        if plan is not None:          # a tile's plan, and the whole run's measured peak
+            record["memory"] = plan.record(peak=memory.measured_peak_bytes())
         common.write_json(out.with_name(out.name + ".json"), record)
     return session.finish([out, out.with_name(out.name + ".json"), record.get("loss_curve")],
                           details=f"{w}×{h}, {solved}/{n} tiles")

@@ -236,7 +236,8 @@ def _programs(objective: Objective):
                     in_axes=(None, MEMBER_AXES, None, 0), out_axes=(0, MEMBER_AXES))
     advance = jax.vmap(functools.partial(transfer_advance, objective=objective),
                        in_axes=(0, MEMBER_AXES, None, None))
-    finish = jax.vmap(functools.partial(transfer_finish, objective=objective),
+    finish = jax.vmap(functools.partial(transfer_finish, objective=objective,
+                                        branchless=True),
                       in_axes=(0, MEMBER_AXES, None))
     return jax.jit(init), jax.jit(advance), jax.jit(finish)
 

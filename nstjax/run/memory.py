@@ -38,6 +38,14 @@ from nstjax.model.vgg import BLOCK_SIZES, LAYERS, VGG_WIDTHS, layer_depth
 CPU_SCRATCH_BYTES = 4 * 2 ** 20
 """Cache-sized operand blocks the CPU kernels allocate outside XLA's buffers (measured ≤ 3.3 MB)."""
 
+CPU_FIRST_CALL = 1.1
+"""A program's first call on CPU grows the process by up to this times XLA's ``temp + output``
+(the buffers are fresh pages then; later calls reuse freed heap): measured 1.07 at 64 px."""
+
+CPU_COMPILE_BYTES = 128 * 2 ** 20
+"""Resident memory a compiled VGG19 program keeps on CPU (its code and the compiler's
+arenas), counted once per program the run compiles that is not compiled yet."""
+
 
 # ----------------------------------------------------------------------------- compiled numbers
 
@@ -74,7 +82,7 @@ class ProgramMemory(NamedTuple):
         return self.output + self.temp + self.code - self.alias + self.scratch
 
 
-def _leaf_sizes(tree) -> list[int]:
+def leaf_sizes(tree) -> list[int]:
     """Bytes of every array-like leaf (arrays, ``ShapeDtypeStruct``, jit's ``ArgInfo``)."""
     import jax
     import numpy as np
@@ -109,7 +117,7 @@ def program_memory(compiled, *, args=None) -> ProgramMemory:
         raise ValueError("this JAX backend gives no memory analysis for compiled programs")
     if args is None:
         args = getattr(compiled, "args_info", ())
-    sizes = _leaf_sizes(args)
+    sizes = leaf_sizes(args)
     cpu = jax.default_backend() == "cpu"
     return ProgramMemory(argument=max(int(stats.argument_size_in_bytes), sum(sizes)),
                          output=int(stats.output_size_in_bytes),
@@ -127,6 +135,37 @@ def compiled_bytes(compiled, *, args=None) -> int:
     :class:`ProgramMemory` and :func:`program_memory` (``args``).
     """
     return program_memory(compiled, args=args).total
+
+
+def resident_bytes() -> int:
+    """What this process holds now where the run's memory is planned: the device's
+    ``bytes_in_use`` on an accelerator, resident memory (``VmRSS``) on the CPU."""
+    stats = _device_stats()
+    if "bytes_in_use" in stats:
+        return int(stats["bytes_in_use"])
+    try:
+        return rss_bytes()
+    except OSError:
+        return 0
+
+
+def measured_peak_bytes() -> int:
+    """The run's measured peak where it is planned: the device's ``peak_bytes_in_use`` on
+    an accelerator, the process's :func:`peak_rss_bytes` on the CPU."""
+    stats = _device_stats()
+    if "peak_bytes_in_use" in stats:
+        return int(stats["peak_bytes_in_use"])
+    return peak_rss_bytes()
+
+
+def _device_stats() -> dict:
+    try:
+        import jax
+        if jax.default_backend() == "cpu":
+            return {}
+        return jax.devices()[0].memory_stats() or {}
+    except Exception:  # noqa: BLE001 -- a backend without memory stats
+        return {}
 
 
 def members_that_fit(compile_for, *, available: int | None = None,
@@ -169,6 +208,20 @@ def rss_bytes() -> int:
     return _status_bytes("VmRSS:")
 
 
+_peak_before_reset = 0
+
+
+def peak_rss_bytes() -> int:
+    """The process's peak resident memory so far (Linux ``VmHWM``), including peaks from
+    before :func:`measure_peak_bytes` reset the kernel's high-water mark; 0 where unknown."""
+    try:
+        return max(_status_bytes("VmHWM:"), _peak_before_reset)
+    except OSError:
+        import resource
+        return max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                   _peak_before_reset)
+
+
 def _release_freed_memory() -> None:
     """Collect garbage and hand freed heap pages back to the OS (glibc ``malloc_trim``)."""
     gc.collect()
@@ -197,8 +250,10 @@ def measure_peak_bytes(fn, *args) -> int:
 
     import jax
 
+    global _peak_before_reset
     _release_freed_memory()
     try:
+        _peak_before_reset = max(_peak_before_reset, _status_bytes("VmHWM:"))
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
         before = rss_bytes()

@@ -30,7 +30,7 @@ from nstjax.io.image_arrays import check_image_array
 from nstjax.objective.config import LossWeights, Objective, replace_weight
 from nstjax.objective.config import loss_weights as make_loss_weights
 from nstjax.objective.terms import compute_targets
-from nstjax.run import hooks, memory
+from nstjax.run import hooks, memory, memory_plan
 from nstjax.run.transfer import (
     MEMBER_AXES,
     Problem,
@@ -56,6 +56,9 @@ class SweepResult(NamedTuple):
       settings: list of K dicts, the swept values of each member.
       weights: the stacked :class:`LossWeights`.
       term_history: ``{"content", "style", "tv"}: f32[K, max_iter]``, after each iteration.
+      memory: ``{planned_bytes, peak_bytes, available_bytes}``: the plan's peak for one
+        chunk, the measured peak so far (:func:`nstjax.run.memory.measured_peak_bytes`),
+        the memory that was free.
     """
 
     images: np.ndarray
@@ -67,6 +70,7 @@ class SweepResult(NamedTuple):
     settings: list
     weights: LossWeights
     term_history: dict = {}
+    memory: dict = {}
 
     @property
     def status_names(self) -> list:
@@ -113,7 +117,8 @@ def _programs(objective: Objective, mesh: Mesh | None):
                     in_axes=(None, MEMBER_AXES, None), out_axes=(0, MEMBER_AXES))
     advance = jax.vmap(functools.partial(transfer_advance, objective=objective),
                        in_axes=(0, MEMBER_AXES, None, None))
-    finish = jax.vmap(functools.partial(transfer_finish, objective=objective),
+    finish = jax.vmap(functools.partial(transfer_finish, objective=objective,
+                                        branchless=True),
                       in_axes=(0, MEMBER_AXES, None))
     if mesh is None:
         return jax.jit(init), jax.jit(advance), jax.jit(finish)
@@ -124,42 +129,76 @@ def _programs(objective: Objective, mesh: Mesh | None):
             jax.jit(finish, out_shardings=k))
 
 
-def members_that_fit(vgg, content, styles, objective: Objective, solver: Solver, *,
-                     n_styles: int | None = None, devices=None) -> int:
-    """How many sweep members fit in memory at once, from XLA's figures for the programs.
+def plan_sweep(vgg, content, styles, objective: Objective, solver: Solver, *,
+               weights: LossWeights | None = None, n_styles: int | None = None,
+               available: int | None = None) -> memory_plan.MemoryPlan:
+    """The memory plan of a sweep: its peak as a function of the members run at once.
 
-    The batched solve step (:func:`nstjax.run.transfer.transfer_advance` under ``vmap``, the
-    largest of the three programs: VGG forward and backward plus the optimiser's state per
-    member) is compiled for 1 and 2 members; its memory grows linearly in the member count
-    (:func:`nstjax.run.memory.members_that_fit`), so the two give the fixed and the per-member
-    bytes.  ``0`` when not even one member fits.
+    The batched programs (:func:`nstjax.run.transfer.transfer_init` and ``_advance`` under
+    ``vmap``; ``_finish``, one evaluation without the optimiser's step, needs less than
+    ``_advance``) are compiled for 1 and 2 members; each one's memory grows
+    linearly in the member count (every member's activations, gradients and optimiser state
+    are stacked), so the two give its fixed and per-member bytes
+    (:func:`nstjax.run.memory_plan.program_line`).  What compiling the programs keeps is measured
+    on the second compilation (on the CPU; an accelerator's memory does not hold code); the
+    host keeps each member's image and histories.
+
+    Args:
+      available: bytes to plan for (default :func:`nstjax.run.memory.available_bytes`, per
+        device).
+
+    Returns:
+      A :class:`nstjax.run.memory_plan.MemoryPlan` for one device.
     """
-    devices = devices or jax.local_devices()
     styles = as_image_list(styles)
     content = jnp.asarray(content, jnp.float32)
-    base = make_loss_weights(objective, n_styles=n_styles or len(styles))
+    base = (make_loss_weights(objective, n_styles=n_styles or len(styles))
+            if weights is None else weights)
     targets = jax.eval_shape(lambda: compute_targets(vgg, content, styles, objective=objective))
-    _, advance, _ = _programs(objective, None)
+    init, advance, _ = _programs(objective, None)
     key = jax.random.PRNGKey(0)
+    resident_inputs = sum(memory.leaf_sizes((vgg, targets, content, styles)))
 
-    def compile_for(k):
-        weights = jax.tree.map(lambda a: jax.ShapeDtypeStruct((k,) + a.shape, a.dtype), base)
-        problem = Problem(vgg, targets, weights, key)
-        state = jax.eval_shape(
-            jax.vmap(functools.partial(transfer_init, objective=objective),
-                     in_axes=(None, MEMBER_AXES, None), out_axes=(0, MEMBER_AXES)),
-            content, problem, solver)[0]
-        return advance.lower(state, problem, solver, np.int32(1)).compile()
+    def compile_all(k):       # finish (one evaluation, no optimiser step) needs less
+        weights_k = jax.tree.map(lambda a: jax.ShapeDtypeStruct((k,) + jnp.shape(a),
+                                                                jnp.result_type(a)), base)
+        problem = Problem(vgg, targets, weights_k, key)
+        lowered = init.lower(content, problem, solver)
+        state, problem = jax.eval_shape(init, content, problem, solver)
+        return [memory.program_memory(c.compile()) for c in
+                (lowered, advance.lower(state, problem, solver, np.int32(1)))]
 
-    members, _, _ = memory.members_that_fit(compile_for)
-    return members * len(devices)
+    one = compile_all(1)
+    before = memory.resident_bytes()
+    two = compile_all(2)
+    compiled = max(memory.resident_bytes() - before, 0) if jax.default_backend() == "cpu" else 0
+    image = int(np.prod(content.shape)) * 4
+    history = 4 * solver.max_iter * 4      # f32 per iteration: the total and three terms
+    return memory_plan.MemoryPlan(
+        resident=memory.resident_bytes(), compile=compiled,
+        programs=tuple(memory_plan.program_line(a, b, resident_inputs=resident_inputs)
+                       for a, b in zip(one, two)),
+        available=memory.available_bytes() if available is None else int(available),
+        host_per_member=2 * (image + history))
+
+
+def members_that_fit(vgg, content, styles, objective: Objective, solver: Solver, *,
+                     n_styles: int | None = None, devices=None,
+                     available: int | None = None) -> int:
+    """How many sweep members fit in memory at once on ``devices`` (default: all local
+    ones), from :func:`plan_sweep`; ``0`` when not even one does."""
+    devices = devices or jax.local_devices()
+    plan = plan_sweep(vgg, content, styles, objective, solver, n_styles=n_styles,
+                      available=available)
+    return plan.members_that_fit() * len(devices)
 
 
 def sweep(vgg, content, style, values: Mapping[str, Sequence], *, key,
           objective: Objective = Objective(), weights: LossWeights | None = None,
           solver: Solver = Solver(), init: str = "content", mode: str = "grid",
           chunk: int | None = None, devices=None, log=None,
-          callbacks: hooks.Callbacks | None = None) -> SweepResult:
+          callbacks: hooks.Callbacks | None = None,
+          available: int | None = None) -> SweepResult:
     """Run K style transfers, one per setting, as one vmapped program per micro-batch.
 
     Args:
@@ -177,12 +216,15 @@ def sweep(vgg, content, style, values: Mapping[str, Sequence], *, key,
       solver: the :class:`Solver`.
       init: ``"content"``, ``"noise"`` or ``"style"``.
       mode: ``"grid"`` (Cartesian product) or ``"zip"`` (equal-length lists).
-      chunk: members per compiled call (default: all that fit, see :func:`members_that_fit`).
+      chunk: members per compiled call (default, and at most: all that fit, see
+        :func:`plan_sweep`).
       devices: local devices to shard K over (default: all).
       log: optional ``print``-like function for the plan.
       callbacks: optional host :class:`nstjax.run.hooks.Callbacks`; ``progress`` receives the
         chunk's iteration and loss arrays; ``should_stop`` ends every member at once, each
         keeping its current image.
+      available: bytes of memory to plan for per device (default: what the machine has
+        free, :func:`nstjax.run.memory.available_bytes`).
 
     Returns:
       A :class:`SweepResult` with K members, in the order of :func:`member_settings`.
@@ -204,15 +246,21 @@ def sweep(vgg, content, style, values: Mapping[str, Sequence], *, key,
     lo = min(lo, k_total - 1)
 
     devices = list(devices or jax.local_devices())
-    fit = members_that_fit(vgg, content, styles, objective, solver, devices=devices)
+    plan = plan_sweep(vgg, content, styles, objective, solver, weights=base,
+                      available=available)
+    fit = plan.members_that_fit() * len(devices)
     if fit < 1:
         raise ValueError(f"not even one sweep member fits in memory at "
-                         f"{content.shape[1]}×{content.shape[0]}; use a smaller size")
-    chunk = min(chunk or fit, max(hi - lo, 1))
+                         f"{content.shape[1]}×{content.shape[0]}: it needs about "
+                         f"{plan.new_bytes(1) / 2**30:.1f} GiB of the "
+                         f"{plan.available / 2**30:.1f} GiB free; use a smaller size")
+    asked = chunk
+    chunk = min(chunk or fit, fit, max(hi - lo, 1))
     chunk = max(len(devices), (chunk // len(devices)) * len(devices))  # whole devices
     if log:
         log(f"sweep: {k_total} members ({mine} on this process), {fit} fit in memory at "
-            f"once on {len(devices)} device(s); running in chunks of {chunk}")
+            f"once on {len(devices)} device(s); running in chunks of {chunk}"
+            + (f" (--chunk {asked} would not fit)" if asked and asked > fit else ""))
 
     targets = compute_targets(vgg, content, styles, objective=objective)   # once, shared
     k_init, k_loss = jax.random.split(key)
@@ -253,4 +301,6 @@ def sweep(vgg, content, style, values: Mapping[str, Sequence], *, key,
     return SweepResult(images=res.x, loss=res.value, history=res.history, n_iter=res.n_iter,
                        status=res.status, terms=terms, settings=members[:done],
                        weights=jax.tree.map(lambda a: a[:done], stacked),
-                       term_history=res.aux_history)
+                       term_history=res.aux_history,
+                       memory=plan.record(chunk // len(devices),
+                                          peak=memory.measured_peak_bytes()))

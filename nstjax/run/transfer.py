@@ -147,12 +147,14 @@ def transfer_advance(state: SolveState, problem: Problem, solver: Solver, until,
 
 
 def transfer_finish(state: SolveState, problem: Problem, solver: Solver, *,
-                    objective: Objective):
+                    objective: Objective, branchless: bool = False):
     """``(OptimizeResult, terms)`` of a solve; ``terms`` are the weighted ``content``,
     ``style`` and ``tv`` parts at its image (``result.aux``; ``result.aux_history`` has them
-    after every iteration).  Pure."""
+    after every iteration).  Pure; ``branchless`` under ``vmap`` (see
+    :func:`nstjax.solve.minimize.minimize_result`)."""
     fun, optimizer = _bound(problem, solver, objective)
-    result = minimize_result(fun, state, optimizer, has_aux=True, average=solver.average)
+    result = minimize_result(fun, state, optimizer, has_aux=True, average=solver.average,
+                             branchless=branchless)
     return result, result.aux
 
 

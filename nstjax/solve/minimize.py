@@ -190,10 +190,16 @@ def minimize_continue(fun: Callable, state: SolveState, optimizer: Optimizer, *,
 
 
 def minimize_result(fun: Callable, state: SolveState, optimizer: Optimizer, *,
-                    has_aux: bool = False, average: ArrayLike = 0.0) -> OptimizeResult:
+                    has_aux: bool = False, average: ArrayLike = 0.0,
+                    branchless: bool = False) -> OptimizeResult:
     """The :class:`OptimizeResult` of a solve: unbounded optimizers' iterate is projected
     into the box and ``fun`` evaluated there; with ``average > 0`` the result is the moving
-    average of the iterates (:func:`minimize_continue`), evaluated once more."""
+    average of the iterates (:func:`minimize_continue`), evaluated once more.
+
+    ``branchless`` (static) evaluates ``fun`` always and selects, for use under ``vmap``:
+    there a ``lax.cond`` on a batched predicate becomes a select whose operands are all
+    batched, everything ``fun`` closes over included (the network's weights, once per
+    member).  Without it the evaluation happens only when needed."""
     x, value, aux = state.x, state.value, state.aux
     averaged = not (isinstance(average, (int, float)) and average == 0)
     if averaged or not optimizer.bounded:
@@ -201,12 +207,13 @@ def minimize_result(fun: Callable, state: SolveState, optimizer: Optimizer, *,
         use_average = (jnp.asarray(average) > 0) & ~keep
         x = optimizer.project(jnp.where(use_average, state.x_average, x) if averaged else x)
         evaluate = use_average | (~keep & (not optimizer.bounded))
-        # Evaluated unconditionally, then selected: under ``vmap`` a ``lax.cond`` on a
-        # batched predicate becomes a select whose operands are all batched, the network's
-        # weights included (one copy of VGG19 per sweep member).
-        fresh = _with_aux(fun, has_aux)(x)
-        value, aux = jax.tree.map(lambda new, old: jnp.where(evaluate, new, old),
-                                  fresh, (value, aux))
+        if branchless:
+            fresh = _with_aux(fun, has_aux)(x)
+            value, aux = jax.tree.map(lambda new, old: jnp.where(evaluate, new, old),
+                                      fresh, (value, aux))
+        else:
+            value, aux = jax.lax.cond(evaluate, lambda: _with_aux(fun, has_aux)(x),
+                                      lambda: (value, aux))
     return OptimizeResult(x=x, value=value, history=state.history, n_iter=state.n_iter,
                           status=state.status, aux=aux, aux_history=state.aux_history)
 

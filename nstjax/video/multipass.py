@@ -79,7 +79,8 @@ def programs(objective: Objective):
                     in_axes=(0, FRAME_AXES, None), out_axes=(0, FRAME_AXES))
     advance = jax.vmap(functools.partial(transfer_advance, objective=objective),
                        in_axes=(0, FRAME_AXES, None, None))
-    finish_ = jax.vmap(functools.partial(transfer_finish, objective=objective),
+    finish_ = jax.vmap(functools.partial(transfer_finish, objective=objective,
+                                         branchless=True),
                        in_axes=(0, FRAME_AXES, None))
     return jax.jit(init), jax.jit(advance), jax.jit(finish_)
 
