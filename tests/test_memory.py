@@ -268,6 +268,9 @@ def test_memory_plan_is_the_largest_program_plus_what_is_held():
     # the largest k with 40 + max(100 + 10k, 20 + 30k) + 2k <= 800: 20 + 32k <= 760 -> 23
     assert plan.members_that_fit(fraction=0.8) == 23
     assert memory_plan.MemoryPlan(0, 0, ((900, 1),), 1000).members_that_fit() == 0
+    # programs compiled already (the planner's own, for 1 and 2 members) cost no more code
+    warm = plan._replace(compiled=(1, 2))
+    assert warm.new_bytes(2) == 120 + 4 and warm.new_bytes(3) == plan.new_bytes(3)
     assert plan.record(3, peak=777) == {"planned_bytes": plan.peak_bytes(3),
                                         "peak_bytes": 777, "available_bytes": 1000}
 

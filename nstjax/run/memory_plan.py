@@ -29,6 +29,7 @@ class MemoryPlan(NamedTuple):
       available: bytes the machine had free when the plan was made
         (:func:`nstjax.run.memory.available_bytes`).
       host_per_member: bytes of results the host keeps for each member.
+      compiled: member counts whose programs exist already (no ``compile`` for them).
     """
 
     resident: int
@@ -36,12 +37,14 @@ class MemoryPlan(NamedTuple):
     programs: tuple
     available: int
     host_per_member: int = 0
+    compiled: tuple = ()
 
     def new_bytes(self, members: int = 1) -> int:
         """Bytes the run adds to what is resident now, at its peak."""
         k = max(int(members), 1)
         program = max((fixed + k * per for fixed, per in self.programs), default=0)
-        return self.compile + program + k * self.host_per_member
+        code = 0 if k in self.compiled else self.compile
+        return code + program + k * self.host_per_member
 
     def peak_bytes(self, members: int = 1) -> int:
         """The process's planned peak resident memory."""

@@ -139,9 +139,10 @@ def plan_sweep(vgg, content, styles, objective: Objective, solver: Solver, *,
     ``_advance``) are compiled for 1 and 2 members; each one's memory grows
     linearly in the member count (every member's activations, gradients and optimiser state
     are stacked), so the two give its fixed and per-member bytes
-    (:func:`nstjax.run.memory_plan.program_line`).  What compiling the programs keeps is measured
-    on the second compilation (on the CPU; an accelerator's memory does not hold code); the
-    host keeps each member's image and histories.
+    (:func:`nstjax.run.memory_plan.program_line`).  What compiling the programs keeps is
+    measured on the first compilation (on the CPU; an accelerator's memory does not hold
+    code), and counted for a chunk of any other size; the host keeps each member's image
+    and histories.
 
     Args:
       available: bytes to plan for (default :func:`nstjax.run.memory.available_bytes`, per
@@ -168,10 +169,10 @@ def plan_sweep(vgg, content, styles, objective: Objective, solver: Solver, *,
         return [memory.program_memory(c.compile()) for c in
                 (lowered, advance.lower(state, problem, solver, np.int32(1)))]
 
-    one = compile_all(1)
     before = memory.resident_bytes()
-    two = compile_all(2)
+    one = compile_all(1)                  # what compiling keeps: measured on the first
     compiled = max(memory.resident_bytes() - before, 0) if jax.default_backend() == "cpu" else 0
+    two = compile_all(2)
     image = int(np.prod(content.shape)) * 4
     history = 4 * solver.max_iter * 4      # f32 per iteration: the total and three terms
     return memory_plan.MemoryPlan(
@@ -179,7 +180,7 @@ def plan_sweep(vgg, content, styles, objective: Objective, solver: Solver, *,
         programs=tuple(memory_plan.program_line(a, b, resident_inputs=resident_inputs)
                        for a, b in zip(one, two)),
         available=memory.available_bytes() if available is None else int(available),
-        host_per_member=2 * (image + history))
+        host_per_member=2 * (image + history), compiled=(1, 2))
 
 
 def members_that_fit(vgg, content, styles, objective: Objective, solver: Solver, *,
