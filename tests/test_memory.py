@@ -173,7 +173,7 @@ def test_program_memory_reads_xlas_sizes_exactly():
     assert dm.alias == 4000 and dm.new == dm.temp + dm.code + dm.scratch  # written in place
 
 
-def test_members_that_fit_extrapolates_xlas_figures_linearly(tiny_vgg):
+def test_program_line_extrapolates_xlas_figures_linearly(tiny_vgg):
     from nstjax.losses import core as losses
     from nstjax.model.vgg import extract_features
 
@@ -189,15 +189,20 @@ def test_members_that_fit_extrapolates_xlas_figures_linearly(tiny_vgg):
         return batched.lower(jax.ShapeDtypeStruct((k, 96, 128, 3), jnp.float32),
                              tiny_vgg).compile()
 
-    n, fixed, per = memory.members_that_fit(compile_for, available=10 * 2 ** 30, fraction=0.5)
-    # The linear model predicts a bigger compiled program from above, by at most 10% (3%
-    # and 5% measured at K = 4 and 8): buffer assignment shares a little more between
-    # members as K grows, so the plan errs on the safe side.
+    one, two = (memory.program_memory(compile_for(k)) for k in (1, 2))
+    fixed, per = memory_plan.program_line(one, two)
+    first = memory.CPU_FIRST_CALL if jax.default_backend() == "cpu" else 1.0
+    # The straight line from 1 and 2 members predicts a bigger compiled program from above,
+    # by at most 10% (3% and 5% measured at K = 4 and 8): buffer assignment shares a little
+    # more between members as K grows, so the plan errs on the safe side.
     for k in (4, 8):
-        actual, predicted = memory.compiled_bytes(compile_for(k)), fixed + k * per
+        pm = memory.program_memory(compile_for(k))
+        actual, predicted = pm.argument + first * pm.new, fixed + k * per
         assert actual <= predicted <= 1.10 * actual, (k, actual, predicted)
-    assert n == int((5 * 2 ** 30 - fixed) // per) and n > 8
-    assert memory.members_that_fit(compile_for, available=fixed + per // 2)[0] == 0
+    plan = memory_plan.MemoryPlan(resident=0, compile=0, programs=((fixed, per),),
+                                  available=10 * 2 ** 30)
+    assert plan.members_that_fit(fraction=0.5) == int((5 * 2 ** 30 - fixed) // per) > 8
+    assert plan._replace(available=fixed + per // 2).members_that_fit() == 0
 
 
 def test_measure_peak_bytes_sees_a_known_allocation():

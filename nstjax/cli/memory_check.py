@@ -33,8 +33,8 @@ from nstjax.run import memory, memory_plan, transfer
 # on a CPU; on accelerators they are taken as they are (not measured).
 CPU_CHECKPOINT_UNDERCOUNT = 1.25
 # VGG19's convolutions in float32.  Added to the closed-form estimate of a clearly small
-# run (which counts them once), it matches the compiled step's figures within 4% from 64
-# to 1024 px: the step's inputs hold the weights, and the styles' forward passes add the rest.
+# run (which counts them once), it stands for what the compiled step's figures add: the
+# step's inputs hold the weights, and the styles' forward passes add the rest.
 WEIGHT_BYTES = 4 * 20_024_384
 
 

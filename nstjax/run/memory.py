@@ -40,7 +40,7 @@ CPU_SCRATCH_BYTES = 4 * 2 ** 20
 
 CPU_FIRST_CALL = 1.1
 """A program's first call on CPU grows the process by up to this times XLA's ``temp + output``
-(the buffers are fresh pages then; later calls reuse freed heap): measured 1.07 at 64 px."""
+(the buffers are fresh pages then; later calls reuse freed heap): benchmarks/memory.py."""
 
 CPU_COMPILE_BYTES = 128 * 2 ** 20
 """Resident memory a compiled VGG19 program keeps on CPU (its code and the compiler's
@@ -166,31 +166,6 @@ def _device_stats() -> dict:
         return jax.devices()[0].memory_stats() or {}
     except Exception:  # noqa: BLE001 -- a backend without memory stats
         return {}
-
-
-def members_that_fit(compile_for, *, available: int | None = None,
-                     fraction: float = 0.8) -> tuple[int, int, int]:
-    """How many members of a vmapped program fit, from two compilations (K = 1 and K = 2).
-
-    XLA's figures grow linearly in the member count of a vmapped program (every member's
-    activations, gradients and optimiser state are stacked), so two compilations give the
-    fixed part (weights, shared targets) and the per-member part.  Compile the chosen size
-    afterwards and check it with :func:`compiled_bytes` before running it.
-
-    Args:
-      compile_for: ``k -> jax.stages.Compiled`` for ``k`` members.
-      available: bytes to plan for; default :func:`available_bytes`.
-      fraction: the share of ``available`` to use (the rest is headroom).
-
-    Returns:
-      ``(members, fixed_bytes, bytes_per_member)``; ``members`` is 0 when not even one fits.
-    """
-    one = compiled_bytes(compile_for(1))
-    two = compiled_bytes(compile_for(2))
-    per = max(two - one, 1)
-    fixed = max(one - per, 0)
-    budget = fraction * (available_bytes() if available is None else available)
-    return max(0, int((budget - fixed) // per)), fixed, per
 
 
 # ----------------------------------------------------------------------------- measuring

@@ -255,8 +255,9 @@ def sweep(vgg, content, style, values: Mapping[str, Sequence], *, key,
                          f"{content.shape[1]}×{content.shape[0]}: it needs about "
                          f"{plan.new_bytes(1) / 2**30:.1f} GiB of the "
                          f"{plan.available / 2**30:.1f} GiB free; use a smaller size")
-    asked = chunk
-    chunk = min(chunk or fit, fit, max(hi - lo, 1))
+    asked, span = chunk, max(hi - lo, 1)
+    chunk = min(chunk or fit, fit, span)
+    chunk = math.ceil(span / math.ceil(span / chunk))   # equal chunks, not one mostly padding
     chunk = max(len(devices), (chunk // len(devices)) * len(devices))  # whole devices
     if log:
         log(f"sweep: {k_total} members ({mine} on this process), {fit} fit in memory at "
