@@ -84,14 +84,15 @@ class TooBig(UsageError):
         self.largest = largest
 
 
-def check_memory(args, objective, size: int, *, members: int = 1):
+def check_memory(args, objective, size: int, *, members: int = 1,
+                 available: int | None = None):
     """Refuse, before decoding anything, a run whose compiled program would not fit.
     A quick closed-form screen first; a size that could come near the budget (80% of
     :func:`nstjax.run.memory.available_bytes`) is decided by XLA's own figures for the solve's
     compiled program (:func:`compiled_transfer_bytes`).  With ``--remat auto`` (the
     default) the checkpointing policy ``"block"`` is taken when ``"none"`` would not fit.
     A refusal names the largest ``--size`` that fits and the options that would make
-    this one fit.
+    this one fit.  ``available``: the bytes to plan for (default: measured now).
 
     Returns:
       ``(objective, plan)``: ``objective`` with its checkpointing policy chosen when
@@ -109,13 +110,13 @@ def check_memory(args, objective, size: int, *, members: int = 1):
     tile = getattr(args, "tile", None)
     if tile:                           # tiled: one tile at a time is solved
         h, w = min(h, tile), min(w, tile)
-    available = available_memory(args)
+    available = available_memory(args) if available is None else available
     limit = memory_limit(args)
     budget = 0.8 * available
     allows = "--max-memory" if limit is not None else "this machine"
     style_refusal = _style_refusal(args, objective, style_shapes, budget, tile, allows)
     if style_refusal == "refit":                       # tiles: the style was made smaller
-        return check_memory(args, objective, size, members=members)
+        return check_memory(args, objective, size, members=members, available=available)
     solver = build_solver(args)
     history = _history_bytes(solver, members, budget, allows)
     screen = memory.estimate_transfer_bytes(h, w, layers=objective.layers,
@@ -195,7 +196,9 @@ def _style_refusal(args, objective, style_shapes, budget: float, tile, allows: s
         need = memory.estimate_transfer_bytes(sh, sw, layers=objective.style_layers)
         if need <= budget:
             continue
-        edge = int(max(sh, sw) * (budget / need) ** 0.5 * 0.95) // 16 * 16
+        scaled = need - WEIGHT_BYTES          # the estimate's part that follows the pixels
+        edge = int(max(sh, sw) * (max(budget - WEIGHT_BYTES, 0) / scaled) ** 0.5 * 0.95) \
+            // 16 * 16
         if tile and not explicit and edge >= MIN_SIZE:
             print(f"note: a {sw}×{sh} style would need {need / 2**30:.1f} GiB; using "
                   f"--style-size {edge}", file=sys.stderr)

@@ -118,9 +118,10 @@ def check_memory(args, objective, size: int):
     if args.tile != "auto":
         return memory_check.check_memory(args, objective, size)
     args.tile, margin_given = None, args.tile_margin
+    available = memory_check.available_memory(args)     # one budget for every attempt
     for attempt in range(4):  # memory is not quite proportional to pixels: refine the size
         try:
-            fitted = memory_check.check_memory(args, objective, size)
+            fitted = memory_check.check_memory(args, objective, size, available=available)
         except memory_check.TooBig as e:
             margin = default_margin(e.largest) if margin_given is None else margin_given
             if attempt == 3 or e.largest < max(MIN_TILE, 2 * margin + args.tile_overlap + 16):
