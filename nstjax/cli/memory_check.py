@@ -3,8 +3,10 @@ program would not fit, naming the largest ``--size`` (or ``--tile``) that does.
 
 A closed-form screen (:func:`nstjax.run.memory.estimate_transfer_bytes`) settles the clear
 cases; near the budget, XLA's own figures for the solve's compiled program decide
-(:func:`compiled_transfer_bytes`).  With ``--remat auto``, block checkpointing is taken
-when the program without it would not fit.
+(:func:`compiled_transfer_memory`).  With ``--remat auto``, block checkpointing is taken
+when the program without it would not fit.  The check returns the run's memory plan
+(:func:`transfer_plan`), which the commands write beside their outputs with the measured
+peak.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ def check_memory(args, objective, size: int, *, members: int = 1,
     """Refuse, before decoding anything, a run whose compiled program would not fit.
     A quick closed-form screen first; a size that could come near the budget (80% of
     :func:`nstjax.run.memory.available_bytes`) is decided by XLA's own figures for the solve's
-    compiled program (:func:`compiled_transfer_bytes`).  With ``--remat auto`` (the
+    compiled program (:func:`compiled_transfer_memory`).  With ``--remat auto`` (the
     default) the checkpointing policy ``"block"`` is taken when ``"none"`` would not fit.
     A refusal names the largest ``--size`` that fits and the options that would make
     this one fit.  ``available``: the bytes to plan for (default: measured now).
@@ -227,12 +229,6 @@ def transfer_plan(program: memory.ProgramMemory, available: int, *, members: int
         resident=memory.resident_bytes(), compile=3 * memory.CPU_COMPILE_BYTES if cpu else 0,
         programs=((0, int(step)),), available=int(available),
         host_per_member=2 * (image + history))
-
-
-def compiled_transfer_bytes(objective, solver, shape: tuple, style_shapes) -> int:
-    """Peak bytes of one chunk of the solve (``transfer_advance``) for a ``shape`` content
-    image, inputs included: :func:`compiled_transfer_memory`'s total."""
-    return compiled_transfer_memory(objective, solver, shape, style_shapes).total
 
 
 def compiled_transfer_memory(objective, solver, shape: tuple,

@@ -200,7 +200,7 @@ def run(args) -> int:
         vgg, content, styles, values, key=common.prng_key(args),
         objective=objective, weights=base, solver=solver, init=init, mode=args.mode,
         chunk=args.chunk, log=log, callbacks=session.callbacks(),
-        available=_available(args)))
+        available=memory_check.available_memory(args)))
     report = session.record(
         "sweep_including_compile", content="demo" if args.demo else str(args.content),
         style=["demo"] if args.demo else [str(s) for s in args.style], mode=args.mode,
@@ -223,11 +223,6 @@ def run(args) -> int:
     return session.finish(f"{len(res.images)} member images ({outputs[0].parent}/member_*), "
                           f"{outputs[len(members)]} and {outputs[len(members) + 1]}",
                           res.status, what="some member(s)")
-
-
-def _available(args) -> int | None:
-    """The memory to plan the sweep for: what is free, at most ``--max-memory``."""
-    return None if memory_check.memory_limit(args) is None else memory_check.available_memory(args)
 
 
 def _earlier_members(sweep_json: Path) -> set:

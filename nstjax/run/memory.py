@@ -334,7 +334,8 @@ def estimate_transfer_bytes(height: int, width: int, *, layers, history_size: in
                             remat: bool = False, members: int = 1) -> int:
     """Peak bytes of one objective evaluation with its gradient, plus optimiser state.
 
-    A closed form, superseded by :func:`compiled_bytes` (kept until callers switch).
+    A closed form, without compiling: the memory check's screen and, for a clearly small
+    run, its plan (larger runs are planned from :func:`program_memory`).
     Counts the forward activations kept for the backward pass (conv outputs and ReLU
     outputs), one gradient buffer of the largest activation, the VGG parameters and the
     L-BFGS history (``2·m`` images).  With ``remat`` only one block's activations are live.
