@@ -23,12 +23,11 @@ import jax
 
 import nstjax
 from nstjax.cli.counts import count
+from nstjax.cli.objective_args import add_objective_args, build_objective  # noqa: F401
 from nstjax.io import demo, jsonio
 from nstjax.io.image import ImageError, image_size, load_image
 from nstjax.io.image_writing import check_writable, write_text_atomic
 from nstjax.io.weights import WeightsError
-from nstjax.losses import parse_style_spec
-from nstjax.model.pooling import POOLINGS
 from nstjax.objective.config import Objective
 from nstjax.run.transfer import MAX_SEED
 from nstjax.solve.optimize import optimizer_names
@@ -110,42 +109,6 @@ def add_input_args(p: argparse.ArgumentParser) -> None:
                    "beside it override)")
 
 
-def add_objective_args(p: argparse.ArgumentParser) -> None:
-    objective, _ = _library_defaults()
-    g = p.add_argument_group("objective (changing these compiles a new program)")
-    g.add_argument("--content-layers", nargs="+",
-                   help=f"default {','.join(objective.content_layers)}")
-    g.add_argument("--style-layers", nargs="+",
-                   help=f"default {','.join(objective.style_layers)}")
-    g.add_argument("--style-loss", help="style method(s) with fusion weights, e.g. gram or "
-                   f"bn:0.5,mmd-poly:0.5 (default {','.join(objective.style_losses)})")
-    g.add_argument("--content-loss", choices=("mse", "sum", "self-similarity"),
-                   help="mse: mean squared feature error, per position like the style "
-                   "losses, so a run looks the same at every size; sum: Gatys' ½Σ(F−P)² "
-                   "(Gatys et al. 2016, eq. 1), which grows with the pixels; self-similarity: "
-                   "STROTSS's layout loss (Kolkin et al. 2019) "
-                   f"(default {objective.content_loss})")
-    g.add_argument("--pooling", choices=POOLINGS,
-                   help="VGG's 2×2 pooling: max (the network's own), avg (Gatys et al.'s "
-                   "choice for synthesis) or l2 (smoother gradients) "
-                   f"(default {objective.pooling})")
-    g.add_argument("--auto-scale", action="store_true", default=None,
-                   help="set each style method's scale from gradient norms at the start")
-    g.add_argument("--remat", choices=("auto", "none", "conv", "block"),
-                   help="gradient checkpointing: recompute activations in the backward pass "
-                   "per convolution or per VGG block (less memory, slower); auto (default) "
-                   "takes none, or block when the compiled program would not fit")
-    g.add_argument("--precision", choices=("float32", "tf32", "bf16"),
-                   help="compute precision: float32 (default), tf32 (TensorFloat-32 "
-                   "multiplies on Ampere+ GPUs) or bf16 (bfloat16 activations, float32 "
-                   "statistics and losses)")
-    g.add_argument("--normalization", choices=("nstjax", "paper"),
-                   help="per-layer factors: nstjax, or paper: those of the released code of "
-                   "Li et al. 2017, Demystifying Neural Style Transfer (default nstjax)")
-    g.add_argument("--resample", action="store_true", default=None,
-                   help="new Gaussian MMD pairs at every evaluation (adam, gd only)")
-
-
 def add_progress_args(g) -> None:
     """``--no-progress`` and ``--log-every`` on the argument group ``g``."""
     g.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
@@ -217,23 +180,6 @@ def arguments_record(args: argparse.Namespace) -> dict:
 
 
 # ------------------------------------------------------------------ library objects
-
-
-def build_objective(args):
-    """``(Objective, style mix)`` from the flags: the style spec is parsed here, once."""
-    kw = {}
-    if args.content_layers is not None:
-        kw["content_layers"] = tuple(words(args.content_layers))
-    if args.style_layers is not None:
-        kw["style_layers"] = tuple(words(args.style_layers))
-    mix = None
-    if args.style_loss is not None:
-        kw["style_losses"], mix = parse_style_spec(args.style_loss)
-    for name in ("content_loss", "pooling", "auto_scale", "remat", "normalization",
-                 "resample", "precision"):
-        if getattr(args, name, None) is not None and getattr(args, name) != "auto":
-            kw[name] = getattr(args, name)
-    return Objective(**kw), mix
 
 
 def build_solver(args):

@@ -80,6 +80,10 @@ def add_arguments(p) -> None:
                    "normalised to sum to 1 (default equal)")
     w.add_argument("--hyper", nargs="+", help="style-method hyper-parameters, e.g. "
                    "mmd-poly.c=0 mmd-gauss.sigma2=2")
+    w.add_argument("--style-scales", nargs="+", help="λ, one per style method: the unit "
+                   "each method's loss is multiplied by before the style weight (default: "
+                   "the registry's, measured to balance the content; 1 is the method's own "
+                   "value, as the classic tools weigh it)")
     run_pictures.add_arguments(p)
     tiles.add_arguments(p)
     memory_check.add_memory_args(p.add_argument_group("memory"))
@@ -108,7 +112,8 @@ def build_weights(args, objective, mix, n_styles: int):
     for name in ("content_weight", "style_weight", "tv_weight"):
         if getattr(args, name, None) is not None:
             kw[name] = getattr(args, name)
-    for name in ("style_layer_weights", "content_layer_weights", "style_blend"):
+    for name in ("style_layer_weights", "content_layer_weights", "style_blend",
+                 "style_scales"):
         kw[name] = common.numbers(getattr(args, name, None), "--" + name.replace("_", "-"))
     return loss_weights(objective, n_styles=n_styles, hyper=hyper_values(args.hyper), **kw)
 

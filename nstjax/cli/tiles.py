@@ -67,6 +67,9 @@ def parse(args) -> None:
             if getattr(args, flag) is not None:
                 raise UsageError(f"--{flag.replace('_', '-')} needs --tile")
         return
+    if getattr(args, "parametrization", None) == "laplacian":
+        raise UsageError("--tile holds each window's margin fixed, which a laplacian "
+                         "pyramid's coarse levels cannot: use --parametrization pixels")
     if str(tile).strip().lower() == "auto":
         args.tile = "auto"
     else:

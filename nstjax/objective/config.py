@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import operator
 from typing import Mapping, NamedTuple, Sequence
 
 import jax
@@ -31,7 +32,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from nstjax.losses import get_style_loss
+from nstjax.losses.core import tv_kind
 from nstjax.model.pooling import POOLINGS
+from nstjax.objective.pyramid import DEFAULT_LEVELS, check_parametrization
 from nstjax.model.vgg import (
     canonical_layers,
     check_precision,
@@ -52,6 +55,7 @@ CONTENT_LOSSES = ("sum", "mse", "self-similarity")
 # at 256 px, relu4_2): the λ measurement's own procedure.
 CONTENT_UNIT = {"sum": 1.0, "mse": 2.0 / (512.0 * 768.0), "self-similarity": 1.5e-14}
 NORMALIZATIONS = ("nstjax", "paper")
+TV_LOSSES = ("mean", "sum")
 
 # Largest weight accepted: VGG features reach ~1e3, Gram losses ~1e10 and a sum of squares
 # over a big image ~1e14, so a weight above 1e20 overflows float32 (max 3.4e38) in the
@@ -125,6 +129,14 @@ class Objective:
       resample: draw new pairs for the sampling methods (``mmd-gauss``) at every evaluation,
         as seed 003's code does (for ``adam``/``gd``; line-search optimisers are refused, see
         :func:`nstjax.objective.terms.check_solver`).  ``False``: one fixed draw per solve.
+      tv_loss: ``"mean"`` (the squared neighbour differences per value, in 8-bit levels:
+        a weight means the same at every size) or ``"sum"`` (their sum over [0, 1] pixels,
+        as Johnson's neural-style and Gatys' summed losses); ``None`` (the default) goes
+        with the content loss (:func:`nstjax.losses.core.tv_kind`).
+      parametrization: what the optimiser updates: ``"pixels"`` or ``"laplacian"``, the
+        coefficients of a Laplacian pyramid of the image with ``pyramid_levels`` halvings
+        (STROTSS 5, NNST 8; fewer where the image is smaller), without the pixel box (the
+        result is clipped to [0, 1]), :mod:`nstjax.objective.pyramid`.
     """
 
     content_layers: tuple = DEFAULT_CONTENT_LAYERS
@@ -137,6 +149,9 @@ class Objective:
     precision: str = "float32"
     normalization: str = "nstjax"
     resample: bool = False
+    tv_loss: str | None = None
+    parametrization: str = "pixels"
+    pyramid_levels: int = DEFAULT_LEVELS
 
     def __post_init__(self):
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
@@ -165,6 +180,20 @@ class Objective:
             raise ValueError(f"normalization must be 'nstjax' or 'paper', not "
                              f"{self.normalization!r}")
         set_("resample", bool(self.resample))
+        if self.tv_loss is None:
+            set_("tv_loss", tv_kind(self.content_loss))
+        if self.tv_loss not in TV_LOSSES:
+            raise ValueError(f"tv loss must be one of {', '.join(TV_LOSSES)}, not "
+                             f"{self.tv_loss!r}")
+        check_parametrization(self.parametrization)
+        try:
+            levels = operator.index(self.pyramid_levels)
+        except TypeError:
+            levels = None
+        if levels is None or isinstance(self.pyramid_levels, bool) or not 1 <= levels <= 16:
+            raise ValueError(f"pyramid levels must be a whole number from 1 to 16, not "
+                             f"{self.pyramid_levels!r}")
+        set_("pyramid_levels", int(levels))
 
     @property
     def layers(self) -> tuple[str, ...]:

@@ -181,7 +181,7 @@ def _unweighted_terms(image, vgg, targets: Targets, weights: LossWeights, key,
             terms = terms + _palette_term(image, targets.palette[s], style_masks,
                                           layer_weights, weights, o, palette_key)
         per_method = per_method + weights.style_blend[s] * terms
-    return content, per_method, losses.tv_loss(image, kind=losses.tv_kind(o.content_loss))
+    return content, per_method, losses.tv_loss(image, kind=o.tv_loss)
 
 
 def _palette_term(image, palette, style_masks, layer_weights, weights, objective, key):

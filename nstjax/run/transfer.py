@@ -28,8 +28,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nstjax.io.image_arrays import STYLE_MARGIN, check_image_array
+from nstjax.io.image_arrays import check_image_array
 from nstjax.model.layers import VGGWeights
+from nstjax.objective.pyramid import to_image, to_picture, to_variable
 from nstjax.objective.config import LossWeights, Objective
 from nstjax.objective.config import loss_weights as make_loss_weights
 from nstjax.objective.temporal import Temporal, temporal_loss
@@ -43,6 +44,15 @@ from nstjax.objective.terms import (
 from nstjax.run import color
 from nstjax.run.hooks import Callbacks
 from nstjax.run.result import TransferResult
+from nstjax.run.start import (  # noqa: F401  (the start images, re-exported)
+    GREY_NOISE,
+    GREY_RGB,
+    INITS,
+    MAX_SEED,
+    NOISE_STD,
+    as_image_list,
+    initial_image,
+)
 from nstjax.solve import optimize
 from nstjax.solve.minimize import (
     SolveState,
@@ -54,13 +64,6 @@ from nstjax.solve.minimize import (
 from nstjax.solve.solver import Solver
 from nstjax.solve.warm import carry_moments
 
-INITS = ("content", "noise", "uniform", "style", "grey")
-MAX_SEED = 2 ** 32 - 1     # JAX's PRNGKey keeps 32 bits without x64: larger seeds collide
-# Seed 003's code starts from ``uniform(−0.1, 0.1)`` in mean-subtracted 0-255 units: the
-# ImageNet mean pixel of its preprocessing, ±0.1/255 (``neural-style.py``, ``--init random``).
-GREY_RGB = (123.68 / 255.0, 116.779 / 255.0, 103.939 / 255.0)
-GREY_NOISE = 0.1 / 255.0
-NOISE_STD = 8.0 / 255.0     # "noise": Gaussian, 8 levels of 255, around the mean colour
 CHUNK_SECONDS = 0.25      # target wall time of one compiled chunk of iterations
 
 
@@ -109,10 +112,13 @@ def problem_value(x, problem: Problem, *, objective: Objective):
 
 
 def _bound(problem: Problem, solver: Solver, objective: Objective):
-    """``fun(x)`` with the problem bound, and the solver's optimiser in the [0, 1] box
-    (no box when ``solver.box`` is off)."""
-    fun = functools.partial(problem_value, problem=problem, objective=objective)
-    lower, upper = (0.0, 1.0) if solver.box else (-jnp.inf, jnp.inf)
+    """``fun(z)`` with the problem bound, and the solver's optimiser in the [0, 1] box
+    (no box when ``solver.box`` is off, nor on a pyramid's coefficients)."""
+    value = functools.partial(problem_value, problem=problem, objective=objective)
+    fun = value if objective.parametrization == "pixels" else (
+        lambda z: value(to_image(z, objective)))
+    box = solver.box and objective.parametrization == "pixels"
+    lower, upper = (0.0, 1.0) if box else (-jnp.inf, jnp.inf)
     optimizer = optimize.make_optimizer(solver.optimizer, lower=lower, upper=upper,
                                         history_size=solver.history_size, lr=solver.lr)
     return fun, optimizer
@@ -123,15 +129,21 @@ def transfer_init(x0, problem: Problem, solver: Solver, *, objective: Objective,
     """Start a solve at ``x0``: ``(state, problem)``, the problem's ``style_scales``
     replaced first when ``objective.auto_scale`` (seed 003 §4); ``warm_start``, an earlier
     solve's optimiser state, lends its moments (:func:`nstjax.solve.warm.carry_moments`).
-    Pure."""
+    ``x0`` is an image; the state's variable is :func:`to_variable` of it.  Pure."""
     check_solver(objective, solver.optimizer)
+    if warm_start is not None and objective.parametrization != "pixels":
+        raise ValueError("carried optimiser moments need the pixels parametrization: a "
+                         "pyramid's moments do not resize")
+    if problem.frozen is not None and objective.parametrization != "pixels":
+        raise ValueError("a frozen margin (tiles) needs the pixels parametrization: a "
+                         "pyramid's coarse levels move every pixel")
     if objective.auto_scale:
         problem = problem._replace(weights=problem.weights._replace(style_scales=auto_scales(
             x0, problem.vgg, problem.targets, problem.weights, problem.key,
             objective=objective)))
     fun, optimizer = _bound(problem, solver, objective)
-    state = minimize_init(fun, x0, optimizer, max_iter=solver.max_iter, has_aux=True,
-                          normalize=solver.normalize)
+    state = minimize_init(fun, to_variable(x0, objective), optimizer,
+                          max_iter=solver.max_iter, has_aux=True, normalize=solver.normalize)
     if warm_start is not None:
         state = state._replace(opt_state=carry_moments(state.opt_state, warm_start))
     return state, problem
@@ -150,11 +162,12 @@ def transfer_finish(state: SolveState, problem: Problem, solver: Solver, *,
                     objective: Objective, branchless: bool = False):
     """``(OptimizeResult, terms)`` of a solve; ``terms`` are the weighted ``content``,
     ``style`` and ``tv`` parts at its image (``result.aux``; ``result.aux_history`` has them
-    after every iteration).  Pure; ``branchless`` under ``vmap`` (see
-    :func:`nstjax.solve.minimize.minimize_result`)."""
+    after every iteration); ``result.x`` is the picture (:func:`to_picture`).  Pure;
+    ``branchless`` under ``vmap`` (see :func:`nstjax.solve.minimize.minimize_result`)."""
     fun, optimizer = _bound(problem, solver, objective)
     result = minimize_result(fun, state, optimizer, has_aux=True, average=solver.average,
                              branchless=branchless)
+    result = result._replace(x=to_picture(result.x, objective))
     return result, result.aux
 
 
@@ -190,17 +203,21 @@ class Program(NamedTuple):
       init: ``() -> (state, problem)``.
       advance: ``(state, problem, until) -> state``.
       finish: ``(state, problem) -> (OptimizeResult, terms)``.
+      picture: ``variable -> image`` of a snapshot (:func:`to_picture`; ``None``: the
+        variable is the image).
     """
 
     init: Callable
     advance: Callable
     finish: Callable
+    picture: Callable | None = None
 
 
 # The three steps compiled (JAX's persistent cache keeps them across runs).
 init_jit = jax.jit(transfer_init, static_argnames=("objective",))
 advance_jit = jax.jit(transfer_advance, static_argnames=("objective",))
 finish_jit = jax.jit(transfer_finish, static_argnames=("objective",))
+picture_jit = jax.jit(to_picture, static_argnames=("objective",))
 
 
 def solve_program(x0, problem: Problem, solver: Solver, *, objective: Objective,
@@ -212,7 +229,9 @@ def solve_program(x0, problem: Problem, solver: Solver, *, objective: Objective,
                               warm_start=warm_start),
         advance=lambda state, p, until: advance_jit(state, p, solver, until,
                                                     objective=objective),
-        finish=lambda state, p: finish_jit(state, p, solver, objective=objective))
+        finish=lambda state, p: finish_jit(state, p, solver, objective=objective),
+        picture=None if objective.parametrization == "pixels" else
+        functools.partial(picture_jit, objective=objective))
 
 
 def solve(x0, problem: Problem, solver: Solver, callbacks: Callbacks | None = None, *,
@@ -279,7 +298,9 @@ def drive(program: Program, max_iter: int, callbacks: Callbacks | None = None, *
                 callbacks.terms(i, {k: float(v[i - 1]) for k, v in parts.items()})
         if every and n_iter.ndim == 0 and done % every == 0 and done > reported:
             # the picture so far: the moving average when the solve averages (else x)
-            callbacks.snapshot(done, np.asarray(state.x_average))
+            picture = state.x_average if program.picture is None else \
+                program.picture(state.x_average)
+            callbacks.snapshot(done, np.asarray(picture))
         running = np.asarray(state.running)
         steps = max(done - reported, 1)
         reported = done
@@ -293,44 +314,6 @@ def drive(program: Program, max_iter: int, callbacks: Callbacks | None = None, *
         chunk = int(np.clip(chunk_seconds / max(per_iteration, 1e-6), 1, 4 * steps))
     result, terms = program.finish(state, problem)
     return result, terms, problem
-
-
-def initial_image(content, styles: Sequence, init: str, key):
-    """``"content"``, ``"noise"`` (the content's mean colour plus Gaussian noise of
-    :data:`NOISE_STD`, seeded, clipped to [0, 1]: a start without the photo's colours and
-    without rainbow speckle, like jcjohnson/neural-style's ``randn × 0.001`` around the
-    mean), ``"uniform"`` (uniform in [0, 1], seeded: seed 002's inversion start),
-    ``"style"`` (first style, resized to the content's shape) or ``"grey"`` (seed 003's
-    code and jcjohnson/neural-style: the mean pixel :data:`GREY_RGB` plus uniform noise of
-    ±:data:`GREY_NOISE`, seeded)."""
-    if init == "content":
-        return content
-    if init == "noise":
-        mean = jnp.mean(jnp.reshape(content, (-1, 3)), axis=0)
-        return jnp.clip(mean + NOISE_STD * jax.random.normal(key, content.shape, jnp.float32),
-                        0.0, 1.0)
-    if init == "uniform":
-        return jax.random.uniform(key, content.shape, jnp.float32)
-    if init == "style":
-        return jax.image.resize(styles[0], content.shape, "linear").clip(0.0, 1.0)
-    if init == "grey":
-        return jnp.asarray(GREY_RGB, jnp.float32) + jax.random.uniform(
-            key, content.shape, jnp.float32, -GREY_NOISE, GREY_NOISE)
-    raise ValueError(f"init must be one of {', '.join(INITS)} (or an image), not {init!r}")
-
-
-def as_image_list(style) -> list:
-    """One ``f32[H, W, 3]`` image or a sequence of them, as a list of float32 arrays, each
-    checked (:func:`nstjax.io.image.check_image_array`)."""
-    if style is None or isinstance(style, (str, bytes)):
-        raise ValueError(f"style: give an RGB image array or a list of them, not {style!r}")
-    if getattr(style, "ndim", 0) == 3:
-        return [check_image_array(style, "style", margin=STYLE_MARGIN)]
-    images = [check_image_array(s, f"style {k + 1}", margin=STYLE_MARGIN)
-              for k, s in enumerate(style)]
-    if not images:
-        raise ValueError("no style image given")
-    return images
 
 
 def stylize(vgg: VGGWeights, content, style, *, key, objective: Objective = Objective(),
