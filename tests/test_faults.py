@@ -366,7 +366,7 @@ def test_a_seed_outside_32_bits_is_one_line(inputs, tmp_path, command, seed):
 
 def test_budget_scale_zero_is_refused(inputs, tmp_path):
     _, style, out = inputs
-    run_fault(nstjax("invert", "--image", style, "--procedure", "seed002", "--budget-scale",
+    run_fault(nstjax("invert", "--image", style, "--procedure", "stylerep", "--budget-scale",
                      "0", "--output", out), says="--budget-scale", untouched=[style],
               absent=[out])
 

@@ -51,7 +51,7 @@ def test_gram_inversion_lowers_the_loss_by_orders_of_magnitude(grid):
 
 
 def test_moments_n1_match_the_channel_means(tiny_vgg, image, grid):
-    # Seed 002 eq. 1.4 with N = 1 is ψ·Σ_j (μ_j(s) − μ_j(n))² / c: after inversion the
+    # stylerep eq. 1.4 with N = 1 is ψ·Σ_j (μ_j(s) − μ_j(n))² / c: after inversion the
     # channel means μ_j = 1/M Σ_p F_pj of the result equal the image's (NumPy means).
     for col, layer in enumerate(("relu1_1", "relu2_1")):
         want = np.asarray(extract_features(tiny_vgg, image, [layer])[layer], np.float64)
@@ -144,8 +144,8 @@ def test_refusals(tiny_vgg, image):
         inv.invert(tiny_vgg, image, ["gram"], [("relu1_1",)], key=KEY, budgets=[[0]])
 
 
-def test_seed002_procedure_is_table_1_1():
-    p = inv.seed002_procedure()
+def test_stylerep_procedure_is_table_1_1():
+    p = inv.stylerep_procedure()
     assert [q.label for q in p.probes] == ["gram-gamma", "channel-mmd@sum", "moments@1",
                                            "moments@2", "moments@3", "moments@4"]
     assert p.layer_sets == (("relu1_1",), ("relu1_2",), ("relu2_1",), ("relu2_2",))
@@ -156,12 +156,30 @@ def test_seed002_procedure_is_table_1_1():
     s = p.solver
     assert (s.optimizer, s.lr, s.threshold, s.max_iter) == ("adam", 1e-3, 1e-5, 640_000)
     assert not s.box and not s.normalize          # the raw loss, no clipping (§1.3)
-    np.testing.assert_array_equal(inv.seed002_procedure(budget_scale=1e-3).budgets,
+    np.testing.assert_array_equal(inv.stylerep_procedure(budget_scale=1e-3).budgets,
                                   np.round((table + 240_000) * 1e-3))
-    q = inv.seed003_procedure()
+    q = inv.li2017_procedure()
     assert (q.normalization, q.init, q.resample, q.pooling) == ("paper", "grey", True, "avg")
     assert q.layer_sets[2] == ("relu1_1", "relu2_1", "relu3_1") and len(q.layer_sets) == 5
     assert q.solver.tol_x == 0.005 and q.solver.max_iter == 1000
+
+
+@pytest.mark.parametrize("alias, key", [("seed002", "stylerep"), ("seed003", "li2017")])
+def test_old_procedure_names_are_aliases_of_the_paper_keys(alias, key):
+    # The internal labels were flags before the paper keys: still accepted, the same set-up.
+    from nstjax.cli import build_parser
+    from nstjax.cli.invert import _setup
+    _, parsers = build_parser(only=["invert"])
+    parse = parsers["invert"].parse_args
+    old, new = parse(["--demo", "--procedure", alias]), parse(["--demo", "--procedure", key])
+    assert old.procedure == new.procedure == key
+    a, b = _setup(old), _setup(new)
+    assert a[:2] == b[:2] and a[2]["solver"] == b[2]["solver"]
+    np.testing.assert_array_equal(np.asarray(a[2]["budgets"], float),
+                                  np.asarray(b[2]["budgets"], float))
+    assert inv.procedure_key(alias) == key and inv.PROCEDURES[key] is \
+        getattr(inv, f"{alias}_procedure")
+    assert alias not in parsers["invert"].format_help()     # shown by its key only
 
 
 @pytest.mark.real_weights
@@ -188,7 +206,7 @@ def test_cli_writes_grid_and_json(tmp_path, real_vgg, small_png, capsys):
 @pytest.mark.parametrize("extra, match", [
     (["--stats", "moments@9"], "moments@N"),
     (["--optimizer", "plbfgs", "--resample", "--stats", "mmd-gauss"], "line search"),
-    (["--budget-scale", "0.1"], "seed002"),
+    (["--budget-scale", "0.1"], "stylerep"),
     (["--init", "style"], "noise, grey or content"),
 ])
 def test_cli_bad_input_is_one_line(tmp_path, capsys, extra, match):

@@ -351,7 +351,7 @@ def test_auxiliary_output_is_kept_at_every_iteration(name):
     assert np.all(np.isnan(np.asarray(res.aux_history["v"])[n:]))
 
 
-def test_raw_loss_and_no_box_as_seed_002():
+def test_raw_loss_and_no_box_as_stylerep():
     """``normalize=False`` hands the optimiser ``f`` itself (unit 1); without the box Adam's
     iterate passes 1 on ``f = Σ(x − 2)²`` while the boxed one stops at 1."""
     from nstjax.solve.minimize import minimize_init

@@ -1,4 +1,4 @@
-"""The faithful mode (issue 12): seed 003's code's per-layer factors, resampled Gaussian pairs,
+"""The faithful mode (issue 12): li2017's code's per-layer factors, resampled Gaussian pairs,
 the image stop rule, the grey init and poly's c = 0.
 
 References are NumPy, written from the equations and from the released MXNet code
@@ -152,7 +152,7 @@ def test_paper_scales_and_validation():
 
 
 def test_resampled_pairs_differ_and_average_to_the_u_statistic(tiny_vgg):
-    # Seed 003's code draws new pairs at every forward pass.  With resample=True every
+    # li2017's code draws new pairs at every forward pass.  With resample=True every
     # evaluation at a new image draws new pairs; the mean over evaluations is the unbiased
     # U-statistic (1/(M(M−1)) Σ_{i≠i'} k + ... − 2/M² Σ k(x, y)), here at a fixed σ².
     image, style = make_image(16, 16, seed=1), make_image(16, 16, seed=2)
@@ -239,7 +239,7 @@ def test_grey_init_is_the_codes_mean_pixel():
 
 
 def test_poly_default_c_is_zero_so_poly_is_gram(x64):
-    """Seed 003 §3.2 uses c = 0; then 'mmd-poly' is Gatys' ``1/(4N²M²) Σ(G − A)²`` (NumPy)."""
+    """li2017 §3.2 uses c = 0; then 'mmd-poly' is Gatys' ``1/(4N²M²) Σ(G − A)²`` (NumPy)."""
     assert get_style_loss("mmd-poly").hyper == {"c": 0.0}
     f, s = _features(8)["relu1_1"], _features(9)["relu1_1"]
     x, y = (np.asarray(a, np.float64).reshape(-1, a.shape[-1]) for a in (f, s))
@@ -264,7 +264,7 @@ def test_flags_reach_the_objective():
 @pytest.mark.parametrize("normalization, gamma_of", [("paper", lambda s2: 1.0 / s2),
                                                       ("nstjax", lambda s2: 0.5 / s2)])
 def test_paper_mode_uses_the_codes_gaussian_kernel(normalization, gamma_of):
-    """Seed 003's code: ``exp(−γ d)`` with ``γ = 1/mean d`` over the sampled pairs; the
+    """li2017's code: ``exp(−γ d)`` with ``γ = 1/mean d`` over the sampled pairs; the
     paper's text (our default): ``exp(−d/(2σ²))``, ``σ² = mean d``.  Two output positions
     with equal features and two style positions make one pair whose estimate does not depend
     on the draw: ``k(x, x) + k(y₀, y₁) − k(x, y₀) − k(x, y₁)``, in NumPy (rtol 1e-6)."""

@@ -1,8 +1,8 @@
 """The default objective balances content and style the same way at every size (issue 18).
 
-Gatys' Gram loss (seed 001 eq. 3) is per position: ``E_l = Σ(G − A)²/(4N²M²)`` with ``G`` a
+Gatys' Gram loss (mathur2017 eq. 3) is per position: ``E_l = Σ(G − A)²/(4N²M²)`` with ``G`` a
 sum over the ``M`` positions, so ``G/M`` and ``E_l`` do not grow with the image; its gradient
-per pixel shrinks as ``1/M``.  The summed content loss ``½Σ(F − P)²`` (seed 001 eq. 1) grows
+per pixel shrinks as ``1/M``.  The summed content loss ``½Σ(F − P)²`` (mathur2017 eq. 1) grows
 as ``M`` and its gradient per pixel does not shrink, so the style/content balance falls as
 ``1/M``: 16× from 128 to 512 px.  The default content loss, ``mean (F − P)²``, is per position
 like the style term, and the balance holds.
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.real_weights
 
 
 def _balance(vgg, objective, long_edge):
-    """``‖∇_x style‖ / ‖∇_x content‖`` at seed 003's start (uniform noise).
+    """``‖∇_x style‖ / ‖∇_x content‖`` at li2017's start (uniform noise).
 
     Content and style are stationary random textures (iid pixels: the content uniform in
     [0, 1], the style a tinted, narrower uniform), whose feature statistics are the same at

@@ -1,7 +1,7 @@
 """Tests of the registered style representations (nstjax.losses, mmd, statistics).
 
-Every value is checked against a NumPy form written from the equations (seed 003 eq. 2,
-9-12; seed 002 eq. 1.4-1.6; seed 000 §3.5), not from the JAX code.  Tolerances:
+Every value is checked against a NumPy form written from the equations (li2017 eq. 2,
+9-12; stylerep eq. 1.4-1.6; du2017 §3.5), not from the JAX code.  Tolerances:
 
 * float64 comparisons: ``rtol = 1e-9``; both sides evaluate the same sums in a different
   order (or, for the MMD closed forms, by the kernel sums the closed form replaces), so
@@ -44,7 +44,7 @@ NAMES = sorted(S.style_loss_names())
 
 
 def _mmd2_brute(x, y, k):
-    """Seed 003 eq. 2 with explicit kernel sums (biased V-statistic)."""
+    """li2017 eq. 2 with explicit kernel sums (biased V-statistic)."""
     return k(x, x).mean() + k(y, y).mean() - 2.0 * k(x, y).mean()
 
 
@@ -77,7 +77,7 @@ def _moments_np(a, order=4):
 
 
 def _eq14_np(f, s, w, *, psi_of):
-    """Seed 002 eq. 1.4: ``1/c Σ_i ψ(M_i(F^s)) Σ_j (M_i(F^s_j) − M_i(F^n_j))²`` with
+    """stylerep eq. 1.4: ``1/c Σ_i ψ(M_i(F^s)) Σ_j (M_i(F^s_j) − M_i(F^n_j))²`` with
     ``ψ = psi_of`` applied to the moment's mean over channels (eq. 1.5's ``M_1``), term by
     term in loops, ``w_i`` switching moments on and off."""
     ms, mf = _moments_np(s), _moments_np(f)
@@ -102,7 +102,7 @@ def _moment_loss_np(f, s, hyper, key):
 
 
 def _eq16_np(f, s, k):
-    """Seed 002 eq. 1.6 as printed: ``Σ_i Σ_{j=1}^{⌊hw/2⌋} h((s_{i,2j−1}, n_{i,2j−1}),
+    """stylerep eq. 1.6 as printed: ``Σ_i Σ_{j=1}^{⌊hw/2⌋} h((s_{i,2j−1}, n_{i,2j−1}),
     (s_{i,2j}, n_{i,2j}))`` with Gretton et al.'s linear-time ``h((x, y), (x', y')) =
     k(x, x') + k(y, y') − k(x, y') − k(x', y)`` and the kernel ``k`` given."""
     x, y = _rows(f), _rows(s)
@@ -246,7 +246,7 @@ def test_poly_closed_form_equals_kernel_sums(x64):
 
 
 def test_poly_c0_is_gram_when_sizes_match(x64):
-    """Seed 003 eq. 9: with ``k(x, y) = (xᵀy)²`` and ``n = m`` positions, Gatys' ``E_l =
+    """li2017 eq. 9: with ``k(x, y) = (xᵀy)²`` and ``n = m`` positions, Gatys' ``E_l =
     1/(4N²M²) Σ(G − A)²`` equals ``MMD²/(4N²)``; 'mmd-poly' (c = 0) and 'gram' are both
     that number, each checked against NumPy."""
     f, s = _maps(2, (5, 6, 4), (3, 10, 4))
@@ -741,7 +741,7 @@ def test_guided_gram_closed_form(x64):
 
 
 def test_weighted_bn_statistics_match_numpy(x64):
-    """Weighted BN statistics (seed 003 eq. 12 over weighted positions) equal NumPy's weighted
+    """Weighted BN statistics (li2017 eq. 12 over weighted positions) equal NumPy's weighted
     mean (``np.average``) and weighted population std (``np.cov(aweights=w, bias=True)``),
     and the masked BN loss (eq. 11) is built from them.  Higher central moments likewise equal
     ``np.average((x − μ)^k, weights=w)``.  float64, rtol 1e-9."""
@@ -763,7 +763,7 @@ def test_weighted_paired_methods_match_numpy(x64):
     """The paired methods weight pair ``(a, b)`` by ``w_a·w_b`` (mmd.mmd_gaussian and
     statistics.channel_mmd_loss docstrings): with a fixed bandwidth, the loss is the
     weighted mean over pairs of ``h = k(x_a, x_b) + k(y_a, y_b) − k(x_a, y_b) − k(x_b, y_a)``
-    (Gretton et al. 2012 Lemma 14; seed 002 eq. 1.6 per channel).  float64, rtol 1e-9."""
+    (Gretton et al. 2012 Lemma 14; stylerep eq. 1.6 per channel).  float64, rtol 1e-9."""
     f, s = _maps(32)
     x, y = _rows(f), _rows(s)
     w = _weights(f.shape, 5, zero_rows=1).ravel()
@@ -854,7 +854,7 @@ def test_duplicate_registration_is_refused(registry):
         @S.register_style_loss("gram", target=losses.gram_matrix, scale=1.0)
         def again(f, t, *, hyper, key, mask=None):
             return jnp.sum(f)
-    assert S.get_style_loss("gram").reference.startswith("seed 001")   # the original stays
+    assert S.get_style_loss("gram").reference.startswith("mathur2017")   # the original stays
 
     @S.register_style_loss("gram", target=losses.gram_matrix, scale=2.0, overwrite=True)
     def replaced(f, t, *, hyper, key, mask=None):

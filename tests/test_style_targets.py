@@ -3,7 +3,7 @@
 jcjohnson/neural-style's ``StyleLoss`` divides each Gram matrix by its own map's size
 (``G/(C·H·W)`` for the image, ``A/(C·H_s·W_s)`` for the style), so a landscape painting asks a
 square photo for the painting's own per-position statistics.  Gatys' ``E_l = Σ(G − A)²/(4N²M²)``
-(seed 001 eq. 3) is written for images of one size; with the target rescaled to the image's
+(mathur2017 eq. 3) is written for images of one size; with the target rescaled to the image's
 positions it becomes ``Σ(G/M − A/M_s)²/(4N²)``, the classic tool's loss up to a factor per
 layer.  These tests write that closed form in NumPy from the features.
 """

@@ -86,7 +86,7 @@ def _problem(tiny_vgg, shape=(96, 192), layers=("relu1_1", "relu2_1", "relu3_1")
 
 
 def test_tile_grams_add_up_to_the_whole_images_gram(tiny_vgg):
-    """Σ_t Σ_p w_t(p) f_p f_pᵀ = F Fᵀ (seed 001 eq. 2) when the margins hold the receptive
+    """Σ_t Σ_p w_t(p) f_p f_pᵀ = F Fᵀ (mathur2017 eq. 2) when the margins hold the receptive
     field (relu2_1 here: 10 px < 32): tiles' shares from their windows, the Gram from the
     whole image's features; to 1e-4 relative."""
     content, _, objective, _ = _problem(tiny_vgg, layers=("relu1_1", "relu2_1"))
@@ -105,7 +105,7 @@ def test_tile_grams_add_up_to_the_whole_images_gram(tiny_vgg):
 
 def test_a_tiles_style_term_is_the_whole_images_and_shares_add_up_the_content(tiny_vgg):
     """Gram mode: with the rest of the image's Gram held (the tiles' shares less the
-    window's own Gram), a tile's style term is the whole image's (seed 001 eq. 3-4).
+    window's own Gram), a tile's style term is the whole image's (mathur2017 eq. 3-4).
     Matching mode (no rest): the tiles' content terms, weighted by a partition of unity,
     add up to the whole image's (eq. 1).  Both to 1e-4 relative, margins 32 px."""
     content, style, objective, weights = _problem(tiny_vgg)
@@ -170,7 +170,7 @@ def test_tiled_objective_and_no_seam(tiny_vgg):
 
 def test_weights_at_a_smaller_size_scale_the_style_weight_by_the_area(tiny_vgg):
     """``weights_at=96`` on a 96×192 image is the same solve as the style weight times
-    (96·192)/(48·96) = 4 (the content loss sums over pixels, seed 001 eq. 1): identical
+    (96·192)/(48·96) = 4 (the content loss sums over pixels, mathur2017 eq. 1): identical
     images."""
     content, style, objective, weights = _problem(tiny_vgg)
     kw = dict(key=jax.random.PRNGKey(0), objective=objective, tile=128, overlap=32,

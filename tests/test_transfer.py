@@ -25,8 +25,8 @@ def x64():
         yield
 
 
-def test_gram_loss_gradient_is_seed004_closed_form(x64):
-    # Seed 004 eq. 6: dE/dF = (1/(N² M²)) (G − A) F with F as N × M.
+def test_gram_loss_gradient_is_bordag2020_closed_form(x64):
+    # bordag2020 eq. 6: dE/dF = (1/(N² M²)) (G − A) F with F as N × M.
     rng = np.random.default_rng(0)
     h, w, n = 5, 7, 6
     f = jnp.asarray(rng.normal(size=(h, w, n)))
@@ -222,7 +222,7 @@ def test_readme_snippets_run(tiny_vgg, monkeypatch, tmp_path):
 
 
 def test_auto_scales_equalise_gradient_norms(tiny_vgg):
-    # seed 003 §4: λ_m makes the style gradient of method m as large as the content gradient.
+    # li2017 §4: λ_m makes the style gradient of method m as large as the content gradient.
     content, style = _tiny_problem()
     objective = Objective(style_losses=("gram", "bn"))
     targets = nstjax.compute_targets(tiny_vgg, content, [style], objective=objective)

@@ -6,12 +6,14 @@ at a time, or the first k with ``--cumulative``), all cells in one compiled, vma
 program (:func:`nstjax.run.inversion.invert`)::
     nstjax invert --image style.jpg --size 128 --stats gram bn mmd-linear \\
         --layers relu1_1,relu2_1,relu3_1 --iters 200 --output inv.png
-    nstjax invert --image style.jpg --size 96 --procedure seed003 --iters 300 --output f1.png
-    nstjax invert --image style.jpg --size 64 --procedure seed002 --budget-scale 1e-3 ...
+    nstjax invert --image style.jpg --size 96 --procedure li2017 --iters 300 --output f1.png
+    nstjax invert --image style.jpg --size 64 --procedure stylerep --budget-scale 1e-3 ...
 
 writes the labelled grid (rows: probes, columns: layer sets; the image itself last) and
 ``<output>.json``: per cell its iterations, budget, status, initial and final loss.
-``--procedure`` sets a paper's whole set-up (flags given beside it override its parts).
+``--procedure`` sets a paper's whole set-up (flags given beside it override its parts); the
+papers go by their keys (docs/methods.md), the old names ``seed002`` and ``seed003`` still
+accepted.
 The same ``--seed`` gives the same grid.  Bad input: one line, exit code 2.
 """
 
@@ -57,20 +59,21 @@ def add_arguments(p) -> None:
     g.add_argument("--cumulative", action="store_true",
                    help="column k matches the first k layers together (as Fig. 1 of Li et "
                    "al. 2017, Demystifying Neural Style Transfer)")
-    g.add_argument("--procedure", choices=("seed002", "seed003"),
-                   help="a paper's set-up: seed002, the style-representation inversion "
+    g.add_argument("--procedure", choices=tuple(inv.PROCEDURES),
+                   type=lambda s: inv.PROCEDURE_ALIASES.get(s, s),
+                   help="a paper's set-up: stylerep, the style-representation inversion "
                    "study (Adam 1e-3 on the raw loss, no clipping, stop at 1e-5, its "
                    "iteration table, relu1_1-relu2_2, Gram, moments N = 1…4, channel MMD "
-                   "summed), or seed003, Fig. 1 of Li et al. 2017, Demystifying Neural Style "
+                   "summed), or li2017, Fig. 1 of Li et al. 2017, Demystifying Neural Style "
                    "Transfer (four methods × cumulative layers, the released code's factors, "
                    "grey start, resampled pairs, stop at 0.5%% image change)")
     g.add_argument("--budget-scale", type=float,
-                   help="seed002: multiply its iteration budgets by this (default 1)")
+                   help="stylerep: multiply its iteration budgets by this (default 1)")
     g.add_argument("--chunk", type=counts.count, help="cells per compiled call (default all)")
     o = p.add_argument_group("objective")
-    o.add_argument("--pooling", choices=POOLINGS, help="default max (seed003: avg)")
+    o.add_argument("--pooling", choices=POOLINGS, help="default max (li2017: avg)")
     o.add_argument("--normalization", choices=("nstjax", "paper"),
-                   help="per-layer factors (default nstjax; seed003: paper)")
+                   help="per-layer factors (default nstjax; li2017: paper)")
     o.add_argument("--resample", action="store_true", default=None,
                    help="new Gaussian MMD pairs at every evaluation (adam, gd only)")
     out = p.add_argument_group("outputs")
@@ -79,7 +82,7 @@ def add_arguments(p) -> None:
     common.add_solver_args(p, init_help="uniform (uniform noise in [0, 1]), noise (the mean "
                            "colour with faint Gaussian noise), grey (ImageNet's mean pixel with "
                            "a little noise) or content (default uniform; grey with --procedure "
-                           "seed003)")
+                           "li2017)")
 
 
 def _setup(args):
@@ -88,19 +91,19 @@ def _setup(args):
                                ("history_size", args.history), ("lr", args.lr),
                                ("rtol", args.tol), ("tol_x", args.tol_x),
                                ("threshold", args.threshold)) if v is not None}
-    if args.budget_scale is not None and args.procedure != "seed002":
-        raise UsageError("--budget-scale belongs to --procedure seed002")
+    if args.budget_scale is not None and args.procedure != "stylerep":
+        raise UsageError("--budget-scale belongs to --procedure stylerep")
     if args.budget_scale is not None and not (math.isfinite(args.budget_scale)
                                               and args.budget_scale > 0):
         raise UsageError(f"--budget-scale must be a number > 0, not {args.budget_scale:g}")
     scale = 1.0 if args.budget_scale is None else args.budget_scale
-    if args.procedure == "seed002":
-        proc = inv.seed002_procedure(budget_scale=scale)
-    elif args.procedure == "seed003":
-        proc = inv.seed003_procedure()
+    if args.procedure == "stylerep":
+        proc = inv.stylerep_procedure(budget_scale=scale)
+    elif args.procedure == "li2017":
+        proc = inv.li2017_procedure()
     else:
         proc = inv.Procedure((inv.parse_probe("gram"),),
-                             tuple((l,) for l in inv.SEED003_LAYERS), Solver(), "uniform",
+                             tuple((l,) for l in inv.LI2017_LAYERS), Solver(), "uniform",
                              "nstjax", False, None)
     probes = tuple(inv.parse_probe(s) for s in _probe_words(args.stats)) if args.stats \
         else proc.probes
@@ -113,8 +116,8 @@ def _setup(args):
         layer_sets = proc.layer_sets
     budgets = proc.budgets
     if budgets is not None and (args.stats or args.layers or args.cumulative):
-        budgets = inv.seed002_procedure(budget_scale=scale, probes=probes,
-                                        layers=[s[-1] for s in layer_sets]).budgets
+        budgets = inv.stylerep_procedure(budget_scale=scale, probes=probes,
+                                          layers=[s[-1] for s in layer_sets]).budgets
     solver = dataclasses.replace(proc.solver, **given)
     if budgets is not None and args.iters is not None:
         budgets = np.minimum(budgets, args.iters)

@@ -36,7 +36,7 @@ from nstjax.run import sweeps as sw
 SHEET = "contact_sheet.png"
 REPORT = "sweep.json"
 # Order of the swept names: the last one varies fastest (the sheet's columns, β as in
-# seed 003 Fig. 2), the one before it gives the rows.
+# li2017 Fig. 2), the one before it gives the rows.
 ORDER = ("content_weight", "style_layer_weights", "style_mix", "hyper", "tv_weight",
          "style_weight")
 FLAGS = {"content_weight": "--content-weight", "style_layer_weights": "--style-layer-weights",

@@ -38,7 +38,7 @@ def contact_sheet(images, settings: list[dict], swept: list[str], *,
       settings: the K member settings; swept: the names to label.
       grid_shape: ``(rows, cols)`` of a grid over one or two names (the members in
         row-major order): rows are the values of the first name, columns those of the last
-        (seed 003 Fig. 2 and Fig. 4), labelled at the margins.  Without it the members fill
+        (li2017 Fig. 2 and Fig. 4), labelled at the margins.  Without it the members fill
         a near-square grid and each cell carries its own label.
     """
     font = ImageFont.load_default()

@@ -3,7 +3,7 @@
 For Gram losses a tile minimises the whole image's objective as a function of its core:
 the content loss over the window and the style loss of the whole image's Gram matrices,
 the rest of the image's share held (block-coordinate descent on the untiled objective,
-seed 001 eq. 3-5).  :mod:`nstjax.large.tiling` drives the tiles.
+mathur2017 eq. 3-5).  :mod:`nstjax.large.tiling` drives the tiles.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def tile_grams(vgg: VGGWeights, image, layout: TileLayout, i: int, *, objective:
                overlap: int, coverage: np.ndarray | None = None) -> dict:
     """Tile ``i``'s share of the whole image's Gram matrices: ``{style layer: Σ_p w_p f_p
     f_pᵀ}`` over its window of ``image``, ``w`` its core's blend weights (a partition of
-    unity, so the tiles' shares add up to the whole image's Gram, seed 001 eq. 2)."""
+    unity, so the tiles' shares add up to the whole image's Gram, mathur2017 eq. 2)."""
     (wh, ww), (wy, wx) = layout.window, layout.windows[i]
     _, window_w = core_weights(layout, i, image.shape[:2], overlap, coverage=coverage)
     window = jnp.asarray(np.asarray(image)[wy:wy + wh, wx:wx + ww], jnp.float32)
@@ -83,7 +83,7 @@ def tile_problem(vgg: VGGWeights, content, style_targets_: tuple, layout: TileLa
       position of the window counts once (the margin's positions see the core through the
       receptive field), and ``R`` is the whole image's Gram less the window's own
       (``Σ`` of the tiles' shares minus the window's Gram at the start), so the style term
-      is the whole image's, ``E_l = Σ(G_window + R − A)² / (4N²M²)`` (seed 001 eq. 3), with
+      is the whole image's, ``E_l = Σ(G_window + R − A)² / (4N²M²)`` (mathur2017 eq. 3), with
       ``M`` the whole image's positions: the guided loss with target ``A − R`` and the
       layer weight times ``(M_window/M)²`` (the method normalises by the window's
       positions).  Solving the tiles in turn, their margins held, is block-coordinate

@@ -28,7 +28,7 @@ An image too big for one solve (a 6000×4000 poster) is stylised in three steps:
 The objective's balance is kept across scales: with the ``"sum"`` content loss the content
 and TV terms grow with the area solved while style terms (normalised by the number of
 positions) do not, so the coarse solve (and a tile that matches the style by itself) is
-solved with the style weight scaled by its share of the area, seed 001 eq. 5; with the
+solved with the style weight scaled by its share of the area, mathur2017 eq. 5; with the
 default ``"mse"`` every term is per position or per value and no weight changes.
 """
 
@@ -101,7 +101,7 @@ def stylize_tiled(vgg: VGGWeights, content, style, *, key, objective: Objective 
       coarse_solver: solver of the global solution (default ``solver``).
       weights_at: long edge in pixels at which ``weights`` balance the terms (default:
         the image's own size).  With the ``"sum"`` content loss the content term grows
-        with the pixels and the style terms do not (seed 001 eq. 1, 3), so weights that
+        with the pixels and the style terms do not (mathur2017 eq. 1, 3), so weights that
         stylise a 1024-pixel image barely touch a 6000-pixel one; with ``weights_at=1024``
         the style weight is scaled by the image's area over that size's, so the poster is
         balanced like a 1024-pixel run (``"mse"``: no change is needed).

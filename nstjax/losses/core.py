@@ -5,8 +5,8 @@ All functions take the features of one image, ``f32[H, W, C]`` (NHWC without the
 beyond int32 for a 512×512 layer.
 
 References:
-  seed 001 (Gatys et al. reimplementation): eq. 1 (content), eq. 2 (Gram), eq. 3 (E_l),
-  eq. 4 (L_style); seed 002 eq. 1.2-1.3 (γ-normalised Gram); seed 004 eq. 6 (gradient).
+  mathur2017 (Gatys et al. reimplementation): eq. 1 (content), eq. 2 (Gram), eq. 3 (E_l),
+  eq. 4 (L_style); stylerep eq. 1.2-1.3 (γ-normalised Gram); bordag2020 eq. 6 (gradient).
 """
 
 from __future__ import annotations
@@ -96,8 +96,8 @@ def self_similarity_loss(features, target, *, mask=None):
 def content_loss(features, target, *, kind: str = "sum", mask=None):
     """Content loss between feature maps.
 
-    ``kind="sum"``: ``½ Σ (F − P)²`` (seed 001 eq. 1), whose gradient is ``F − P``.
-    ``kind="mse"``: ``mean (F − P)²`` (seed 001 §3.3).
+    ``kind="sum"``: ``½ Σ (F − P)²`` (mathur2017 eq. 1), whose gradient is ``F − P``.
+    ``kind="mse"``: ``mean (F − P)²`` (mathur2017 §3.3).
     ``kind="self-similarity"``: STROTSS's layout loss (:func:`self_similarity_loss`).
 
     With a ``mask`` (``f32[H, W]`` position weights, :func:`position_weights`), each
@@ -124,7 +124,7 @@ def content_loss(features, target, *, kind: str = "sum", mask=None):
 
 
 def gram_matrix(features, *, mask=None):
-    """``G = F Fᵀ`` (seed 001 eq. 2): ``f32[C, C]`` from ``f32[H, W, C]``, unnormalised.
+    """``G = F Fᵀ`` (mathur2017 eq. 2): ``f32[C, C]`` from ``f32[H, W, C]``, unnormalised.
 
     With a ``mask``, the guided Gram ``Σ_p w_p f_p f_pᵀ`` (Gatys et al. 2017 §4).
     """
@@ -134,10 +134,10 @@ def gram_matrix(features, *, mask=None):
 
 
 def gram_loss(features, target_gram, *, mask=None):
-    """Gatys' ``E_l = 1/(4 N² M²) Σ (G − A)²`` (seed 001 eq. 3).
+    """Gatys' ``E_l = 1/(4 N² M²) Σ (G − A)²`` (mathur2017 eq. 3).
 
     Its gradient with respect to ``F`` (``N × M``) is ``(1/(N² M²)) (G − A) F``
-    (seed 004 eq. 6).  With a ``mask``, ``G`` is the guided Gram and ``M = Σ_p w_p``.
+    (bordag2020 eq. 6).  With a ``mask``, ``G`` is the guided Gram and ``M = Σ_p w_p``.
     """
     n, m = sizes(features, mask=mask)
     d = gram_matrix(features, mask=mask) - target_gram
@@ -145,7 +145,7 @@ def gram_loss(features, target_gram, *, mask=None):
 
 
 def gram_loss_gamma(features, target_gram, *, mask=None):
-    """``γ Σ (G − A)²`` with ``γ = 1/(c² w² h²)`` (seed 002 eq. 1.2-1.3); 4× Gatys' E_l."""
+    """``γ Σ (G − A)²`` with ``γ = 1/(c² w² h²)`` (stylerep eq. 1.2-1.3); 4× Gatys' E_l."""
     n, m = sizes(features, mask=mask)
     d = gram_matrix(features, mask=mask) - target_gram
     return jnp.sum(d * d) / (n * n * m * m)

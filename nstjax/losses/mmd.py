@@ -1,9 +1,9 @@
 """Maximum Mean Discrepancy between the feature distributions of two images.
 
 Each spatial position of a feature map ``F: f32[H, W, C]`` is one sample of ``C``
-dimensions (seed 003 §3.1), so an image at one layer is a set of ``n = H·W`` samples
+dimensions (li2017 §3.1), so an image at one layer is a set of ``n = H·W`` samples
 ``x_1 … x_n`` and the style image a set of ``m`` samples ``y_1 … y_m``.  The squared MMD
-(seed 003 eq. 2) is
+(li2017 eq. 2) is
 
     MMD² = 1/n² Σ_ii' k(x_i, x_i') + 1/m² Σ_jj' k(y_j, y_j') − 2/(nm) Σ_ij k(x_i, y_j).
 
@@ -18,14 +18,14 @@ set, so the style target is computed once and the loss is linear in ``n``:
       MMD²_poly = ‖G_x/n − G_y/m‖_F² + 2c ‖μ_x − μ_y‖²,
 
   whose target is ``(G_y/m, μ_y)``.  With ``c = 0`` and ``n = m = M`` this is
-  ``4 N² E_l`` of Gatys (seed 003 eq. 8-9; ``E_l`` from seed 001 eq. 3).
+  ``4 N² E_l`` of Gatys (li2017 eq. 8-9; ``E_l`` from mathur2017 eq. 3).
 
 The Gaussian kernel has no finite sufficient statistic; :func:`mmd_gaussian` uses the
-unbiased linear-time estimator of Gretton et al. (2012, §6) over sampled pairs, as seed 003
+unbiased linear-time estimator of Gretton et al. (2012, §6) over sampled pairs, as li2017
 §3.2 does, and :func:`mmd_gaussian_full` is the quadratic-time reference for tests.
 
 References:
-  seed 003 (Li et al., "Demystifying Neural Style Transfer"): eq. 2 (MMD²), eq. 8-9
+  li2017 (Li et al., "Demystifying Neural Style Transfer"): eq. 2 (MMD²), eq. 8-9
   (Gram = poly MMD), eq. 10 (MMD style loss), §3.2 (kernels), §4 (bandwidth).
 """
 
@@ -65,7 +65,7 @@ def linear_target(features):
 
 
 def mmd_linear(features, target_mean, *, mask=None):
-    """Squared MMD with the linear kernel, ``‖μ_x − μ_y‖²`` (seed 003 §3.2, kernel 1).
+    """Squared MMD with the linear kernel, ``‖μ_x − μ_y‖²`` (li2017 §3.2, kernel 1).
 
     Args:
       features: ``f32[H, W, C]``.
@@ -101,7 +101,7 @@ def poly_target(features) -> PolyTarget:
 
 
 def mmd_poly(features, target: PolyTarget, *, c=0.0, mask=None):
-    """Squared MMD with ``k(x, y) = (xᵀy + c)²`` (seed 003 §3.2, kernel 2; eq. 9 for c=0).
+    """Squared MMD with ``k(x, y) = (xᵀy + c)²`` (li2017 §3.2, kernel 2; eq. 9 for c=0).
 
     Computed in closed form, ``‖G_x/n − G_y/m‖_F² + 2c ‖μ_x − μ_y‖²`` (module docstring).
 
@@ -150,7 +150,7 @@ def gaussian_pairs(n: int, m: int, key):
 def bandwidth(sq_dists, sigma2, *, axis=None, weights=None):
     """``σ²``: ``sigma2`` where > 0, else the mean of ``sq_dists`` over ``axis`` (no gradient).
 
-    Seed 003 §4 fixes the bandwidth to the mean squared distance of the sampled pairs.  It
+    li2017 §4 fixes the bandwidth to the mean squared distance of the sampled pairs.  It
     is a heuristic constant of the kernel, not part of what is matched, so no gradient flows
     through it (``stop_gradient``): differentiating it would also push the features to move
     the bandwidth.  The choice is a ``jnp.where``, so ``sigma2`` can be traced and vmapped.
@@ -168,7 +168,7 @@ def bandwidth(sq_dists, sigma2, *, axis=None, weights=None):
 
 
 def mmd_gaussian(features, style_features, key, *, sigma2=0.0, mask=None, width=2.0):
-    """Unbiased linear-time estimate of the Gaussian-kernel MMD² (seed 003 §3.2, kernel 3).
+    """Unbiased linear-time estimate of the Gaussian-kernel MMD² (li2017 §3.2, kernel 3).
 
     ``k(x, y) = exp(−‖x − y‖² / (width · σ²))``: ``width`` 2 is the paper's Gaussian kernel
     ``exp(−‖x − y‖²/(2σ²))``, 1 the released code's ``exp(−γ‖x − y‖²)`` with ``γ = 1/σ²``
@@ -178,7 +178,7 @@ def mmd_gaussian(features, style_features, key, *, sigma2=0.0, mask=None, width=
         MMD²_l = 1/P Σ_p [k(x_a, x_b) + k(y_a, y_b) − k(x_a, y_b) − k(x_b, y_a)]
 
     (Gretton et al. 2012, Lemma 14).  ``σ²`` is ``sigma2`` if > 0, else the mean squared
-    distance over the ``4P`` pairs used (:func:`bandwidth`, seed 003 §4).
+    distance over the ``4P`` pairs used (:func:`bandwidth`, li2017 §4).
 
     The value is deterministic for a key.  It is not zero at ``x = y`` (different samples are
     paired) and can be negative; its mean over keys is the unbiased U-statistic
@@ -219,7 +219,7 @@ def mmd_gaussian_full(features, style_features, sigma2, *, unbiased: bool = Fals
       features: ``f32[..., C]``.
       style_features: ``f32[..., C]``.
       sigma2: bandwidth ``σ²`` (> 0).
-      unbiased: ``False``: the biased V-statistic of seed 003 eq. 2 (``1/n²`` sums, zero at
+      unbiased: ``False``: the biased V-statistic of li2017 eq. 2 (``1/n²`` sums, zero at
         ``x = y``); ``True``: the U-statistic (``1/(n(n−1))`` sums without the diagonal for
         the within-set terms), the expectation of :func:`mmd_gaussian`.
 

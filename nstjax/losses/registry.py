@@ -23,12 +23,12 @@ class StyleLoss(NamedTuple):
       loss: ``(F, T, *, hyper, key, mask) -> f32[]`` (package docstring).
       hyper: default hyper-parameters (floats; passed traced, so sweepable).
       scale: default ``λ`` making this loss's gradient comparable to the content loss's
-        (seed 003 §4); the balance factor ``γ`` (style weight) multiplies it.
+        (li2017 §4); the balance factor ``γ`` (style weight) multiplies it.
       uses_key: the loss samples (needs a distinct ``key`` per layer).
-      permutation_invariant: the value ignores where features are (seed 003 §3.1).
+      permutation_invariant: the value ignores where features are (li2017 §3.1).
       reference: seed and equation.
       paper_factor: ``(N, M) -> factor`` of one layer's loss under
-        ``Objective(normalization="paper")`` (seed 003's released code; ``None``: 1).
+        ``Objective(normalization="paper")`` (li2017's released code; ``None``: 1).
       paper_scale: default ``λ`` under that normalisation (``None``: :attr:`scale`).
       scale_source, paper_scale_source: how each ``λ`` was obtained (images, layers, the
         start image it was measured at, or the code it was taken from).
@@ -148,7 +148,7 @@ def style_targets(names, features: dict) -> dict:
 
 def style_loss_terms(names, features: dict, targets: dict, layer_weights, hyper: dict, key, *,
                      masks: dict | None = None, normalization: str = "nstjax"):
-    """Per-method style losses ``Σ_l w_l L_m(F_l, T_l)`` (seed 001 eq. 4, seed 003 eq. 5).
+    """Per-method style losses ``Σ_l w_l L_m(F_l, T_l)`` (mathur2017 eq. 4, li2017 eq. 5).
 
     Args:
       names: method names (static).
@@ -159,7 +159,7 @@ def style_loss_terms(names, features: dict, targets: dict, layer_weights, hyper:
       key: PRNG key, split per method and layer for the methods that sample.
       masks: optional ``{layer: f32[h, w]}`` position weights (``None``: uniform).
       normalization: ``"nstjax"`` or ``"paper"``: each layer's loss times the method's
-        ``paper_factor(N, M)`` (:class:`StyleLoss`), seed 003's released code.
+        ``paper_factor(N, M)`` (:class:`StyleLoss`), li2017's released code.
 
     Returns:
       ``f32[len(names)]``: one unscaled, unmixed loss per method.

@@ -7,7 +7,7 @@ features are.  Normalisers are float32 scalars (never integer products).
 Conventions (one for the whole module):
 
 * ``μ_c = 1/M Σ_p F_pc``; central moments ``m_k = 1/M Σ_p (F_pc − μ_c)^k`` (the population,
-  i.e. biased, forms, as in seed 003 eq. 12);
+  i.e. biased, forms, as in li2017 eq. 12);
 * ``σ = √m_2`` through :func:`safe_sqrt`, whose gradient at 0 is 0 instead of ∞: dead ReLU
   channels (all zero) are common in deep layers of small images and would otherwise give NaN
   gradients; its value is exact;
@@ -16,8 +16,8 @@ Conventions (one for the whole module):
   constant channel.  Kurtosis is Pearson's (not excess): the 3 would cancel in a difference.
 
 References:
-  seed 003 eq. 11-12 (BN statistics); seed 002 eq. 1.4-1.6 (moment loss, ψ, channel-wise
-  MMD); seed 000 §3.5 (dislocators: scaled sums and sample statistics).
+  li2017 eq. 11-12 (BN statistics); stylerep eq. 1.4-1.6 (moment loss, ψ, channel-wise
+  MMD); du2017 §3.5 (dislocators: scaled sums and sample statistics).
 """
 
 from __future__ import annotations
@@ -70,13 +70,13 @@ def central_moments(features, order: int, *, mask=None):
 
 
 def bn_target(features, *, mask=None):
-    """BN statistics ``(μ, σ)`` per channel (seed 003 eq. 12): ``f32[2, C]``."""
+    """BN statistics ``(μ, σ)`` per channel (li2017 eq. 12): ``f32[2, C]``."""
     m = central_moments(features, 2, mask=mask)
     return jnp.stack([m[0], safe_sqrt(m[1])])
 
 
 def bn_statistics_loss(features, target, *, mask=None):
-    """``1/N Σ_i [(μ_i − μ'_i)² + (σ_i − σ'_i)²]`` (seed 003 eq. 11).
+    """``1/N Σ_i [(μ_i − μ'_i)² + (σ_i − σ'_i)²]`` (li2017 eq. 11).
 
     Args:
       features: ``f32[H, W, C]``.
@@ -98,7 +98,7 @@ class MomentTarget(NamedTuple):
     Attributes:
       moments: ``M_i(F^s_j)``, ``f32[N, C]`` (see :func:`central_moments`).
       channel_mean: ``M_1(M_i(F^s))``, the mean over channels of each moment, ``f32[N]``:
-        the argument of ψ (seed 002 eq. 1.5).
+        the argument of ψ (stylerep eq. 1.5).
     """
 
     moments: jax.Array
@@ -112,7 +112,7 @@ def moment_target(features, *, order: int = MAX_MOMENT) -> MomentTarget:
 
 
 def moment_psi(channel_mean, *, literal=0.0):
-    """ψ of seed 002 eq. 1.5, ``min{1, 1/M_1}``, per moment.
+    """ψ of stylerep eq. 1.5, ``min{1, 1/M_1}``, per moment.
 
     The seed's ψ is negative when the channel mean of an odd central moment is (a
     negative third moment is common): that moment's term then *rewards* a mismatch.  By
@@ -125,7 +125,7 @@ def moment_psi(channel_mean, *, literal=0.0):
 
 
 def moment_loss(features, target: MomentTarget, weights, *, mask=None, literal_psi=0.0):
-    """Moment loss ``1/C Σ_i w_i ψ_i Σ_j (M_i(F^s_j) − M_i(F_j))²`` (seed 002 eq. 1.4).
+    """Moment loss ``1/C Σ_i w_i ψ_i Σ_j (M_i(F^s_j) − M_i(F_j))²`` (stylerep eq. 1.4).
 
     ``M_1`` is the channel mean and ``M_i``, ``i ≥ 2``, the ``i``-th central moment: the
     seed defines ``M_i`` only by reference to a section it does not contain, so central
@@ -154,7 +154,7 @@ def moment_loss(features, target: MomentTarget, weights, *, mask=None, literal_p
 
 
 def channel_mmd_loss(features, style_features, *, sigma2=0.0, mask=None):
-    """Channel-wise linear-time Gaussian MMD² with fixed position pairs (seed 002 eq. 1.6).
+    """Channel-wise linear-time Gaussian MMD² with fixed position pairs (stylerep eq. 1.6).
 
     Each channel is a set of scalar samples; positions ``2j−1`` and ``2j`` (raster order)
     form pair ``j``, the same for both images, and
@@ -169,7 +169,7 @@ def channel_mmd_loss(features, style_features, *, sigma2=0.0, mask=None):
     differences (:func:`nstjax.losses.mmd.bandwidth`, no gradient) unless ``sigma2 > 0``.
     Eq. 1.6 defines ``h`` only by reference to a section the seed does not contain: the
     Gaussian kernel, its per-channel bandwidth and the ``1/P`` are our guesses, taken from
-    the linear-time estimate of seed 003 (eq. 10 with Gretton et al. 2012's ``h``).
+    the linear-time estimate of li2017 (eq. 10 with Gretton et al. 2012's ``h``).
 
     It is exactly zero at ``F = F^s`` (then ``h = 0`` term by term) and, since the pairs
     are fixed positions, not invariant to permuting positions.
@@ -208,7 +208,7 @@ def channel_mmd_loss(features, style_features, *, sigma2=0.0, mask=None):
 
 
 def scaled_sum(features, *, mask=None):
-    """Dislocator 1 (seed 000 §3.5): ``Σ_p F_pc / (C·H·W)``, ``f32[C]``.
+    """Dislocator 1 (du2017 §3.5): ``Σ_p F_pc / (C·H·W)``, ``f32[C]``.
 
     With a ``mask``, ``Σ_p w_p F_pc / (C·Σ_p w_p)``.
     """
@@ -217,17 +217,17 @@ def scaled_sum(features, *, mask=None):
 
 
 def scaled_sum_squares(features, *, mask=None):
-    """Dislocator 2 (seed 000 §3.5): ``Σ_p F_pc² / (C·H·W)``, ``f32[C]``."""
+    """Dislocator 2 (du2017 §3.5): ``Σ_p F_pc² / (C·H·W)``, ``f32[C]``."""
     return scaled_sum(features * features, mask=mask)
 
 
 def scaled_sum_abs(features, *, mask=None):
-    """Dislocator 3 (seed 000 §3.5): ``Σ_p |F_pc| / (C·H·W)``, ``f32[C]``."""
+    """Dislocator 3 (du2017 §3.5): ``Σ_p |F_pc| / (C·H·W)``, ``f32[C]``."""
     return scaled_sum(jnp.abs(features), mask=mask)
 
 
 def dislocator_loss(statistic, target):
-    """Mean squared error of two dislocator outputs (as the Gram loss of seed 000 §3.3).
+    """Mean squared error of two dislocator outputs (as the Gram loss of du2017 §3.3).
 
     Args:
       statistic: ``f32[...]`` of the generated image.
@@ -244,7 +244,7 @@ STATISTICS = ("mean", "std", "skew", "kurt")
 
 
 def sample_statistics(features, *, eps=STAT_EPS, mask=None):
-    """Sample mean, standard deviation, skewness and kurtosis per channel (seed 000 §3.5).
+    """Sample mean, standard deviation, skewness and kurtosis per channel (du2017 §3.5).
 
     Args:
       features: ``f32[H, W, C]``.

@@ -9,13 +9,13 @@
   static fields (part of the compile key); the learning rate and the stop rules are traced
   leaves.
 
-The objective these parametrise (seed 001 eq. 5, seed 003 eq. 3 and §4)::
+The objective these parametrise (mathur2017 eq. 5, li2017 eq. 3 and §4)::
 
     L(x) = α Σ_l c_l L_content,l(x)
          + β Σ_s b_s Σ_m μ_m λ_m Σ_l w_l L_m,l(x; style s)
          + τ TV(x)
 
-with ``α`` ``content_weight``, ``β`` ``style_weight`` (seed 003's balance factor ``γ``),
+with ``α`` ``content_weight``, ``β`` ``style_weight`` (li2017's balance factor ``γ``),
 ``b_s`` ``style_blend``, ``μ_m`` ``style_mix``, ``λ_m`` ``style_scales``, ``w_l``/``c_l``
 the layer weights and ``τ`` ``tv_weight``.
 """
@@ -103,20 +103,20 @@ class Objective:
       content_layers, style_layers: VGG19 layer names (any accepted alias; stored canonical).
       style_losses: registered style method names, e.g. ``("bn", "mmd-poly")`` (their fusion
         weights are :attr:`LossWeights.style_mix`).
-      content_loss: ``"mse"`` (``mean (F−P)²`` over channels and positions, seed 001 §3.3;
-        the default) or ``"sum"`` (``½Σ(F−P)²``, seed 001 eq. 1).  Gatys' Gram loss
-        (seed 001 eq. 3) is already per position (``1/M²`` of a sum of ``M²`` products), so
+      content_loss: ``"mse"`` (``mean (F−P)²`` over channels and positions, mathur2017 §3.3;
+        the default) or ``"sum"`` (``½Σ(F−P)²``, mathur2017 eq. 1).  Gatys' Gram loss
+        (mathur2017 eq. 3) is already per position (``1/M²`` of a sum of ``M²`` products), so
         with ``"mse"`` both terms are per position and the same weights give the same
         balance at every size; ``"sum"`` grows with the number of pixels, so its weights
         hold at one size only (doubling the long edge makes the content 4× heavier).
         ``"self-similarity"``: STROTSS's layout loss (Kolkin et al. 2019 eq. 7-8,
         :func:`nstjax.losses.core.self_similarity_loss`), per position too.
         ``None`` (the default) is ``"mse"``, or ``"sum"`` with ``normalization="paper"``
-        (seed 003's code sums, and its λ are for a sum).
+        (li2017's code sums, and its λ are for a sum).
       pooling: ``"max"``, ``"avg"`` (Gatys et al. 2016 §2; not in the seeds) or
         ``"l2"`` (crowsonkb's scaled L2 pooling, :func:`nstjax.model.pooling.l2_pool2x2`).
       auto_scale: set each ``λ_m`` once at the start so that method ``m``'s style gradient
-        norm equals the content gradient norm (seed 003 §4).
+        norm equals the content gradient norm (li2017 §4).
       remat: checkpointing policy, ``"none"``, ``"conv"`` or ``"block"``: what the backward
         pass recomputes instead of keeping (less memory, more time; see
         :func:`nstjax.model.vgg.vgg_forward`).  ``True``/``False`` mean ``"conv"``/``"none"``.
@@ -124,10 +124,10 @@ class Objective:
         them) or ``"bf16"`` (bfloat16 activations; Gram matrices, statistics and the loss
         in float32).
       normalization: ``"nstjax"`` (each method's own per-layer normaliser) or ``"paper"``
-        (seed 003's released code: per-layer factors M/2, M, 1/(4N), M/2 on ``mmd-linear``,
+        (li2017's released code: per-layer factors M/2, M, 1/(4N), M/2 on ``mmd-linear``,
         ``mmd-poly``, ``mmd-gauss``, ``bn`` and its λ; see :mod:`nstjax.losses.builtin`).
       resample: draw new pairs for the sampling methods (``mmd-gauss``) at every evaluation,
-        as seed 003's code does (for ``adam``/``gd``; line-search optimisers are refused, see
+        as li2017's code does (for ``adam``/``gd``; line-search optimisers are refused, see
         :func:`nstjax.objective.terms.check_solver`).  ``False``: one fixed draw per solve.
       tv_loss: ``"mean"`` (the squared neighbour differences per value, in 8-bit levels:
         a weight means the same at every size) or ``"sum"`` (their sum over [0, 1] pixels,
@@ -235,7 +235,7 @@ class LossWeights(NamedTuple):
 
 
 SWEEPABLE = tuple(f for f in LossWeights._fields if f != "hyper")
-# Seed 003's released code computes its Gaussian kernel as exp(−γ d) with γ = 1/mean d, not
+# li2017's released code computes its Gaussian kernel as exp(−γ d) with γ = 1/mean d, not
 # the text's exp(−d/(2σ²)): paper mode follows the code (``mmd-gauss.width`` 1).
 PAPER_GAUSS_WIDTH = 1.0
 
@@ -262,7 +262,7 @@ def loss_weights(objective: Objective, *, n_styles: int = 1,
       content_layer_weights, style_layer_weights: one per layer (default all 1).
       style_mix: fusion weight per style method (default all 1).
       style_scales: ``λ`` per method (default: the registry's measured scales; with
-        ``normalization="paper"`` seed 003's code's, where the method has one).
+        ``normalization="paper"`` li2017's code's, where the method has one).
       style_blend: weight per style image, normalised to sum to 1 (default equal); a zero
         sum is refused.
       hyper: ``{"mmd-poly.c": 0.0, ...}`` (default: the registry's).

@@ -2,7 +2,7 @@
 
     L(x) = α Σ_l c_l L_content,l(x) + β Σ_s b_s Σ_m μ_m λ_m Σ_l w_l L_m,l(x; style s) + τ TV(x)
 
-(seed 001 eq. 5, seed 003 eq. 3 and §4; the symbols are :class:`nstjax.LossWeights`'
+(mathur2017 eq. 5, li2017 eq. 3 and §4; the symbols are :class:`nstjax.LossWeights`'
 fields, see :mod:`nstjax.objective.config`).
 """
 
@@ -118,7 +118,7 @@ def scaled_style_targets(style_targets_: tuple, objective: Objective, image_shap
                          style_shapes) -> tuple:
     """Gram targets rescaled from each style image's positions to the image's.
 
-    Gatys' loss compares unnormalised Gram matrices (seed 001 eq. 2-3), which grow with the
+    Gatys' loss compares unnormalised Gram matrices (mathur2017 eq. 2-3), which grow with the
     number of positions ``M``: a style image of another size or shape than the image asks
     for features ``M_style/M`` times as strong (a landscape painting against a square photo:
     a Gram target 0.6 times the painting's own statistics, a dull picture).  So each Gram
@@ -206,7 +206,7 @@ def image_hash(image):
     """A ``u32[]`` digest of the bits of ``image`` (no gradient): the per-evaluation key.
 
     With ``Objective(resample=True)`` the sampling methods' key is ``fold_in(key,
-    image_hash(x))``, so every evaluation at a new iterate draws new pairs (seed 003's
+    image_hash(x))``, so every evaluation at a new iterate draws new pairs (li2017's
     code reshuffles them at every forward pass, ``mmd_loss.py``), while the objective stays
     a pure, deterministic function of ``x`` for a given key: the same seed repeats a solve.
     The digest is ``Σ_i b_i·(2i + 1) mod 2³²`` over the float32 bit patterns ``b_i``.
@@ -223,7 +223,7 @@ def check_solver(objective: Objective, optimizer: str) -> None:
     A line search (``plbfgs``, ``lbfgsb``, ``lbfgs``, ``optax-lbfgs``) compares values and
     gradients at nearby points and builds curvature pairs from them; with pairs drawn anew
     at every evaluation these are different functions, so the search and the curvature
-    estimate are noise.  Resampling is for ``adam`` and ``gd`` (seed 003's code uses SGD).
+    estimate are noise.  Resampling is for ``adam`` and ``gd`` (li2017's code uses SGD).
 
     Raises:
       ValueError: ``objective.resample`` with an optimiser outside
@@ -260,13 +260,13 @@ def objective_terms(image, vgg: VGGWeights, targets: Targets, weights: LossWeigh
 
 def total_loss(image, vgg: VGGWeights, targets: Targets, weights: LossWeights, key, *,
                objective: Objective):
-    """The whole objective ``α L_content + β L_style + τ TV`` (seed 001 eq. 5), ``f32[]``."""
+    """The whole objective ``α L_content + β L_style + τ TV`` (mathur2017 eq. 5), ``f32[]``."""
     return objective_terms(image, vgg, targets, weights, key, objective=objective)["total"]
 
 
 def auto_scales(image, vgg: VGGWeights, targets: Targets, weights: LossWeights, key, *,
                 objective: Objective):
-    """``λ_m`` such that each method's style gradient norm equals the content's (seed 003 §4).
+    """``λ_m`` such that each method's style gradient norm equals the content's (li2017 §4).
 
     Measured once at a probe near ``image`` (the initial image plus N(0, 0.05²) noise,
     drawn from ``key``: a content init has zero content gradient); falls back to the

@@ -1,12 +1,12 @@
 """Feature inversion: from a seeded start, match one statistic of one image at chosen layers.
 
-The seeds' way of looking at a style representation (seed 002 §1.1 after Mahendran and
-Vedaldi; seed 003 Fig. 1): start from noise (or seed 003's grey), optimise only a style
+The papers' way of looking at a style representation (stylerep §1.1 after Mahendran and
+Vedaldi; li2017 Fig. 1): start from noise (or li2017's grey), optimise only a style
 statistic at one layer or a cumulative set of layers, or only a content loss at one layer,
 and look at what comes out.
 
 A grid of *probes* (rows: a style method, a fusion ``"bn:0.5,mmd-poly:0.5"``, moments with
-``N`` moments ``"moments@N"``, seed 002's eq. 1.6 summed ``"channel-mmd@sum"``, or
+``N`` moments ``"moments@N"``, stylerep's eq. 1.6 summed ``"channel-mmd@sum"``, or
 ``"content"``) × *layer sets* (columns) runs as one compiled, ``vmap``-ped program: the
 :class:`~nstjax.Objective` holds every method and layer of the grid, and each cell is a
 member of the batch whose traced :class:`~nstjax.LossWeights` switch on its method (the
@@ -16,13 +16,13 @@ fusion weights ``style_mix``), its layers (``style_layer_weights`` or
 by :func:`nstjax.run.transfer.drive`, as sweeps are.
 
 What a cell minimises: a single method unscaled (``λ = 1``, style weight 1), so its value
-*is* the statistic's loss and seed 002's threshold θ applies to it; a fusion with the
-registry's λ (seed 003 §4; paper λ under ``normalization="paper"``); a content cell
-``L_content`` alone.  Each cell may have its own iteration budget (seed 002 Table 1.1): a
+*is* the statistic's loss and stylerep's threshold θ applies to it; a fusion with the
+registry's λ (li2017 §4; paper λ under ``normalization="paper"``); a content cell
+``L_content`` alone.  Each cell may have its own iteration budget (stylerep Table 1.1): a
 member that reaches its budget stops there with status ``MAX_ITER``.
 
 References:
-  seed 002 §1.1-1.4 (inversion, eq. 1.2-1.7, Table 1.1); seed 003 §4 and Fig. 1
+  stylerep §1.1-1.4 (inversion, eq. 1.2-1.7, Table 1.1); li2017 §4 and Fig. 1
   (methods × cumulative layers); Mahendran and Vedaldi 2015 (content inversion).
 """
 
@@ -62,13 +62,13 @@ from nstjax.run.transfer import (
 from nstjax.solve.minimize import status_names
 from nstjax.solve.solver import Solver
 
-SEED002_LAYERS = ("relu1_1", "relu1_2", "relu2_1", "relu2_2")      # seed 002 eq. 1.7
-SEED003_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-SEED002_THETA = 1e-5
-SEED002_EXTENSION = 1000
-SEED002_EXTENSIONS = 240
-# Seed 002 Table 1.1, iterations per layer of R for each loss (moments by N).
-SEED002_BUDGETS = {
+STYLEREP_LAYERS = ("relu1_1", "relu1_2", "relu2_1", "relu2_2")      # stylerep eq. 1.7
+LI2017_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+STYLEREP_THETA = 1e-5
+STYLEREP_EXTENSION = 1000
+STYLEREP_EXTENSIONS = 240
+# stylerep Table 1.1, iterations per layer of R for each loss (moments by N).
+STYLEREP_BUDGETS = {
     "gram-gamma": (100_000, 150_000, 200_000, 250_000),
     "channel-mmd@sum": (100_000, 150_000, 200_000, 250_000),
     "moments@1": (20_000, 40_000, 60_000, 80_000),
@@ -86,7 +86,7 @@ class Probe(NamedTuple):
       methods: registered style methods (``()`` for a content probe).
       mix: their fusion weights.
       hyper: ``((name, value), ...)`` hyper-parameter overrides, e.g. ``moments.w3 = 0``.
-      sum_pairs: seed 002 eq. 1.6 as written: ``channel-mmd`` summed over the ``P`` pairs of
+      sum_pairs: stylerep eq. 1.6 as written: ``channel-mmd`` summed over the ``P`` pairs of
         each layer (our ``channel-mmd`` averages them), i.e. layer weight ``P``.
     """
 
@@ -103,7 +103,7 @@ class Probe(NamedTuple):
 
 def parse_probe(spec) -> Probe:
     """A :class:`Probe` from ``"gram"``, ``"bn:0.5,mmd-poly:0.5"``, ``"moments@N"`` (the first
-    ``N`` moments of seed 002 eq. 1.4, ``N`` = 1…4), ``"channel-mmd@sum"`` (eq. 1.6 summed)
+    ``N`` moments of stylerep eq. 1.4, ``N`` = 1…4), ``"channel-mmd@sum"`` (eq. 1.6 summed)
     or ``"content"`` (feature inversion); a :class:`Probe` is returned as is.
 
     Raises:
@@ -130,7 +130,7 @@ def parse_probe(spec) -> Probe:
 
 
 def cumulative_layer_sets(layers: Sequence[str]) -> list[tuple[str, ...]]:
-    """``[(l1,), (l1, l2), ...]``: the first k layers (seed 003 Fig. 1, "layer 3" = 1-3)."""
+    """``[(l1,), (l1, l2), ...]``: the first k layers (li2017 Fig. 1, "layer 3" = 1-3)."""
     layers = canonical_layers(layers)
     return [layers[:k] for k in range(1, len(layers) + 1)]
 
@@ -189,7 +189,7 @@ def grid_objective(probes: Sequence[Probe], layer_sets: Sequence[Sequence[str]],
 
 
 def _pairs(vgg, image, objective: Objective) -> dict:
-    """``{layer: P = ⌊M/2⌋}``, the pairs of seed 002 eq. 1.6 at each style layer."""
+    """``{layer: P = ⌊M/2⌋}``, the pairs of stylerep eq. 1.6 at each style layer."""
     shapes = jax.eval_shape(lambda x: extract_features(vgg, x, objective.style_layers,
                                                        pooling=objective.pooling), image)
     return {l: (s.shape[0] * s.shape[1]) // 2 for l, s in shapes.items()}
@@ -223,7 +223,7 @@ def cell_weights(objective: Objective, probe: Probe, layers: Sequence[str], *,
 
 
 def _init_within(x0, problem, solver, budget, *, objective):
-    """``transfer_init`` with the member's own iteration ``budget`` (seed 002 Table 1.1):
+    """``transfer_init`` with the member's own iteration ``budget`` (stylerep Table 1.1):
     the driver counts a member at its budget as done."""
     state, problem = transfer_init(x0, problem, solver, objective=objective)
     return state._replace(budget=jnp.asarray(budget, jnp.int32)), problem
@@ -259,10 +259,10 @@ def invert(vgg: VGGWeights, image, probes: Sequence, layer_sets: Sequence[Sequen
         the same grid.
       solver: the :class:`~nstjax.Solver`; its ``max_iter`` is every cell's budget unless
         ``budgets`` is given.
-      init: ``"uniform"`` (seed 002), ``"noise"`` (the mean colour, Gaussian), ``"grey"``
-        (seed 003's code) or ``"content"`` (the image).
+      init: ``"uniform"`` (stylerep), ``"noise"`` (the mean colour, Gaussian), ``"grey"``
+        (li2017's code) or ``"content"`` (the image).
       normalization, pooling, resample: of the :class:`~nstjax.Objective`.
-      budgets: optional ``int[R, C]`` iteration limit per cell (seed 002 Table 1.1).
+      budgets: optional ``int[R, C]`` iteration limit per cell (stylerep Table 1.1).
       chunk: cells per compiled call (default: all; give fewer to bound memory).
       callbacks: ``progress(iterations, losses)`` per chunk of iterations, ``should_stop``.
 
@@ -347,13 +347,13 @@ class Procedure(NamedTuple):
                     resample=self.resample, budgets=self.budgets, pooling=self.pooling)
 
 
-def seed002_procedure(*, budget_scale: float = 1.0, probes: Sequence | None = None,
-                      layers: Sequence[str] = SEED002_LAYERS) -> Procedure:
-    """Seed 002 §1.3: Adam (η = 1e-3, β = (0.9, 0.999)) from uniform noise, one layer of R at
+def stylerep_procedure(*, budget_scale: float = 1.0, probes: Sequence | None = None,
+                        layers: Sequence[str] = STYLEREP_LAYERS) -> Procedure:
+    """stylerep §1.3: Adam (η = 1e-3, β = (0.9, 0.999)) from uniform noise, one layer of R at
     a time (eq. 1.7), stop when the unscaled style loss is below θ = 1e-5, budgets of
     Table 1.1 extended by 1000 iterations up to 240 times (a threshold that can fire at any
     iteration makes "extend while above θ" the same as a budget ``ι + 240·1000``).  As the
-    seed: Adam sees the raw loss (``Solver(normalize=False)``) and pixels may leave [0, 1]
+    paper: Adam sees the raw loss (``Solver(normalize=False)``) and pixels may leave [0, 1]
     (``box=False``; the saved grid is clipped to 8 bits).
 
     Probes: ``gram-gamma`` (eq. 1.2-1.3), ``moments@1..4`` (eq. 1.4-1.5) and
@@ -362,25 +362,25 @@ def seed002_procedure(*, budget_scale: float = 1.0, probes: Sequence | None = No
     """
     if not (budget_scale > 0) or not math.isfinite(budget_scale):
         raise ValueError(f"budget scale must be > 0, got {budget_scale}")
-    probes = tuple(parse_probe(p) for p in (probes or SEED002_BUDGETS))
+    probes = tuple(parse_probe(p) for p in (probes or STYLEREP_BUDGETS))
     layers = canonical_layers(layers)
     budgets = np.zeros((len(probes), len(layers)), np.int64)
-    extra = SEED002_EXTENSIONS * SEED002_EXTENSION
+    extra = STYLEREP_EXTENSIONS * STYLEREP_EXTENSION
     for i, p in enumerate(probes):
-        table = SEED002_BUDGETS.get(p.label, SEED002_BUDGETS["gram-gamma"])
+        table = STYLEREP_BUDGETS.get(p.label, STYLEREP_BUDGETS["gram-gamma"])
         for j, layer in enumerate(layers):
-            base = table[SEED002_LAYERS.index(layer)] if layer in SEED002_LAYERS else table[-1]
+            base = table[STYLEREP_LAYERS.index(layer)] if layer in STYLEREP_LAYERS else table[-1]
             budgets[i, j] = max(1, round((base + extra) * budget_scale))
-    solver = Solver("adam", int(budgets.max()), lr=1e-3, threshold=SEED002_THETA, box=False,
+    solver = Solver("adam", int(budgets.max()), lr=1e-3, threshold=STYLEREP_THETA, box=False,
                     normalize=False)
     return Procedure(probes, tuple((l,) for l in layers), solver, "uniform", "nstjax", False,
                      budgets)
 
 
-def seed003_procedure(*, max_iter: int = 1000, lr: float = 0.02, tol_x: float = 0.005,
+def li2017_procedure(*, max_iter: int = 1000, lr: float = 0.02, tol_x: float = 0.005,
                       probes: Sequence = ("mmd-linear", "mmd-poly", "mmd-gauss", "bn"),
-                      layers: Sequence[str] = SEED003_LAYERS) -> Procedure:
-    """Seed 003 Fig. 1: the four methods × the first k of relu1_1…relu5_1, style loss only.
+                      layers: Sequence[str] = LI2017_LAYERS) -> Procedure:
+    """li2017 Fig. 1: the four methods × the first k of relu1_1…relu5_1, style loss only.
 
     As its released code: paper normalisation, grey init, Gaussian pairs drawn anew at
     every evaluation, average pooling, stop when ``‖Δx‖/‖x‖ < 0.5%`` or after 1000
@@ -395,4 +395,23 @@ def seed003_procedure(*, max_iter: int = 1000, lr: float = 0.02, tol_x: float = 
                      None, pooling="avg")
 
 
-PROCEDURES = {"seed002": seed002_procedure, "seed003": seed003_procedure}
+# The papers by key (docs/methods.md, "The papers"); the keys replace the internal labels
+# "seed002" and "seed003", still accepted as aliases.
+PROCEDURES = {"stylerep": stylerep_procedure, "li2017": li2017_procedure}
+PROCEDURE_ALIASES = {"seed002": "stylerep", "seed003": "li2017"}
+
+
+def procedure_key(name: str) -> str:
+    """The paper key for ``name``, a key or an old alias (``"seed003"`` → ``"li2017"``)."""
+    key = PROCEDURE_ALIASES.get(name, name)
+    if key not in PROCEDURES:
+        raise ValueError(f"unknown procedure {name!r}: one of {', '.join(PROCEDURES)}")
+    return key
+
+
+# The old names, kept as aliases.
+seed002_procedure = stylerep_procedure
+seed003_procedure = li2017_procedure
+SEED002_LAYERS, SEED003_LAYERS = STYLEREP_LAYERS, LI2017_LAYERS
+SEED002_THETA, SEED002_EXTENSION = STYLEREP_THETA, STYLEREP_EXTENSION
+SEED002_EXTENSIONS, SEED002_BUDGETS = STYLEREP_EXTENSIONS, STYLEREP_BUDGETS

@@ -11,7 +11,7 @@ from nstjax.io.image_arrays import STYLE_MARGIN, check_image_array
 
 INITS = ("content", "noise", "uniform", "style", "grey")
 MAX_SEED = 2 ** 32 - 1     # JAX's PRNGKey keeps 32 bits without x64: larger seeds collide
-# Seed 003's code starts from ``uniform(−0.1, 0.1)`` in mean-subtracted 0-255 units: the
+# li2017's code starts from ``uniform(−0.1, 0.1)`` in mean-subtracted 0-255 units: the
 # ImageNet mean pixel of its preprocessing, ±0.1/255 (``neural-style.py``, ``--init random``).
 GREY_RGB = (123.68 / 255.0, 116.779 / 255.0, 103.939 / 255.0)
 GREY_NOISE = 0.1 / 255.0
@@ -21,8 +21,8 @@ def initial_image(content, styles: Sequence, init: str, key):
     """``"content"``, ``"noise"`` (the content's mean colour plus Gaussian noise of
     :data:`NOISE_STD`, seeded, clipped to [0, 1]: a start without the photo's colours and
     without rainbow speckle, like jcjohnson/neural-style's ``randn × 0.001`` around the
-    mean), ``"uniform"`` (uniform in [0, 1], seeded: seed 002's inversion start),
-    ``"style"`` (first style, resized to the content's shape) or ``"grey"`` (seed 003's
+    mean), ``"uniform"`` (uniform in [0, 1], seeded: stylerep's inversion start),
+    ``"style"`` (first style, resized to the content's shape) or ``"grey"`` (li2017's
     code and jcjohnson/neural-style: the mean pixel :data:`GREY_RGB` plus uniform noise of
     ±:data:`GREY_NOISE`, seeded)."""
     if init == "content":

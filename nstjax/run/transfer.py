@@ -98,7 +98,7 @@ MEMBER_AXES = Problem(vgg=None, targets=None, weights=0, key=None, frozen=None)
 
 def problem_value(x, problem: Problem, *, objective: Objective):
     """``(total, {"content", "style", "tv"[, "temporal"]})``: the objective at ``x`` and its
-    weighted parts (seed 001 eq. 5; Ruder et al. 2016 eq. 7), the function every solve
+    weighted parts (mathur2017 eq. 5; Ruder et al. 2016 eq. 7), the function every solve
     minimises."""
     if problem.frozen is not None:
         x = x + problem.frozen * (jax.lax.stop_gradient(x) - x)
@@ -127,7 +127,7 @@ def _bound(problem: Problem, solver: Solver, objective: Objective):
 def transfer_init(x0, problem: Problem, solver: Solver, *, objective: Objective,
                   warm_start=None) -> tuple[SolveState, Problem]:
     """Start a solve at ``x0``: ``(state, problem)``, the problem's ``style_scales``
-    replaced first when ``objective.auto_scale`` (seed 003 §4); ``warm_start``, an earlier
+    replaced first when ``objective.auto_scale`` (li2017 §4); ``warm_start``, an earlier
     solve's optimiser state, lends its moments (:func:`nstjax.solve.warm.carry_moments`).
     ``x0`` is an image; the state's variable is :func:`to_variable` of it.  Pure."""
     check_solver(objective, solver.optimizer)

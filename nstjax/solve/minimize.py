@@ -235,7 +235,7 @@ def minimize(fun: Callable, x0, optimizer: Optimizer, *, max_iter: int,
     in the caller's units.
 
     Stopping, whichever comes first: ``max_iter`` iterations; ``|f_k − f_{k−1}| ≤
-    rtol·|f_{k−1}|`` (seed 003 §4 stops at 0.5%); ``‖x_k − x_{k−1}‖ ≤ tol_x·‖x_{k−1}‖``;
+    rtol·|f_{k−1}|`` (li2017 §4 stops at 0.5%); ``‖x_k − x_{k−1}‖ ≤ tol_x·‖x_{k−1}‖``;
     ``f_k < threshold``; a non-finite loss or iterate (the step is discarded and the last
     finite iterate kept); ``on_step`` returning ``True``.
 

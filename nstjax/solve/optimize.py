@@ -9,7 +9,7 @@ An :class:`Optimizer` is a named tuple of pure functions (as optax's
 * ``lbfgs``: jaxopt's L-BFGS (zoom line search), unconstrained; the result is clipped;
 * ``optax-lbfgs``: optax's L-BFGS (jaxopt's maintained successor), unconstrained, clipped;
 * ``adam``: optax Adam, projected onto the box after every step;
-* ``gd``: gradient descent ``x ← x − η∇f`` (seed 004 eq. 8), projected onto the box.
+* ``gd``: gradient descent ``x ← x − η∇f`` (bordag2020 eq. 8), projected onto the box.
 
 Adding one is a factory returning an :class:`Optimizer` and ``@register_optimizer(name)``
 on it.
@@ -148,7 +148,7 @@ def _jaxopt_optimizer(make_solver, lower, upper, bounded):
         x_new, state = make_solver(fun).update(x, state, **kw)
         if bounded:
             # jaxopt's projected steps can land 1e-12 outside the box by rounding; the
-            # iterate must never leave it (seed 001 keeps pixels in [0, 1]).
+            # iterate must never leave it (mathur2017 keeps pixels in [0, 1]).
             x_new = jnp.clip(x_new, *kw["bounds"])
         return x_new, state, state.value, state.aux
 
@@ -225,6 +225,6 @@ def gd(*, lower: ArrayLike = 0.0, upper: ArrayLike = 1.0, lr: ArrayLike = 0.02) 
     """Projected gradient descent ``x ← P(x − η∇f)``.
 
     References:
-      Seed 004 eq. 8 (``w^{t+1} = w^t − η_t ∇Loss``), with ``η = lr``.
+      bordag2020 eq. 8 (``w^{t+1} = w^t − η_t ∇Loss``), with ``η = lr``.
     """
     return _projected_first_order(optax.sgd(lr), lower, upper)

@@ -26,9 +26,9 @@ class Solver:
       history_size: L-BFGS memory (static).
       lr: step size of ``adam`` and ``gd`` (traced).
       rtol: stop when the loss changes by less than this fraction (traced; 0 disables;
-        seed 003 §4 stops at 0.5%).
+        li2017 §4 stops at 0.5%).
       tol_x: stop when ``‖x_k − x_{k−1}‖ / ‖x_{k−1}‖`` falls below this (traced; 0 disables;
-        the rule of seed 003's released code).
+        the rule of li2017's released code).
       threshold: stop when the loss falls below this (traced; ``-inf`` disables).
       average: decay ``β`` in [0, 1) of an exponential moving average of the iterates,
         returned instead of the last one (traced; 0 disables; crowsonkb's style transfer
