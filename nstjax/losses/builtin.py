@@ -12,7 +12,7 @@ Hyper-parameters in brackets, all traced:
   ``stats`` [mean, std, skew, kurt weights] and ``stats-mean``, ``stats-std``,
   ``stats-skew``, ``stats-kurt`` (one statistic alone).
 
-Default scales λ, measured by ``scripts/measure_style_scales.py`` on the real VGG19 weights
+Default scales λ, measured by ``benchmarks/style_scales.py`` on the real VGG19 weights
 (tubingen.jpg content, starry_night.jpg style, both at long edge 256; style layers
 relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 with weight 1 each; content
 ``content_loss(kind="sum")`` at relu4_2 with weight 1).  At a uniform-noise initialisation
@@ -64,7 +64,7 @@ from nstjax.losses.registry import register_style_loss as _register
 # How every built-in λ was obtained (li2017 §4): the module docstring's measurement.
 MEASURED = ("‖∇_x L_content‖/‖∇_x L_style‖ at uniform noise in [0, 1] (seed 0), real VGG19, "
             "tubingen/starry_night at 256 px, relu1_1..relu5_1 weight 1, content relu4_2 "
-            "(½Σ), key 0; scripts/measure_style_scales.py")
+            "(½Σ), key 0; benchmarks/style_scales.py")
 PAPER = ("li2017's released code's constants (github.com/lyttonhao/Neural-Style-MMD), "
          "halved for our ½Σ content loss")
 register_style_loss = functools.partial(_register, scale_source=MEASURED,

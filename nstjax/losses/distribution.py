@@ -76,7 +76,7 @@ product below ``C·1.2e-7`` of its largest count as 0 in the cross term while
 variance along those directions) but not exactly 0.  The covariance products use
 ``Precision.HIGHEST`` (no TF32 on GPUs: the value is a difference of traces).
 
-Default scales λ, measured by ``scripts/measure_style_scales.py --methods
+Default scales λ, measured by ``benchmarks/style_scales.py --methods
 sliced-wasserstein,gaussian-w2,histogram,cmd`` on the real VGG19 weights exactly as the
 built-in ones (:mod:`nstjax.losses.builtin`: tubingen.jpg content, starry_night.jpg style,
 long edge 256, relu1_1..relu5_1 weight 1, content relu4_2 ``½Σ``, uniform noise in [0, 1]

@@ -36,7 +36,7 @@ Each position of ``F: f32[H, W, C]`` is one feature vector (``M = H·W``; the st
   grows with the square of the features.  In Caffe units (0-255 pixels) ``ℓ_m`` was 1e3-1e5
   times ``ℓ_r`` and drowned it; in STROTSS's units their gradients are within about 30× of
   each other at every layer (tubingen/starry_night at 256 px, noise start:
-  ``scripts/measure_style_scales.py`` and the README), as in the paper.
+  ``benchmarks/style_scales.py`` and the README), as in the paper.
 * ``mrf`` (Li & Wand 2016, eq. 2-3).  ``Ψ_i(F)`` the ``3×3×C`` patches of ``F`` (stride 1,
   'VALID', flattened in (dy, dx, c) order), ``Ψ_j(F_s)`` the style's; each output patch is
   matched to the style patch of highest normalised cross-correlation,
@@ -79,7 +79,7 @@ Position weights (``mask``, ``w_p ≥ 0``):
   ``L = Σ_i v_i ‖·‖² / (9C Σ_i v_i)``, ``v_i = w_centre(i) · 1[min_{p ∈ patch i} w_p > 0]``.
   The matching ignores the weights.
 
-Default scales λ, measured by ``scripts/measure_style_scales.py --methods
+Default scales λ, measured by ``benchmarks/style_scales.py --methods
 relaxed-emd,mrf`` on the real VGG19 weights as the built-in ones (tubingen.jpg content,
 starry_night.jpg style, long edge 256, relu1_1..relu5_1 weight 1, content relu4_2 ``½Σ``,
 uniform noise in [0, 1] seed 0, key 0; CPU, float32; 2026-11-27), λ = ‖∇_x L_content‖ /

@@ -14,7 +14,7 @@ This is the multi-resolution recipe of jcjohnson/neural-style's ``multires.sh`` 
 Gatys et al. 2017 §6 ("Controlling Perceptual Factors in Neural Style Transfer",
 coarse-to-fine for high resolutions), done in one call.
 
-Measured (``scripts/bench_multiscale.py``, tubingen/starry_night at 512 px, Gram, plbfgs,
+Measured (``benchmarks/multiscale.py``, tubingen/starry_night at 512 px, Gram, plbfgs,
 CPU; equal CPU time within ±10 %): the ladder 128→512 does *not* reach a lower full-size
 objective than 80 single-scale iterations: ×1.13 (iterations 80,80,50,30,24), ×1.09 with
 ``add_detail``, ×1.04 (40,40,30,30,50), ×1.16 from noise.  What it buys is large

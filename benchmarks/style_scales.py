@@ -1,4 +1,4 @@
-"""Measure the default scale λ of every registered style loss (seed 003 §4).
+"""Measure the default scale λ of every registered style loss (li2017 §4).
 
 For each method, λ makes the gradient of the style loss with respect to the image about as
 large as the gradient of the content loss, so that the balance factor γ = 1 is a neutral
@@ -17,7 +17,7 @@ starting point:
 Gradients are taken through ``extract_features`` with one VJP per method (the cotangent is
 the gradient of the loss with respect to the features), on CPU in float32.
 
-Usage: python scripts/measure_style_scales.py [--size 256] [--content ...] [--style ...]
+Usage: python benchmarks/style_scales.py [--size 256] [--content ...] [--style ...]
        [--methods gram,bn] [--weights vgg19.h5]
 """
 

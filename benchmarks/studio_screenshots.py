@@ -4,7 +4,7 @@ Starts the real command (``python -m nstjax serve --port 0``) with the real weig
 it with Debian's headless Chromium (Playwright), and writes ``serve_idle.png``,
 ``serve_mid_run.png`` and ``serve_sweep.png`` (palette PNGs, small) into ``--out``::
 
-    python scripts/studio_screenshots.py --images ../shared/images --out docs
+    python benchmarks/studio_screenshots.py --images ../shared/images --out docs
 
 The first run is timed twice: with an empty compilation cache (``--cold``: a fresh cache
 folder, so the programs are compiled) and again in the same server (the programs reused).

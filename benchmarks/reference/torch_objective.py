@@ -1,6 +1,7 @@
 """The Gatys objective in PyTorch on nstjax's own weights: the reference of the benchmarks.
 
-Used by ``scripts/benchmark.py`` and ``scripts/benchmark_gpu.py`` to time and check nstjax
+Used by ``benchmarks/optimizers.py``, ``benchmarks/gpu.py`` and
+``benchmarks/time_to_score.py`` to time and check nstjax
 against PyTorch on the same weights, images and objective.  torch is optional: it is
 imported only when :func:`torch_objective` runs.
 """

@@ -11,7 +11,7 @@ run wrote.  Each phase is measured in its own process (medians of ``--repeat``):
   from the cache, as :mod:`nstjax.cli.compile_watch` saw them), the rest of the solve, and
   ``write`` (image, sidecar, loss curve: the process's wall time less everything else).
 
-    python scripts/startup.py --repeat 3
+    python benchmarks/startup.py --repeat 3
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ layer of the default objective), at the activation size an image of ``--size`` g
 
 Each timing is the median of ``--repeat`` jitted calls after a warm-up, interleaved.
 
-    python scripts/bench_layers.py --size 512
+    python benchmarks/layers.py --size 512
 """
 
 from __future__ import annotations

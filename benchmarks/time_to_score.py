@@ -14,21 +14,22 @@ Recipes (``--recipes``):
 * ``plbfgs-ladder``: coarse-to-fine from size/2 (√2 apart), L-BFGS at each size;
 * ``adam``: Adam, lr 0.02; ``adam-ema``: the same, the output the moving average (0.99);
 * ``adam-ladder-moments``: coarse-to-fine with Adam, its moments carried across sizes;
-* ``plbfgs-grey``: the default solve from seed 003's grey start;
+* ``plbfgs-grey``: the default solve from li2017's grey start;
 * ``torch``: PyTorch's L-BFGS (history 100, lr 1, one evaluation per step) on the same
-  objective and weights (``nstjax.torch_reference``), when torch is installed.
+  objective and weights (``benchmarks/reference/torch_objective.py``), when torch is installed.
 
 Prints, per recipe, the seconds to reach each SW target of ``--targets`` (the first
 snapshot at or below it), and writes ``time_to_score.json`` and ``time_to_score.png`` (SW
 against seconds, one line per recipe) into ``--out``.
 
-    python scripts/time_to_score.py --size 256 --seconds 60 --out out/tts
+    python benchmarks/time_to_score.py --size 256 --seconds 60 --out out/tts
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import time
 from pathlib import Path
 
@@ -42,7 +43,9 @@ from nstjax.cli.compile_watch import CompileWatch
 from nstjax.io import jsonio
 from nstjax.io.image_writing import write_text_atomic
 from nstjax.run.multiscale import stylize_multiscale
-from nstjax.torch_reference import reference_spec, torch_objective
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "reference"))
+from torch_objective import reference_spec, torch_objective  # noqa: E402
 
 IMAGES = Path(__file__).resolve().parent.parent.parent / "shared" / "images"
 MAX_ITER = 100_000

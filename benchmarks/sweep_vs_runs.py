@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """A K-member sweep against K single runs of the same settings, side by side in one process.
 
-    python scripts/benchmark_sweep.py --size 128 --iters 20 --optimizer adam
+    python benchmarks/sweep_vs_runs.py --size 128 --iters 20 --optimizer adam
 
 Both sides use the same images, sizes, VGG weights, key and iteration counts (the solver's
 stop rules are off, so every member runs all ``--iters``).  Each side is run twice: the first

@@ -25,9 +25,9 @@ time, one panel per size, drawn with Pillow) into ``--out``. The machine's load 
 printed with every phase: compare ratios from one run, not seconds across runs.
 
 Usage:
-  python scripts/benchmark.py                                  # 256 and 512 px, 200 iters
-  python scripts/benchmark.py --sizes 256 --iters 100 --optimizers plbfgs,lbfgsb
-  python scripts/benchmark.py --no-torch                        # nstjax only
+  python benchmarks/optimizers.py                                  # 256 and 512 px, 200 iters
+  python benchmarks/optimizers.py --sizes 256 --iters 100 --optimizers plbfgs,lbfgsb
+  python benchmarks/optimizers.py --no-torch                        # nstjax only
 PyTorch is optional: ``pip install torch`` (CPU) to compare.
 """
 
@@ -46,6 +46,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks" / "reference"))     # torch_objective.py
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -54,7 +55,7 @@ import numpy as np  # noqa: E402
 import nstjax  # noqa: E402
 from nstjax.solve import minimize as minimize_mod
 from nstjax.solve import optimize  # noqa: E402
-from nstjax.torch_reference import reference_spec, torch_objective  # noqa: E402
+from torch_objective import reference_spec, torch_objective  # noqa: E402
 
 IMAGES = ROOT.parent / "shared" / "images"
 

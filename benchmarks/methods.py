@@ -22,10 +22,10 @@ Writes ``<output-dir>/cells/*.png`` (each result), ``compare.json`` (strict JSON
 scores, timings, iterations per cell) and ``compare.png`` (rows: content × style pairs with
 their thumbnails at the left; columns: methods; scores under each cell), and prints a table.
 
-    python scripts/compare.py --contents ../shared/images/tubingen.jpg \\
+    python benchmarks/methods.py --contents ../shared/images/tubingen.jpg \\
         --styles ../shared/images/starry_night.jpg --methods gram gaussian-w2 \\
         --size 256 --seconds 60 --output-dir out/compare
-    python scripts/compare.py --pairs tubingen:starry_night --methods gram \\
+    python benchmarks/methods.py --pairs tubingen:starry_night --methods gram \\
         --sweep-style-weight 10,30,100   # one column per weight; names: ../shared/images
 """
 

@@ -14,7 +14,7 @@ of the batched run (the same arithmetic), so
 
 where ``e_i(t)`` is member i's evaluations at iteration t (1 + its backtracks).
 
-    python scripts/sweep_lockstep.py --size 192 --iters 100 --weights-list 10,30,100,300
+    python benchmarks/sweep_lockstep.py --size 192 --iters 100 --weights-list 10,30,100,300
 """
 
 from __future__ import annotations

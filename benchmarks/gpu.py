@@ -26,8 +26,8 @@ VGG19 of the real widths is timed (same FLOPs) and the PyTorch check still appli
 Writes the table to stdout and ``--out`` (JSON).
 
 Usage:
-  python scripts/benchmark_gpu.py                       # on the GPU
-  python scripts/benchmark_gpu.py --tiny                # anywhere, in a minute or two
+  python benchmarks/gpu.py                       # on the GPU
+  python benchmarks/gpu.py --tiny                # anywhere, in a minute or two
 """
 
 from __future__ import annotations
@@ -47,7 +47,9 @@ import nstjax
 from nstjax.io import demo
 from nstjax.model.vgg import VGG_WIDTHS
 from nstjax.objective.terms import compute_targets, total_loss
-from nstjax.torch_reference import reference_spec, torch_objective
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "reference"))
+from torch_objective import reference_spec, torch_objective  # noqa: E402
 
 # Dense peak TFLOP/s per precision (vendor data sheets, SXM parts; no sparsity).
 PEAK_TFLOPS = {

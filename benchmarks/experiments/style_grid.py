@@ -1,7 +1,7 @@
 #!/usr/bin/env python
-"""A labelled grid like seed 003 Fig. 3: content, style, then one result per style method.
+"""A labelled grid like li2017 Fig. 3: content, style, then one result per style method.
 
-    python scripts/style_grid.py --content photo.jpg --style painting.jpg \
+    python benchmarks/experiments/style_grid.py --content photo.jpg --style painting.jpg \
         --methods mmd-linear,mmd-poly,mmd-gauss,bn --output grid.png
 
 Every method runs with its registered scale λ and the same balance factor γ

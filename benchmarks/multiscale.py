@@ -8,7 +8,7 @@ compilation beside), both final objectives at full size (the last rung is the sa
 as the single-scale run: same images, targets and weights) and their ratios, and writes
 both images and a side-by-side PNG.
 
-    python scripts/bench_multiscale.py --content ../shared/images/tubingen.jpg \\
+    python benchmarks/multiscale.py --content ../shared/images/tubingen.jpg \\
         --style ../shared/images/starry_night.jpg --size 512 --min-size 128 \\
         --iters 100 --scale-iters 100,100,60,40,30 --out /tmp/ms
 """

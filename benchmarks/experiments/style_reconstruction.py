@@ -1,14 +1,14 @@
 #!/usr/bin/env python
-"""Style reconstruction from noise (seed 002 §1.1, seed 003 Fig. 1): style loss only.
+"""Style reconstruction from noise (stylerep §1.1, li2017 Fig. 1): style loss only.
 
 For each method, optimise a noise image so that its style representation matches the style
 image's (content weight 0), then print how much the result still resembles the style image
 *pixel by pixel* (Pearson correlation of grey levels).  A true style representation discards
-where things are, so the correlation is near 0; seed 002 reports that the channel-wise MMD of
+where things are, so the correlation is near 0; stylerep reports that the channel-wise MMD of
 eq. 1.6, which pairs positions, reconstructs the style image itself instead (correlation
 well above 0).
 
-    python scripts/style_reconstruction.py --style painting.jpg --output recon.png
+    python benchmarks/experiments/style_reconstruction.py --style painting.jpg --output recon.png
 
 Every method starts from the same uniform noise image (``--seed``), whose own correlation
 with the style image is printed as the baseline.  A fusion is one entry with ``+``
@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, default=96, help="long edge in pixels")
     p.add_argument("--iters", type=int, default=150)
     p.add_argument("--style-layers", default="relu1_1,relu1_2,relu2_1,relu2_2",
-                   help="default: the layers R of seed 002 eq. 1.7")
+                   help="default: the layers R of stylerep eq. 1.7")
     p.add_argument("--optimizer", default=nstjax.Solver().optimizer,
                    help=f"{', '.join(nstjax.optimizer_names())} (default {nstjax.Solver().optimizer})")
     p.add_argument("--seed", type=int, default=0, help="PRNG seed of the noise image")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Do tiles look like one picture?  The same run untiled and tiled, scored tile by tile.
 
-    python scripts/tile_check.py --content photo.jpg --style painting.jpg --size 640 \
+    python benchmarks/tiles.py --content photo.jpg --style painting.jpg --size 640 \
         --tile 256 --iters 20 --tile-iters 5 --out-dir out/tile_check
 
 Runs ``nstjax stylize`` three times (untiled; ``--tile-match local``, the default; and

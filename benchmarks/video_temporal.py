@@ -19,7 +19,7 @@ independent frames, the mean content and style terms (is it still stylised?), an
 seconds per frame (median over frames, first frame/chunk excluded: it compiles); and
 writes a picture of a few frames side by side (rows: content, the three modes).
 
-    python scripts/video_temporal.py --size 192 --frames 10 --iters 60
+    python benchmarks/video_temporal.py --size 192 --frames 10 --iters 60
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from PIL import Image, ImageDraw
 import nstjax
 from nstjax.io.image import load_image
 from nstjax.objective.config import Objective
+from nstjax.video.driver import DEFAULT_TEMPORAL_WEIGHT
 from nstjax.video.flow import flow_pairs
 from nstjax.video.frames import to_uint8
 from nstjax.video.temporal import frame_errors
@@ -107,7 +108,7 @@ def main() -> None:
     p.add_argument("--passes", type=int, default=4)
     p.add_argument("--chunk", type=int, default=5, help="multipass: frames per program")
     p.add_argument("--temporal-weight", type=float,
-                   default=nstjax.video.driver.DEFAULT_TEMPORAL_WEIGHT)
+                   default=DEFAULT_TEMPORAL_WEIGHT)
     p.add_argument("--modes", nargs="+", default=["independent", "sequential", "multipass"])
     p.add_argument("--picture", default="docs/video_frames.png")
     args = p.parse_args()
