@@ -3,22 +3,25 @@
 
 Names (``--list`` prints them):
 
-* ``seed003-fig1``: style reconstructions, methods × cumulative layers (the explorer,
-  seed 003's procedure: paper normalisation, grey init, resampled pairs, 0.5% image stop);
-* ``seed003-fig2``: balance factor γ swept per method (one vmapped sweep per method);
-* ``seed003-fig3``: content/style pairs × the four methods at one γ;
-* ``seed003-fig4``: fusions BN+poly and linear+Gaussian over five mixes (sweeps over
+* ``li2017-fig1``: style reconstructions, methods × cumulative layers (the explorer,
+  li2017's procedure: paper normalisation, grey init, resampled pairs, 0.5% image stop);
+* ``li2017-fig2``: balance factor γ swept per method (one vmapped sweep per method);
+* ``li2017-fig3``: content/style pairs × the four methods at one γ;
+* ``li2017-fig4``: fusions BN+poly and linear+Gaussian over five mixes (sweeps over
   ``style_mix``);
-* ``seed002``: seed 002 Figs. 1.3 (Gram per layer), 1.4-1.6 (moments N = 1…4 per layer)
-  and 1.7 (eq. 1.6 per layer), from one batched run of seed 002's procedure;
-* ``seed004-q12``: the same transfer with the first 3 and the first 5 style layers.
+* ``stylerep``: stylerep Figs. 1.3 (Gram per layer), 1.4-1.6 (moments N = 1…4 per layer)
+  and 1.7 (eq. 1.6 per layer), from one batched run of stylerep's procedure;
+* ``bordag2020-q12``: the same transfer with the first 3 and the first 5 style layers.
 
-Each writes ``NAME.png`` (``seed002``: three PNGs) and ``NAME.json`` (strict JSON: settings,
+The names are the papers' keys (docs/methods.md, "The papers"); the first names,
+``seed003-fig1`` … ``seed003-fig4``, ``seed002`` and ``seed004-q12``, are still accepted.
+
+Each writes ``NAME.png`` (``stylerep``: three PNGs) and ``NAME.json`` (strict JSON: settings,
 per-panel iterations, status and losses, and ``departures``: every way the run differs
 from the paper) into ``--out-dir``.  Images come from ``--content``/``--style``, else
 from ``--images`` (default ``../shared/images``), else the generated demo images (with a
 note).  Sizes and budgets default small (96-128 px, a few hundred iterations) for a look
-on a CPU; the paper's budgets are far larger (seed 002: 10⁵ iterations and more).
+on a CPU; the paper's budgets are far larger (stylerep: 10⁵ iterations and more).
 """
 
 from __future__ import annotations
@@ -51,6 +54,10 @@ from nstjax.solve.solver import Solver
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ROOT.parent / "shared" / "images"
 FIGURES: dict[str, Callable] = {}
+# The figures go by their papers' keys (docs/methods.md, "The papers"); the internal labels
+# they had first are still accepted.
+FIGURE_ALIASES = {**{f"seed003-fig{i}": f"li2017-fig{i}" for i in range(1, 5)},
+                  "seed002": "stylerep", "seed004-q12": "bordag2020-q12"}
 PAPER_METHODS = ("mmd-linear", "mmd-poly", "mmd-gauss", "bn")
 FIG3_METHODS = ("gram",) + PAPER_METHODS          # Gram beside poly (≡ poly with c = 0)
 
@@ -81,8 +88,8 @@ def _image(args, which: str, default: str, size: int):
     return "demo style", demo_style(size, size)
 
 
-def _seed003_departures(args, method: str, size: int, *, fig3: bool = False) -> list[str]:
-    """How a seed 003 stylisation run here differs from the paper (and its code)."""
+def _li2017_departures(args, method: str, size: int, *, fig3: bool = False) -> list[str]:
+    """How a li2017 stylisation run here differs from the paper (and its code)."""
     out = [f"long edge {size} px, a size for a look on a CPU (the paper does not state "
            "its size)",
            "the released code's per-layer factors and w_k (paper λ), converted to our "
@@ -108,7 +115,7 @@ def _seed003_departures(args, method: str, size: int, *, fig3: bool = False) -> 
 
 
 def _paper_solver(method: str, args) -> tuple[Solver, bool]:
-    """Seed 003's set-up per method: the Gaussian needs resampled pairs, hence Adam, with
+    """li2017's set-up per method: the Gaussian needs resampled pairs, hence Adam, with
     the code's stop at 0.5% image change; the others run L-BFGS (the code's SGD is not in
     our registry) for ``--iters``, without the image stop: from the near-constant grey
     start L-BFGS's bounded first step changes the [0, 1] image by < 0.5% and would stop
@@ -132,20 +139,20 @@ def _short(layers) -> str:
     return s[0] if len(s) == 1 else f"{s[0]}-{s[-1]}"
 
 
-# ---------------------------------------------------------------------------- seed 003
+# ---------------------------------------------------------------------------- li2017
 
 
-@figure("seed003-fig1")
-def seed003_fig1(args, vgg):
+@figure("li2017-fig1")
+def li2017_fig1(args, vgg):
     """Demystifying NST (Li et al. 2017) Fig. 1: each method's style alone, growing layer sets."""
     path, style = _image(args, "style", "starry_night.jpg", args.size or 128)
-    proc = inv.seed003_procedure(max_iter=args.iters, lr=args.lr, tol_x=args.tol_x)
+    proc = inv.li2017_procedure(max_iter=args.iters, lr=args.lr, tol_x=args.tol_x)
     res = inv.invert(vgg, style, proc.probes, proc.layer_sets, key=jax.random.PRNGKey(args.seed),
                      **proc.kwargs())
     r, c = res.images.shape[:2]
     panels = [res.images[i, j] for i in range(r) for j in range(c)] + [style]
     labels = [f"{p.label} {_short(s)}" for p in res.probes for s in res.layer_sets] + ["style"]
-    record = {"style": path, "procedure": "seed003", "solver": dataclasses.asdict(proc.solver),
+    record = {"style": path, "procedure": "li2017", "solver": dataclasses.asdict(proc.solver),
               "init": proc.init, "normalization": proc.normalization,
               "resample": proc.resample, "pooling": proc.pooling, "cells": _cells(res),
               "departures": ["Adam instead of the code's SGD (momentum 0.9, weight decay, "
@@ -159,7 +166,7 @@ def seed003_fig1(args, vgg):
 
 
 def _stylize_method(args, vgg, content, style, method: str, values: dict, *, mix=None):
-    """One vmapped sweep of seed 003's set-up for ``method`` (a name or a fusion spec)."""
+    """One vmapped sweep of li2017's set-up for ``method`` (a name or a fusion spec)."""
     methods, spec_mix = nstjax.parse_style_spec(method)
     solver, resample = _paper_solver(method, args)
     objective = Objective(style_losses=methods, normalization="paper", resample=resample,
@@ -178,8 +185,8 @@ def _stylize_method(args, vgg, content, style, method: str, values: dict, *, mix
                  "resample": resample, "members": members}
 
 
-@figure("seed003-fig2")
-def seed003_fig2(args, vgg):
+@figure("li2017-fig2")
+def li2017_fig2(args, vgg):
     """Demystifying NST (Li et al. 2017) Fig. 2: the style weight γ swept per method."""
     size = args.size or 96
     cpath, content = _image(args, "content", "brad_pitt.jpg", size)
@@ -194,14 +201,14 @@ def seed003_fig2(args, vgg):
         runs.append(run)
     panels += [content, style] + [np.ones_like(content)] * (len(gammas) - 2)
     labels += ["content", "style"] + [""] * (len(gammas) - 2)
-    departures = sorted({d for m in PAPER_METHODS for d in _seed003_departures(args, m, size)})
+    departures = sorted({d for m in PAPER_METHODS for d in _li2017_departures(args, m, size)})
     return panels, labels, len(gammas), {"content": cpath, "style": spath, "gammas": gammas,
                                          "init": args.init, "normalization": "paper",
                                          "runs": runs, "departures": departures}
 
 
-@figure("seed003-fig3")
-def seed003_fig3(args, vgg):
+@figure("li2017-fig3")
+def li2017_fig3(args, vgg):
     """Demystifying NST (Li et al. 2017) Fig. 3: image pairs × Gram and the four methods.
 
     Gram has no paper factor: its λ is the registry's."""
@@ -223,14 +230,14 @@ def seed003_fig3(args, vgg):
             labels.append(f"{method} g={args.gamma:g}")
             runs.append({"content": cname, "style": sname, **run})
     departures = sorted({d for m in FIG3_METHODS
-                         for d in _seed003_departures(args, m, size, fig3=True)})
+                         for d in _li2017_departures(args, m, size, fig3=True)})
     return panels, labels, 2 + len(FIG3_METHODS), {"gamma": args.gamma, "init": args.init,
                                                     "normalization": "paper", "runs": runs,
                                                     "departures": departures}
 
 
-@figure("seed003-fig4")
-def seed003_fig4(args, vgg):
+@figure("li2017-fig4")
+def li2017_fig4(args, vgg):
     """Demystifying NST (Li et al. 2017) Fig. 4: BN+poly and linear+Gaussian fusions, 5 mixes."""
     size = args.size or 96
     cpath, content = _image(args, "content", "brad_pitt.jpg", size)
@@ -249,23 +256,23 @@ def seed003_fig4(args, vgg):
                                         "mixes": mixes, "init": args.init, "runs": runs,
                                         "departures": sorted(
                                             {d for m in ("bn,mmd-poly", "mmd-linear,mmd-gauss")
-                                             for d in _seed003_departures(args, m, size)})
+                                             for d in _li2017_departures(args, m, size)})
                                         + ["the mix multiplies every method's λ (from the "
                                            "paper λ, so a mix weighs comparable gradients); "
                                            "the released code scales only the first "
                                            "method's w, a bug"]}
 
 
-# ---------------------------------------------------------------------------- seed 002
+# ---------------------------------------------------------------------------- stylerep
 
 
-@figure("seed002")
-def seed002(args, vgg):
-    """Style-representation inversion (seed 002) Figs. 1.3-1.7: Gram, moments, channel MMD."""
+@figure("stylerep")
+def stylerep(args, vgg):
+    """Style-representation inversion (stylerep) Figs. 1.3-1.7: Gram, moments, channel MMD."""
     path, style = _image(args, "style", "starry_night.jpg", args.size or 128)
-    proc = inv.seed002_procedure(budget_scale=args.budget_scale)
-    solver = dataclasses.replace(proc.solver, lr=args.lr_seed002) \
-        if args.lr_seed002 is not None else proc.solver
+    proc = inv.stylerep_procedure(budget_scale=args.budget_scale)
+    solver = dataclasses.replace(proc.solver, lr=args.lr_stylerep) \
+        if args.lr_stylerep is not None else proc.solver
     kwargs = {**proc.kwargs(), "solver": solver}
     res = inv.invert(vgg, style, proc.probes, proc.layer_sets, key=jax.random.PRNGKey(args.seed),
                      **kwargs)
@@ -275,30 +282,30 @@ def seed002(args, vgg):
     extra = {name: ([res.images[i, j] for i in rows for j in range(c)] + [style],
                     [labels[i][j] for i in rows for j in range(c)] + ["style"], c)
              for name, rows in parts.items()}
-    record = {"style": path, "procedure": "seed002", "budget_scale": args.budget_scale,
+    record = {"style": path, "procedure": "stylerep", "budget_scale": args.budget_scale,
               "solver": dataclasses.asdict(solver), "cells": _cells(res),
               "departures": ([f"Adam lr {solver.lr:g} instead of 1e-3"]
                              if solver.lr != 1e-3 else [])
               + [f"budgets × {args.budget_scale:g} (Table 1.1 plus 240 extensions)",
-                 f"long edge {args.size or 128} px (the seed does not state its size)",
+                 f"long edge {args.size or 128} px (the paper does not state its size)",
                  "noise from JAX's PRNG key, not PyTorch's seed 0",
-                 "saved pictures clipped to [0, 1] (the iterate is not, as in the seed)",
-                 "M_i for i ≥ 2 are central moments, a guess (the seed defines M_i by "
+                 "saved pictures clipped to [0, 1] (the iterate is not, as in the paper)",
+                 "M_i for i ≥ 2 are central moments, a guess (the paper defines M_i by "
                  "reference to a section it does not contain)",
                  "ψ = min{1, 1/|M_1|} (a guess; eq. 1.5 as printed has no absolute value, "
                  "the moments loss's literal_psi = 1 gives it)",
                  "eq. 1.6's h: a Gaussian kernel with a per-channel bandwidth, the mean "
-                 "squared pair distance (a guess: the seed never defines them)"]}
+                 "squared pair distance (a guess: the paper never defines them)"]}
     panels = [res.images[i, j] for i in range(r) for j in range(c)] + [style]
     flat = [l for row in labels for l in row] + ["style"]
     return panels, flat, c, {**record, "parts": extra}
 
 
-# ---------------------------------------------------------------------------- seed 004
+# ---------------------------------------------------------------------------- bordag2020
 
 
-@figure("seed004-q12")
-def seed004_q12(args, vgg):
+@figure("bordag2020-q12")
+def bordag2020_q12(args, vgg):
     """NST quiz (Bordag et al.) Q12: the first 3 versus the first 5 style layers."""
     size = args.size or 128
     cpath, content = _image(args, "content", "tubingen.jpg", size)
@@ -344,25 +351,27 @@ def main(argv=None) -> int:
     p.add_argument("--iters", type=int, default=300, help="iterations per picture "
                    "(default 300)")
     p.add_argument("--lr", type=float, default=0.02,
-                   help="Adam step of the seed 003 figures (default 0.02)")
+                   help="Adam step of the li2017 figures (default 0.02)")
     p.add_argument("--tol-x", type=float, default=0.005,
                    help="stop when the image changes by less than this fraction "
                    "(default 0.005, the paper's 0.5%%)")
     p.add_argument("--gamma", type=float, default=5.0,
                    help="style weight γ (default 5, the released code's)")
     p.add_argument("--gammas", type=float, nargs="+", default=[0.1, 1.0, 5.0, 20.0, 100.0],
-                   help="seed003-fig2's style weights (default 0.1 1 5 20 100)")
+                   help="li2017-fig2's style weights (default 0.1 1 5 20 100)")
     p.add_argument("--init", default="grey",
                    help="start image: grey, noise, content or style (default grey, the "
                    "released code's)")
     p.add_argument("--pairs", type=int, default=2,
-                   help="seed003-fig3: content/style pairs, 1 to 3 (default 2; 1 when "
+                   help="li2017-fig3: content/style pairs, 1 to 3 (default 2; 1 when "
                    "--content or --style is given)")
     p.add_argument("--budget-scale", type=float, default=1e-3,
-                   help="seed002: multiply the paper's iteration budgets by this "
+                   help="stylerep: multiply the paper's iteration budgets by this "
                    "(default 0.001)")
-    p.add_argument("--lr-seed002", type=float,
-                   help="seed002: Adam step (default the paper's 0.001)")
+    p.add_argument("--lr-stylerep", type=float,
+                   help="stylerep: Adam step (default the paper's 0.001)")
+    p.add_argument("--lr-seed002", type=float, dest="lr_stylerep", default=argparse.SUPPRESS,
+                   help=argparse.SUPPRESS)                    # the old name, an alias
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--weights", help="vgg19.h5 (default weights/vgg19.h5)")
     args = p.parse_args(argv)
@@ -371,6 +380,7 @@ def main(argv=None) -> int:
         print("\n".join(f"{name:<{width}}  {fn.__doc__.splitlines()[0]}"
                         for name, fn in FIGURES.items()))
         return 0
+    args.name = FIGURE_ALIASES.get(args.name, args.name)
     if args.name not in FIGURES:
         print(f"error: unknown figure {args.name!r}; choose from {', '.join(FIGURES)}",
               file=sys.stderr)
