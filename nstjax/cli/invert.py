@@ -42,6 +42,8 @@ from nstjax.run import inversion as inv
 from nstjax.solve.solver import Solver
 
 DEFAULT_SIZE = 128
+# --procedure takes the papers' keys; the internal labels it took first are aliases.
+PROCEDURE_ALIASES = {"seed002": "stylerep", "seed003": "li2017"}
 
 
 def add_arguments(p) -> None:
@@ -60,7 +62,7 @@ def add_arguments(p) -> None:
                    help="column k matches the first k layers together (as Fig. 1 of Li et "
                    "al. 2017, Demystifying Neural Style Transfer)")
     g.add_argument("--procedure", choices=tuple(inv.PROCEDURES),
-                   type=lambda s: inv.PROCEDURE_ALIASES.get(s, s),
+                   type=lambda s: PROCEDURE_ALIASES.get(s, s),
                    help="a paper's set-up: stylerep, the style-representation inversion "
                    "study (Adam 1e-3 on the raw loss, no clipping, stop at 1e-5, its "
                    "iteration table, relu1_1-relu2_2, Gram, moments N = 1…4, channel MMD "

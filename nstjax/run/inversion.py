@@ -395,23 +395,5 @@ def li2017_procedure(*, max_iter: int = 1000, lr: float = 0.02, tol_x: float = 0
                      None, pooling="avg")
 
 
-# The papers by key (docs/methods.md, "The papers"); the keys replace the internal labels
-# "seed002" and "seed003", still accepted as aliases.
+# By paper key (docs/methods.md, "The papers"); nstjax invert also takes its old labels.
 PROCEDURES = {"stylerep": stylerep_procedure, "li2017": li2017_procedure}
-PROCEDURE_ALIASES = {"seed002": "stylerep", "seed003": "li2017"}
-
-
-def procedure_key(name: str) -> str:
-    """The paper key for ``name``, a key or an old alias (``"seed003"`` → ``"li2017"``)."""
-    key = PROCEDURE_ALIASES.get(name, name)
-    if key not in PROCEDURES:
-        raise ValueError(f"unknown procedure {name!r}: one of {', '.join(PROCEDURES)}")
-    return key
-
-
-# The old names, kept as aliases.
-seed002_procedure = stylerep_procedure
-seed003_procedure = li2017_procedure
-SEED002_LAYERS, SEED003_LAYERS = STYLEREP_LAYERS, LI2017_LAYERS
-SEED002_THETA, SEED002_EXTENSION = STYLEREP_THETA, STYLEREP_EXTENSION
-SEED002_EXTENSIONS, SEED002_BUDGETS = STYLEREP_EXTENSIONS, STYLEREP_BUDGETS
