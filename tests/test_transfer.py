@@ -203,12 +203,18 @@ def test_real_weights_all_optimizers_lower_objective(real_vgg):
 
 
 def test_readme_snippets_run(tiny_vgg, monkeypatch, tmp_path):
-    """Every Python snippet of the README's "Python" section runs as written, on the tiny
-    network, small generated images instead of the user's files, and few iterations."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    """Every Python snippet of the README's "Python" section and of docs/python.md runs as
+    written, on the tiny network, small generated images instead of the user's files, and
+    few iterations."""
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
     section = readme.split("\n## Python", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
-    assert len(blocks) >= 3, "README's Python section lost its snippets"
+    ours = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert ours, "README's Python section lost its snippet"
+    page = re.findall(r"```python\n(.*?)```", (root / "docs" / "python.md").read_text(),
+                      flags=re.S)
+    blocks = list(dict.fromkeys(ours + page))
+    assert len(page) >= 3, "docs/python.md lost its snippets"
     monkeypatch.setattr(nstjax, "load_vgg19", lambda *a, **k: tiny_vgg)
     monkeypatch.setattr(nstjax, "load_image", lambda path, size=None, **k: make_image(
         24, 32, seed=len(str(path))))

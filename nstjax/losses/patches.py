@@ -36,7 +36,7 @@ Each position of ``F: f32[H, W, C]`` is one feature vector (``M = H·W``; the st
   grows with the square of the features.  In Caffe units (0-255 pixels) ``ℓ_m`` was 1e3-1e5
   times ``ℓ_r`` and drowned it; in STROTSS's units their gradients are within about 30× of
   each other at every layer (tubingen/starry_night at 256 px, noise start:
-  ``benchmarks/style_scales.py`` and the README), as in the paper.
+  ``benchmarks/style_scales.py`` and docs/methods.md), as in the paper.
 * ``mrf`` (Li & Wand 2016, eq. 2-3).  ``Ψ_i(F)`` the ``3×3×C`` patches of ``F`` (stride 1,
   'VALID', flattened in (dy, dx, c) order), ``Ψ_j(F_s)`` the style's; each output patch is
   matched to the style patch of highest normalised cross-correlation,

@@ -14,7 +14,7 @@ An :class:`Optimizer` is a named tuple of pure functions (as optax's
 Adding one is a factory returning an :class:`Optimizer` and ``@register_optimizer(name)``
 on it.
 
-The default is ``plbfgs`` (the README's speed section has the measurements).
+The default is ``plbfgs`` (docs/performance.md, "Where the time goes", has the measurements).
 :func:`nstjax.solve.minimize.minimize` runs one on a function; the caller decides
 ``jit`` and ``vmap``.
 """
