@@ -29,6 +29,7 @@ from nstjax.io.image import ImageError, image_size, load_image
 from nstjax.io.image_writing import check_writable, write_text_atomic
 from nstjax.io.weights import WeightsError
 from nstjax.objective.config import Objective
+from nstjax.run.presets import PRESETS, get_preset, preset_names
 from nstjax.run.transfer import MAX_SEED
 from nstjax.solve.optimize import optimizer_names
 from nstjax.solve.solver import Solver
@@ -107,6 +108,9 @@ def add_input_args(p: argparse.ArgumentParser) -> None:
                    "weights/vgg19.h5, fetched and converted on first use)")
     o.add_argument("--config", help="a run's JSON sidecar: repeat that run (flags given "
                    "beside it override)")
+    o.add_argument("--preset", choices=preset_names(), help="a classic tool's recipe by name "
+                   "(flags given beside it override): " + "; ".join(
+                       f"{p.name}: {p.summary}" for p in PRESETS.values()))
 
 
 def add_progress_args(g) -> None:
@@ -145,9 +149,38 @@ def add_solver_args(p: argparse.ArgumentParser, *,
 # ------------------------------------------------------------------------ --config
 
 
+def apply_preset(parser: argparse.ArgumentParser, args, argv) -> argparse.Namespace:
+    """``--preset NAME``: its settings become the parser's defaults (the flags this command
+    has; a note names any it has not), a flag the preset refuses is one line."""
+    preset = get_preset(args.preset)
+    known = {a.dest: a for a in parser._actions}
+    for dest, reason in preset.refuses.items():
+        given = getattr(args, dest, None)
+        if given is not None and given is not False and given != preset.settings.get(dest):
+            flag = "--" + dest.replace("_", "-")
+            raise UsageError(f"--preset {preset.name} {reason}: not with {flag} {given}")
+    unused = [k for k in preset.settings if k not in known]
+    if unused:
+        print(f"note: --preset {preset.name}: {parser.prog} has no "
+              f"{', '.join('--' + k.replace('_', '-') for k in unused)}; the rest applies",
+              file=sys.stderr)
+    def as_flag(action, v):
+        many = action.nargs in ("+", "*")
+        if many:
+            return [str(x) for x in v] if isinstance(v, tuple) else [str(v)]
+        return " ".join(map(str, v)) if isinstance(v, tuple) else v
+
+    values = {k: as_flag(known[k], v) for k, v in preset.settings.items() if k in known}
+    parser.set_defaults(**values)
+    return parser.parse_args(argv)
+
+
 def parse_args(parser: argparse.ArgumentParser, argv) -> argparse.Namespace:
-    """Parse ``argv``; with ``--config run.json`` that run's arguments are the defaults."""
+    """Parse ``argv``; ``--preset NAME``'s settings, then ``--config run.json``'s arguments,
+    are the defaults (flags given beside them override)."""
     args = parser.parse_args(argv)
+    if getattr(args, "preset", None):
+        args = apply_preset(parser, args, argv)
     if getattr(args, "config", None):
         path = Path(args.config)
         try:

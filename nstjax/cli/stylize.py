@@ -61,7 +61,15 @@ def add_arguments(p) -> None:
                    f"{DEFAULT_MIN_SIZE} or less is given, or with --min-size equal to --size)")
     c.add_argument("--scale-iters", nargs="+", help="iterations per size with --min-size: "
                    "one value, or one per size, coarse first (default --iters at every size)")
-    c.add_argument("--carry-moments", action="store_true",
+    c.add_argument("--scale-factor", type=float, help="with --min-size: the largest ratio "
+                   "of consecutive sizes (default √2; 2 as STROTSS)")
+    c.add_argument("--add-detail", action="store_true", default=None,
+                   help="with --min-size: start each size from the last result upsampled "
+                   "plus the photo's detail that upsampling lost (STROTSS)")
+    c.add_argument("--content-decay", type=float, help="with --min-size: the factor of the "
+                   "content weight from one size to the next finer, the last size's being "
+                   "--content-weight (default 1; 0.5 as STROTSS)")
+    c.add_argument("--carry-moments", action="store_true", default=None,
                    help="with --min-size and --optimizer adam: start each size's Adam with "
                    "the last size's moment estimates, resized")
     w = p.add_argument_group("loss weights (changing these does not recompile)")
@@ -130,8 +138,13 @@ def _check(args):
         raise UsageError("--transfer-color-only takes one style image")
     if args.scale_iters is not None and args.min_size is None:
         raise UsageError("--scale-iters needs --min-size (the coarse-to-fine ladder)")
-    if args.carry_moments and args.min_size is None:
-        raise UsageError("--carry-moments needs --min-size (the coarse-to-fine ladder)")
+    for flag in ("carry_moments", "scale_factor", "add_detail", "content_decay"):
+        if getattr(args, flag) and args.min_size is None:
+            raise UsageError(f"--{flag.replace('_', '-')} needs --min-size (the "
+                             "coarse-to-fine ladder)")
+    if args.content_decay is not None and not 0.0 < args.content_decay <= 1e3:
+        raise UsageError(f"--content-decay must be a positive number, not "
+                         f"{args.content_decay}")
     tiles.parse(args)
     if args.web and (args.tile or args.transfer_color_only):
         raise UsageError("--web shows a single-image solve: not with "
@@ -158,13 +171,23 @@ def _ladder(args, size: int, solver):
             return None
         ladder = multiscale.size_ladder(DEFAULT_MIN_SIZE, size)
         return ladder, multiscale.default_iterations(len(ladder))
-    ladder = multiscale.size_ladder(args.min_size, size)
+    min_size = args.min_size
+    if args.preset and min_size > size:      # a preset's ladder at a small size: one rung
+        min_size = size
+    ladder = multiscale.size_ladder(min_size, size, factor=_factor(args))
     iters = common.numbers(args.scale_iters, "--scale-iters") or (solver.max_iter,)
     if any(i != int(i) for i in iters):
         raise UsageError("--scale-iters: whole numbers of iterations, please")
     iters = [int(i) for i in iters]
     return ladder, multiscale.scale_iterations(iters[0] if len(iters) == 1 else iters,
                                                len(ladder))
+
+
+def _factor(args) -> float:
+    factor = args.scale_factor or multiscale.LADDER_FACTOR
+    if not 1.0 < factor <= 16.0:
+        raise UsageError(f"--scale-factor must be above 1 and at most 16, not {factor}")
+    return factor
 
 
 def _color_only(args, out, content, styles, alpha, session) -> int:
@@ -294,7 +317,10 @@ def _solve(args, out, session, vgg, content, styles, alpha, ladder, run_kw):
         else:
             result = session.solve(lambda: nstjax.stylize_multiscale(
                 vgg, content_j, styles_j, min_size=ladder[0][0], iters=ladder[1],
-                carry_moments=args.carry_moments, **kw))
+                carry_moments=bool(args.carry_moments), factor=_factor(args),
+                add_detail=bool(args.add_detail),
+                content_decay=1.0 if args.content_decay is None else args.content_decay,
+                **kw))
     finally:
         if args.web and result is None:
             web_done("the run failed (see the command's output)", failed=True)

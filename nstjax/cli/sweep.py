@@ -74,8 +74,10 @@ def add_arguments(p) -> None:
                     help="fusion weights of the --style-loss methods, e.g. 0.9:0.1,0.5:0.5")
     sw.add_argument("--style-layer-weights", nargs="+",
                     help='per-layer style weight vectors, e.g. "1,1,1,1,1;1,0,0,0,0"')
-    sw.add_argument("--hyper", action="append", default=None,
+    sw.add_argument("--hyper", action="extend", nargs="+", default=None,
                     help="a style-method hyper-parameter, e.g. mmd-poly.c=0,1,4 (repeatable)")
+    sw.add_argument("--style-scales", nargs="+", help="λ, one per style method (fixed for "
+                    "every member; default the registry's)")
     sw.add_argument("--mode", choices=("grid", "zip"), default="grid",
                     help="grid: every combination; zip: lists taken together")
     sw.add_argument("--chunk", type=counts.count,
@@ -171,7 +173,8 @@ def run(args) -> int:
 
 
     n_styles = 1 if args.demo else len(args.style)
-    base = loss_weights(objective, n_styles=n_styles, style_mix=mix)  # members vary it
+    base = loss_weights(objective, n_styles=n_styles, style_mix=mix,
+                        style_scales=common.numbers(args.style_scales, "--style-scales"))  # members vary it
     members = sw.member_settings(values, mode=args.mode)
     sw.stack_loss_weights(base, members)              # every member's values checked now
     outputs = _outputs(out_dir, len(members), args.demo)

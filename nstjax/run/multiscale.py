@@ -34,7 +34,7 @@ import numpy as np
 
 from nstjax.io.image_arrays import check_image_array
 from nstjax.model.layers import VGGWeights
-from nstjax.objective.config import LossWeights, Objective
+from nstjax.objective.config import LossWeights, Objective, loss_weights
 from nstjax.run import color
 from nstjax.run.hooks import Callbacks
 from nstjax.run.result import Stage, TransferResult, staged_result
@@ -129,7 +129,8 @@ def stylize_multiscale(vgg: VGGWeights, content, style, *, key, min_size: int,
                        style_masks=None, content_mask=None, mask_mode: str = "average",
                        alpha=None, preserve_color: str | None = None,
                        color_match: str = "cholesky",
-                       carry_moments: bool = False) -> TransferResult:
+                       carry_moments: bool = False,
+                       content_decay: float = 1.0) -> TransferResult:
     """Coarse-to-fine style transfer: :func:`nstjax.stylize` on each rung of a size ladder.
 
     Args:
@@ -157,6 +158,10 @@ def stylize_multiscale(vgg: VGGWeights, content, style, *, key, min_size: int,
       carry_moments: start each rung's Adam with the previous rung's moment estimates,
         resized (crowsonkb/style-transfer-pytorch; :mod:`nstjax.solve.warm`); needs
         ``solver.optimizer`` ``"adam"``.
+      content_decay: the factor the content weight takes from one rung to the next finer:
+        rung ``k`` of ``n`` has ``α · content_decay^(k−n+1)``, so the last has ``α`` and
+        with 0.5 each coarser one twice the next (STROTSS halves it at every scale).  A traced leaf: no rung
+        compiles again for it.
 
     Returns:
       A :class:`~nstjax.TransferResult` of the last rung's image upsampled to the full size
@@ -171,7 +176,8 @@ def stylize_multiscale(vgg: VGGWeights, content, style, *, key, min_size: int,
                 vgg, c, s, key=key, min_size=min_size, iters=iters, objective=objective,
                 weights=weights, solver=solver, init=i, callbacks=cb, factor=factor,
                 add_detail=add_detail, style_masks=style_masks, content_mask=content_mask,
-                mask_mode=mask_mode, alpha=alpha, carry_moments=carry_moments),
+                mask_mode=mask_mode, alpha=alpha, carry_moments=carry_moments,
+                content_decay=content_decay),
             content, styles, init, callbacks, preserve=preserve_color, method=color_match)
     if carry_moments and solver.optimizer not in MOMENT_OPTIMIZERS:
         raise ValueError(f"carrying moments across sizes needs the optimizer "
@@ -183,8 +189,15 @@ def stylize_multiscale(vgg: VGGWeights, content, style, *, key, min_size: int,
     if min(shapes[0]) < MIN_EDGE:
         raise ValueError(f"min size {min_size} makes the first rung {shapes[0][1]}×"
                          f"{shapes[0][0]}, below {MIN_EDGE} pixels on its short edge")
+    if not 0.0 < float(content_decay) <= 1e3:
+        raise ValueError(f"content decay must be a positive number, not {content_decay}")
+    if weights is None:
+        weights = loss_weights(objective, n_styles=len(styles))
     stages, x, done = [], None, 0
     for k, (shape, count) in enumerate(zip(shapes, counts)):
+        weights_k = weights if content_decay == 1.0 else weights._replace(
+            content_weight=weights.content_weight
+            * jnp.float32(float(content_decay) ** (k - len(shapes) + 1)))
         scale = max(shape) / max(full)
         content_k = resize_image(content, shape)
         styles_k = [resize_image(s, scaled_hw(s.shape[:2], max(
@@ -202,7 +215,7 @@ def stylize_multiscale(vgg: VGGWeights, content, style, *, key, min_size: int,
         if stages:       # used once: no stage keeps an optimiser state alive
             stages[-1] = stages[-1]._replace(result=stages[-1].result._replace(opt_state=None))
         result = stylize(vgg, content_k, styles_k, key=jax.random.fold_in(key, k),
-                         objective=objective, weights=weights,
+                         objective=objective, weights=weights_k,
                          solver=dataclasses.replace(solver, max_iter=count), init=init_k,
                          callbacks=_offset(callbacks, done), style_masks=style_masks,
                          content_mask=content_mask, mask_mode=mask_mode, alpha=alpha,

@@ -9,6 +9,7 @@ An :class:`Optimizer` is a named tuple of pure functions (as optax's
 * ``lbfgs``: jaxopt's L-BFGS (zoom line search), unconstrained; the result is clipped;
 * ``optax-lbfgs``: optax's L-BFGS (jaxopt's maintained successor), unconstrained, clipped;
 * ``adam``: optax Adam, projected onto the box after every step;
+* ``rmsprop``: RMSprop with PyTorch's defaults (STROTSS's), projected onto the box;
 * ``gd``: gradient descent ``x ← x − η∇f`` (bordag2020 eq. 8), projected onto the box.
 
 Adding one is a factory returning an :class:`Optimizer` and ``@register_optimizer(name)``
@@ -218,6 +219,16 @@ def _projected_first_order(transform, lower, upper):
 def adam(*, lower: ArrayLike = 0.0, upper: ArrayLike = 1.0, lr: ArrayLike = 0.02) -> Optimizer:
     """optax Adam with step size ``lr``, projected onto the box after every step."""
     return _projected_first_order(optax.adam(lr), lower, upper)
+
+
+@register_optimizer("rmsprop", options=("lr",))
+def rmsprop(*, lower: ArrayLike = 0.0, upper: ArrayLike = 1.0,
+            lr: ArrayLike = 0.002) -> Optimizer:
+    """RMSprop (Tieleman & Hinton 2012) as ``torch.optim.RMSprop``'s defaults, STROTSS's
+    optimiser: ``v ← 0.99 v + 0.01 g²``, ``x ← x − η g / (√v + 10⁻⁸)``; projected onto the
+    box after every step."""
+    return _projected_first_order(optax.rmsprop(lr, decay=0.99, eps=1e-8, eps_in_sqrt=False),
+                                  lower, upper)
 
 
 @register_optimizer("gd", options=("lr",))

@@ -1,0 +1,91 @@
+"""``--preset``: the classic tools' recipes by name (``nstjax.run.presets``)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from nstjax.cli import run
+from nstjax.objective.config import loss_weights
+from nstjax.run.presets import CLASSIC_TV, CROWSONKB_LAYERS, PRESETS, get_preset
+
+
+def _stylize(tmp_path, capsys, *flags):
+    out = tmp_path / "out.png"
+    code = run(["stylize", "--demo", "--size", "48", "--output", str(out), "--no-progress",
+                *flags])
+    err = capsys.readouterr().err
+    record = json.loads((tmp_path / "out.png.json").read_text()) if code == 0 else None
+    return code, err, record
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_each_preset_builds_and_runs_three_iterations(tmp_path, capsys, name):
+    code, err, record = _stylize(tmp_path, capsys, "--preset", name, "--iters", "3",
+                                 *(["--scale-iters", "3"] if "min_size" in
+                                   PRESETS[name].settings else []))
+    assert code == 0, err
+    assert record["arguments"]["preset"] == name
+    assert record["iterations"] == 3
+    preset = PRESETS[name]
+    for key in ("optimizer", "parametrization", "content_loss"):
+        if key in preset.settings:
+            where = record["solver"] if key == "optimizer" else record["objective"]
+            assert where[key] == preset.settings[key]
+
+
+def test_a_flag_beside_a_preset_overrides_it(tmp_path, capsys):
+    code, err, record = _stylize(tmp_path, capsys, "--preset", "classic", "--iters", "2",
+                                 "--style-weight", "7")
+    assert code == 0, err
+    np.testing.assert_allclose(record["loss_weights"]["style_weight"], 7.0)
+    np.testing.assert_allclose(record["loss_weights"]["content_weight"], 5.0)
+
+
+def test_classic_is_the_lua_tools_objective():
+    """neural_style.lua: ``5·mean(F−P)²`` at relu4_2, ``100·mean((G−A)/(CHW))²`` at five
+    layers, TV ``1e-3 · ½ Σ Δx²`` in its 0-256 units, L-BFGS history 100, the mean colour."""
+    lib = get_preset("classic").library()
+    objective, solver = lib["objective"], lib["solver"]
+    weights = loss_weights(objective, **lib["weights"])
+    assert objective.style_losses == ("gram-chw",) and objective.content_loss == "mse"
+    assert objective.content_layers == ("relu4_2",) and len(objective.style_layers) == 5
+    assert float(weights.content_weight) == 5.0 and float(weights.style_weight) == 100.0
+    np.testing.assert_allclose(weights.style_scales, [1.0])
+    np.testing.assert_allclose(weights.style_layer_weights, np.ones(5))
+    assert objective.tv_loss == "sum"
+    assert CLASSIC_TV == pytest.approx(1e-3 * 0.5 * 256 ** 2)
+    assert solver.history_size == 100 and solver.max_iter == 500
+    assert lib["init"] == "grey" and "min_size" not in lib
+
+
+def test_crowsonkb_layer_weights_are_its_normalised_ratios():
+    assert sum(CROWSONKB_LAYERS) == pytest.approx(1.0)
+    np.testing.assert_allclose(np.asarray(CROWSONKB_LAYERS) / CROWSONKB_LAYERS[-1],
+                               [256, 64, 16, 4, 1])
+    lib = get_preset("crowsonkb").library()
+    assert lib["min_size"] == 128 and lib["iters"] == (1000, 500) and lib["carry_moments"]
+    assert lib["solver"].optimizer == "adam" and lib["solver"].average == 0.99
+
+
+def test_strotss_runs_on_the_pyramid_with_halved_content():
+    lib = get_preset("strotss").library()
+    assert lib["objective"].parametrization == "laplacian"
+    assert lib["objective"].content_loss == "self-similarity"
+    assert lib["factor"] == 2.0 and lib["content_decay"] == 0.5 and lib["add_detail"]
+    assert lib["solver"].optimizer == "rmsprop"
+
+
+def test_unknown_preset_and_refused_combinations_are_one_line(tmp_path, capsys):
+    code, err, _ = _stylize(tmp_path, capsys, "--preset", "nope")
+    assert code == 2 and "classic, crowsonkb, strotss" in err.replace("'", "")
+    assert len(err.strip().splitlines()) == 1
+    code, err, _ = _stylize(tmp_path, capsys, "--preset", "crowsonkb", "--optimizer",
+                            "plbfgs")
+    assert code == 2 and "adam only" in err and len(err.strip().splitlines()) == 1
+    code, err, _ = _stylize(tmp_path, capsys, "--preset", "strotss", "--tile", "32")
+    assert code == 2 and "pyramid" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(ValueError, match="unknown preset"):
+        get_preset("nnst")
