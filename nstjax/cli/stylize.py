@@ -25,6 +25,7 @@ from nstjax.io.image_writing import can_hold_alpha, output_unit, save_image
 from nstjax.objective.config import loss_weights
 from nstjax.objective.terms import check_solver
 from nstjax.run import color, memory, multiscale
+from nstjax.run.presets import get_preset
 
 DEFAULT_MIN_SIZE = multiscale.DEFAULT_MIN_SIZE
 DEFAULT_SCALE_ITERS = multiscale.DEFAULT_SCALE_ITERS
@@ -172,8 +173,9 @@ def _ladder(args, size: int, solver):
         ladder = multiscale.size_ladder(DEFAULT_MIN_SIZE, size)
         return ladder, multiscale.default_iterations(len(ladder))
     min_size = args.min_size
-    if args.preset and min_size > size:      # a preset's ladder at a small size: one rung
-        min_size = size
+    if args.preset and min_size > size and \
+            min_size == get_preset(args.preset).settings.get("min_size"):
+        min_size = size                      # a preset's ladder at a small size: one rung
     ladder = multiscale.size_ladder(min_size, size, factor=_factor(args))
     iters = common.numbers(args.scale_iters, "--scale-iters") or (solver.max_iter,)
     if any(i != int(i) for i in iters):
@@ -184,7 +186,7 @@ def _ladder(args, size: int, solver):
 
 
 def _factor(args) -> float:
-    factor = args.scale_factor or multiscale.LADDER_FACTOR
+    factor = multiscale.LADDER_FACTOR if args.scale_factor is None else args.scale_factor
     if not 1.0 < factor <= 16.0:
         raise UsageError(f"--scale-factor must be above 1 and at most 16, not {factor}")
     return factor
