@@ -44,6 +44,7 @@ from nstjax.objective.terms import (
 from nstjax.run.hooks import Callbacks
 from nstjax.run.inversion import InversionResult, invert
 from nstjax.run.multiscale import size_ladder, stylize_multiscale
+from nstjax.run.nnst import NNSTResult, nnst
 from nstjax.run.result import Stage, TransferResult
 from nstjax.run.sweeps import SweepResult, sweep
 from nstjax.run.transfer import run_transfer, stylize
@@ -97,6 +98,7 @@ __all__ = [
     "SweepResult", "sweep",
     "TransferResult", "Stage", "run_transfer", "stylize",
     "size_ladder", "stylize_multiscale", "stylize_sharded", "stylize_tiled",
+    "NNSTResult", "nnst",
     "LAYERS", "VGG_WIDTHS", "canonical_layer", "extract_features", "init_random_weights",
     "VGGWeights", "WeightsError", "convert", "load_vgg19",
     "ScoreResult", "score",

@@ -28,6 +28,9 @@ def test_each_preset_builds_and_runs_three_iterations(tmp_path, capsys, name):
                                    PRESETS[name].settings else []))
     assert code == 0, err
     assert record["arguments"]["preset"] == name
+    if PRESETS[name].method == "nnst":      # 3 steps at its one scale and in the last pass
+        assert record["method"] == "nnst" and record["iterations"] == 6
+        return
     assert record["iterations"] == 3
     preset = PRESETS[name]
     for key in ("optimizer", "parametrization", "content_loss"):
@@ -80,12 +83,24 @@ def test_strotss_runs_on_the_pyramid_with_halved_content():
 
 def test_unknown_preset_and_refused_combinations_are_one_line(tmp_path, capsys):
     code, err, _ = _stylize(tmp_path, capsys, "--preset", "nope")
-    assert code == 2 and "classic, crowsonkb, strotss" in err.replace("'", "")
+    assert code == 2 and "classic, crowsonkb, strotss, nnst" in err.replace("'", "")
     assert len(err.strip().splitlines()) == 1
     code, err, _ = _stylize(tmp_path, capsys, "--preset", "crowsonkb", "--optimizer",
                             "plbfgs")
     assert code == 2 and "adam only" in err and len(err.strip().splitlines()) == 1
     code, err, _ = _stylize(tmp_path, capsys, "--preset", "strotss", "--tile", "32")
     assert code == 2 and "pyramid" in err and len(err.strip().splitlines()) == 1
+    code, err, _ = _stylize(tmp_path, capsys, "--preset", "nnst", "--style-loss", "gram")
+    assert code == 2 and "its own method" in err and len(err.strip().splitlines()) == 1
+    code, err, _ = _stylize(tmp_path, capsys, "--preset", "nnst", "--content-weight", "2")
+    assert code == 2 and "[0, 1]" in err and len(err.strip().splitlines()) == 1
+    code = run(["sweep", "--demo", "--size", "48", "--preset", "nnst", "--content-weight",
+                "0.1,0.2", "--output", str(tmp_path / "sweep")])
+    err = capsys.readouterr().err
+    assert code == 2 and "stylize only" in err and len(err.strip().splitlines()) == 1
     with pytest.raises(ValueError, match="unknown preset"):
-        get_preset("nnst")
+        get_preset("nope")
+
+
+def test_nnst_library_arguments_are_the_authors_defaults():
+    assert get_preset("nnst").library() == {"iters": 200, "lr": 2e-3, "alpha": 0.75}

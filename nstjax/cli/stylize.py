@@ -239,6 +239,9 @@ def run(args) -> int:
     """The body of ``nstjax stylize``; returns the exit code."""
     out = _check(args)
     size = common.size_of(args)
+    if args.preset and get_preset(args.preset).method == "nnst":   # its own driver
+        from nstjax.cli import nnst_run
+        return nnst_run.run(args, out, size, save_image_checked)
     objective, mix = common.build_objective(args)
     solver = common.build_solver(args)
     check_solver(objective, solver.optimizer)     # before any work, not after the weights

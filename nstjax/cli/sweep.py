@@ -26,6 +26,7 @@ import numpy as np
 import nstjax
 from nstjax.cli import common, counts, memory_check
 from nstjax.cli.common import UsageError
+from nstjax.run.presets import get_preset
 from nstjax.cli.session import Session
 from nstjax.io.image_writing import output_unit, save_image
 from nstjax.io.pictures import contact_sheet, label, with_loss_curve
@@ -164,6 +165,9 @@ def _check(args):
 
 def run(args) -> int:
     """The body of ``nstjax sweep``; returns the exit code."""
+    if args.preset and get_preset(args.preset).method != "objective":
+        raise UsageError("--preset nnst runs with nstjax stylize only: its targets are "
+                         "searched anew at each scale of one run, not a swept weight")
     out_dir = _check(args)
     size = common.size_of(args)
     objective, mix = common.build_objective(args)

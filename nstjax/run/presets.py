@@ -1,4 +1,4 @@
-"""The field's recipes by name: ``--preset classic | crowsonkb | strotss``.
+"""The field's recipes by name: ``--preset classic | crowsonkb | strotss | nnst``.
 
 A :class:`Preset` is a named run description in the flags' own names (``settings``: the
 destination of each flag and its value), so the command line, ``--config`` and the sidecar
@@ -38,6 +38,8 @@ class Preset:
       settings: ``{flag destination: value}`` (``style_loss``, ``iters``, ``min_size``, ...).
       departures: where the recipe here is not the tool's, one sentence each.
       refuses: ``{flag destination: reason}`` the recipe cannot be combined with.
+      method: ``"objective"`` (a loss minimised by :func:`nstjax.stylize` or its ladder) or
+        ``"nnst"`` (:func:`nstjax.nnst`, its own driver).
     """
 
     name: str
@@ -46,13 +48,18 @@ class Preset:
     settings: Mapping[str, Any]
     departures: tuple[str, ...] = ()
     refuses: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    method: str = "objective"
 
     def library(self) -> dict:
         """The recipe as the library's arguments: ``{"objective": Objective, "weights":
         loss_weights kwargs, "solver": Solver, "init", and for a ladder "min_size", "iters",
         "factor", "add_detail", "carry_moments", "content_decay"}`` (call
         :func:`nstjax.stylize_multiscale` when ``min_size`` is there, else
-        :func:`nstjax.stylize`; ``weights`` goes to :func:`nstjax.loss_weights`)."""
+        :func:`nstjax.stylize`; ``weights`` goes to :func:`nstjax.loss_weights`).  For
+        ``method="nnst"``: :func:`nstjax.nnst`'s keyword arguments."""
+        if self.method == "nnst":
+            return {"iters": self.settings["iters"], "lr": self.settings["lr"],
+                    "alpha": 1.0 - self.settings["content_weight"]}
         from nstjax.losses import parse_style_spec
         from nstjax.objective.config import Objective
         from nstjax.solve.solver import Solver
@@ -167,6 +174,34 @@ STROTSS = _register(Preset(
              "pixel of a tile's fixed margin"},
 ))
 
+
+_NNST_OWN = ("is its own method (nearest style hypercolumns fitted by Adam on an 8-level "
+             "Laplacian pyramid, then an OkLab colour match)")
+NNST = _register(Preset(
+    name="nnst",
+    summary="Neural Neighbor Style Transfer (Kolkin et al. 2022): content hypercolumns "
+    "replaced by their nearest style neighbours, fitted coarse to fine on the pyramid, "
+    "200 Adam steps at 2e-3 per scale, the OkLab colour match",
+    source="github.com/nkolkin13/NeuralNeighborStyleTransfer styleTransfer.py and "
+    "utils/stylize.py, commit 290976a (nstjax.run.nnst)",
+    settings={"iters": 200, "lr": 2e-3, "content_weight": 0.25},
+    departures=(
+        "Caffe VGG19 (this project's weights) in place of torchvision's VGG16, at the same "
+        "layers by name.",
+        "--content-weight is the authors' content_weight = 1 − alpha, in [0, 1] (0.25); "
+        "--iters is the steps of each scale and of the last pass.",
+        "The neighbour search centres each set by its whole mean (the authors': by each "
+        "block of their chunked search).",
+        "Layers of at most 64 positions per side use every position in the last pass (the "
+        "authors' loop reuses the previous layer's samples there)."),
+    refuses={dest: _NNST_OWN for dest in (
+        "style_loss", "content_loss", "optimizer", "min_size", "tile", "preserve_color",
+        "transfer_color_only", "init", "style_weight", "tv_weight", "style_layers",
+        "content_layers", "parametrization", "average", "history", "scale_iters",
+        "style_layer_weights", "style_mask", "content_mask", "web", "precision", "remat",
+        "tv_loss", "pooling", "hyper", "style_blend", "normalization", "style_scales")},
+    method="nnst",
+))
 
 def preset_names() -> tuple[str, ...]:
     return tuple(PRESETS)
