@@ -43,8 +43,9 @@ def test_ladder_and_iterations_refused():
             multiscale.size_ladder(*bad)
     assert multiscale.scale_iterations(5, 3) == (5, 5, 5)
     assert multiscale.scale_iterations([4, 3, 2], 3) == (4, 3, 2)
+    assert multiscale.scale_iterations([4, 3], 3) == (4, 3, 3)      # the last repeats
     with pytest.raises(ValueError, match="ladder of 3"):
-        multiscale.scale_iterations([4, 3], 3)
+        multiscale.scale_iterations([4, 3, 2, 1], 3)
     with pytest.raises(ValueError, match="at least 1"):
         multiscale.scale_iterations([4, 0, 1], 3)
 
@@ -143,7 +144,7 @@ def test_short_edge_too_small_refused(tiny_vgg):
     (["--scale-iters", "3"], "needs --min-size"),
     (["--min-size", "8"], "16-pixel minimum"),
     (["--min-size", "64", "--size", "48"], "above the output size"),
-    (["--min-size", "24", "--size", "48", "--scale-iters", "3", "2"], "ladder of 3"),
+    (["--min-size", "24", "--size", "48", "--scale-iters", "3", "2", "2", "1"], "ladder of 3"),
     (["--min-size", "24", "--size", "48", "--scale-iters", "2.5"], "whole numbers"),
 ])
 def test_cli_ladder_flags_refused(tmp_path, capsys, extra, message):

@@ -545,3 +545,43 @@ def test_stylize_web_shows_a_failed_solve_as_failed(monkeypatch, tiny_vgg, tmp_p
                  "--size", "32", "--iters", "2", "--style-layers", "relu1_1", "relu2_1",
                  "--content-layers", "relu2_1"])
     assert calls == [("the run failed (see the command's output)", True)]
+
+
+def test_a_preset_on_the_page_is_the_command_lines_recipe():
+    from nstjax.run.presets import PRESETS
+
+    options = settings.defaults()
+    assert options["choices"]["preset"] == ["", *PRESETS]
+    assert options["presets"]["classic"]["values"]["style_loss"] == "gram-chw"
+    form = {**options["presets"]["classic"]["values"], "preset": "classic", "size": "64"}
+    chosen, errors = settings.parse_form(form)
+    assert not errors, errors
+    assert chosen.objective.style_losses == ("gram-chw",) and chosen.objective.tv_loss == "sum"
+    assert chosen.solver.history_size == 100 and chosen.solver.max_iter == 500
+    assert chosen.arguments["preset"] == "classic" and chosen.ladder is None
+    form = {**options["presets"]["crowsonkb"]["values"], "preset": "crowsonkb", "size": "256"}
+    chosen, errors = settings.parse_form(form, max_size=512)
+    assert not errors, errors
+    assert chosen.ladder["min_size"] == 128 and chosen.ladder["iters"] == (1000, 500, 500)
+    assert chosen.ladder["carry_moments"] and chosen.solver.average == 0.99
+    chosen, _ = settings.parse_form({**form, "size": "96"})
+    assert chosen.ladder["min_size"] == 96 and chosen.ladder["iters"] == (1000,)
+    _, errors = settings.parse_form({"preset": "nope"})
+    assert "classic" in errors["preset"]
+    _, errors = settings.parse_form({"preset": "nnst", "sweep_style_weight": "1,2"}, sweep=True)
+    assert "one image at a time" in errors["preset"]
+    _, errors = settings.parse_form({"preset": "nnst", "content_weight": "2"})
+    assert "[0, 1]" in errors["content_weight"]
+
+
+def test_an_nnst_run_through_the_studio(studio):
+    client, _, _ = studio
+    r = start(client, preset="nnst", iters="2", lr="0.002", content_weight="0.25")
+    assert r.status_code == 202, r.text
+    events = wait_finished(client)
+    assert events[-1][1]["status"] == "done", events[-1]
+    run_id = r.json()["id"]
+    record = client.get(f"/api/runs/{run_id}").json()
+    assert record["record"]["arguments"]["preset"] == "nnst"
+    assert record["record"]["iterations"] == 4             # one scale and the last pass
+    assert record["form"]["preset"] == "nnst"

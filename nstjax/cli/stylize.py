@@ -61,7 +61,8 @@ def add_arguments(p) -> None:
                    "between/last size; one scale when --iters, --tile or a --size of "
                    f"{DEFAULT_MIN_SIZE} or less is given, or with --min-size equal to --size)")
     c.add_argument("--scale-iters", nargs="+", help="iterations per size with --min-size: "
-                   "one value, or one per size, coarse first (default --iters at every size)")
+                   "one value, or one per size, coarse first, the last repeating on the sizes after it "
+                   "(default --iters at every size)")
     c.add_argument("--scale-factor", type=float, help="with --min-size: the largest ratio "
                    "of consecutive sizes (default √2; 2 as STROTSS)")
     c.add_argument("--add-detail", action="store_true", default=None,
@@ -172,15 +173,15 @@ def _ladder(args, size: int, solver):
             return None
         ladder = multiscale.size_ladder(DEFAULT_MIN_SIZE, size)
         return ladder, multiscale.default_iterations(len(ladder))
-    min_size = args.min_size
+    min_size, shrunk = args.min_size, False
     if args.preset and min_size > size and \
             min_size == get_preset(args.preset).settings.get("min_size"):
-        min_size = size                      # a preset's ladder at a small size: one rung
+        min_size, shrunk = size, True        # a preset's ladder at a small size: one rung
     ladder = multiscale.size_ladder(min_size, size, factor=_factor(args))
     iters = common.numbers(args.scale_iters, "--scale-iters") or (solver.max_iter,)
     if any(i != int(i) for i in iters):
         raise UsageError("--scale-iters: whole numbers of iterations, please")
-    iters = [int(i) for i in iters]
+    iters = [int(i) for i in iters][:len(ladder) if shrunk else None]
     return ladder, multiscale.scale_iterations(iters[0] if len(iters) == 1 else iters,
                                                len(ladder))
 

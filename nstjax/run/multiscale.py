@@ -81,18 +81,20 @@ def size_ladder(min_size: int, size: int, *, factor: float = LADDER_FACTOR) -> t
 
 
 def scale_iterations(iters: int | Sequence[int], n_scales: int) -> tuple[int, ...]:
-    """Iterations per rung: one value for every rung, or one per rung (coarse first).
+    """Iterations per rung, coarse first: one value for every rung, or a list whose last
+    value repeats on the rungs after it (``(1000, 500)``: 1000 at the first size, 500 at
+    each other, crowsonkb/style-transfer-pytorch's schedule).
 
     Raises:
-      ValueError: a count below 1, or a list of another length than the ladder.
+      ValueError: a count below 1, or a list longer than the ladder.
     """
-    counts = (int(iters),) * n_scales if np.ndim(iters) == 0 else tuple(int(i) for i in iters)
-    if len(counts) != n_scales:
+    counts = (int(iters),) if np.ndim(iters) == 0 else tuple(int(i) for i in iters)
+    if not counts or len(counts) > n_scales:
         raise ValueError(f"{len(counts)} iteration counts for a ladder of {n_scales} sizes "
-                         "(give one, or one per size)")
+                         "(give at most one per size)")
     if min(counts) < 1:
         raise ValueError("iterations per scale must be at least 1")
-    return counts
+    return counts + (counts[-1],) * (n_scales - len(counts))
 
 
 def scaled_hw(shape: tuple[int, int], long_edge: int) -> tuple[int, int]:

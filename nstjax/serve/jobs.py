@@ -16,11 +16,15 @@ import time
 from typing import Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 import nstjax
 from nstjax.io.pictures import label
 from nstjax.objective.config import loss_weights
+from nstjax.run.nnst import scale_count
+from nstjax.run.presets import PRESETS
+from nstjax.run.result import TransferResult
 from nstjax.run.sweeps import member_settings
 from nstjax.serve import records
 from nstjax.serve.events import Hub
@@ -123,15 +127,12 @@ class Runner:
 
 
 def stylize_work(content, style, settings: RunSettings, inputs: dict) -> Callable:
-    """The work of a single run: :func:`nstjax.stylize`, then its files."""
+    """The work of a single run: :func:`nstjax.stylize` (a preset's ladder:
+    :func:`nstjax.stylize_multiscale`; ``nnst``: :func:`nstjax.nnst`), then its files."""
     def work(vgg, folder, live):
         started = time.perf_counter()
         weights = loss_weights(settings.objective, n_styles=1, **settings.weights)
-        result = nstjax.stylize(
-            vgg, content, style, key=jax.random.PRNGKey(settings.seed),
-            objective=settings.objective, weights=weights, solver=settings.solver,
-            init=settings.init, preserve_color=settings.preserve_color,
-            callbacks=live.callbacks(settings.solver.max_iter))
+        result = _solve(vgg, content, style, settings, weights, live)
         live.finish()
         live.snapshot(int(result.n_iter), np.asarray(result.image))    # the final picture
         timings = {"first_picture": live.first_picture_s,
@@ -142,6 +143,31 @@ def stylize_work(content, style, settings: RunSettings, inputs: dict) -> Callabl
         return (f"{n} iterations, loss {float(result.loss):.4g}, "
                 f"{timings['solve_including_compile']:.1f} s", records.files_of(folder))
     return work
+
+
+def _solve(vgg, content, style, settings: RunSettings, weights, live) -> TransferResult:
+    key = jax.random.PRNGKey(settings.seed)
+    if settings.preset and PRESETS[settings.preset].method == "nnst":
+        iters = settings.solver.max_iter
+        total = iters * (scale_count(max(content.shape[:2])) + 1)
+        r = nstjax.nnst(vgg, content, style, key=key, iters=iters, lr=settings.solver.lr,
+                        alpha=1.0 - float(weights.content_weight),
+                        callbacks=live.callbacks(total))
+        status = nstjax.Status.INTERRUPTED if r.stopped else nstjax.Status.MAX_ITER
+        return TransferResult(image=r.image, loss=jnp.float32(r.loss), history=r.history,
+                              n_iter=jnp.int32(r.n_iter), status=jnp.int32(status), terms={},
+                              weights=weights)
+    kw = dict(key=key, objective=settings.objective, weights=weights, solver=settings.solver,
+              init=settings.init, preserve_color=settings.preserve_color)
+    if settings.ladder:
+        ladder = settings.ladder
+        return nstjax.stylize_multiscale(
+            vgg, content, style, min_size=ladder["min_size"], iters=ladder["iters"],
+            factor=ladder["factor"], add_detail=ladder["add_detail"],
+            carry_moments=ladder["carry_moments"], content_decay=ladder["content_decay"],
+            callbacks=live.callbacks(sum(ladder["iters"])), **kw)
+    return nstjax.stylize(vgg, content, style, callbacks=live.callbacks(
+        settings.solver.max_iter), **kw)
 
 
 def sweep_labels(values: dict) -> list[str]:

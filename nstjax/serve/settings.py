@@ -17,6 +17,8 @@ from nstjax.io.image import MIN_SIZE
 from nstjax.losses import parse_style_spec
 from nstjax.objective.config import Objective, loss_weights
 from nstjax.objective.terms import check_solver
+from nstjax.run.multiscale import scale_iterations, size_ladder
+from nstjax.run.presets import PRESETS, Preset
 from nstjax.run.transfer import MAX_SEED
 from nstjax.solve.optimize import optimizer_names
 from nstjax.solve.solver import Solver
@@ -26,6 +28,9 @@ INITS = ("content", "noise", "uniform", "style", "grey")
 SWEEP_INITS = ("content", "noise", "uniform", "style")
 COLORS = ("", "luminance", "histogram")
 SWEPT = ("style_weight", "tv_weight")     # what the page's sweep may vary
+# the page's fields that a preset fills when chosen (the rest of its recipe it carries)
+PRESET_FIELDS = ("style_loss", "style_weight", "content_weight", "tv_weight", "style_layers",
+                 "content_layers", "optimizer", "iters", "lr", "init")
 
 
 class RunSettings(NamedTuple):
@@ -40,6 +45,10 @@ class RunSettings(NamedTuple):
       seed: the PRNG seed.
       sweep: ``{name: [values]}`` for a sweep (empty for a single run).
       arguments: the form's values under the command line's names (the sidecar's).
+      preset: the ``--preset`` chosen, or None.
+      ladder: for a preset with a coarse-to-fine schedule, :func:`nstjax.stylize_multiscale`'s
+        ``min_size``, ``iters``, ``factor``, ``add_detail``, ``carry_moments`` and
+        ``content_decay``; else None.
     """
 
     size: int
@@ -51,6 +60,8 @@ class RunSettings(NamedTuple):
     seed: int
     sweep: dict
     arguments: dict
+    preset: str | None = None
+    ladder: dict | None = None
 
 
 def default_size(max_size: int) -> int:
@@ -71,11 +82,21 @@ def defaults(max_size: int = 1024) -> dict:
                    "content_layers": ",".join(objective.content_layers),
                    "preserve_color": "", "optimizer": solver.optimizer,
                    "iters": solver.max_iter, "lr": solver.lr, "init": "content", "seed": 0,
-                   "sweep_style_weight": "10,100,1000", "sweep_tv_weight": ""},
+                   "sweep_style_weight": "10,100,1000", "sweep_tv_weight": "", "preset": ""},
         "choices": {"optimizer": list(optimizer_names()), "init": list(INITS),
                     "preserve_color": list(COLORS),
-                    "style_loss": list(nstjax.style_loss_names())},
+                    "style_loss": list(nstjax.style_loss_names()),
+                    "preset": ["", *PRESETS]},
+        "presets": {name: {"summary": p.summary, "values": preset_values(p)}
+                    for name, p in PRESETS.items()},
+        "preset_fields": list(PRESET_FIELDS),
     }
+
+
+def preset_values(preset: Preset) -> dict:
+    """The page's fields that ``preset`` sets, as the form writes them."""
+    return {k: ",".join(map(str, v)) if isinstance(v, (tuple, list)) else v
+            for k, v in preset.settings.items() if k in PRESET_FIELDS}
 
 
 def _words(text: str) -> list[str]:
@@ -97,8 +118,10 @@ def _number(form, name, kind, errors, *, low=None, high=None):
     return value
 
 
-def _objective(form, errors) -> tuple[Objective | None, tuple | None]:
-    """The :class:`Objective`; each field tried alone first, so a message names its field."""
+def _objective(form, errors, base: Objective = Objective()) -> tuple[Objective | None,
+                                                                    tuple | None]:
+    """The :class:`Objective` (``base``'s, the form's fields replaced); each field tried
+    alone first, so a message names its field."""
     kw, mix = {}, None
     spec = str(form.get("style_loss", "")).strip()
     try:
@@ -118,13 +141,13 @@ def _objective(form, errors) -> tuple[Objective | None, tuple | None]:
     if errors:
         return None, None
     try:
-        return Objective(**kw), mix
+        return dataclasses.replace(base, **kw), mix
     except ValueError as e:
         errors["style_loss"] = str(e)
         return None, None
 
 
-def _solver(form, errors) -> Solver | None:
+def _solver(form, errors, base: Solver = Solver()) -> Solver | None:
     kw = {}
     optimizer = str(form.get("optimizer", "")).strip()
     if optimizer:
@@ -141,16 +164,17 @@ def _solver(form, errors) -> Solver | None:
                 errors[name] = str(e)
     if errors:
         return None
-    return Solver(**kw)
+    return dataclasses.replace(base, **kw)
 
 
-def _weights(form, objective, mix, errors) -> dict:
-    kw = {"style_mix": mix}
+def _weights(form, objective, mix, errors, base: dict | None = None) -> dict:
+    kw = {**(base or {}), "style_mix": mix if mix is not None or not base
+          else base.get("style_mix")}
     for name in ("style_weight", "content_weight", "tv_weight"):
         value = _number(form, name, float, errors)
         if value is not None:
             try:
-                loss_weights(objective, n_styles=1, **{name: value})
+                loss_weights(objective, n_styles=1, **{**kw, name: value})
                 kw[name] = value
             except ValueError as e:
                 errors[name] = str(e)
@@ -202,9 +226,16 @@ def parse_form(form, *, sweep: bool = False, max_size: int = 1024) -> tuple[RunS
         errors["init"] = f"one of {', '.join(SWEEP_INITS if sweep else INITS)}, not {init!r}"
     if sweep and color:
         errors["preserve_color"] = "a sweep does not preserve colour; choose none"
-    objective, mix = _objective(form, errors)
-    solver = _solver(form, errors)
-    weights = _weights(form, objective, mix, errors) if objective is not None else {}
+    preset, lib = _preset(form, errors, sweep=sweep)
+    objective, mix = _objective(form, errors, lib.get("objective", Objective()))
+    solver = _solver(form, errors, lib.get("solver", Solver()))
+    weights = (_weights(form, objective, mix, errors, lib.get("weights"))
+               if objective is not None else {})
+    if preset is not None and preset.method == "nnst" and "content_weight" not in errors:
+        share = weights.get("content_weight", preset.settings["content_weight"])
+        if not 0.0 <= share <= 1.0:
+            errors["content_weight"] = ("NNST's content weight is the share of the current "
+                                        f"image in the neighbour search, in [0, 1], not {share}")
     values = _sweep(form, objective, weights, errors) if sweep and objective else {}
     if objective is not None and solver is not None and "optimizer" not in errors:
         try:
@@ -218,10 +249,43 @@ def parse_form(form, *, sweep: bool = False, max_size: int = 1024) -> tuple[RunS
                  "style_layers": _words(str(form.get("style_layers", ""))) or None,
                  "content_layers": _words(str(form.get("content_layers", ""))) or None,
                  "optimizer": solver.optimizer, "iters": solver.max_iter, "lr": solver.lr,
-                 **{k: v for k, v in weights.items() if k != "style_mix"}}
+                 "preset": preset.name if preset else None,
+                 **{k: v for k, v in weights.items() if k in PRESET_FIELDS}}
+    ladder = None if sweep else _ladder(lib, size, solver)
     return RunSettings(size=size, objective=objective, solver=solver, weights=weights,
                        preserve_color=color or None, init=init, seed=seed, sweep=values,
-                       arguments=arguments), {}
+                       arguments=arguments, preset=preset.name if preset else None,
+                       ladder=ladder), {}
+
+
+def _preset(form, errors, *, sweep: bool) -> tuple[Preset | None, dict]:
+    """The chosen preset and its library arguments (``{}`` for none or NNST)."""
+    name = str(form.get("preset", "")).strip()
+    if not name:
+        return None, {}
+    if name not in PRESETS:
+        errors["preset"] = f"one of {', '.join(PRESETS)} (or none), not {name!r}"
+        return None, {}
+    preset = PRESETS[name]
+    if preset.method != "objective":
+        if sweep:
+            errors["preset"] = (f"{name} runs one image at a time: its targets are searched "
+                                "anew at each scale, not a swept weight")
+        return preset, {}
+    return preset, preset.library()
+
+
+def _ladder(lib: dict, size: int, solver: Solver) -> dict | None:
+    """A preset's coarse-to-fine schedule at ``size`` (one rung when its first size is not
+    below ``size``, as on the command line)."""
+    if lib.get("min_size") is None:
+        return None
+    min_size = min(int(lib["min_size"]), size)
+    sizes = size_ladder(min_size, size, factor=lib["factor"])
+    counts = tuple(lib["iters"] or (solver.max_iter,))[:len(sizes)]
+    return {"min_size": min_size, "iters": scale_iterations(counts, len(sizes)),
+            "factor": lib["factor"], "add_detail": lib["add_detail"],
+            "carry_moments": lib["carry_moments"], "content_decay": lib["content_decay"]}
 
 
 def form_from_sidecar(record) -> dict:

@@ -53,9 +53,21 @@ function fillSelect(id, values) {
   for (const v of values) {
     const option = document.createElement("option");
     option.value = v;
-    option.textContent = v === "" ? "as the style" : v;
+    option.textContent = v === "" ? (id === "preset" ? "none (the defaults)" : "as the style") : v;
     select.appendChild(option);
   }
+}
+
+// A recipe fills the fields it sets (the library's defaults for the others); the rest of
+// its recipe (TV kind, layer weights, schedule) goes with its name.
+function choosePreset() {
+  const name = $("#preset").value;
+  const chosen = (options.presets || {})[name];
+  const reset = {};
+  for (const field of options.preset_fields || []) reset[field] = options.values[field];
+  fillForm(reset);
+  if (chosen) fillForm(chosen.values);
+  $("#preset-summary").textContent = chosen ? chosen.summary : "";
 }
 
 async function loadOptions() {
@@ -65,6 +77,8 @@ async function loadOptions() {
   fillSelect("optimizer", options.choices.optimizer);
   fillSelect("init", options.choices.init);
   fillSelect("preserve_color", options.choices.preserve_color);
+  fillSelect("preset", options.choices.preset);
+  $("#preset").addEventListener("change", choosePreset);
   const list = $("#style-losses");
   for (const name of options.choices.style_loss) {
     const o = document.createElement("option");
