@@ -543,3 +543,33 @@ def test_stylize_end_to_end(tiny_vgg, losses):
         hist = np.asarray(res.history)[: int(res.n_iter)]
         assert int(res.n_iter) == 3 and np.all(np.isfinite(hist))
         assert np.isfinite(float(res.loss)) and float(res.terms["style"]) > 0.0
+
+
+def test_batched_w2_gradient_equals_each_members():
+    """Under ``vmap`` the spectrum is taken one member after another (``_eigh``'s rule):
+    the same values and gradients as each member alone."""
+    from nstjax.losses.distribution import gaussian_target, gaussian_w2
+
+    key = jax.random.PRNGKey(3)
+    feats = jax.random.normal(key, (3, 6, 5, 8))
+    target = gaussian_target(jax.random.normal(jax.random.PRNGKey(4), (7, 6, 8)))
+    grad = jax.grad(lambda f: gaussian_w2(f, target))
+    batched = jax.vmap(grad)(feats)
+    for i in range(3):
+        np.testing.assert_allclose(np.asarray(batched[i]), np.asarray(grad(feats[i])),
+                                   rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.real_weights
+def test_a_gaussian_w2_sweep_at_five_layers_finishes(tmp_path):
+    """Two members, W2 at relu1_1 … relu5_1: several batched ``eigh`` in one CPU program
+    used to wait on each other forever (a subprocess, so that a hang fails here)."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "nstjax", "sweep", "--demo", "--size", "48", "--style-loss",
+           "gaussian-w2", "--style-weight", "1,2", "--iters", "2", "--no-progress",
+           "--output", str(tmp_path / "sweep")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(list((tmp_path / "sweep").glob("*.png"))) >= 2

@@ -285,9 +285,27 @@ def mean_and_covariance(features, *, mask=None):
     return mu, 0.5 * (cov + cov.T)
 
 
+@jax.custom_batching.custom_vmap
+def _eigh(a):
+    lam, u = jnp.linalg.eigh(a)
+    return lam, u
+
+
+@_eigh.def_vmap
+def _eigh_batched(axis_size, in_batched, a):
+    """Under ``vmap`` (sweep members), one ``eigh`` after another: on the CPU backend,
+    several batched ``eigh`` in one program (one per style layer) can wait on each other
+    for the same threads and never return."""
+    del axis_size
+    if not in_batched[0]:
+        return _eigh(a), (False, False)
+    lam, u = jax.lax.map(lambda m: tuple(jnp.linalg.eigh(m)), a)
+    return (lam, u), (True, True)
+
+
 def _psd_spectrum(a):
     """``eigh`` of the symmetric part of ``a`` and the mask of eigenvalues above rounding."""
-    lam, u = jnp.linalg.eigh(0.5 * (a + a.T))
+    lam, u = _eigh(0.5 * (a + a.T))
     tol = a.shape[-1] * jnp.finfo(a.dtype).eps * jnp.maximum(jnp.max(lam), 0.0)
     return lam, u, lam > tol
 
