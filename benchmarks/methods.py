@@ -121,7 +121,7 @@ def grid(rows, path: Path, size: int) -> None:
         for k, (_, f) in enumerate(results):
             sheet.paste(Image.open(f).convert("RGB"), (xs[1 + k], y))
     path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path, optimize=True)
+    sheet.quantize(256, dither=Image.FLOYDSTEINBERG).save(path, optimize=True)  # ~1/3 the bytes
 
 
 if __name__ == "__main__":
