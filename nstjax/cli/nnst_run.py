@@ -9,7 +9,7 @@ import nstjax
 from nstjax.cli import common
 from nstjax.cli.common import UsageError
 from nstjax.cli.session import Session, plural
-from nstjax.io.image_writing import output_unit, save_image
+from nstjax.io.image_writing import output_unit
 from nstjax.run import memory
 from nstjax.run.nnst import nnst, scale_count
 
@@ -25,8 +25,9 @@ def check(args) -> None:
         raise UsageError(f"--lr must be a positive number, not {args.lr}")
 
 
-def run(args, out, size: int, save_checked) -> int:
-    """The run and its files (the image, its sidecar, the demo's inputs)."""
+def run(args, out, size: int, write_result) -> int:
+    """The run and its files (``write_result``: stylize's writer of the image and the
+    demo's inputs; then the sidecar)."""
     check(args)
     session = Session(args, "stylize")
     content, styles, alpha = common.load_inputs(args, size, alpha=True)
@@ -49,13 +50,7 @@ def run(args, out, size: int, save_checked) -> int:
         vgg, content, styles[0], key=common.prng_key(args), iters=args.iters, lr=args.lr,
         alpha=1.0 - args.content_weight, scales=scales, callbacks=callbacks))
     with output_unit():
-        save_checked(out, np.asarray(result.image), args, alpha)
-        written = [out, out.with_name(out.name + ".json")]
-        if args.demo:
-            written += [out.with_name(f"{out.stem}_content.png"),
-                        out.with_name(f"{out.stem}_style.png")]
-            save_image(written[-2], content)
-            save_image(written[-1], styles[0])
+        written = write_result(out, result.image, args, alpha, content, styles)
         record = session.record(
             with_snapshots=True, output=str(out), method="nnst",
             nnst={"steps_per_pass": int(args.iters), "lr": float(args.lr),

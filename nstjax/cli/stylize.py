@@ -211,6 +211,19 @@ def save_image_checked(out, image, args, alpha=None) -> None:
                alpha=alpha)
 
 
+def write_result(out, image, args, alpha, content, styles) -> list:
+    """The image and, with ``--demo``, the generated inputs beside it; the paths written,
+    the sidecar's second (inside an ``output_unit``)."""
+    save_image_checked(out, np.asarray(image), args, alpha)
+    written = [out, out.with_name(out.name + ".json")]
+    if args.demo:
+        written += [out.with_name(f"{out.stem}_content.png"),
+                    out.with_name(f"{out.stem}_style.png")]
+        save_image(written[-2], content)
+        save_image(written[-1], styles[0])
+    return written
+
+
 def _output_alpha(out, alpha):
     """The content's opacity if ``out``'s format can hold it (else a note, and None)."""
     if alpha is not None and not can_hold_alpha(out):
@@ -242,7 +255,7 @@ def run(args) -> int:
     size = common.size_of(args)
     if args.preset and get_preset(args.preset).method == "nnst":   # its own driver
         from nstjax.cli import nnst_run
-        return nnst_run.run(args, out, size, save_image_checked)
+        return nnst_run.run(args, out, size, write_result)
     objective, mix = common.build_objective(args)
     solver = common.build_solver(args)
     check_solver(objective, solver.optimizer)     # before any work, not after the weights
@@ -269,13 +282,7 @@ def run(args) -> int:
     result, frames, period, mask_kw = _solve(args, out, session, vgg, content, styles,
                                              alpha, ladder, run_kw)
     with output_unit():                 # the image, its sidecar and pictures: all or none
-        save_image_checked(out, np.asarray(result.image), args, alpha)
-        written = [out, out.with_name(out.name + ".json")]
-        if args.demo:
-            written += [out.with_name(f"{out.stem}_content.png"),
-                        out.with_name(f"{out.stem}_style.png")]
-            save_image(written[-2], content)
-            save_image(written[-1], styles[0])
+        written = write_result(out, result.image, args, alpha, content, styles)
         record = _record(args, out, session, result, objective, solver, content, ladder)
         record.update(run_pictures.write(out, args, result, frames, mask_kw=mask_kw,
                                          protect=common.input_paths(args)
