@@ -237,6 +237,8 @@ def test_a_run_goes_live_refuses_a_second_and_writes_its_files(studio):
     assert Image.open(io.BytesIO(loss_plot.content)).format == "PNG"
     sidecar = client.get(record["files"]["result.png.json"]).json()
     assert sidecar["iterations"] == 6 and len(sidecar["loss_history"]) == 6
+    mem = sidecar["memory"]                     # the plan and the measured peak, as the CLI's
+    assert 0 < mem["planned_bytes"] and 0 < mem["peak_bytes"] and mem["available_bytes"] > 0
     from nstjax.cli import build_parser, common
     _, parsers = build_parser()                 # the command line repeats the run from it
     args = common.parse_args(parsers["stylize"], ["--config", str(folders.runs / run_id /
@@ -290,6 +292,25 @@ def test_a_sweep_fills_in_member_by_member(studio):
     assert Image.open(io.BytesIO(sheet.content)).format == "PNG"
     report = client.get(done["files"]["sweep.json"]).json()
     assert report["command"] == "sweep" and len(report["members"]) == 2
+    assert report["memory"]["planned_bytes"] > 0 and report["memory"]["peak_bytes"] > 0
+
+
+def test_a_run_that_would_not_fit_is_refused_before_any_work(studio, monkeypatch):
+    """The page plans memory as the command line does: a run whose plan exceeds what the
+    machine has free is refused in one line beside the size, naming the largest that
+    fits, and no run folder is made."""
+    from nstjax.run import memory
+    client, folders, _ = studio
+    monkeypatch.setattr(memory, "available_bytes", lambda: 40 * 2 ** 20)
+    r = start(client, size="48")
+    assert r.status_code == 400
+    line = r.json()["errors"]["size"]
+    assert "needs about" in line and "more than the" in line and "\n" not in line
+    assert "no size fits" in line or "the largest size that fits is" in line
+    assert not any(folders.runs.iterdir()) if folders.runs.exists() else True
+    monkeypatch.undo()
+    assert start(client, size="48").status_code == 202
+    assert wait_finished(client)[-1][1]["status"] == "done"
 
 
 def test_sidecar_upload_fills_the_form(studio):

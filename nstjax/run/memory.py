@@ -197,6 +197,32 @@ def peak_rss_bytes() -> int:
                    _peak_before_reset)
 
 
+def start_peak() -> None:
+    """Measure a run's peak afresh in a long-lived process (the web page's server): on the
+    CPU the kernel's high-water mark is reset to what is resident now (``clear_refs`` ← 5;
+    :func:`peak_rss_bytes` still reports the process's whole peak).  A device's peak
+    counter cannot be reset; there :func:`run_peak_bytes` is the process's peak."""
+    global _peak_before_reset
+    try:
+        _peak_before_reset = max(_peak_before_reset, _status_bytes("VmHWM:"))
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:             # not allowed: the peak stays the process's
+        pass
+
+
+def run_peak_bytes() -> int:
+    """The peak since :func:`start_peak`: the device's ``peak_bytes_in_use`` on an
+    accelerator, ``VmHWM`` on the CPU (the process's peak where it could not be reset)."""
+    stats = _device_stats()
+    if "peak_bytes_in_use" in stats:
+        return int(stats["peak_bytes_in_use"])
+    try:
+        return _status_bytes("VmHWM:")
+    except OSError:
+        return peak_rss_bytes()
+
+
 def _release_freed_memory() -> None:
     """Collect garbage and hand freed heap pages back to the OS (glibc ``malloc_trim``)."""
     gc.collect()

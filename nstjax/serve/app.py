@@ -146,12 +146,16 @@ def routes_for(folders: Folders, runner: jobs.Runner | None, hub: events.Hub, *,
         errors.update(image_errors)
         if errors:
             return error(400, "fix the marked fields", errors)
+        plan, refusal = jobs.plan_memory(arrays["content"], arrays["style"], chosen)
+        if refusal:
+            return error(400, refusal, {"size": refusal})
         inputs = {"content": str(paths["content"]), "style": [str(paths["style"])]}
         make = jobs.sweep_work if sweep else jobs.stylize_work
         labels = jobs.sweep_labels(chosen.sweep) if sweep else ()
         try:
             run_id = runner.submit("sweep" if sweep else "run",
-                                   make(arrays["content"], arrays["style"], chosen, inputs),
+                                   make(arrays["content"], arrays["style"], chosen, inputs,
+                                        plan),
                                    total=chosen.solver.max_iter, labels=labels)
         except jobs.Busy as e:
             return error(409, str(e))

@@ -23,9 +23,12 @@ import nstjax
 from nstjax.io.pictures import label
 from nstjax.objective.config import loss_weights
 from nstjax.run.nnst import scale_count
+from nstjax.run import memory
+from nstjax.run.memory_plan import MemoryPlan
 from nstjax.run.presets import PRESETS
 from nstjax.run.result import TransferResult
 from nstjax.run.sweeps import member_settings
+from nstjax.run.transfer_memory import does_not_fit, largest_edge, plan_transfer
 from nstjax.serve import records
 from nstjax.serve.events import Hub
 from nstjax.serve.live import Live
@@ -126,10 +129,36 @@ class Runner:
             self.hub.publish("status", final, **final)
 
 
-def stylize_work(content, style, settings: RunSettings, inputs: dict) -> Callable:
+def plan_memory(content, style, settings: RunSettings) -> tuple[MemoryPlan | None, str | None]:
+    """``(plan, None)`` for a run of the page that fits in memory, ``(None, line)`` with the
+    command line's refusal for one that does not, decided before any work by
+    :func:`nstjax.run.transfer_memory.plan_transfer` at the run's full size (a ladder's last
+    rung; a sweep's members are solved one at a time).  NNST is not planned: ``(None,
+    None)``."""
+    if settings.preset and PRESETS[settings.preset].method == "nnst":
+        return None, None
+    shape = tuple(content.shape[:2])
+    fit = plan_transfer(settings.objective, settings.solver, shape, [tuple(style.shape[:2])],
+                        available=memory.available_bytes(), remat_auto=False)
+    if fit.fits:
+        return fit.plan, None
+    largest = largest_edge(fit.need, fit.budget, max(shape))
+    fits = (f"the largest size that fits is {largest}" if largest >= 16
+            else "no size fits")
+    return None, f"{does_not_fit(fit, shape)}; {fits}"
+
+
+def _memory_record(plan: MemoryPlan | None) -> dict | None:
+    """``{planned_bytes, peak_bytes, available_bytes}`` with the process's measured peak."""
+    return None if plan is None else plan.record(peak=memory.run_peak_bytes())
+
+
+def stylize_work(content, style, settings: RunSettings, inputs: dict,
+                 plan: MemoryPlan | None = None) -> Callable:
     """The work of a single run: :func:`nstjax.stylize` (a preset's ladder:
     :func:`nstjax.stylize_multiscale`; ``nnst``: :func:`nstjax.nnst`), then its files."""
     def work(vgg, folder, live):
+        memory.start_peak()
         started = time.perf_counter()
         weights = loss_weights(settings.objective, n_styles=1, **settings.weights)
         result = _solve(vgg, content, style, settings, weights, live)
@@ -138,7 +167,7 @@ def stylize_work(content, style, settings: RunSettings, inputs: dict) -> Callabl
         timings = {"first_picture": live.first_picture_s,
                    "solve_including_compile": time.perf_counter() - started}
         records.write_run(folder, result, settings, inputs, image_size=content.shape[1::-1],
-                          timings=timings)
+                          timings=timings, memory=_memory_record(plan))
         n = int(result.n_iter)
         return (f"{n} iterations, loss {float(result.loss):.4g}, "
                 f"{timings['solve_including_compile']:.1f} s", records.files_of(folder))
@@ -177,12 +206,14 @@ def sweep_labels(values: dict) -> list[str]:
             for m in member_settings(values, mode="grid")]
 
 
-def sweep_work(content, style, settings: RunSettings, inputs: dict) -> Callable:
+def sweep_work(content, style, settings: RunSettings, inputs: dict,
+               plan: MemoryPlan | None = None) -> Callable:
     """The work of a sweep, one member per compiled call, so the sheet fills in member by
     member."""
     swept = [k for k, v in settings.sweep.items() if len(v) > 1]
 
     def work(vgg, folder, live):
+        memory.start_peak()
         started = time.perf_counter()
         base = loss_weights(settings.objective, n_styles=1, **settings.weights)
         res = nstjax.sweep(vgg, content, style, settings.sweep,
@@ -192,7 +223,8 @@ def sweep_work(content, style, settings: RunSettings, inputs: dict) -> Callable:
                            callbacks=live.callbacks(settings.solver.max_iter))
         timings = {"sweep_including_compile": time.perf_counter() - started}
         records.write_sweep(folder, res, settings, inputs, swept=swept,
-                            image_size=content.shape[1::-1], timings=timings)
+                            image_size=content.shape[1::-1], timings=timings,
+                            memory=_memory_record(plan))
         return (f"{len(res.images)} of {len(sweep_labels(settings.sweep))} members, best loss "
                 f"{float(np.nanmin(res.loss)):.4g}, {timings['sweep_including_compile']:.1f} s",
                 records.files_of(folder))

@@ -50,8 +50,9 @@ def _series(history, term_history, n: int) -> dict:
 
 
 def write_run(folder: Path, result, settings: RunSettings, inputs: dict, *,
-              image_size, timings: dict) -> dict:
-    """The image, its sidecar and its loss plot; returns the sidecar."""
+              image_size, timings: dict, memory: dict | None = None) -> dict:
+    """The image, its sidecar and its loss plot; returns the sidecar.  ``memory``: the
+    run's ``{planned_bytes, peak_bytes, available_bytes}``, as the command line writes it."""
     n = int(result.n_iter)
     record = {
         "command": "stylize",
@@ -63,7 +64,7 @@ def write_run(folder: Path, result, settings: RunSettings, inputs: dict, *,
         "final_terms": {k: float(v) for k, v in result.terms.items()},
         "loss_history": np.asarray(result.history)[:n],
         "term_history": {k: np.asarray(v)[:n] for k, v in result.term_history.items()},
-        "timings_s": timings, "written_by": "nstjax serve",
+        "timings_s": timings, "memory": memory, "written_by": "nstjax serve",
     }
     with output_unit():
         save_image(folder / RESULT, np.asarray(result.image))
@@ -78,8 +79,9 @@ def write_run(folder: Path, result, settings: RunSettings, inputs: dict, *,
 
 
 def write_sweep(folder: Path, res, settings: RunSettings, inputs: dict, *, swept,
-                image_size, timings: dict) -> dict:
-    """Every finished member, the labelled contact sheet and ``sweep.json``."""
+                image_size, timings: dict, memory: dict | None = None) -> dict:
+    """Every finished member, the labelled contact sheet and ``sweep.json`` (``memory`` as
+    :func:`write_run`'s)."""
     done = len(res.images)
     cells = np.stack([with_loss_curve(res.images[i], _series(res.history[i], None,
                                                              int(res.n_iter[i])))
@@ -93,7 +95,7 @@ def write_sweep(folder: Path, res, settings: RunSettings, inputs: dict, *, swept
     record = {"command": "sweep", "arguments": {**settings.arguments, **inputs},
               **record_of(settings), "swept": list(swept), "values": settings.sweep,
               "image_size": list(image_size), "members": members,
-              "contact_sheet": str(folder / SHEET), "timings_s": timings,
+              "contact_sheet": str(folder / SHEET), "timings_s": timings, "memory": memory,
               "written_by": "nstjax serve"}
     with output_unit():
         for i in range(done):
