@@ -197,6 +197,20 @@ def test_command_end_to_end_writes_a_video_and_its_sidecar(tiny, tmp_path, capsy
     assert "temporal" in meta["per_frame"][1]["terms"]
     assert (tmp_path / "out.mp4.work" / "flow.npz").exists()         # kept for a rerun
     assert not (tmp_path / "out.mp4.work" / "frames").exists()
+    mem = meta["memory"]                       # planned before the work, peak measured after
+    assert mem["planned_bytes"] > 0 and mem["peak_bytes"] > 0 and mem["available_bytes"] > 0
+
+
+def test_a_clip_whose_frames_would_not_fit_is_refused_before_any_flow(tiny, tmp_path,
+                                                                      capsys, monkeypatch):
+    from nstjax.run import memory
+    clip, style = tiny
+    monkeypatch.setattr(memory, "available_bytes", lambda: 40 * 2 ** 20)
+    out = tmp_path / "out.mp4"
+    assert cli_run(video(clip, style, out)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "needs about" in err[0] and "fits" in err[0], err
+    assert not out.exists() and not (tmp_path / "out.mp4.work" / "flow.npz").exists()
 
 
 class StopAfter:

@@ -23,13 +23,14 @@ import numpy as np
 
 import nstjax
 from nstjax.cli import common, counts, run_pictures, stylize
-from nstjax.cli.common import UsageError
+from nstjax.cli.common import MIN_SIZE, UsageError
 from nstjax.cli.session import Session
 from nstjax.cli.video_work import Work, settings_of
 from nstjax.io.image import ImageError, load_image
 from nstjax.io.image_writing import output_unit
 from nstjax.objective.terms import check_solver
 from nstjax.run import memory
+from nstjax.run.transfer_memory import does_not_fit, largest_edge, plan_transfer
 from nstjax.video import multipass
 from nstjax.video.api import DEFAULT_PASSES
 from nstjax.video.driver import DEFAULT_TEMPORAL_WEIGHT, MODES
@@ -174,6 +175,7 @@ def run(args) -> int:
     common.enable_compilation_cache()
     session = Session(args, "video")
     clip, styles = _load(args, size)
+    plan, members = _plan_memory(args, clip, styles, objective, solver, gaps)
     vgg = common.load_vgg(args)
     note = lambda m: print(f"note: {m}", file=sys.stderr)  # noqa: E731
     work.create()
@@ -192,6 +194,7 @@ def run(args) -> int:
     finished = result.done == n and result.passes >= (args.passes if args.mode == "multipass"
                                                       else 1)
     record = _record(args, out, session, result, objective, solver, weights, clip, finished)
+    record["memory"] = plan.record(members, peak=memory.measured_peak_bytes())
     if not finished:
         common.write_json(work.record_path, record)
         print(f"note: {result.done if args.mode != 'multipass' else result.passes} "
@@ -207,6 +210,32 @@ def run(args) -> int:
     return session.finish(f"{out}", [result.status], what="a frame",
                           details=f"{n} frames of {w}×{h}, {args.mode}, temporal error "
                                   f"{result.temporal_error:.3g}")
+
+
+def _plan_memory(args, clip, styles, objective, solver, gaps):
+    """``(plan, members)``: the run's memory plan from the command line's decision
+    (:func:`nstjax.run.transfer_memory.plan_transfer`) for the frames solved at once (one;
+    under multipass the chunk), with the clip's optical flows (two float32 channels per
+    pixel for each frame and gap) added to what the process holds; one line and exit 2 when
+    it would not fit, before any flow is computed."""
+    n, h, w = clip.frames.shape[:3]
+    members = 1
+    if args.mode == "multipass":
+        fit_frames = multipass.frames_that_fit(h, w, objective,
+                                               history_size=solver.history_size)
+        members = max(1, min(args.chunk or n, fit_frames, n))
+    flow_bytes = 2 * 4 * n * h * w * (len(set(gaps) | {1}))
+    available = max(memory.available_bytes() - flow_bytes, 0)
+    fit = plan_transfer(objective, solver, (h, w), [s.shape[:2] for s in styles],
+                        available=available, members=members, remat_auto=False)
+    if not fit.fits:
+        largest = largest_edge(fit.need, fit.budget, max(h, w))
+        raise UsageError(f"{does_not_fit(fit, (h, w))}; "
+                         + (f"the largest that fits is --size {largest}" if largest >= MIN_SIZE
+                            else "no size fits") + " (or --remat block)")
+    plan = fit.plan._replace(resident=fit.plan.resident + flow_bytes,
+                             available=fit.plan.available + flow_bytes)
+    return plan, members
 
 
 def _library_kwargs(args, clip, objective, weights, solver, gaps, work, session) -> dict:
