@@ -63,6 +63,7 @@ from nstjax.solve.optimize import (
     register_optimizer,
 )
 from nstjax.solve.solver import Solver
+from nstjax.run.transfer_memory import TransferMemory, plan_transfer
 
 
 def __getattr__(name):
@@ -99,6 +100,7 @@ __all__ = [
     "TransferResult", "Stage", "run_transfer", "stylize",
     "size_ladder", "stylize_multiscale", "stylize_sharded", "stylize_tiled",
     "NNSTResult", "nnst",
+    "TransferMemory", "plan_transfer",
     "LAYERS", "VGG_WIDTHS", "canonical_layer", "extract_features", "init_random_weights",
     "VGGWeights", "WeightsError", "convert", "load_vgg19",
     "ScoreResult", "score",

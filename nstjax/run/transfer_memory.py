@@ -74,7 +74,7 @@ def history_bytes(max_iter: int) -> int:
 
 
 def plan_transfer(objective: Objective, solver, shape: tuple, style_shapes, *,
-                  available: int, members: int = 1, remat_auto: bool = True,
+                  available: int | None = None, members: int = 1, remat_auto: bool = True,
                   history: int | None = None) -> TransferMemory:
     """Whether a transfer of a ``shape`` content (``(H, W)``) with styles of
     ``style_shapes`` fits in ``available`` bytes, ``members`` at once.
@@ -85,11 +85,13 @@ def plan_transfer(objective: Objective, solver, shape: tuple, style_shapes, *,
       solver: the run's :class:`nstjax.Solver` (its history size and iteration count).
       shape: the content's ``(H, W)`` as solved (one tile's under tiling).
       style_shapes: each style's ``(H, W)``.
-      available: bytes the run may add (:func:`nstjax.run.memory.available_bytes`).
+      available: bytes the run may add (default: what the machine has free now,
+        :func:`nstjax.run.memory.available_bytes`).
       members: images solved at once (sweeps).
       history: bytes of one member's loss histories (default :func:`history_bytes`).
     """
     h, w = shape
+    available = memory.available_bytes() if available is None else available
     budget = BUDGET_FRACTION * available
     history = history_bytes(solver.max_iter) if history is None else history
     screen = memory.estimate_transfer_bytes(h, w, layers=objective.layers,
@@ -101,13 +103,14 @@ def plan_transfer(objective: Objective, solver, shape: tuple, style_shapes, *,
         if screen > 4 * budget:      # far out of reach: no need to compile to know
             need, how = screen, "estimate"
             continue
-        how = "compiled estimate"
         if screen < 0.25 * budget and policy == "none":   # clearly fits: no compile
+            how = "estimate"
             step = memory.estimate_transfer_bytes(h, w, layers=objective.layers,
                                                   history_size=solver.history_size)
             program = memory.ProgramMemory(argument=step + WEIGHT_BYTES, output=0, temp=0,
                                            code=0, alias=0, scratch=0)
         else:
+            how = "compiled estimate"
             program = compiled_transfer_memory(candidate, solver, (h, w), style_shapes)
         plan = transfer_plan(program, available, members=members, history=history,
                              undercount=undercount(policy), image=4 * h * w * 3)
