@@ -20,11 +20,12 @@ import jax.numpy as jnp
 import numpy as np
 
 import nstjax
+from nstjax.io.image import MIN_SIZE
 from nstjax.io.pictures import label
 from nstjax.objective.config import loss_weights
-from nstjax.run.nnst import scale_count
 from nstjax.run import memory
 from nstjax.run.memory_plan import MemoryPlan
+from nstjax.run.nnst import scale_count
 from nstjax.run.presets import PRESETS
 from nstjax.run.result import TransferResult
 from nstjax.run.sweeps import member_settings
@@ -139,17 +140,18 @@ def plan_memory(content, style, settings: RunSettings) -> tuple[MemoryPlan | Non
         return None, None
     shape = tuple(content.shape[:2])
     fit = plan_transfer(settings.objective, settings.solver, shape, [tuple(style.shape[:2])],
-                        available=memory.available_bytes(), remat_auto=False)
+                        remat_auto=False)
     if fit.fits:
         return fit.plan, None
     largest = largest_edge(fit.need, fit.budget, max(shape))
-    fits = (f"the largest size that fits is {largest}" if largest >= 16
+    fits = (f"the largest size that fits is {largest}" if largest >= MIN_SIZE
             else "no size fits")
     return None, f"{does_not_fit(fit, shape)}; {fits}"
 
 
 def _memory_record(plan: MemoryPlan | None) -> dict | None:
-    """``{planned_bytes, peak_bytes, available_bytes}`` with the process's measured peak."""
+    """``{planned_bytes, peak_bytes, available_bytes}`` with the peak measured since the
+    run began (:func:`nstjax.run.memory.start_peak`)."""
     return None if plan is None else plan.record(peak=memory.run_peak_bytes())
 
 
