@@ -606,3 +606,26 @@ def test_an_nnst_run_through_the_studio(studio):
     assert record["record"]["arguments"]["preset"] == "nnst"
     assert record["record"]["iterations"] == 4             # one scale and the last pass
     assert record["form"]["preset"] == "nnst"
+
+
+def test_a_preset_alone_on_the_form_is_its_whole_recipe(tmp_path, capsys):
+    """A form (an API client's) that names only the preset gets every setting the preset
+    makes, the start among them; and ``--config`` on such a sidecar, which names the preset
+    but not each of its settings, runs the preset's recipe on the command line."""
+    from nstjax.cli import run
+    from nstjax.run.presets import PRESETS
+
+    chosen, errors = settings.parse_form({"preset": "classic", "size": "48"})
+    assert not errors, errors
+    assert chosen.init == PRESETS["classic"].settings["init"] == "grey"
+    assert chosen.solver.history_size == PRESETS["classic"].settings["history"]
+    sidecar = tmp_path / "web.png.json"
+    sidecar.write_text(json.dumps({"command": "stylize", "arguments": {
+        "preset": "classic", "demo": True, "size": 48, "iters": 2, "style_loss": None}}))
+    out = tmp_path / "again.png"
+    assert run(["stylize", "--config", str(sidecar), "--output", str(out),
+                "--no-progress"]) == 0, capsys.readouterr().err
+    record = json.loads((tmp_path / "again.png.json").read_text())
+    assert record["solver"]["history_size"] == PRESETS["classic"].settings["history"]
+    assert record["objective"]["tv_loss"] == "sum" and record["arguments"]["init"] == "grey"
+    assert record["iterations"] == 2

@@ -193,9 +193,15 @@ def parse_args(parser: argparse.ArgumentParser, argv) -> argparse.Namespace:
         if not isinstance(saved, dict) or record.get("command") != parser.prog.split()[-1]:
             raise UsageError(f"{path}: not a sidecar of an nstjax {parser.prog.split()[-1]} run")
         known = {a.dest for a in parser._actions}
-        parser.set_defaults(**{k: v for k, v in saved.items()
-                               if k in known and k not in ("config", "output", "output_dir",
-                                                           "web")})
+        keep = {k: v for k, v in saved.items()
+                if k in known and k not in ("config", "output", "output_dir", "web")}
+        if keep.get("preset") and not getattr(args, "preset", None):
+            # a sidecar that names a preset but not every setting it made (the web page's):
+            # the preset's settings first, then what the sidecar says beyond them
+            args.preset = keep["preset"]
+            apply_preset(parser, args, argv)
+            keep = {k: v for k, v in keep.items() if v is not None}
+        parser.set_defaults(**keep)
         args = parser.parse_args(argv)
     every = getattr(args, "log_every", None)
     if every is not None and every < 1:

@@ -221,12 +221,12 @@ def parse_form(form, *, sweep: bool = False, max_size: int = 1024) -> tuple[RunS
     color = str(form.get("preserve_color", "")).strip()
     if color not in COLORS:
         errors["preserve_color"] = f"one of luminance, histogram (or none), not {color!r}"
-    init = str(form.get("init", "")).strip() or "content"
+    preset, lib = _preset(form, errors, sweep=sweep)
+    init = str(form.get("init", "")).strip() or lib.get("init", "content")
     if init not in (SWEEP_INITS if sweep else INITS):
         errors["init"] = f"one of {', '.join(SWEEP_INITS if sweep else INITS)}, not {init!r}"
     if sweep and color:
         errors["preserve_color"] = "a sweep does not preserve colour; choose none"
-    preset, lib = _preset(form, errors, sweep=sweep)
     objective, mix = _objective(form, errors, lib.get("objective", Objective()))
     solver = _solver(form, errors, lib.get("solver", Solver()))
     weights = (_weights(form, objective, mix, errors, lib.get("weights"))
