@@ -61,8 +61,8 @@ def add_arguments(p) -> None:
                    "between/last size; one scale when --iters, --tile or a --size of "
                    f"{DEFAULT_MIN_SIZE} or less is given, or with --min-size equal to --size)")
     c.add_argument("--scale-iters", nargs="+", help="iterations per size with --min-size: "
-                   "one value, or one per size, coarse first, the last repeating on the sizes after it "
-                   "(default --iters at every size)")
+                   "one value, or one per size, coarse first, the last repeating on the "
+                   "sizes after it (default --iters at every size)")
     c.add_argument("--scale-factor", type=float, help="with --min-size: the largest ratio "
                    "of consecutive sizes (default √2; 2 as STROTSS)")
     c.add_argument("--add-detail", action="store_true", default=None,

@@ -230,9 +230,10 @@ def _plan_memory(args, clip, styles, objective, solver, gaps):
                         available=available, members=members, remat_auto=False)
     if not fit.fits:
         largest = largest_edge(fit.need, fit.budget, max(h, w))
-        raise UsageError(f"{does_not_fit(fit, (h, w))}; "
-                         + (f"the largest that fits is --size {largest}" if largest >= MIN_SIZE
-                            else "no size fits") + " (or --remat block)")
+        fits = (f"the largest that fits is --size {largest}" if largest >= MIN_SIZE
+                else "no size fits")
+        block = " (or --remat block)" if objective.remat == "none" else ""
+        raise UsageError(f"{does_not_fit(fit, (h, w))}; {fits}{block}")
     plan = fit.plan._replace(resident=fit.plan.resident + flow_bytes,
                              available=fit.plan.available + flow_bytes)
     return plan, members
