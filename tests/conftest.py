@@ -27,6 +27,15 @@ def pytest_configure(config):
         os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
 
 
+def pytest_collection_modifyitems(config, items):
+    """The integration tier (``-m integration``; ``-m "not integration"`` is the unit tier):
+    the tests that use the real weights or a browser, by their own marks, and those that
+    start a Python process, marked by hand (tests/test_architecture.py checks it)."""
+    for item in items:
+        if item.get_closest_marker("real_weights") or item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.integration)
+
+
 MAX_MAPPINGS = 30_000     # under half of Linux's default vm.max_map_count (65,530)
 
 

@@ -76,3 +76,63 @@ def test_layers_import_only_downwards(path):
             if target in LAYERS and LAYERS.index(target) > layer:
                 upward.append(node.module)
     assert not upward, upward
+
+
+# --------------------------------------------------------------------------- the tests' own tree
+
+TESTS = Path(__file__).resolve().parent
+TEST_FILES = sorted(TESTS.rglob("test_*.py"))
+
+
+def test_a_modules_tests_are_found_by_its_package():
+    """``tests/<package>/test_<module>.py`` for each subpackage of ``nstjax``; the tests of
+    the public surface as a whole stay at the top.  Basenames are unique, since the test
+    modules are imported by name (pytest's default ``prepend`` import mode)."""
+    packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
+    folders = {f.parent.name for f in TEST_FILES if f.parent != TESTS}
+    assert folders <= packages, folders - packages
+    names = [f.name for f in TEST_FILES]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+
+
+@pytest.mark.parametrize("path", TEST_FILES, ids=lambda p: str(p.relative_to(TESTS)))
+def test_test_module_is_at_most_650_lines(path):
+    assert len(path.read_text().splitlines()) <= 650
+
+
+def _marks(decorators) -> set:
+    """The ``pytest.mark.NAME`` names among a function's decorators or a ``pytestmark``."""
+    out = set()
+    for d in decorators:
+        for node in ast.walk(d):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute)
+                    and node.value.attr == "mark"):
+                out.add(node.attr)
+    return out
+
+
+def subprocess_tests_outside_the_integration_tier(path: Path) -> list:
+    """The test functions of ``path`` that start a process (they name ``subprocess``, or call
+    a function of the module that does) without the ``integration`` mark on themselves or
+    on the module."""
+    tree = _tree(path)
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+
+    def names(fn):
+        return {n.id for n in ast.walk(fn) if isinstance(n, ast.Name)}
+
+    starts = {name for name, fn in functions.items() if "subprocess" in names(fn)}
+    module_marks = _marks([n.value for n in tree.body if isinstance(n, ast.Assign)
+                           and any(getattr(t, "id", "") == "pytestmark" for t in n.targets)])
+    if "integration" in module_marks:
+        return []
+    return [name for name, fn in functions.items() if name.startswith("test")
+            and (name in starts or names(fn) & starts)
+            and "integration" not in _marks(fn.decorator_list)]
+
+
+@pytest.mark.parametrize("path", TEST_FILES, ids=lambda p: str(p.relative_to(TESTS)))
+def test_tests_that_start_a_process_are_in_the_integration_tier(path):
+    """Real-weight and browser tests join the tier by their own marks (tests/conftest.py);
+    a test that starts a Python process says so with ``pytest.mark.integration``."""
+    assert subprocess_tests_outside_the_integration_tier(path) == []

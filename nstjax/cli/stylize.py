@@ -60,19 +60,20 @@ def add_arguments(p) -> None:
                    f"{'/'.join(map(str, DEFAULT_SCALE_ITERS))} iterations at the first/"
                    "between/last size; one scale when --iters, --tile or a --size of "
                    f"{DEFAULT_MIN_SIZE} or less is given, or with --min-size equal to --size)")
-    c.add_argument("--scale-iters", nargs="+", help="iterations per size with --min-size: "
-                   "one value, or one per size, coarse first, the last repeating on the "
-                   "sizes after it (default --iters at every size)")
-    c.add_argument("--scale-factor", type=float, help="with --min-size: the largest ratio "
+    c.add_argument("--scale-iters", nargs="+", help="iterations per size of the ladder "
+                   "(the default one, or --min-size's): one value, or one per size, coarse "
+                   "first, the last repeating on the sizes after it (default: the default "
+                   "ladder's; with --min-size, --iters at every size)")
+    c.add_argument("--scale-factor", type=float, help="of the ladder: the largest ratio "
                    "of consecutive sizes (default √2; 2 as STROTSS)")
     c.add_argument("--add-detail", action="store_true", default=None,
-                   help="with --min-size: start each size from the last result upsampled "
+                   help="of the ladder: start each size from the last result upsampled "
                    "plus the photo's detail that upsampling lost (STROTSS)")
-    c.add_argument("--content-decay", type=float, help="with --min-size: the factor of the "
+    c.add_argument("--content-decay", type=float, help="of the ladder: the factor of the "
                    "content weight from one size to the next finer, the last size's being "
                    "--content-weight (default 1; 0.5 as STROTSS)")
     c.add_argument("--carry-moments", action="store_true", default=None,
-                   help="with --min-size and --optimizer adam: start each size's Adam with "
+                   help="of the ladder, with --optimizer adam: start each size's Adam with "
                    "the last size's moment estimates, resized")
     w = p.add_argument_group("loss weights (changing these does not recompile)")
     w.add_argument("--content-weight", type=float, help="how much the content's layout "
@@ -138,12 +139,12 @@ def _check(args):
         raise UsageError("--transfer-color-only and --preserve-color are opposites: give one")
     if args.transfer_color_only and not args.demo and len(args.style) != 1:
         raise UsageError("--transfer-color-only takes one style image")
-    if args.scale_iters is not None and args.min_size is None:
-        raise UsageError("--scale-iters needs --min-size (the coarse-to-fine ladder)")
-    for flag in ("carry_moments", "scale_factor", "add_detail", "content_decay"):
-        if getattr(args, flag) and args.min_size is None:
-            raise UsageError(f"--{flag.replace('_', '-')} needs --min-size (the "
-                             "coarse-to-fine ladder)")
+    for flag in LADDER_FLAGS:
+        if getattr(args, flag) is not None and args.min_size is None and (
+                args.iters is not None or args.tile):
+            raise UsageError(f"--{flag.replace('_', '-')} shapes the coarse-to-fine ladder, "
+                             f"which {'--iters' if args.iters is not None else '--tile'} "
+                             "turns off: give --min-size too")
     if args.content_decay is not None and not 0.0 < args.content_decay <= 1e3:
         raise UsageError(f"--content-decay must be a positive number, not "
                          f"{args.content_decay}")
@@ -158,6 +159,9 @@ def _check(args):
     return out
 
 
+LADDER_FLAGS = ("scale_iters", "carry_moments", "scale_factor", "add_detail", "content_decay")
+
+
 def _ladder(args, size: int, solver):
     """``(long edges, iterations per rung)`` of ``--min-size``/``--scale-iters`` (validated
     before any work), or ``None`` for a single-scale run.
@@ -167,17 +171,25 @@ def _ladder(args, size: int, solver):
     (crowsonkb/style-transfer-pytorch's and STROTSS's coarse-to-fine start, which paints
     large regions the way 500 full-size iterations of jcjohnson/neural-style do, in a
     fraction of the time: benchmarks/classic_look.py); ``--iters`` or ``--tile`` alone keep
-    one scale."""
-    if args.min_size is None:
-        if args.iters is not None or args.tile or size <= DEFAULT_MIN_SIZE:
-            return None
-        ladder = multiscale.size_ladder(DEFAULT_MIN_SIZE, size)
-        return ladder, multiscale.default_iterations(len(ladder))
+    one scale.  :data:`LADDER_FLAGS` without ``--min-size`` shape the default ladder."""
     min_size, shrunk = args.min_size, False
-    if args.preset and min_size > size and \
+    if min_size is None:
+        if args.iters is not None or args.tile:
+            return None
+        if all(getattr(args, flag) is None for flag in LADDER_FLAGS):
+            if size <= DEFAULT_MIN_SIZE:
+                return None
+            ladder = multiscale.size_ladder(DEFAULT_MIN_SIZE, size)
+            return ladder, multiscale.default_iterations(len(ladder))
+        min_size = DEFAULT_MIN_SIZE
+        if min_size > size:
+            min_size, shrunk = size, True    # the default ladder at a small size: one rung
+    elif args.preset and min_size > size and \
             min_size == get_preset(args.preset).settings.get("min_size"):
         min_size, shrunk = size, True        # a preset's ladder at a small size: one rung
     ladder = multiscale.size_ladder(min_size, size, factor=_factor(args))
+    if args.min_size is None and args.scale_iters is None:
+        return ladder, multiscale.default_iterations(len(ladder))
     iters = common.numbers(args.scale_iters, "--scale-iters") or (solver.max_iter,)
     if any(i != int(i) for i in iters):
         raise UsageError("--scale-iters: whole numbers of iterations, please")

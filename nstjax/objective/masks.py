@@ -27,7 +27,7 @@ same layers as :func:`nstjax.model.vgg.vgg_forward`:
   is 156 pixels wide, 70 before and 85 after its position), so a style's loss then has *exactly* zero gradient on every pixel of
   the image outside its mask; deep layers of a small region can be empty.
 
-What holds where (tested in ``tests/test_masks.py``):
+What holds where (tested in ``tests/objective/test_masks.py``):
 
 * feature level, either mode: a style's loss has zero gradient with respect to the
   features at every position whose weight is 0 (all registered statistics weight a

@@ -15,7 +15,7 @@ fields that exist and matter are
 
 ``peak_memory_in_bytes`` also exists but on CPU reports only arguments plus outputs, not
 the temporaries, so it is not used.  Measured against resident memory (see
-:func:`measure_peak_bytes` and ``tests/test_memory.py``), a call allocates ``temp + output``
+:func:`measure_peak_bytes` and ``tests/run/test_memory.py``), a call allocates ``temp + output``
 plus scratch outside XLA's buffers: the CPU convolution kernels pack the weight operand
 (measured 1.4, 2.7, 4.6 and 9.4 MB with the largest VGG kernel at 0.6, 2.4, 4.7 and 9.4 MB)
 and cache-sized blocks of the other (~3 MB at most).  :attr:`ProgramMemory.scratch`

@@ -121,7 +121,7 @@ def test_pyramid_differs_from_pixels_and_sweep_members_equal_single_runs(tiny_vg
                               objective=dataclasses.replace(OBJ, parametrization="pixels"))
     res = sweeps.sweep(tiny_vgg, content, style, {"style_weight": [1.0, 100.0]}, key=KEY,
                        objective=OBJ, solver=solver, init="grey")
-    # test_sweep's Adam tolerances (member against its single run, float32 reassociation)
+    # tests/run/test_sweeps.py's Adam tolerances (member against its single run, float32 reassociation)
     for k, beta in enumerate((1.0, 100.0)):
         from nstjax.objective.config import loss_weights
         one = transfer.stylize(tiny_vgg, content, style, key=KEY, objective=OBJ, init="grey",

@@ -246,6 +246,7 @@ def _probe(env):
     return {k: v for k, v in (line.split(" ", 1) for line in out.splitlines())}
 
 
+@pytest.mark.integration
 def test_compilation_cache_is_used_by_a_second_process(tmp_path):
     import os
     env = {k: v for k, v in os.environ.items()     # not the suite's own cache (conftest)

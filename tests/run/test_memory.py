@@ -134,6 +134,7 @@ def check(r, label):
     return line
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("size, members", [(256, 1), (512, 1), (256, 4)])
 def test_compiled_estimate_matches_measured_peak_tiny_vgg(size, members):
     r = probe("tiny", size, members)
@@ -141,6 +142,7 @@ def test_compiled_estimate_matches_measured_peak_tiny_vgg(size, members):
     check(r, f"tiny VGG {size}px ×{members}")
 
 
+@pytest.mark.integration
 @pytest.mark.real_weights
 @pytest.mark.parametrize("size, members", [(64, 1), (128, 1), (64, 4)])
 def test_compiled_estimate_matches_measured_peak_real_vgg(size, members):
@@ -310,6 +312,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.integration
 @pytest.mark.real_weights
 def test_sweep_plan_matches_the_measured_peak_of_2_and_8_members():
     """The sweep's plan (XLA's figures of its programs for 1 and 2 members, what the process

@@ -14,7 +14,7 @@ from conftest import make_image
 import nstjax
 
 # The reference lives with the benchmarks, outside the package.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks" / "reference"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "reference"))
 from torch_objective import reference_spec, torch_objective  # noqa: E402
 
 

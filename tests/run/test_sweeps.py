@@ -34,7 +34,7 @@ from nstjax.run import memory
 from nstjax.run import sweeps as sw
 from nstjax.solve.solver import Solver
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TESTS = Path(__file__).resolve().parent
 TIMEOUT_S = 300
 
@@ -225,10 +225,10 @@ def test_should_stop_ends_every_member_with_its_current_image(tiny_vgg):
 _MULTI_DEVICE = """
 import sys
 import jax, numpy as np
-sys.path[:0] = [{tests!r}, {root!r}]
+sys.path[:0] = [{tests!r}, {tests_root!r}, {root!r}]
 from nstjax.run import sweeps as sw
 import nstjax
-from test_sweep import ADAM, CONTENT, GRID, KEY, OBJ, STYLE
+from test_sweeps import ADAM, CONTENT, GRID, KEY, OBJ, STYLE
 
 assert jax.device_count() == 4, jax.devices()
 outs = []
@@ -264,10 +264,12 @@ def _check_against(whole, path, members):
     np.testing.assert_array_equal(got["n_iter"], whole.n_iter[members])
 
 
+@pytest.mark.integration
 def test_k_axis_sharded_over_four_devices(adam_grid, tmp_path):
     whole, _ = adam_grid
     out = tmp_path / "four.npz"
-    code = _MULTI_DEVICE.format(tests=str(TESTS), root=str(ROOT), out=str(out))
+    code = _MULTI_DEVICE.format(tests=str(TESTS), tests_root=str(TESTS.parent), root=str(ROOT),
+                                out=str(out))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=TIMEOUT_S,
                           env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=4"))
@@ -285,10 +287,10 @@ jax.config.update("jax_cpu_collectives_implementation", "gloo")
 jax.distributed.initialize(coordinator_address="127.0.0.1:{port}", num_processes=2,
                            process_id=int(sys.argv[1]))
 import numpy as np
-sys.path[:0] = [{tests!r}, {root!r}]
+sys.path[:0] = [{tests!r}, {tests_root!r}, {root!r}]
 import nstjax
 from nstjax.run import sweeps as sw
-from test_sweep import ADAM, CONTENT, KEY, OBJ, STYLE
+from test_sweeps import ADAM, CONTENT, KEY, OBJ, STYLE
 
 assert jax.process_count() == 2 and jax.device_count() == 4 and jax.local_device_count() == 2
 vgg = nstjax.init_random_weights(jax.random.PRNGKey(0))
@@ -304,6 +306,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.integration
 def test_two_processes_with_jax_distributed(adam_grid, tmp_path):
     # Two "hosts" on localhost, two CPU devices each.  K = 3 does not divide evenly: process
     # 0 runs members 0-1 (sharded over its 2 devices), process 1 runs member 2 (padded);
@@ -311,8 +314,8 @@ def test_two_processes_with_jax_distributed(adam_grid, tmp_path):
     whole, _ = adam_grid
     three = [whole.settings[k] for k in range(3)]
     values = {name: [m[name] for m in three] for name in three[0]}
-    code = _MULTI_HOST.format(port=_free_port(), tests=str(TESTS), root=str(ROOT),
-                              values=values)
+    code = _MULTI_HOST.format(port=_free_port(), tests=str(TESTS), tests_root=str(TESTS.parent),
+                              root=str(ROOT), values=values)
     env = _env(XLA_FLAGS="--xla_force_host_platform_device_count=2")
     procs = [subprocess.Popen([sys.executable, "-c", code, str(i), str(tmp_path / f"p{i}.npz")],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -425,6 +428,7 @@ def test_cli_bad_input_one_line_exit_2(images, tmp_path, capsys, argv, message):
     assert inside.read_bytes() == c.read_bytes()
 
 
+@pytest.mark.integration
 def test_cli_bad_input_in_a_subprocess_has_no_traceback(images, tmp_path):
     c, _ = images
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "sweep.py"), "--content",

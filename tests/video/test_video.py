@@ -29,7 +29,7 @@ from nstjax.video.frames import read_clip, write_clip
 from nstjax.video.temporal import blend_neighbour, frame_errors, long_term_weights
 from nstjax.video.warp import warp
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def shifted(img, dx: int, dy: int):
@@ -328,6 +328,7 @@ def test_a_damaged_checkpoint_is_one_line_naming_it(tmp_path):
     assert sorted(p.name for p in work.path.iterdir()) == ["multipass.npz", "progress.json"]
 
 
+@pytest.mark.integration
 def test_writing_over_the_input_clip_is_refused_in_a_subprocess(tmp_path):
     clip, style = tiny_clip(tmp_path)
     before = clip.read_bytes()

@@ -180,7 +180,7 @@ def test_objective_terms_add_up_and_style_blend(tiny_vgg):
 
 @pytest.mark.real_weights
 def test_real_weights_all_optimizers_lower_objective(real_vgg):
-    shared = Path(__file__).resolve().parents[2] / "shared" / "images"
+    shared = Path(__file__).resolve().parents[3] / "shared" / "images"
     if (shared / "tubingen.jpg").exists():  # a real photo and painting where available
         content = jnp.asarray(nstjax.load_image(shared / "tubingen.jpg", size=64))
         style = jnp.asarray(nstjax.load_image(shared / "starry_night.jpg", size=64))
@@ -206,7 +206,7 @@ def test_readme_snippets_run(tiny_vgg, monkeypatch, tmp_path):
     """Every Python snippet of the README's "Python" section and of docs/python.md runs as
     written, on the tiny network, small generated images instead of the user's files, and
     few iterations."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     readme = (root / "README.md").read_text()
     section = readme.split("\n## Python", 1)[1].split("\n## ", 1)[0]
     ours = re.findall(r"```python\n(.*?)```", section, flags=re.S)

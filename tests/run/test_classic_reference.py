@@ -12,7 +12,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "reference" / "neural_style.py"
+_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "reference" / "neural_style.py"
 spec = importlib.util.spec_from_file_location("classic_reference", _PATH)
 ref = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(ref)
@@ -109,7 +109,7 @@ def test_start_is_the_mean_colour_with_small_noise_and_one_evaluation_per_iterat
 
 
 
-SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
+SHARED_IMAGES = Path(__file__).resolve().parents[3] / "shared" / "images"
 
 
 @pytest.mark.real_weights

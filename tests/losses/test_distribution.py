@@ -560,6 +560,7 @@ def test_batched_w2_gradient_equals_each_members():
                                    rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.integration
 @pytest.mark.real_weights
 def test_a_gaussian_w2_sweep_at_five_layers_finishes(tmp_path):
     """Two members, W2 at relu1_1 … relu5_1: several batched ``eigh`` in one CPU program

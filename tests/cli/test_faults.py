@@ -37,7 +37,7 @@ import pytest
 from conftest import make_image
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CLI = "import sys; from nstjax.cli import run; sys.exit(run())"
 
 
@@ -138,6 +138,7 @@ def stylize(content, style, output, *extra):
 
 # ----------------------------------------------------------------------------- images
 
+@pytest.mark.integration
 @pytest.mark.parametrize("w, h", [(100_000, 100_000), (20_000, 20_000)])
 def test_decompression_bomb_content(inputs, tmp_path, w, h):
     _, style, out = inputs
@@ -147,6 +148,7 @@ def test_decompression_bomb_content(inputs, tmp_path, w, h):
               never="DecompressionBomb", untouched=[bomb, style], absent=[out])
 
 
+@pytest.mark.integration
 def test_folder_missing_and_undecodable_names_as_images(inputs, tmp_path):
     content, style, out = inputs
     run_fault(stylize(tmp_path, style, out), says="is a folder, not an image file",
@@ -158,6 +160,7 @@ def test_folder_missing_and_undecodable_names_as_images(inputs, tmp_path):
               absent=[out])
 
 
+@pytest.mark.integration
 def test_text_file_as_image(inputs, tmp_path):
     _, style, out = inputs
     notes = tmp_path / "notes.png"
@@ -168,6 +171,7 @@ def test_text_file_as_image(inputs, tmp_path):
 
 # ----------------------------------------------------------------------------- weights
 
+@pytest.mark.integration
 def test_mistyped_weights_path_is_refused_not_downloaded(inputs, tmp_path):
     content, style, out = inputs
     typo = tmp_path / "vgg91.h5"
@@ -178,6 +182,7 @@ def test_mistyped_weights_path_is_refused_not_downloaded(inputs, tmp_path):
               says=["$NSTJAX_WEIGHTS", "unset NSTJAX_WEIGHTS"], absent=[typo, out])
 
 
+@pytest.mark.integration
 def test_photo_or_folder_as_weights_is_never_called_ours_to_delete(inputs, tmp_path):
     content, style, out = inputs
     run_fault(stylize(content, style, out, "--weights", content),
@@ -188,6 +193,7 @@ def test_photo_or_folder_as_weights_is_never_called_ours_to_delete(inputs, tmp_p
 
 # ----------------------------------------------------------------------------- outputs
 
+@pytest.mark.integration
 def test_output_that_is_a_folder(inputs, tmp_path):
     content, style, _ = inputs
     folder = tmp_path / "result.png"
@@ -196,6 +202,7 @@ def test_output_that_is_a_folder(inputs, tmp_path):
     assert list(folder.iterdir()) == []
 
 
+@pytest.mark.integration
 def test_unwritable_output_is_found_before_any_work(inputs, tmp_path):
     content, style, _ = inputs
     # With mistyped weights too, the output's fault must be the one reported: it is checked
@@ -204,6 +211,7 @@ def test_unwritable_output_is_found_before_any_work(inputs, tmp_path):
               says="/proc/x.png", never=[".part", "weights"], untouched=[content, style])
 
 
+@pytest.mark.integration
 def test_helper_catches_what_it_must(tmp_path):
     """The contract checker itself: each violation it exists for is reported."""
     script = tmp_path / "s.py"
@@ -260,6 +268,7 @@ def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("jax-cache")
 
 
+@pytest.mark.integration
 @pytest.mark.real_weights
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_stops_the_solve_and_keeps_the_work(inputs, tmp_path, cache, signum, code):
@@ -279,6 +288,7 @@ def test_signal_stops_the_solve_and_keeps_the_work(inputs, tmp_path, cache, sign
     assert snapshot([content, style]) == before
 
 
+@pytest.mark.integration
 @pytest.mark.real_weights
 def test_second_ctrl_c_quits_at_once(inputs, tmp_path, cache):
     content, style, out = inputs
@@ -291,6 +301,7 @@ def test_second_ctrl_c_quits_at_once(inputs, tmp_path, cache):
     assert proc.returncode == 130 and b"Traceback" not in err
 
 
+@pytest.mark.integration
 @pytest.mark.real_weights
 def test_ctrl_c_in_a_sweep_keeps_every_member(tmp_path, cache):
     out = tmp_path / "sweep"
@@ -316,6 +327,7 @@ def test_ctrl_c_in_a_sweep_keeps_every_member(tmp_path, cache):
     assert (out / "member_00.png").exists() and (out / "member_01.png").exists()
 
 
+@pytest.mark.integration
 def test_size_far_beyond_memory_is_one_line_naming_what_fits(inputs, tmp_path):
     content, style, out = inputs
     proc = run_fault(stylize(content, style, out, "--size", "60000"), says="GiB",
@@ -323,12 +335,14 @@ def test_size_far_beyond_memory_is_one_line_naming_what_fits(inputs, tmp_path):
     assert b"the largest that fits is --size" in proc.stderr
 
 
+@pytest.mark.integration
 def test_style_size_far_beyond_memory_is_refused_naming_the_flag(inputs, tmp_path):
     content, style, out = inputs
     run_fault(stylize(content, style, out, "--style-size", "100000"), says="--style-size",
               untouched=[content, style], absent=[out])
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("argv, says", [
     (["invert", "--stats", "gram", "--layers", "relu9_9"], "unknown VGG19 layer"),
     (["stylize", "--resample", "--style-loss", "mmd-gauss"], "stochastic optimiser"),
@@ -344,6 +358,7 @@ def test_refused_before_any_work(inputs, tmp_path, argv, says):
 
 # ------------------------------------------------------------- issue 20: the last bad inputs
 
+@pytest.mark.integration
 @pytest.mark.parametrize("command, seed", [
     ("stylize", str(2 ** 63)), ("stylize", "-1"), ("stylize", str(2 ** 32)),
     ("sweep", str(2 ** 63)), ("invert", str(2 ** 32))])
@@ -364,6 +379,7 @@ def test_a_seed_outside_32_bits_is_one_line(inputs, tmp_path, command, seed):
               absent=[out, tmp_path / "sw"])
 
 
+@pytest.mark.integration
 def test_budget_scale_zero_is_refused(inputs, tmp_path):
     _, style, out = inputs
     run_fault(nstjax("invert", "--image", style, "--procedure", "stylerep", "--budget-scale",
@@ -371,6 +387,7 @@ def test_budget_scale_zero_is_refused(inputs, tmp_path):
               absent=[out])
 
 
+@pytest.mark.integration
 def test_a_read_only_output_is_refused_and_kept(inputs, tmp_path):
     content, style, out = inputs
     out.write_bytes(b"an earlier result")
@@ -383,6 +400,7 @@ def test_a_read_only_output_is_refused_and_kept(inputs, tmp_path):
         out.chmod(0o644)
 
 
+@pytest.mark.integration
 def test_animation_on_the_output_is_refused(inputs, tmp_path):
     content, style, _ = inputs
     gif = tmp_path / "same.gif"
@@ -390,6 +408,7 @@ def test_animation_on_the_output_is_refused(inputs, tmp_path):
               untouched=[content, style], absent=[gif])
 
 
+@pytest.mark.integration
 @pytest.mark.real_weights
 @pytest.mark.parametrize("flag", ["--content-layers", "--style-layers"])
 def test_a_layer_without_positions_is_one_line(inputs, tmp_path, flag):
@@ -424,6 +443,7 @@ def test_a_thin_image_is_screened_by_its_real_shape(inputs, tmp_path):
     assert 16 <= args.style_size < 20000
 
 
+@pytest.mark.integration
 @pytest.mark.real_weights
 def test_outputs_are_all_or_nothing(inputs, tmp_path):
     """The sidecar cannot be written (its name is taken by a folder): the new image does
@@ -451,6 +471,7 @@ def test_a_smaller_sweep_removes_the_earlier_members(tmp_path):
     assert members == listed == {"member_00.png", "member_01.png"}
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("values, says", [(np.nan, "NaN"), (np.inf, "NaN or infinite"),
                                           (200.0, "values in [0, 1]")])
 def test_a_float_tiff_outside_zero_one_is_one_line(inputs, tmp_path, values, says):
@@ -478,6 +499,7 @@ print(len(misses))
 """
 
 
+@pytest.mark.integration
 def test_a_damaged_compilation_cache_is_repaired_quietly(tmp_path):
     """Every cache file overwritten with garbage: the next process warns nothing but one
     note and writes good entries again; the process after it compiles nothing (a small
@@ -506,6 +528,7 @@ def test_a_damaged_compilation_cache_is_repaired_quietly(tmp_path):
 
 # ------------------------------------------------------------- issue 33: memory plans
 
+@pytest.mark.integration
 @pytest.mark.parametrize("command, extra, says", [
     ("stylize", ["--max-memory", "0.3"], ["--max-memory allows", "GiB"]),
     ("stylize", ["--max-memory", "-1"], "--max-memory must be a positive"),

