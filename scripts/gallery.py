@@ -2,8 +2,8 @@
 """The README gallery: what ``nstjax stylize`` makes with EVERY default, scored.
 
 Four content:style pairs from ../shared/images (beside the repository), each run with the
-command's defaults (``Objective()``, ``loss_weights()``, ``Solver()``, init grey, the
-coarse-to-fine ladder of :data:`nstjax.run.multiscale.DEFAULT_SCALE_ITERS` from
+command's defaults (``Objective()`` on a Laplacian pyramid of the image,
+``loss_weights()``, ``Solver()``, init grey, the coarse-to-fine ladder of :data:`nstjax.run.multiscale.DEFAULT_SCALE_ITERS` from
 :data:`~nstjax.run.multiscale.DEFAULT_MIN_SIZE` px, ``PRNGKey(0)``): the content and style are loaded at ``--size`` (long edge, default 256).
 Each result is scored with ``nstjax.score`` and labelled with its sliced-Wasserstein style
 distance relative to the content's own (``SW 0.40``: 1 = unstylised, 0 = the style's
@@ -101,6 +101,7 @@ def run(args) -> int:
         rungs = len(multiscale.size_ladder(multiscale.DEFAULT_MIN_SIZE, max(content.shape[:2])))
         result = nstjax.stylize_multiscale(    # `nstjax stylize`'s defaults
             vgg, content, style, key=jax.random.PRNGKey(0), init="grey",
+            objective=nstjax.Objective(parametrization=multiscale.DEFAULT_PARAMETRIZATION),
             min_size=multiscale.DEFAULT_MIN_SIZE, iters=multiscale.default_iterations(rungs))
         image = np.asarray(result.image)
         seconds = time.perf_counter() - t0

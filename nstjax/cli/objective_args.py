@@ -53,7 +53,8 @@ def add_objective_args(p: argparse.ArgumentParser) -> None:
                    help="what the optimiser updates: pixels, or laplacian: the coefficients "
                    "of a Laplacian pyramid of the image, as STROTSS and NNST (broad colour "
                    "moves, less single-pixel speckle; no pixel box, the result is clipped) "
-                   f"(default {objective.parametrization})")
+                   f"(default {objective.parametrization}; laplacian on nstjax stylize's "
+                   "default coarse-to-fine ladder)")
     g.add_argument("--pyramid-levels", type=int,
                    help=f"halvings of the laplacian pyramid (default {objective.pyramid_levels}"
                    ", as STROTSS; NNST uses 8; fewer where the image is smaller)")

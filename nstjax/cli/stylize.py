@@ -8,6 +8,7 @@ SIGTERM stops the solve after the current iteration and saves what it has (exit 
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -198,6 +199,18 @@ def _ladder(args, size: int, solver):
                                                len(ladder))
 
 
+def _default_ladder_image(args, objective, ladder):
+    """The default ladder optimises :data:`~nstjax.run.multiscale.DEFAULT_PARAMETRIZATION`
+    (a Laplacian pyramid of the image, as STROTSS and NNST: broad colour moves at the coarse
+    levels, less single-pixel speckle; benchmarks/classic_look.py) unless
+    ``--parametrization``, ``--min-size``, a preset or ``--carry-moments`` (pixels only) is
+    given."""
+    if (ladder is None or args.parametrization is not None or args.min_size is not None
+            or args.preset or args.carry_moments):
+        return objective
+    return dataclasses.replace(objective, parametrization=multiscale.DEFAULT_PARAMETRIZATION)
+
+
 def _factor(args) -> float:
     factor = multiscale.LADDER_FACTOR if args.scale_factor is None else args.scale_factor
     if not 1.0 < factor <= 16.0:
@@ -270,10 +283,11 @@ def run(args) -> int:
         return nnst_run.run(args, out, size, write_result)
     objective, mix = common.build_objective(args)
     solver = common.build_solver(args)
+    ladder = _ladder(args, size, solver)
+    objective = _default_ladder_image(args, objective, ladder)
     check_solver(objective, solver.optimizer)     # before any work, not after the weights
     n_styles = 1 if args.demo else len(args.style)
     weights = build_weights(args, objective, mix, n_styles)   # validated before any work
-    ladder = _ladder(args, size, solver)
     common.enable_compilation_cache()      # first: the memory check's compile is kept
     objective, plan = tiles.check_memory(args, objective, size)  # may pick --remat, --tile
 

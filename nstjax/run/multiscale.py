@@ -46,6 +46,7 @@ LADDER_FACTOR = math.sqrt(2.0)
 MIN_EDGE = 16          # VGG's relu5_1 needs at least 16 pixels on each side
 DEFAULT_MIN_SIZE = 128             # the command's default ladder starts at this long edge
 DEFAULT_SCALE_ITERS = (150, 60, 40)   # its iterations at the first size, each between, the last
+DEFAULT_PARAMETRIZATION = "laplacian"  # the image it optimises (Objective.parametrization)
 
 
 def default_iterations(n_scales: int) -> tuple[int, ...]:

@@ -158,20 +158,3 @@ def test_cli_ladder_flags_refused(tmp_path, capsys, extra, message):
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1, err
 
-
-@pytest.mark.parametrize("extra,size,expected", [
-    ([], 256, ((128, 181, 256), (150, 60, 40))),
-    (["--scale-iters", "90,30,20"], 256, ((128, 181, 256), (90, 30, 20))),
-    (["--scale-factor", "2"], 512, ((128, 256, 512), (150, 60, 40))),
-    (["--scale-iters", "7"], 96, ((96,), (7,))),
-    (["--iters", "30"], 256, None),
-])
-def test_ladder_flags_shape_the_default_ladder(extra, size, expected):
-    """Without --min-size, --scale-iters and the other ladder flags act on the default ladder
-    (from 128 px, multiscale.DEFAULT_SCALE_ITERS); --iters alone keeps one scale."""
-    from nstjax.cli import build_parser, common, stylize
-    _, parsers = build_parser(["stylize"])
-    args = common.parse_args(parsers["stylize"], ["--demo", "--output", "o.png", *extra])
-    ladder = stylize._ladder(args, size, nstjax.Solver())
-    got = None if ladder is None else (tuple(ladder[0]), tuple(ladder[1]))
-    assert got == expected
