@@ -25,7 +25,7 @@ import nstjax
 from nstjax.cli.counts import count
 from nstjax.cli.objective_args import add_objective_args, build_objective  # noqa: F401
 from nstjax.io import demo, jsonio
-from nstjax.io.image import ImageError, image_size, load_image
+from nstjax.io.image import DEFAULT_SIZE, MIN_SIZE, ImageError, image_size, load_image
 from nstjax.io.image_writing import check_writable, write_text_atomic
 from nstjax.io.weights import WeightsError
 from nstjax.objective.config import Objective
@@ -36,8 +36,6 @@ from nstjax.solve.solver import Solver
 
 EXIT_BAD_INPUT = 2
 EXIT_NON_FINITE = 3
-DEFAULT_SIZE = 384          # long edge of the output, pixels (every command)
-MIN_SIZE = 16
 
 
 def prng_key(args):

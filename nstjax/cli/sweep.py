@@ -33,6 +33,7 @@ from nstjax.io.pictures import contact_sheet, label, with_loss_curve
 from nstjax.objective.config import loss_weights
 from nstjax.run import memory
 from nstjax.run import sweeps as sw
+from nstjax.run.start import SWEEP_INITS
 
 SHEET = "contact_sheet.png"
 REPORT = "sweep.json"
@@ -189,8 +190,9 @@ def run(args) -> int:
     session = Session(args, "sweep")
     content, styles = common.load_inputs(args, size)
     init = args.init or "content"
-    if init not in ("content", "noise", "uniform", "style"):
-        raise UsageError("--init for a sweep is content, noise, uniform or style")
+    if init not in SWEEP_INITS:
+        raise UsageError(f"--init for a sweep is {', '.join(SWEEP_INITS[:-1])} or "
+                         f"{SWEEP_INITS[-1]}")
     common.ensure_writable_dir(out_dir)  # inputs are good: now the folder, before the work
     vgg = common.load_vgg(args)
     session.loaded()

@@ -37,6 +37,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 MIN_SIZE = 16
+DEFAULT_SIZE = 384     # the long edge every command and the page load at unless told
 MAX_PIXELS = 2 * 89_478_485
 """Most pixels we decode: Pillow's own hard limit (~179 MP, about 0.7 GB as RGBA)."""
 

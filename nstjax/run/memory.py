@@ -33,6 +33,7 @@ import gc
 import os
 from typing import NamedTuple
 
+from nstjax.model.layers import PARAMETER_COUNT
 from nstjax.model.vgg import BLOCK_SIZES, LAYERS, VGG_WIDTHS, layer_depth
 
 CPU_SCRATCH_BYTES = 4 * 2 ** 20
@@ -374,5 +375,5 @@ def estimate_transfer_bytes(height: int, width: int, *, layers, history_size: in
     largest = height * width * VGG_WIDTHS[0]
     image = height * width * 3
     per_member = 4 * (act + 2 * largest + (2 * history_size + 4) * image)
-    params = 4 * 20_024_384
+    params = 4 * PARAMETER_COUNT
     return members * per_member + params

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from nstjax.io.image_arrays import STYLE_MARGIN, check_image_array
 
 INITS = ("content", "noise", "uniform", "style", "grey")
+SWEEP_INITS = ("content", "noise", "uniform", "style")   # the batched drivers' starts
 MAX_SEED = 2 ** 32 - 1     # JAX's PRNGKey keeps 32 bits without x64: larger seeds collide
 # li2017's code starts from ``uniform(−0.1, 0.1)`` in mean-subtracted 0-255 units: the
 # ImageNet mean pixel of its preprocessing, ±0.1/255 (``neural-style.py``, ``--init random``).

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nstjax.io.weights import CONV_NAMES, VGGWeights
+from nstjax.model.layers import PARAMETER_COUNT
 from nstjax.model.vgg import VGG_WIDTHS
 from nstjax.objective.config import Objective, loss_weights
 from nstjax.objective.terms import compute_targets
@@ -35,7 +36,7 @@ CPU_CHECKPOINT_UNDERCOUNT = 1.25
 # VGG19's convolutions in float32.  Added to the closed-form estimate of a clearly small
 # run (which counts them once), it stands for what the compiled step's figures add: the
 # step's inputs hold the weights, and the styles' forward passes add the rest.
-WEIGHT_BYTES = 4 * 20_024_384
+WEIGHT_BYTES = 4 * PARAMETER_COUNT
 # The share of the available memory a run may plan to use.
 BUDGET_FRACTION = 0.8
 

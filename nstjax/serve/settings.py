@@ -13,19 +13,17 @@ import dataclasses
 from typing import NamedTuple
 
 import nstjax
-from nstjax.io.image import MIN_SIZE
+from nstjax.io.image import DEFAULT_SIZE, MIN_SIZE
 from nstjax.losses import parse_style_spec
 from nstjax.objective.config import Objective, loss_weights
 from nstjax.objective.terms import check_solver
 from nstjax.run.multiscale import scale_iterations, size_ladder
 from nstjax.run.presets import PRESETS, Preset
+from nstjax.run.start import INITS, SWEEP_INITS
 from nstjax.run.transfer import MAX_SEED
 from nstjax.solve.optimize import optimizer_names
 from nstjax.solve.solver import Solver
 
-DEFAULT_SIZE = 384        # the command line's (nstjax.cli.common; serve may not import cli)
-INITS = ("content", "noise", "uniform", "style", "grey")
-SWEEP_INITS = ("content", "noise", "uniform", "style")
 COLORS = ("", "luminance", "histogram")
 SWEPT = ("style_weight", "tv_weight")     # what the page's sweep may vary
 # the page's fields that a preset fills when chosen (the rest of its recipe it carries)
