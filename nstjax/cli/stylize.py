@@ -24,7 +24,7 @@ from nstjax.cli.session import Session, plural
 from nstjax.io.image import ImageError, load_image
 from nstjax.io.image_writing import can_hold_alpha, output_unit, save_image
 from nstjax.objective.config import loss_weights
-from nstjax.objective.terms import check_solver
+from nstjax.run.start import check_solver
 from nstjax.run import color, memory, multiscale
 from nstjax.run.presets import get_preset
 

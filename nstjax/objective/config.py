@@ -128,7 +128,7 @@ class Objective:
         ``mmd-poly``, ``mmd-gauss``, ``bn`` and its λ; see :mod:`nstjax.losses.builtin`).
       resample: draw new pairs for the sampling methods (``mmd-gauss``) at every evaluation,
         as li2017's code does (for ``adam``/``gd``; line-search optimisers are refused, see
-        :func:`nstjax.objective.terms.check_solver`).  ``False``: one fixed draw per solve.
+        :func:`nstjax.run.start.check_solver`).  ``False``: one fixed draw per solve.
       tv_loss: ``"mean"`` (the squared neighbour differences per value, in 8-bit levels:
         a weight means the same at every size) or ``"sum"`` (their sum over [0, 1] pixels,
         as Johnson's neural-style and Gatys' summed losses); ``None`` (the default) goes

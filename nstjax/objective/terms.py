@@ -199,9 +199,6 @@ def _palette_term(image, palette, style_masks, layer_weights, weights, objective
     return jnp.zeros(len(objective.style_losses)).at[m].set(scale * value)
 
 
-RESAMPLING_OPTIMIZERS = ("adam", "gd")
-
-
 def image_hash(image):
     """A ``u32[]`` digest of the bits of ``image`` (no gradient): the per-evaluation key.
 
@@ -215,24 +212,6 @@ def image_hash(image):
         jax.lax.stop_gradient(jnp.asarray(image, jnp.float32)), jnp.uint32).ravel()
     odd = jnp.arange(bits.size, dtype=jnp.uint32) * jnp.uint32(2) + jnp.uint32(1)
     return jnp.sum(bits * odd, dtype=jnp.uint32)
-
-
-def check_solver(objective: Objective, optimizer: str) -> None:
-    """Refuse resampled pairs with an optimiser that needs a deterministic objective.
-
-    A line search (``plbfgs``, ``lbfgsb``, ``lbfgs``, ``optax-lbfgs``) compares values and
-    gradients at nearby points and builds curvature pairs from them; with pairs drawn anew
-    at every evaluation these are different functions, so the search and the curvature
-    estimate are noise.  Resampling is for ``adam`` and ``gd`` (li2017's code uses SGD).
-
-    Raises:
-      ValueError: ``objective.resample`` with an optimiser outside
-        :data:`RESAMPLING_OPTIMIZERS`.
-    """
-    if objective.resample and optimizer not in RESAMPLING_OPTIMIZERS:
-        raise ValueError(f"resampled Gaussian pairs need a stochastic optimiser "
-                         f"({' or '.join(RESAMPLING_OPTIMIZERS)}); {optimizer} uses a line "
-                         "search, which needs the same function at every evaluation")
 
 
 def objective_terms(image, vgg: VGGWeights, targets: Targets, weights: LossWeights, key, *,

@@ -47,7 +47,8 @@ from nstjax.model.vgg import (
     layer_depth,
 )
 from nstjax.objective.config import Objective, default_scale, loss_weights
-from nstjax.objective.terms import check_solver, compute_targets
+from nstjax.objective.terms import compute_targets
+from nstjax.run.start import check_solver
 from nstjax.run import hooks
 from nstjax.run.transfer import (
     MEMBER_AXES,

@@ -1,4 +1,5 @@
-"""Start images of a solve, and the style images' checks (what every driver starts from)."""
+"""Start images of a solve, the style images' checks and the objective's against the
+optimiser's (what every driver checks and starts from)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import jax
 import jax.numpy as jnp
 
 from nstjax.io.image_arrays import STYLE_MARGIN, check_image_array
+from nstjax.objective.config import Objective
+from nstjax.solve.optimize import optimizer_names, uses_line_search
 
 INITS = ("content", "noise", "uniform", "style", "grey")
 SWEEP_INITS = ("content", "noise", "uniform", "style")   # the batched drivers' starts
@@ -54,3 +57,24 @@ def as_image_list(style) -> list:
     if not images:
         raise ValueError("no style image given")
     return images
+
+
+def check_solver(objective: Objective, optimizer: str) -> None:
+    """Refuse resampled pairs with an optimiser that needs a deterministic objective.
+
+    An optimiser registered with ``line_search=True`` (:func:`nstjax.register_optimizer`:
+    ``plbfgs``, ``lbfgsb``, ``lbfgs``, ``optax-lbfgs``) compares values and gradients at
+    nearby points and builds curvature pairs from them; with pairs drawn anew at every
+    evaluation these are different functions, so the search and the curvature estimate are
+    noise.  Resampling is for the first-order ones (li2017's code uses SGD).
+
+    Raises:
+      ValueError: ``objective.resample`` with an optimiser that uses a line search, or an
+        unknown optimiser.
+    """
+    if objective.resample and uses_line_search(optimizer):
+        stochastic = [n for n in optimizer_names() if not uses_line_search(n)]
+        raise ValueError(f"resampled Gaussian pairs need a stochastic optimiser "
+                         f"({', '.join(stochastic[:-1])} or {stochastic[-1]}); {optimizer} "
+                         "uses a line search, which needs the same function at every "
+                         "evaluation")

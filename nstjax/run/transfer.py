@@ -37,7 +37,6 @@ from nstjax.objective.temporal import Temporal, temporal_loss
 from nstjax.objective.terms import (
     Targets,
     auto_scales,
-    check_solver,
     compute_targets,
     objective_terms,
 )
@@ -51,6 +50,7 @@ from nstjax.run.start import (  # noqa: F401  (the start images, re-exported)
     MAX_SEED,
     NOISE_STD,
     as_image_list,
+    check_solver,
     initial_image,
 )
 from nstjax.solve import optimize

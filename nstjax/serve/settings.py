@@ -16,7 +16,7 @@ import nstjax
 from nstjax.io.image import DEFAULT_SIZE, MIN_SIZE
 from nstjax.losses import parse_style_spec
 from nstjax.objective.config import Objective, loss_weights
-from nstjax.objective.terms import check_solver
+from nstjax.run.start import check_solver
 from nstjax.run.multiscale import scale_iterations, size_ladder
 from nstjax.run.presets import PRESETS, Preset
 from nstjax.run.start import INITS, SWEEP_INITS

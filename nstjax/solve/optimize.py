@@ -59,20 +59,24 @@ class Optimizer(NamedTuple):
 OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {}
 # The solver settings each factory takes besides the box (``lower``, ``upper``).
 _OPTIONS: dict[str, tuple[str, ...]] = {}
+_LINE_SEARCH: dict[str, bool] = {}
 
 
-def register_optimizer(name: str, *, options: tuple[str, ...] = ()):
+def register_optimizer(name: str, *, options: tuple[str, ...] = (), line_search: bool = True):
     """Decorator: register an :class:`Optimizer` factory under ``name`` (no duplicates).
 
     ``options`` names the :class:`nstjax.Solver` settings the factory takes
     (``history_size``, ``lr``, ``max_backtracks``) besides the box; :func:`make_optimizer`
-    passes exactly those.
+    passes exactly those.  ``line_search``: the method compares values and gradients at
+    nearby points (a line search, curvature pairs), so it needs the same function at every
+    evaluation (:func:`uses_line_search`; the default, the safe assumption).
     """
     def register(factory):
         if name in OPTIMIZERS:
             raise ValueError(f"optimizer {name!r} is already registered")
         OPTIMIZERS[name] = factory
         _OPTIONS[name] = tuple(options)
+        _LINE_SEARCH[name] = bool(line_search)
         return factory
     return register
 
@@ -80,6 +84,13 @@ def register_optimizer(name: str, *, options: tuple[str, ...] = ()):
 def optimizer_names() -> tuple[str, ...]:
     """The registered optimisers' names, in registration order (the default first)."""
     return tuple(OPTIMIZERS)
+
+
+def uses_line_search(name: str) -> bool:
+    """Whether optimiser ``name`` needs a deterministic objective (it was registered with
+    ``line_search=True``); the others take a stochastic one."""
+    get_optimizer(name)
+    return _LINE_SEARCH[name]
 
 
 def get_optimizer(name: str) -> Callable[..., Optimizer]:
@@ -116,7 +127,7 @@ def _box(lower, upper):
     return lambda x: jnp.clip(x, jnp.asarray(lower, x.dtype), jnp.asarray(upper, x.dtype))
 
 
-@register_optimizer("plbfgs", options=("history_size", "max_backtracks"))
+@register_optimizer("plbfgs", options=("history_size", "max_backtracks"), line_search=True)
 def plbfgs(*, lower: ArrayLike = 0.0, upper: ArrayLike = 1.0, history_size: int = 10,
            max_backtracks: int = 20) -> Optimizer:
     """Projected L-BFGS (:mod:`nstjax.solve.lbfgs`): bounded, one evaluation per iteration when
@@ -156,7 +167,7 @@ def _jaxopt_optimizer(make_solver, lower, upper, bounded):
     return Optimizer(init, step, _box(lower, upper), bounded)
 
 
-@register_optimizer("lbfgsb", options=("history_size",))
+@register_optimizer("lbfgsb", options=("history_size",), line_search=True)
 def lbfgsb(*, lower: ArrayLike = 0.0, upper: ArrayLike = 1.0,
            history_size: int = 10) -> Optimizer:
     """jaxopt's L-BFGS-B with the box as bounds."""
@@ -165,7 +176,7 @@ def lbfgsb(*, lower: ArrayLike = 0.0, upper: ArrayLike = 1.0,
                              lower, upper, bounded=True)
 
 
-@register_optimizer("lbfgs", options=("history_size",))
+@register_optimizer("lbfgs", options=("history_size",), line_search=True)
 def lbfgs(*, lower: ArrayLike = 0.0, upper: ArrayLike = 1.0,
           history_size: int = 10) -> Optimizer:
     """jaxopt's unconstrained L-BFGS (zoom line search); the result is clipped."""
@@ -174,7 +185,7 @@ def lbfgs(*, lower: ArrayLike = 0.0, upper: ArrayLike = 1.0,
                              lower, upper, bounded=False)
 
 
-@register_optimizer("optax-lbfgs", options=("history_size",))
+@register_optimizer("optax-lbfgs", options=("history_size",), line_search=True)
 def optax_lbfgs(*, lower: ArrayLike = 0.0, upper: ArrayLike = 1.0,
                 history_size: int = 10) -> Optimizer:
     """optax's L-BFGS (zoom line search), unconstrained; the result is clipped."""
@@ -215,13 +226,13 @@ def _projected_first_order(transform, lower, upper):
     return Optimizer(init, step, project, True)
 
 
-@register_optimizer("adam", options=("lr",))
+@register_optimizer("adam", options=("lr",), line_search=False)
 def adam(*, lower: ArrayLike = 0.0, upper: ArrayLike = 1.0, lr: ArrayLike = 0.02) -> Optimizer:
     """optax Adam with step size ``lr``, projected onto the box after every step."""
     return _projected_first_order(optax.adam(lr), lower, upper)
 
 
-@register_optimizer("rmsprop", options=("lr",))
+@register_optimizer("rmsprop", options=("lr",), line_search=False)
 def rmsprop(*, lower: ArrayLike = 0.0, upper: ArrayLike = 1.0,
             lr: ArrayLike = 0.002) -> Optimizer:
     """RMSprop (Tieleman & Hinton 2012) as ``torch.optim.RMSprop``'s defaults, STROTSS's
@@ -231,7 +242,7 @@ def rmsprop(*, lower: ArrayLike = 0.0, upper: ArrayLike = 1.0,
                                   lower, upper)
 
 
-@register_optimizer("gd", options=("lr",))
+@register_optimizer("gd", options=("lr",), line_search=False)
 def gd(*, lower: ArrayLike = 0.0, upper: ArrayLike = 1.0, lr: ArrayLike = 0.02) -> Optimizer:
     """Projected gradient descent ``x ← P(x − η∇f)``.
 

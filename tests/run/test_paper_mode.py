@@ -18,6 +18,7 @@ import nstjax
 from nstjax.cli import build_parser, common
 from nstjax.losses import get_style_loss, mmd, style_loss_terms, style_targets
 from nstjax.objective import terms as obj
+from nstjax.run.start import check_solver
 from nstjax.objective.config import Objective, loss_weights
 from nstjax.run.transfer import GREY_NOISE, GREY_RGB, initial_image
 from nstjax.solve import minimize as minimize_mod
@@ -196,12 +197,13 @@ def test_resample_is_refused_with_a_line_search(tiny_vgg):
     o = Objective(style_losses=("mmd-gauss",), resample=True)
     for name in ("plbfgs", "lbfgsb", "lbfgs", "optax-lbfgs"):
         with pytest.raises(ValueError, match="line search"):
-            obj.check_solver(o, name)
-    with pytest.raises(ValueError, match="adam or gd"):
+            check_solver(o, name)
+    with pytest.raises(ValueError, match="adam, rmsprop or gd"):
         nstjax.stylize(tiny_vgg, image, image, key=KEY, objective=o,
                        solver=Solver("plbfgs", max_iter=1))
-    obj.check_solver(o, "adam")
-    obj.check_solver(Objective(style_losses=("mmd-gauss",)), "plbfgs")
+    check_solver(o, "adam")
+    check_solver(o, "rmsprop")      # first-order, registered without a line search
+    check_solver(Objective(style_losses=("mmd-gauss",)), "plbfgs")
 
 
 def test_tol_x_stops_where_the_image_change_falls_below_it():

@@ -397,3 +397,14 @@ def test_branchless_result_equals_the_branch_and_batches_no_closed_over_array():
     temp = {k: f.lower(w, big).compile().memory_analysis().temp_size_in_bytes
             for k, f in batched.items()}
     assert temp[False] - temp[True] >= 7 * big.nbytes, temp
+
+
+def test_optimizers_declare_whether_they_search_a_line():
+    """The L-BFGS family compares nearby evaluations (a deterministic objective); the
+    first-order methods do not; an unknown name lists the registered ones."""
+    searching = {n for n in optimize.optimizer_names() if optimize.uses_line_search(n)}
+    assert searching == {"plbfgs", "lbfgsb", "lbfgs", "optax-lbfgs"}
+    assert set(optimize.optimizer_names()) - searching == {"adam", "rmsprop", "gd"}
+    with pytest.raises(ValueError, match="unknown optimizer 'nope'.*plbfgs"):
+        optimize.uses_line_search("nope")
+
