@@ -93,7 +93,8 @@ def run_fault(cmd, *, code=2, says=(), never=(), untouched=(), absent=(), env=No
     except subprocess.TimeoutExpired:
         proc.kill()
         out, err = proc.communicate()
-        pytest.fail(f"still running after {timeout} s; stderr: {err[-2000:]!r}")
+        pytest.fail(f"still running after {timeout} s (this process's SIGINT handler: "
+                    f"{signal.getsignal(signal.SIGINT)}); stderr: {err[-2000:]!r}")
     result = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
     text = err.decode("utf-8", "replace")
     lines = [line for line in text.splitlines() if line.strip()]
@@ -235,7 +236,11 @@ def test_helper_catches_what_it_must(tmp_path):
         script.write_text("raise SystemExit('x')")
         run_fault([sys.executable, script], code=1, absent=[f])
     ready = tmp_path / "ready"
-    script.write_text(f"import time, sys\ntry:\n    open({str(ready)!r}, 'w').close()\n"
+    # The script installs Python's SIGINT handler itself, as the command installs its own:
+    # a process started with SIGINT ignored (inherited from its parent) keeps it ignored.
+    script.write_text(f"import signal, time, sys\n"
+                      "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+                      f"try:\n    open({str(ready)!r}, 'w').close()\n"
                       "    time.sleep(30)\nexcept KeyboardInterrupt:\n"
                       "    sys.exit('interrupted')\n")
     run_fault([sys.executable, script], code=1, says="interrupted",
