@@ -37,8 +37,8 @@ from nstjax.io.pictures import labelled_grid
 from nstjax.model.pooling import POOLINGS
 from nstjax.model.vgg import canonical_layers
 from nstjax.objective.config import Objective
-from nstjax.run.start import check_solver
 from nstjax.run import inversion as inv
+from nstjax.run.start import check_solver
 from nstjax.solve.solver import Solver
 
 DEFAULT_SIZE = 128

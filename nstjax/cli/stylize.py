@@ -24,9 +24,9 @@ from nstjax.cli.session import Session, plural
 from nstjax.io.image import ImageError, load_image
 from nstjax.io.image_writing import can_hold_alpha, output_unit, save_image
 from nstjax.objective.config import loss_weights
-from nstjax.run.start import check_solver
 from nstjax.run import color, memory, multiscale
 from nstjax.run.presets import get_preset
+from nstjax.run.start import check_solver
 
 DEFAULT_MIN_SIZE = multiscale.DEFAULT_MIN_SIZE
 DEFAULT_SCALE_ITERS = multiscale.DEFAULT_SCALE_ITERS

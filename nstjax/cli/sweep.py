@@ -26,13 +26,13 @@ import numpy as np
 import nstjax
 from nstjax.cli import common, counts, memory_check
 from nstjax.cli.common import UsageError
-from nstjax.run.presets import get_preset
 from nstjax.cli.session import Session
 from nstjax.io.image_writing import output_unit, save_image
 from nstjax.io.pictures import contact_sheet, label, with_loss_curve
 from nstjax.objective.config import loss_weights
 from nstjax.run import memory
 from nstjax.run import sweeps as sw
+from nstjax.run.presets import get_preset
 from nstjax.run.start import SWEEP_INITS
 
 SHEET = "contact_sheet.png"

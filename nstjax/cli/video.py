@@ -28,8 +28,8 @@ from nstjax.cli.session import Session
 from nstjax.cli.video_work import Work, settings_of
 from nstjax.io.image import ImageError, load_image
 from nstjax.io.image_writing import output_unit
-from nstjax.run.start import check_solver
 from nstjax.run import memory
+from nstjax.run.start import check_solver
 from nstjax.run.transfer_memory import does_not_fit, largest_edge, plan_transfer
 from nstjax.video import multipass
 from nstjax.video.api import DEFAULT_PASSES

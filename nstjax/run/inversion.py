@@ -48,8 +48,8 @@ from nstjax.model.vgg import (
 )
 from nstjax.objective.config import Objective, default_scale, loss_weights
 from nstjax.objective.terms import compute_targets
-from nstjax.run.start import check_solver
 from nstjax.run import hooks
+from nstjax.run.start import check_solver
 from nstjax.run.transfer import (
     MEMBER_AXES,
     Problem,

@@ -16,10 +16,9 @@ import nstjax
 from nstjax.io.image import DEFAULT_SIZE, MIN_SIZE
 from nstjax.losses import parse_style_spec
 from nstjax.objective.config import Objective, loss_weights
-from nstjax.run.start import check_solver
 from nstjax.run.multiscale import scale_iterations, size_ladder
 from nstjax.run.presets import PRESETS, Preset
-from nstjax.run.start import INITS, SWEEP_INITS
+from nstjax.run.start import INITS, SWEEP_INITS, check_solver
 from nstjax.run.transfer import MAX_SEED
 from nstjax.solve.optimize import optimizer_names
 from nstjax.solve.solver import Solver
