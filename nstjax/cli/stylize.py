@@ -182,6 +182,8 @@ def _ladder(args, size: int, solver):
                 return None
             ladder = multiscale.size_ladder(DEFAULT_MIN_SIZE, size)
             return ladder, multiscale.default_iterations(len(ladder))
+        if size <= DEFAULT_MIN_SIZE and args.scale_iters is None:
+            return None                      # one scale, as without the ladder's flags
         min_size = DEFAULT_MIN_SIZE
         if min_size > size:
             min_size, shrunk = size, True    # the default ladder at a small size: one rung

@@ -19,6 +19,7 @@ def _args(*extra):
     (["--scale-iters", "90,30,20"], 256, ((128, 181, 256), (90, 30, 20))),
     (["--scale-factor", "2"], 512, ((128, 256, 512), (150, 60, 40))),
     (["--scale-iters", "7"], 96, ((96,), (7,))),
+    (["--scale-factor", "2"], 96, None),
     (["--iters", "30"], 256, None),
 ])
 def test_ladder_flags_shape_the_default_ladder(extra, size, expected):
