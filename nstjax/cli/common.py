@@ -30,6 +30,9 @@ from nstjax.io.image_writing import check_writable, write_text_atomic
 from nstjax.io.weights import WeightsError
 from nstjax.objective.config import Objective
 from nstjax.run.presets import PRESETS, get_preset, preset_names
+from nstjax.run.resolve import solver_of
+from nstjax.run.sidecar import Sidecar, SidecarError
+from nstjax.run.spec import SOLVER_FIELDS, RunSpec
 from nstjax.run.transfer import MAX_SEED
 from nstjax.solve.optimize import optimizer_names
 from nstjax.solve.solver import Solver
@@ -180,16 +183,10 @@ def parse_args(parser: argparse.ArgumentParser, argv) -> argparse.Namespace:
     if getattr(args, "preset", None):
         args = apply_preset(parser, args, argv)
     if getattr(args, "config", None):
-        path = Path(args.config)
         try:
-            record = jsonio.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UsageError(f"{path}: no such file") from None
-        except (OSError, UnicodeDecodeError, ValueError) as e:
-            raise UsageError(f"{path}: not a readable JSON sidecar ({e})") from None
-        saved = record.get("arguments") if isinstance(record, dict) else None
-        if not isinstance(saved, dict) or record.get("command") != parser.prog.split()[-1]:
-            raise UsageError(f"{path}: not a sidecar of an nstjax {parser.prog.split()[-1]} run")
+            saved = Sidecar.read(args.config, command=parser.prog.split()[-1]).arguments
+        except SidecarError as e:
+            raise UsageError(str(e)) from None
         known = {a.dest for a in parser._actions}
         keep = {k: v for k, v in saved.items()
                 if k in known and k not in ("config", "output", "output_dir", "web")}
@@ -220,11 +217,8 @@ def arguments_record(args: argparse.Namespace) -> dict:
 
 
 def build_solver(args):
-    names = {"optimizer": "optimizer", "iters": "max_iter", "history": "history_size",
-             "lr": "lr", "tol": "rtol", "tol_x": "tol_x", "threshold": "threshold",
-             "average": "average"}
-    return Solver(**{field: getattr(args, flag) for flag, field in names.items()
-                     if getattr(args, flag, None) is not None})
+    """The :class:`Solver` of the flags (checked by :mod:`nstjax.run.spec`)."""
+    return solver_of(RunSpec.from_arguments({k: getattr(args, k, None) for k in SOLVER_FIELDS}))
 
 
 def size_of(args) -> int:

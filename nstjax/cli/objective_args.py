@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import argparse
 
-from nstjax.losses import parse_style_spec
 from nstjax.model.pooling import POOLINGS
 from nstjax.objective.config import TV_LOSSES, Objective
 from nstjax.objective.pyramid import PARAMETRIZATIONS
+from nstjax.run.resolve import objective_of
+from nstjax.run.spec import OBJECTIVE_FIELDS, RunSpec
 
 
 def add_objective_args(p: argparse.ArgumentParser) -> None:
@@ -62,18 +63,6 @@ def add_objective_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_objective(args):
-    """``(Objective, style mix)`` from the flags: the style spec is parsed here, once."""
-    from nstjax.cli.common import words
-    kw = {}
-    if args.content_layers is not None:
-        kw["content_layers"] = tuple(words(args.content_layers))
-    if args.style_layers is not None:
-        kw["style_layers"] = tuple(words(args.style_layers))
-    mix = None
-    if args.style_loss is not None:
-        kw["style_losses"], mix = parse_style_spec(args.style_loss)
-    for name in ("content_loss", "pooling", "auto_scale", "remat", "normalization",
-                 "resample", "precision", "tv_loss", "parametrization", "pyramid_levels"):
-        if getattr(args, name, None) is not None and getattr(args, name) != "auto":
-            kw[name] = getattr(args, name)
-    return Objective(**kw), mix
+    """``(Objective, style mix)`` from the flags (checked by :mod:`nstjax.run.spec`)."""
+    return objective_of(RunSpec.from_arguments(
+        {k: getattr(args, k, None) for k in OBJECTIVE_FIELDS}))

@@ -22,6 +22,7 @@ from nstjax.cli.compile_watch import CompileWatch
 from nstjax.cli.interruption import Interruption
 from nstjax.io.image import ImageError
 from nstjax.io.image_writing import save_image
+from nstjax.run.sidecar import Sidecar
 
 DEFAULT_LOG_EVERY = 10     # plain progress lines in a log: one per this many iterations
 
@@ -140,14 +141,14 @@ class Session:
         """The sidecar: the common part (command, arguments, timings and, for commands
         that write them, snapshots) and ``fields``."""
         now = time.perf_counter()
-        out = {"command": self.command, "arguments": common.arguments_record(self.args),
-               **fields,
-               "timings_s": {"load": round(self.t_loaded - self.t_start, 3),
-                             solve_name: round(self.seconds, 3),
-                             "compile": round(self.compile_watch.seconds, 3),
-                             "total": round(now - self.t_start, 3)},
-               "programs": {"compiled": self.compile_watch.compiled,
-                            "from_cache": self.compile_watch.from_cache}}
+        out = Sidecar(self.command, common.arguments_record(self.args), {
+            **fields,
+            "timings_s": {"load": round(self.t_loaded - self.t_start, 3),
+                          solve_name: round(self.seconds, 3),
+                          "compile": round(self.compile_watch.seconds, 3),
+                          "total": round(now - self.t_start, 3)},
+            "programs": {"compiled": self.compile_watch.compiled,
+                         "from_cache": self.compile_watch.from_cache}}).record()
         if with_snapshots:
             out.update(snapshots=self.snapshots, snapshot_errors=self.snapshot_errors)
         return out

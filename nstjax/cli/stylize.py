@@ -8,7 +8,6 @@ SIGTERM stops the solve after the current iteration and saves what it has (exit 
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -25,12 +24,12 @@ from nstjax.io.image import ImageError, load_image
 from nstjax.io.image_writing import can_hold_alpha, output_unit, save_image
 from nstjax.objective.config import loss_weights
 from nstjax.run import color, memory, multiscale
-from nstjax.run.presets import get_preset
-from nstjax.run.start import check_solver
+from nstjax.run.resolve import resolve, weights_kwargs
+from nstjax.run.spec import WEIGHT_FIELDS, RunSpec
+from nstjax.run.start import INITS
 
 DEFAULT_MIN_SIZE = multiscale.DEFAULT_MIN_SIZE
 DEFAULT_SCALE_ITERS = multiscale.DEFAULT_SCALE_ITERS
-DEFAULT_INIT = "grey"              # jcjohnson/neural-style's start: the mean colour, faint noise
 
 
 def add_arguments(p) -> None:
@@ -105,29 +104,11 @@ def add_arguments(p) -> None:
                            "an image file")
 
 
-def hyper_values(items) -> dict:
-    out = {}
-    for item in common.words(items):
-        name, eq, value = item.partition("=")
-        if not eq:
-            raise UsageError(f"--hyper: expected METHOD.PARAM=VALUE, got {item!r}")
-        try:
-            out[name] = float(value)
-        except ValueError:
-            raise UsageError(f"--hyper {name}: not a number: {value!r}") from None
-    return out
-
-
 def build_weights(args, objective, mix, n_styles: int):
-    """:func:`nstjax.loss_weights` from the flags (the library validates)."""
-    kw = {"style_mix": mix}
-    for name in ("content_weight", "style_weight", "tv_weight"):
-        if getattr(args, name, None) is not None:
-            kw[name] = getattr(args, name)
-    for name in ("style_layer_weights", "content_layer_weights", "style_blend",
-                 "style_scales"):
-        kw[name] = common.numbers(getattr(args, name, None), "--" + name.replace("_", "-"))
-    return loss_weights(objective, n_styles=n_styles, hyper=hyper_values(args.hyper), **kw)
+    """:func:`nstjax.loss_weights` from the flags (checked by :mod:`nstjax.run.spec`)."""
+    spec = RunSpec.from_arguments({k: getattr(args, k, None) for k in WEIGHT_FIELDS})
+    return loss_weights(objective, n_styles=n_styles,
+                        **weights_kwargs(spec, objective, mix, n_styles))
 
 
 def _check(args):
@@ -140,15 +121,6 @@ def _check(args):
         raise UsageError("--transfer-color-only and --preserve-color are opposites: give one")
     if args.transfer_color_only and not args.demo and len(args.style) != 1:
         raise UsageError("--transfer-color-only takes one style image")
-    for flag in LADDER_FLAGS:
-        if getattr(args, flag) is not None and args.min_size is None and (
-                args.iters is not None or args.tile):
-            raise UsageError(f"--{flag.replace('_', '-')} shapes the coarse-to-fine ladder, "
-                             f"which {'--iters' if args.iters is not None else '--tile'} "
-                             "turns off: give --min-size too")
-    if args.content_decay is not None and not 0.0 < args.content_decay <= 1e3:
-        raise UsageError(f"--content-decay must be a positive number, not "
-                         f"{args.content_decay}")
     tiles.parse(args)
     if args.web and (args.tile or args.transfer_color_only):
         raise UsageError("--web shows a single-image solve: not with "
@@ -158,66 +130,6 @@ def _check(args):
     common.check_output(out, common.input_paths(args), bit_depth=args.bit_depth)
     run_pictures.check(args, out)
     return out
-
-
-LADDER_FLAGS = ("scale_iters", "carry_moments", "scale_factor", "add_detail", "content_decay")
-
-
-def _ladder(args, size: int, solver):
-    """``(long edges, iterations per rung)`` of ``--min-size``/``--scale-iters`` (validated
-    before any work), or ``None`` for a single-scale run.
-
-    Without either, the default ladder: from :data:`DEFAULT_MIN_SIZE`, with
-    :data:`DEFAULT_SCALE_ITERS` iterations at the first size, those between and the last
-    (crowsonkb/style-transfer-pytorch's and STROTSS's coarse-to-fine start, which paints
-    large regions the way 500 full-size iterations of jcjohnson/neural-style do, in a
-    fraction of the time: benchmarks/classic_look.py); ``--iters`` or ``--tile`` alone keep
-    one scale.  :data:`LADDER_FLAGS` without ``--min-size`` shape the default ladder."""
-    min_size, shrunk = args.min_size, False
-    if min_size is None:
-        if args.iters is not None or args.tile:
-            return None
-        if all(getattr(args, flag) is None for flag in LADDER_FLAGS):
-            if size <= DEFAULT_MIN_SIZE:
-                return None
-            ladder = multiscale.size_ladder(DEFAULT_MIN_SIZE, size)
-            return ladder, multiscale.default_iterations(len(ladder))
-        if size <= DEFAULT_MIN_SIZE and args.scale_iters is None:
-            return None                      # one scale, as without the ladder's flags
-        min_size = DEFAULT_MIN_SIZE
-        if min_size > size:
-            min_size, shrunk = size, True    # the default ladder at a small size: one rung
-    elif args.preset and min_size > size and \
-            min_size == get_preset(args.preset).settings.get("min_size"):
-        min_size, shrunk = size, True        # a preset's ladder at a small size: one rung
-    ladder = multiscale.size_ladder(min_size, size, factor=_factor(args))
-    if args.min_size is None and args.scale_iters is None:
-        return ladder, multiscale.default_iterations(len(ladder))
-    iters = common.numbers(args.scale_iters, "--scale-iters") or (solver.max_iter,)
-    if any(i != int(i) for i in iters):
-        raise UsageError("--scale-iters: whole numbers of iterations, please")
-    iters = [int(i) for i in iters][:len(ladder) if shrunk else None]
-    return ladder, multiscale.scale_iterations(iters[0] if len(iters) == 1 else iters,
-                                               len(ladder))
-
-
-def _default_ladder_image(args, objective, ladder):
-    """The default ladder optimises :data:`~nstjax.run.multiscale.DEFAULT_PARAMETRIZATION`
-    (a Laplacian pyramid of the image, as STROTSS and NNST: broad colour moves at the coarse
-    levels, less single-pixel speckle; benchmarks/classic_look.py) unless
-    ``--parametrization``, ``--min-size``, a preset or ``--carry-moments`` (pixels only) is
-    given."""
-    if (ladder is None or args.parametrization is not None or args.min_size is not None
-            or args.preset or args.carry_moments):
-        return objective
-    return dataclasses.replace(objective, parametrization=multiscale.DEFAULT_PARAMETRIZATION)
-
-
-def _factor(args) -> float:
-    factor = multiscale.LADDER_FACTOR if args.scale_factor is None else args.scale_factor
-    if not 1.0 < factor <= 16.0:
-        raise UsageError(f"--scale-factor must be above 1 and at most 16, not {factor}")
-    return factor
 
 
 def _color_only(args, out, content, styles, alpha, session) -> int:
@@ -260,10 +172,9 @@ def _output_alpha(out, alpha):
     return alpha
 
 
-def _init_image(args, content):
+def _init_image(init: str, content):
     """``--init``: a named start, or an image file loaded at the content's shape."""
-    init = args.init or DEFAULT_INIT
-    if init in ("content", "noise", "uniform", "style", "grey"):
+    if init in INITS:
         return init
     h, w = content.shape[:2]
     size_init = common.header_size(init)
@@ -280,30 +191,27 @@ def run(args) -> int:
     """The body of ``nstjax stylize``; returns the exit code."""
     out = _check(args)
     size = common.size_of(args)
-    if args.preset and get_preset(args.preset).method == "nnst":   # its own driver
+    n_styles = 1 if args.demo else len(args.style)
+    settings = resolve(RunSpec.from_arguments(vars(args)), n_styles=n_styles)  # before work
+    if settings.method == "nnst":                                 # its own driver
         from nstjax.cli import nnst_run
         return nnst_run.run(args, out, size, write_result)
-    objective, mix = common.build_objective(args)
-    solver = common.build_solver(args)
-    ladder = _ladder(args, size, solver)
-    objective = _default_ladder_image(args, objective, ladder)
-    check_solver(objective, solver.optimizer)     # before any work, not after the weights
-    n_styles = 1 if args.demo else len(args.style)
-    weights = build_weights(args, objective, mix, n_styles)   # validated before any work
+    objective, weights, solver = settings.objective, settings.weights, settings.solver
+    ladder = settings.ladder
     common.enable_compilation_cache()      # first: the memory check's compile is kept
     objective, plan = tiles.check_memory(args, objective, size)  # may pick --remat, --tile
 
     session = Session(args, "stylize")
     content, styles, alpha = common.load_inputs(args, size, alpha=True)
     alpha = _output_alpha(out, alpha)
-    init = _init_image(args, content)
+    init = _init_image(settings.init, content)
     if args.transfer_color_only:
         return _color_only(args, out, content, styles, alpha, session)
     vgg = common.load_vgg(args)
     session.loaded()
     run_kw = dict(objective=objective, weights=weights, solver=solver, init=init,
-                  preserve_color=args.preserve_color,
-                  color_match=args.color_match or "cholesky")
+                  preserve_color=settings.preserve_color,
+                  color_match=settings.color_match)
     if args.tile:
         return tiles.run(args, out, session, vgg=vgg, content=content, styles=styles,
                          alpha=alpha, plan=plan, **run_kw)
@@ -329,8 +237,8 @@ def _solve(args, out, session, vgg, content, styles, alpha, ladder, run_kw):
     ``(result, frames, period, mask_kw)``."""
     solver = run_kw["solver"]
     h, w = content.shape[:2]
-    total = solver.max_iter if ladder is None else sum(ladder[1])
-    sizes = "" if ladder is None else f" over sizes {', '.join(map(str, ladder[0]))}"
+    total = solver.max_iter if ladder is None else sum(ladder.iters)
+    sizes = "" if ladder is None else f" over sizes {', '.join(map(str, ladder.sizes))}"
     session.start(total, "stylize", f"stylize: {w}×{h}, {solver.optimizer}, "
                   f"{plural(total, 'iteration')}{sizes} (the first run at a size compiles "
                   "first, cached for next time)")
@@ -357,11 +265,7 @@ def _solve(args, out, session, vgg, content, styles, alpha, ladder, run_kw):
             result = session.solve(lambda: nstjax.stylize(vgg, content_j, styles_j, **kw))
         else:
             result = session.solve(lambda: nstjax.stylize_multiscale(
-                vgg, content_j, styles_j, min_size=ladder[0][0], iters=ladder[1],
-                carry_moments=bool(args.carry_moments), factor=_factor(args),
-                add_detail=bool(args.add_detail),
-                content_decay=1.0 if args.content_decay is None else args.content_decay,
-                **kw))
+                vgg, content_j, styles_j, **ladder.arguments(), **kw))
     finally:
         if args.web and result is None:
             web_done("the run failed (see the command's output)", failed=True)

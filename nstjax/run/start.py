@@ -13,7 +13,7 @@ from nstjax.objective.config import Objective
 from nstjax.solve.optimize import optimizer_names, uses_line_search
 
 INITS = ("content", "noise", "uniform", "style", "grey")
-SWEEP_INITS = ("content", "noise", "uniform", "style")   # the batched drivers' starts
+SWEEP_INITS = INITS        # the batched drivers' starts (initial_image of each member)
 MAX_SEED = 2 ** 32 - 1     # JAX's PRNGKey keeps 32 bits without x64: larger seeds collide
 # li2017's code starts from ``uniform(−0.1, 0.1)`` in mean-subtracted 0-255 units: the
 # ImageNet mean pixel of its preprocessing, ±0.1/255 (``neural-style.py``, ``--init random``).

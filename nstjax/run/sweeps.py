@@ -215,7 +215,7 @@ def sweep(vgg, content, style, values: Mapping[str, Sequence], *, key,
       weights: the base :class:`LossWeights` the members vary (default
         :func:`nstjax.loss_weights`).
       solver: the :class:`Solver`.
-      init: ``"content"``, ``"noise"`` or ``"style"``.
+      init: a named start of :data:`nstjax.run.start.INITS` (``"content"``, ``"grey"``, ...).
       mode: ``"grid"`` (Cartesian product) or ``"zip"`` (equal-length lists).
       chunk: members per compiled call (default, and at most: all that fit, see
         :func:`plan_sweep`).

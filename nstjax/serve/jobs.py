@@ -22,7 +22,6 @@ import numpy as np
 import nstjax
 from nstjax.io.image import MIN_SIZE
 from nstjax.io.pictures import label
-from nstjax.objective.config import loss_weights
 from nstjax.run import memory
 from nstjax.run.memory_plan import MemoryPlan
 from nstjax.run.nnst import scale_count
@@ -162,8 +161,7 @@ def stylize_work(content, style, settings: RunSettings, inputs: dict,
     def work(vgg, folder, live):
         memory.start_peak()
         started = time.perf_counter()
-        weights = loss_weights(settings.objective, n_styles=1, **settings.weights)
-        result = _solve(vgg, content, style, settings, weights, live)
+        result = _solve(vgg, content, style, settings, settings.weights, live)
         live.finish()
         live.snapshot(int(result.n_iter), np.asarray(result.image))    # the final picture
         timings = {"first_picture": live.first_picture_s,
@@ -191,12 +189,9 @@ def _solve(vgg, content, style, settings: RunSettings, weights, live) -> Transfe
     kw = dict(key=key, objective=settings.objective, weights=weights, solver=settings.solver,
               init=settings.init, preserve_color=settings.preserve_color)
     if settings.ladder:
-        ladder = settings.ladder
         return nstjax.stylize_multiscale(
-            vgg, content, style, min_size=ladder["min_size"], iters=ladder["iters"],
-            factor=ladder["factor"], add_detail=ladder["add_detail"],
-            carry_moments=ladder["carry_moments"], content_decay=ladder["content_decay"],
-            callbacks=live.callbacks(sum(ladder["iters"])), **kw)
+            vgg, content, style, **settings.ladder.arguments(),
+            callbacks=live.callbacks(sum(settings.ladder.iters)), **kw)
     return nstjax.stylize(vgg, content, style, callbacks=live.callbacks(
         settings.solver.max_iter), **kw)
 
@@ -217,10 +212,9 @@ def sweep_work(content, style, settings: RunSettings, inputs: dict,
     def work(vgg, folder, live):
         memory.start_peak()
         started = time.perf_counter()
-        base = loss_weights(settings.objective, n_styles=1, **settings.weights)
         res = nstjax.sweep(vgg, content, style, settings.sweep,
                            key=jax.random.PRNGKey(settings.seed), objective=settings.objective,
-                           weights=base, solver=settings.solver, init=settings.init,
+                           weights=settings.weights, solver=settings.solver, init=settings.init,
                            mode="grid", chunk=1,
                            callbacks=live.callbacks(settings.solver.max_iter))
         timings = {"sweep_including_compile": time.perf_counter() - started}

@@ -1,10 +1,10 @@
-"""The page's form as the library's objects, each message beside the field it concerns.
+"""The page's form as a :class:`~nstjax.run.spec.RunSpec`, each message beside its field.
 
 The form's names are the command line's (``style_weight`` is ``--style-weight``), so a
 run's sidecar ``arguments`` fill the form again and ``nstjax stylize --config`` repeats
-it.  The library validates: :class:`~nstjax.Objective`, :func:`~nstjax.loss_weights`
-and :class:`~nstjax.Solver` raise ``ValueError`` with a message, shown next to the field
-that caused it; the defaults shown in the page are theirs.
+it.  The form is read and resolved by :mod:`nstjax.run.spec`, as the command line's flags
+are: the same defaults (an empty field is the command's default, the coarse-to-fine ladder
+among them) and the same messages, each shown next to the field it concerns.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ import dataclasses
 from typing import NamedTuple
 
 import nstjax
-from nstjax.io.image import DEFAULT_SIZE, MIN_SIZE
-from nstjax.losses import parse_style_spec
-from nstjax.objective.config import Objective, loss_weights
-from nstjax.run.multiscale import scale_iterations, size_ladder
+from nstjax.io.image import DEFAULT_SIZE
+from nstjax.objective.config import loss_weights
+from nstjax.run import multiscale
 from nstjax.run.presets import PRESETS, Preset
-from nstjax.run.start import INITS, SWEEP_INITS, check_solver
-from nstjax.run.transfer import MAX_SEED
+from nstjax.run.resolve import DEFAULT_INIT, Run, resolve
+from nstjax.run.spec import RunSpec, SpecError
+from nstjax.run.start import INITS
 from nstjax.solve.optimize import optimizer_names
 from nstjax.solve.solver import Solver
 
@@ -28,37 +28,32 @@ SWEPT = ("style_weight", "tv_weight")     # what the page's sweep may vary
 # the page's fields that a preset fills when chosen (the rest of its recipe it carries)
 PRESET_FIELDS = ("style_loss", "style_weight", "content_weight", "tv_weight", "style_layers",
                  "content_layers", "optimizer", "iters", "lr", "init")
+FORM_FIELDS = ("size", "seed", "preserve_color", "preset", *PRESET_FIELDS)
 
 
 class RunSettings(NamedTuple):
     """A validated form.
 
     Attributes:
-      size: long edge of the output, pixels.
-      objective, solver: the library's static settings.
-      weights: keyword arguments of :func:`nstjax.loss_weights` (``n_styles`` aside).
-      preserve_color: ``None``, ``"luminance"`` or ``"histogram"``.
-      init: a named start image.
-      seed: the PRNG seed.
+      run: the resolved :class:`~nstjax.run.spec.Run` (objective, weights, solver, ladder,
+        start, seed, colour, preset).
       sweep: ``{name: [values]}`` for a sweep (empty for a single run).
       arguments: the form's values under the command line's names (the sidecar's).
-      preset: the ``--preset`` chosen, or None.
-      ladder: for a preset with a coarse-to-fine schedule, :func:`nstjax.stylize_multiscale`'s
-        ``min_size``, ``iters``, ``factor``, ``add_detail``, ``carry_moments`` and
-        ``content_decay``; else None.
     """
 
-    size: int
-    objective: Objective
-    solver: Solver
-    weights: dict
-    preserve_color: str | None
-    init: str
-    seed: int
+    run: Run
     sweep: dict
     arguments: dict
-    preset: str | None = None
-    ladder: dict | None = None
+
+    size = property(lambda self: self.run.size)
+    objective = property(lambda self: self.run.objective)
+    solver = property(lambda self: self.run.solver)
+    weights = property(lambda self: self.run.weights)
+    preserve_color = property(lambda self: self.run.preserve_color)
+    init = property(lambda self: self.run.init)
+    seed = property(lambda self: self.run.seed)
+    ladder = property(lambda self: self.run.ladder)
+    preset = property(lambda self: self.run.preset.name if self.run.preset else None)
 
 
 def default_size(max_size: int) -> int:
@@ -67,19 +62,23 @@ def default_size(max_size: int) -> int:
 
 
 def defaults(max_size: int = 1024) -> dict:
-    """The form's initial values (the library's defaults) and its choices."""
-    objective, solver = Objective(), Solver()
-    w = loss_weights(objective, n_styles=1)
+    """The form's initial values (the command line's defaults; an empty field is the
+    default) and its choices."""
+    run = resolve(RunSpec(), max_size=max_size)
+    objective, solver, w = run.objective, run.solver, run.weights
+    first, between, last = multiscale.DEFAULT_SCALE_ITERS
     return {
-        "values": {"size": default_size(max_size), "style_loss": ",".join(objective.style_losses),
+        "values": {"size": run.size, "style_loss": ",".join(objective.style_losses),
                    "style_weight": float(w.style_weight),
                    "content_weight": float(w.content_weight),
                    "tv_weight": float(w.tv_weight),
                    "style_layers": ",".join(objective.style_layers),
                    "content_layers": ",".join(objective.content_layers),
                    "preserve_color": "", "optimizer": solver.optimizer,
-                   "iters": solver.max_iter, "lr": solver.lr, "init": "content", "seed": 0,
+                   "iters": "", "lr": solver.lr, "init": DEFAULT_INIT, "seed": 0,
                    "sweep_style_weight": "10,100,1000", "sweep_tv_weight": "", "preset": ""},
+        "placeholders": {"iters": f"{first}/{between}/{last} coarse to fine ({Solver().max_iter} "
+                         "in a sweep)"},
         "choices": {"optimizer": list(optimizer_names()), "init": list(INITS),
                     "preserve_color": list(COLORS),
                     "style_loss": list(nstjax.style_loss_names()),
@@ -100,86 +99,9 @@ def _words(text: str) -> list[str]:
     return [w for w in text.replace(",", " ").split() if w]
 
 
-def _number(form, name, kind, errors, *, low=None, high=None):
-    text = str(form.get(name, "")).strip()
-    if not text:
-        return None
-    try:
-        value = kind(text)
-    except ValueError:
-        errors[name] = f"not {'a whole number' if kind is int else 'a number'}: {text!r}"
-        return None
-    if low is not None and value < low or high is not None and value > high:
-        errors[name] = f"must be from {low} to {high}, not {value}"
-        return None
-    return value
-
-
-def _objective(form, errors, base: Objective = Objective()) -> tuple[Objective | None,
-                                                                    tuple | None]:
-    """The :class:`Objective` (``base``'s, the form's fields replaced); each field tried
-    alone first, so a message names its field."""
-    kw, mix = {}, None
-    spec = str(form.get("style_loss", "")).strip()
-    try:
-        if spec:
-            kw["style_losses"], mix = parse_style_spec(spec)
-            Objective(style_losses=kw["style_losses"])
-    except ValueError as e:
-        errors["style_loss"] = str(e)
-    for name in ("style_layers", "content_layers"):
-        layers = tuple(_words(str(form.get(name, ""))))
-        if layers:
-            try:
-                Objective(**{name: layers})
-                kw[name] = layers
-            except ValueError as e:
-                errors[name] = str(e)
-    if errors:
-        return None, None
-    try:
-        return dataclasses.replace(base, **kw), mix
-    except ValueError as e:
-        errors["style_loss"] = str(e)
-        return None, None
-
-
-def _solver(form, errors, base: Solver = Solver()) -> Solver | None:
-    kw = {}
-    optimizer = str(form.get("optimizer", "")).strip()
-    if optimizer:
-        kw["optimizer"] = optimizer
-    for name, field, kind in (("iters", "max_iter", int), ("lr", "lr", float)):
-        value = _number(form, name, kind, errors)
-        if value is not None:
-            kw[field] = value
-    for name, field in (("optimizer", "optimizer"), ("iters", "max_iter"), ("lr", "lr")):
-        if field in kw and name not in errors:
-            try:
-                Solver(**{field: kw[field]})
-            except ValueError as e:
-                errors[name] = str(e)
-    if errors:
-        return None
-    return dataclasses.replace(base, **kw)
-
-
-def _weights(form, objective, mix, errors, base: dict | None = None) -> dict:
-    kw = {**(base or {}), "style_mix": mix if mix is not None or not base
-          else base.get("style_mix")}
-    for name in ("style_weight", "content_weight", "tv_weight"):
-        value = _number(form, name, float, errors)
-        if value is not None:
-            try:
-                loss_weights(objective, n_styles=1, **{**kw, name: value})
-                kw[name] = value
-            except ValueError as e:
-                errors[name] = str(e)
-    return kw
-
-
-def _sweep(form, objective, weights, errors) -> dict:
+def _sweep(form, run: Run, errors) -> dict:
     values = {}
+    base = {k: v for k, v in run.weights._asdict().items() if k in SWEPT}
     for name in SWEPT:
         field = f"sweep_{name}"
         text = str(form.get(field, "")).strip()
@@ -192,7 +114,7 @@ def _sweep(form, objective, weights, errors) -> dict:
             continue
         try:
             for v in items:
-                loss_weights(objective, n_styles=1, **{**weights, name: v})
+                loss_weights(run.objective, n_styles=1, **{**base, name: v})
         except ValueError as e:
             errors[field] = str(e)
             continue
@@ -200,6 +122,19 @@ def _sweep(form, objective, weights, errors) -> dict:
     if not errors and (not values or max(len(v) for v in values.values()) < 2):
         errors["sweep_style_weight"] = "give two or more values to sweep, e.g. 10,100,1000"
     return values
+
+
+def _given(form, max_size: int) -> dict:
+    """The form's fields, less those its preset refuses that still hold the page's default
+    (the page sends every field; the command line would not have given them)."""
+    given = {k: form.get(k) for k in FORM_FIELDS}
+    preset = PRESETS.get(str(form.get("preset") or "").strip())
+    if preset is not None:
+        shown = defaults(max_size)["values"]
+        for name in preset.refuses:
+            if name in given and str(given[name]).strip() == str(shown.get(name, "")).strip():
+                given[name] = None
+    return given
 
 
 def parse_form(form, *, sweep: bool = False, max_size: int = 1024) -> tuple[RunSettings | None,
@@ -211,78 +146,19 @@ def parse_form(form, *, sweep: bool = False, max_size: int = 1024) -> tuple[RunS
       sweep: also read ``sweep_style_weight``/``sweep_tv_weight`` (lists of values).
       max_size: the largest long edge this server computes.
     """
-    errors: dict = {}
-    size = _number(form, "size", int, errors, low=MIN_SIZE, high=max_size)
-    size = default_size(max_size) if size is None else size
-    seed = _number(form, "seed", int, errors, low=0, high=MAX_SEED) or 0
-    color = str(form.get("preserve_color", "")).strip()
-    if color not in COLORS:
-        errors["preserve_color"] = f"one of luminance, histogram (or none), not {color!r}"
-    preset, lib = _preset(form, errors, sweep=sweep)
-    init = str(form.get("init", "")).strip() or lib.get("init", "content")
-    if init not in (SWEEP_INITS if sweep else INITS):
-        errors["init"] = f"one of {', '.join(SWEEP_INITS if sweep else INITS)}, not {init!r}"
-    if sweep and color:
-        errors["preserve_color"] = "a sweep does not preserve colour; choose none"
-    objective, mix = _objective(form, errors, lib.get("objective", Objective()))
-    solver = _solver(form, errors, lib.get("solver", Solver()))
-    weights = (_weights(form, objective, mix, errors, lib.get("weights"))
-               if objective is not None else {})
-    if preset is not None and preset.method == "nnst" and "content_weight" not in errors:
-        share = weights.get("content_weight", preset.settings["content_weight"])
-        if not 0.0 <= share <= 1.0:
-            errors["content_weight"] = ("NNST's content weight is the share of the current "
-                                        f"image in the neighbour search, in [0, 1], not {share}")
-    values = _sweep(form, objective, weights, errors) if sweep and objective else {}
-    if objective is not None and solver is not None and "optimizer" not in errors:
-        try:
-            check_solver(objective, solver.optimizer)
-        except ValueError as e:
-            errors["optimizer"] = str(e)
+    spec, errors = RunSpec.read(_given(form, max_size))
+    try:
+        run = resolve(spec, max_size=max_size, sweep=sweep, init_files=False)
+    except SpecError as e:
+        for k, v in e.errors.items():
+            errors.setdefault(k, v)
+        run = None
+    values = _sweep(form, run, errors) if sweep and run is not None else {}
     if errors:
         return None, errors
-    arguments = {"size": size, "seed": seed, "init": init,
-                 "preserve_color": color or None, "style_loss": form.get("style_loss") or None,
-                 "style_layers": _words(str(form.get("style_layers", ""))) or None,
-                 "content_layers": _words(str(form.get("content_layers", ""))) or None,
-                 "optimizer": solver.optimizer, "iters": solver.max_iter, "lr": solver.lr,
-                 "preset": preset.name if preset else None,
-                 **{k: v for k, v in weights.items() if k in PRESET_FIELDS}}
-    ladder = None if sweep else _ladder(lib, size, solver)
-    return RunSettings(size=size, objective=objective, solver=solver, weights=weights,
-                       preserve_color=color or None, init=init, seed=seed, sweep=values,
-                       arguments=arguments, preset=preset.name if preset else None,
-                       ladder=ladder), {}
-
-
-def _preset(form, errors, *, sweep: bool) -> tuple[Preset | None, dict]:
-    """The chosen preset and its library arguments (``{}`` for none or NNST)."""
-    name = str(form.get("preset", "")).strip()
-    if not name:
-        return None, {}
-    if name not in PRESETS:
-        errors["preset"] = f"one of {', '.join(PRESETS)} (or none), not {name!r}"
-        return None, {}
-    preset = PRESETS[name]
-    if preset.method != "objective":
-        if sweep:
-            errors["preset"] = (f"{name} runs one image at a time: its targets are searched "
-                                "anew at each scale, not a swept weight")
-        return preset, {}
-    return preset, preset.library()
-
-
-def _ladder(lib: dict, size: int, solver: Solver) -> dict | None:
-    """A preset's coarse-to-fine schedule at ``size`` (one rung when its first size is not
-    below ``size``, as on the command line)."""
-    if lib.get("min_size") is None:
-        return None
-    min_size = min(int(lib["min_size"]), size)
-    sizes = size_ladder(min_size, size, factor=lib["factor"])
-    counts = tuple(lib["iters"] or (solver.max_iter,))[:len(sizes)]
-    return {"min_size": min_size, "iters": scale_iterations(counts, len(sizes)),
-            "factor": lib["factor"], "add_detail": lib["add_detail"],
-            "carry_moments": lib["carry_moments"], "content_decay": lib["content_decay"]}
+    arguments = {k: list(v) if isinstance(v, tuple) else v for k, v in spec.given().items()}
+    arguments.update(size=run.size, seed=run.seed, init=run.init)
+    return RunSettings(run=run, sweep=values, arguments=arguments), {}
 
 
 def form_from_sidecar(record) -> dict:

@@ -142,7 +142,7 @@ def test_short_edge_too_small_refused(tiny_vgg):
 
 @pytest.mark.parametrize("extra,message", [
     (["--scale-iters", "3", "--iters", "5"], "--iters turns off: give --min-size"),
-    (["--scale-factor", "2", "--tile", "32"], "--tile turns off: give --min-size"),
+    (["--scale-factor", "2", "--tile", "64"], "--tile turns off: give --min-size"),
     (["--min-size", "8"], "16-pixel minimum"),
     (["--min-size", "64", "--size", "48"], "above the output size"),
     (["--min-size", "24", "--size", "48", "--scale-iters", "3", "2", "2", "1"], "ladder of 3"),

@@ -109,7 +109,8 @@ def test_page_static_files_and_options(studio):
     assert client.get("/static/studio.css").status_code == 200
     assert client.get("/static/../app.py").status_code == 404
     options = client.get("/api/options").json()
-    assert options["values"]["iters"] == nstjax.Solver().max_iter
+    assert options["values"]["iters"] == ""          # the command's default ladder
+    assert "coarse to fine" in options["placeholders"]["iters"]
     assert options["values"]["style_weight"] == 100.0
     assert options["values"]["style_layers"] == ",".join(nstjax.Objective().style_layers)
     assert "adam" in options["choices"]["optimizer"]
@@ -125,7 +126,7 @@ def test_library_messages_are_shown_beside_their_fields(studio):
               optimizer="nope", seed="-3", init="sideways")
     assert r.status_code == 400
     errors = r.json()["errors"]
-    assert "from 16 to 1024" in errors["size"]
+    assert errors["size"] == "--size 5 is below the 16-pixel minimum"   # the command's line
     assert "whole number" in errors["iters"]
     assert "unknown VGG19 layer 'relu9_9'" in errors["style_layers"]
     assert "init" in errors and "seed" in errors
@@ -506,13 +507,11 @@ def test_a_page_sees_each_change_once():
 
 
 def test_the_default_size_respects_max_size():
-    from nstjax.cli import common
-    assert (settings.DEFAULT_SIZE, settings.MIN_SIZE, settings.MAX_SEED) == (
-        common.DEFAULT_SIZE, common.MIN_SIZE, common.MAX_SEED)
+    assert settings.DEFAULT_SIZE == 384
     assert settings.parse_form({}, max_size=1024)[0].size == 384
     assert settings.parse_form({}, max_size=256)[0].size == 256
     assert settings.parse_form({"size": "384"}, max_size=256)[1] == {
-        "size": "must be from 16 to 256, not 384"}
+        "size": "--size 384 is above this server's 256-pixel limit"}
     assert settings.defaults(256)["values"]["size"] == 256
 
 
@@ -583,10 +582,10 @@ def test_a_preset_on_the_page_is_the_command_lines_recipe():
     form = {**options["presets"]["crowsonkb"]["values"], "preset": "crowsonkb", "size": "256"}
     chosen, errors = settings.parse_form(form, max_size=512)
     assert not errors, errors
-    assert chosen.ladder["min_size"] == 128 and chosen.ladder["iters"] == (1000, 500, 500)
-    assert chosen.ladder["carry_moments"] and chosen.solver.average == 0.99
+    assert chosen.ladder.min_size == 128 and chosen.ladder.iters == (1000, 500, 500)
+    assert chosen.ladder.carry_moments and chosen.solver.average == 0.99
     chosen, _ = settings.parse_form({**form, "size": "96"})
-    assert chosen.ladder["min_size"] == 96 and chosen.ladder["iters"] == (1000,)
+    assert chosen.ladder.min_size == 96 and chosen.ladder.iters == (1000,)
     _, errors = settings.parse_form({"preset": "nope"})
     assert "classic" in errors["preset"]
     _, errors = settings.parse_form({"preset": "nnst", "sweep_style_weight": "1,2"}, sweep=True)
@@ -597,7 +596,8 @@ def test_a_preset_on_the_page_is_the_command_lines_recipe():
 
 def test_an_nnst_run_through_the_studio(studio):
     client, _, _ = studio
-    r = start(client, preset="nnst", iters="2", lr="0.002", content_weight="0.25")
+    r = start(client, preset="nnst", iters="2", lr="0.002", content_weight="0.25",
+              style_layers="", content_layers="")     # NNST takes its own layers
     assert r.status_code == 202, r.text
     events = wait_finished(client)
     assert events[-1][1]["status"] == "done", events[-1]

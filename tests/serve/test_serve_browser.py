@@ -76,7 +76,8 @@ def test_a_run_in_the_browser(browser, studio_url, tmp_path):
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(studio_url)
     wait_for(lambda: page.input_value("#size"))      # the defaults are in
-    assert page.input_value("#iters") == "200"           # the library's default
+    assert page.input_value("#iters") == ""              # the command's default ladder
+    assert "coarse to fine" in page.get_attribute("#iters", "placeholder")
     page.set_input_files("#content", str(content))
     page.set_input_files("#style", str(style))
     for field, value in {"size": "48", "iters": "20000", "style_weight": "1e6",

@@ -86,6 +86,10 @@ async function loadOptions() {
     list.appendChild(o);
   }
   fillForm(options.values);
+  for (const [name, text] of Object.entries(options.placeholders || {})) {
+    const input = document.getElementById(name);
+    if (input) input.placeholder = text;
+  }
   const mb = Math.round(options.limits.max_upload_bytes / 1048576);
   $("#folders-hint").textContent = `Uploads up to ${mb} MB. Paths may point into: ` +
     (options.limits.images.join(", ") || "(no folder)") + ".";
