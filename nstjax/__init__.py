@@ -45,7 +45,10 @@ from nstjax.run.hooks import Callbacks
 from nstjax.run.inversion import InversionResult, invert
 from nstjax.run.multiscale import size_ladder, stylize_multiscale
 from nstjax.run.nnst import NNSTResult, nnst
+from nstjax.run.resolve import Ladder, Run, stylize_run
 from nstjax.run.result import Stage, TransferResult
+from nstjax.run.sidecar import Sidecar, SidecarError
+from nstjax.run.spec import RunSpec, SpecError
 from nstjax.run.sweeps import SweepResult, sweep
 from nstjax.run.transfer import run_transfer, stylize
 from nstjax.solve.minimize import OptimizeResult, Status, minimize
@@ -100,6 +103,7 @@ __all__ = [
     "TransferResult", "Stage", "run_transfer", "stylize",
     "size_ladder", "stylize_multiscale", "stylize_sharded", "stylize_tiled",
     "NNSTResult", "nnst",
+    "RunSpec", "SpecError", "Run", "Ladder", "stylize_run", "Sidecar", "SidecarError",
     "TransferMemory", "plan_transfer",
     "LAYERS", "VGG_WIDTHS", "canonical_layer", "extract_features", "init_random_weights",
     "VGGWeights", "WeightsError", "convert", "load_vgg19",

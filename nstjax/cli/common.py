@@ -30,7 +30,7 @@ from nstjax.io.image_writing import check_writable, write_text_atomic
 from nstjax.io.weights import WeightsError
 from nstjax.objective.config import Objective
 from nstjax.run.presets import PRESETS, get_preset, preset_names
-from nstjax.run.resolve import solver_of
+from nstjax.run.resolve import solver_of, with_preset
 from nstjax.run.sidecar import Sidecar, SidecarError
 from nstjax.run.spec import SOLVER_FIELDS, RunSpec
 from nstjax.run.transfer import MAX_SEED
@@ -155,11 +155,11 @@ def apply_preset(parser: argparse.ArgumentParser, args, argv) -> argparse.Namesp
     has; a note names any it has not), a flag the preset refuses is one line."""
     preset = get_preset(args.preset)
     known = {a.dest: a for a in parser._actions}
-    for dest, reason in preset.refuses.items():
-        given = getattr(args, dest, None)
-        if given is not None and given is not False and given != preset.settings.get(dest):
-            flag = "--" + dest.replace("_", "-")
-            raise UsageError(f"--preset {preset.name} {reason}: not with {flag} {given}")
+    try:                                     # a refused flag: one line (nstjax.run.resolve)
+        with_preset(RunSpec.from_arguments(
+            {"preset": preset.name, **{k: getattr(args, k, None) for k in preset.refuses}}))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     unused = [k for k in preset.settings if k not in known]
     if unused:
         print(f"note: --preset {preset.name}: {parser.prog} has no "

@@ -24,7 +24,7 @@ from nstjax.io.image import ImageError, load_image
 from nstjax.io.image_writing import can_hold_alpha, output_unit, save_image
 from nstjax.objective.config import loss_weights
 from nstjax.run import color, memory, multiscale
-from nstjax.run.resolve import resolve, weights_kwargs
+from nstjax.run.resolve import resolve, stylize_run, weights_kwargs
 from nstjax.run.spec import WEIGHT_FIELDS, RunSpec
 from nstjax.run.start import INITS
 
@@ -196,27 +196,25 @@ def run(args) -> int:
     if settings.method == "nnst":                                 # its own driver
         from nstjax.cli import nnst_run
         return nnst_run.run(args, out, size, write_result)
-    objective, weights, solver = settings.objective, settings.weights, settings.solver
-    ladder = settings.ladder
     common.enable_compilation_cache()      # first: the memory check's compile is kept
-    objective, plan = tiles.check_memory(args, objective, size)  # may pick --remat, --tile
+    objective, plan = tiles.check_memory(args, settings.objective, size)  # --remat, --tile
+    settings = settings._replace(objective=objective)
+    solver, ladder = settings.solver, settings.ladder
 
     session = Session(args, "stylize")
     content, styles, alpha = common.load_inputs(args, size, alpha=True)
     alpha = _output_alpha(out, alpha)
-    init = _init_image(settings.init, content)
+    settings = settings._replace(init=_init_image(settings.init, content))
     if args.transfer_color_only:
         return _color_only(args, out, content, styles, alpha, session)
     vgg = common.load_vgg(args)
     session.loaded()
-    run_kw = dict(objective=objective, weights=weights, solver=solver, init=init,
-                  preserve_color=settings.preserve_color,
-                  color_match=settings.color_match)
     if args.tile:
+        run_kw = {k: v for k, v in settings.arguments().items() if k != "key"}
         return tiles.run(args, out, session, vgg=vgg, content=content, styles=styles,
                          alpha=alpha, plan=plan, **run_kw)
     result, frames, period, mask_kw = _solve(args, out, session, vgg, content, styles,
-                                             alpha, ladder, run_kw)
+                                             alpha, settings)
     with output_unit():                 # the image, its sidecar and pictures: all or none
         written = write_result(out, result.image, args, alpha, content, styles)
         record = _record(args, out, session, result, objective, solver, content, ladder)
@@ -232,12 +230,11 @@ def run(args) -> int:
                                   f"loss {float(result.loss):.4g}")
 
 
-def _solve(args, out, session, vgg, content, styles, alpha, ladder, run_kw):
-    """The library call, one size or a ladder, with frames and snapshots:
-    ``(result, frames, period, mask_kw)``."""
-    solver = run_kw["solver"]
+def _solve(args, out, session, vgg, content, styles, alpha, settings):
+    """The library call, one size or a ladder (:func:`nstjax.run.resolve.stylize_run`),
+    with frames and snapshots: ``(result, frames, period, mask_kw)``."""
+    solver, ladder, total = settings.solver, settings.ladder, settings.iterations
     h, w = content.shape[:2]
-    total = solver.max_iter if ladder is None else sum(ladder.iters)
     sizes = "" if ladder is None else f" over sizes {', '.join(map(str, ladder.sizes))}"
     session.start(total, "stylize", f"stylize: {w}×{h}, {solver.optimizer}, "
                   f"{plural(total, 'iteration')}{sizes} (the first run at a size compiles "
@@ -253,7 +250,7 @@ def _solve(args, out, session, vgg, content, styles, alpha, ladder, run_kw):
             session.save_snapshot(out.with_name(f"{out.stem}_{i:05d}{out.suffix}"), x,
                                   alpha=alpha if full else None)
 
-    kw = dict(key=common.prng_key(args), alpha=alpha, **mask_kw, **run_kw,
+    kw = dict(alpha=alpha, **mask_kw,
               callbacks=session.callbacks(snapshot=keep_frame, snapshot_every=period))
     if args.web:
         from nstjax.cli import serve  # the web server only when asked for
@@ -261,11 +258,7 @@ def _solve(args, out, session, vgg, content, styles, alpha, ladder, run_kw):
     content_j, styles_j = jnp.asarray(content), [jnp.asarray(s) for s in styles]
     result = None
     try:
-        if ladder is None:
-            result = session.solve(lambda: nstjax.stylize(vgg, content_j, styles_j, **kw))
-        else:
-            result = session.solve(lambda: nstjax.stylize_multiscale(
-                vgg, content_j, styles_j, **ladder.arguments(), **kw))
+        result = session.solve(lambda: stylize_run(vgg, content_j, styles_j, settings, **kw))
     finally:
         if args.web and result is None:
             web_done("the run failed (see the command's output)", failed=True)

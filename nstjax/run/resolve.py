@@ -15,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 from typing import NamedTuple
 
+import jax
+
 from nstjax.io.image import DEFAULT_SIZE, MIN_SIZE
 from nstjax.losses import parse_style_spec
 from nstjax.objective.config import LossWeights, Objective, loss_weights
@@ -30,6 +32,7 @@ from nstjax.run.spec import (
     flag,
 )
 from nstjax.run.start import INITS, MAX_SEED, SWEEP_INITS, check_solver
+from nstjax.run.transfer import stylize
 from nstjax.solve.solver import Solver
 
 DEFAULT_INIT = "grey"        # jcjohnson/neural-style's start: the mean colour, faint noise
@@ -97,6 +100,37 @@ class Run(NamedTuple):
     def method(self) -> str:
         """``"objective"``, or the preset's own method (``"nnst"``)."""
         return self.preset.method if self.preset else "objective"
+
+    def arguments(self) -> dict:
+        """Keyword arguments of :func:`nstjax.stylize`, or with a ladder of
+        :func:`nstjax.stylize_multiscale` (its ``min_size``, ``iters``, ... added); the
+        PRNG key from ``seed``."""
+        kw = {"key": jax.random.PRNGKey(self.seed), "objective": self.objective,
+              "weights": self.weights, "solver": self.solver, "init": self.init,
+              "preserve_color": self.preserve_color, "color_match": self.color_match}
+        return {**kw, **(self.ladder.arguments() if self.ladder else {})}
+
+    @property
+    def iterations(self) -> int:
+        """Iterations in all: the ladder's sum, or the solver's."""
+        return sum(self.ladder.iters) if self.ladder else self.solver.max_iter
+
+
+def stylize_run(vgg, content, style, run: Run, **kw):
+    """``run`` on the images: :func:`nstjax.stylize` at one size, or
+    :func:`nstjax.stylize_multiscale` along ``run.ladder``; ``kw`` (``callbacks``, masks,
+    ``alpha``, an ``init`` image, a ``key``) is passed on over :meth:`Run.arguments`.
+
+    Raises:
+      ValueError: a run of another method than the objective's (``--preset nnst``: call
+        :func:`nstjax.nnst`).
+    """
+    if run.method != "objective":
+        raise ValueError(f"--preset {run.preset.name} is its own method: call nstjax.nnst")
+    kw = {**run.arguments(), **kw}
+    if run.ladder is None:
+        return stylize(vgg, content, style, **kw)
+    return multiscale.stylize_multiscale(vgg, content, style, **kw)
 
 
 def with_preset(spec: RunSpec) -> tuple[RunSpec, Preset | None]:

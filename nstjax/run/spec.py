@@ -154,6 +154,11 @@ class RunSpec:
     def replace(self, **changes) -> RunSpec:
         return dataclasses.replace(self, **changes)
 
+    def resolve(self, **kw):
+        """:func:`nstjax.run.resolve.resolve` of this spec: the library's objects."""
+        from nstjax.run.resolve import resolve
+        return resolve(self, **kw)
+
 
 def _words(value) -> list[str]:
     if isinstance(value, (str, int, float)):

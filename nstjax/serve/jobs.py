@@ -26,6 +26,7 @@ from nstjax.run import memory
 from nstjax.run.memory_plan import MemoryPlan
 from nstjax.run.nnst import scale_count
 from nstjax.run.presets import PRESETS
+from nstjax.run.resolve import stylize_run
 from nstjax.run.result import TransferResult
 from nstjax.run.sweeps import member_settings
 from nstjax.run.transfer_memory import does_not_fit, largest_edge, plan_transfer
@@ -186,14 +187,8 @@ def _solve(vgg, content, style, settings: RunSettings, weights, live) -> Transfe
         return TransferResult(image=r.image, loss=jnp.float32(r.loss), history=r.history,
                               n_iter=jnp.int32(r.n_iter), status=jnp.int32(status), terms={},
                               weights=weights)
-    kw = dict(key=key, objective=settings.objective, weights=weights, solver=settings.solver,
-              init=settings.init, preserve_color=settings.preserve_color)
-    if settings.ladder:
-        return nstjax.stylize_multiscale(
-            vgg, content, style, **settings.ladder.arguments(),
-            callbacks=live.callbacks(sum(settings.ladder.iters)), **kw)
-    return nstjax.stylize(vgg, content, style, callbacks=live.callbacks(
-        settings.solver.max_iter), **kw)
+    return stylize_run(vgg, content, style, settings.run,
+                       callbacks=live.callbacks(settings.run.iterations))
 
 
 def sweep_labels(values: dict) -> list[str]:

@@ -18,8 +18,9 @@ import numpy as np
 
 import nstjax
 from nstjax.io import jsonio
-from nstjax.io.image_writing import output_unit, save_image, write_text_atomic
+from nstjax.io.image_writing import output_unit, save_image
 from nstjax.io.pictures import contact_sheet, label, loss_curve, with_loss_curve
+from nstjax.run.sidecar import Sidecar
 from nstjax.serve.settings import RunSettings, record_of
 
 RESULT, SIDECAR, LOSS_PLOT = "result.png", "result.png.json", "result_loss.png"
@@ -54,9 +55,8 @@ def write_run(folder: Path, result, settings: RunSettings, inputs: dict, *,
     """The image, its sidecar and its loss plot; returns the sidecar.  ``memory``: the
     run's ``{planned_bytes, peak_bytes, available_bytes}``, as the command line writes it."""
     n = int(result.n_iter)
-    record = {
-        "command": "stylize",
-        "arguments": {**settings.arguments, **inputs, "output": str(folder / RESULT)},
+    arguments = {**settings.arguments, **inputs, "output": str(folder / RESULT)}
+    sidecar = Sidecar("stylize", arguments, {
         "output": str(folder / RESULT), **record_of(settings),
         "loss_weights": result.weights._asdict(), "image_size": list(image_size),
         "iterations": n, "status": nstjax.Status(int(result.status)).name.lower(),
@@ -64,8 +64,7 @@ def write_run(folder: Path, result, settings: RunSettings, inputs: dict, *,
         "final_terms": {k: float(v) for k, v in result.terms.items()},
         "loss_history": np.asarray(result.history)[:n],
         "term_history": {k: np.asarray(v)[:n] for k, v in result.term_history.items()},
-        "timings_s": timings, "memory": memory, "written_by": "nstjax serve",
-    }
+        "timings_s": timings, "memory": memory, "written_by": "nstjax serve"})
     with output_unit():
         save_image(folder / RESULT, np.asarray(result.image))
         try:
@@ -74,8 +73,8 @@ def write_run(folder: Path, result, settings: RunSettings, inputs: dict, *,
             save_image(folder / LOSS_PLOT, plot)
         except ValueError:          # no positive finite loss to plot
             pass
-        write_text_atomic(folder / SIDECAR, jsonio.dumps(record, indent=2))
-    return record
+        sidecar.write(folder / SIDECAR)
+    return sidecar.record()
 
 
 def write_sweep(folder: Path, res, settings: RunSettings, inputs: dict, *, swept,
@@ -92,17 +91,17 @@ def write_sweep(folder: Path, res, settings: RunSettings, inputs: dict, *, swept
                 "status": nstjax.Status(int(res.status[i])).name.lower(),
                 "loss_history": res.history[i, :int(res.n_iter[i])]}
                for i, m in enumerate(res.settings)]
-    record = {"command": "sweep", "arguments": {**settings.arguments, **inputs},
-              **record_of(settings), "swept": list(swept), "values": settings.sweep,
-              "image_size": list(image_size), "members": members,
-              "contact_sheet": str(folder / SHEET), "timings_s": timings, "memory": memory,
-              "written_by": "nstjax serve"}
+    sidecar = Sidecar("sweep", {**settings.arguments, **inputs}, {
+        **record_of(settings), "swept": list(swept), "values": settings.sweep,
+        "image_size": list(image_size), "members": members,
+        "contact_sheet": str(folder / SHEET), "timings_s": timings, "memory": memory,
+        "written_by": "nstjax serve"})
     with output_unit():
         for i in range(done):
             save_image(folder / f"member_{i:02d}.png", res.images[i])
         save_image(folder / SHEET, contact_sheet(cells, res.settings, list(swept)))
-        write_text_atomic(folder / REPORT, jsonio.dumps(record, indent=2))
-    return record
+        sidecar.write(folder / REPORT)
+    return sidecar.record()
 
 
 def read_record(folder: Path) -> dict | None:

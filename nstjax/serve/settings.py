@@ -18,6 +18,7 @@ from nstjax.objective.config import loss_weights
 from nstjax.run import multiscale
 from nstjax.run.presets import PRESETS, Preset
 from nstjax.run.resolve import DEFAULT_INIT, Run, resolve
+from nstjax.run.sidecar import Sidecar
 from nstjax.run.spec import RunSpec, SpecError
 from nstjax.run.start import INITS
 from nstjax.solve.optimize import optimizer_names
@@ -164,9 +165,7 @@ def parse_form(form, *, sweep: bool = False, max_size: int = 1024) -> tuple[RunS
 def form_from_sidecar(record) -> dict:
     """The form's values from a sidecar's ``arguments`` (a reopened run); unknown keys and
     values that are not plain numbers or text are left out."""
-    saved = record.get("arguments") if isinstance(record, dict) else None
-    if not isinstance(saved, dict):
-        raise ValueError("not a sidecar of an nstjax run (no \"arguments\")")
+    saved = Sidecar.parse(record).arguments
     names = set(defaults()["values"])
     out = {}
     if isinstance(saved.get("content"), str):

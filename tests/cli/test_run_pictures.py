@@ -186,6 +186,7 @@ def test_loss_curve_costs_no_evaluation_after_the_solve(inputs, tmp_path, tiny_c
     import nstjax
     from nstjax.objective import terms as terms_module
     state = {"solved": False, "late_calls": 0, "every": None}
+    from nstjax.run import resolve as resolve_module
     real_stylize, real_features = nstjax.stylize, terms_module.extract_features
 
     def stylize(*args, **kw):
@@ -198,7 +199,7 @@ def test_loss_curve_costs_no_evaluation_after_the_solve(inputs, tmp_path, tiny_c
         state["late_calls"] += state["solved"]
         return real_features(*args, **kw)
 
-    monkeypatch.setattr(nstjax, "stylize", stylize)
+    monkeypatch.setattr(resolve_module, "stylize", stylize)    # what stylize_run calls
     monkeypatch.setattr(terms_module, "extract_features", features)
     c, s1, _ = inputs
     out = tmp_path / "r.png"

@@ -3,6 +3,7 @@ ladder, presets, and one message per field, filed under the field."""
 
 from __future__ import annotations
 
+import jax
 import pytest
 
 from nstjax.cli import build_parser, common
@@ -118,3 +119,34 @@ def test_a_preset_fills_what_is_not_given_and_the_given_overrides():
     nnst = resolve(RunSpec(preset="nnst"))
     assert nnst.method == "nnst" and nnst.ladder is None and nnst.solver.max_iter == 200
     assert float(nnst.weights.content_weight) == PRESETS["nnst"].settings["content_weight"]
+
+
+def test_stylize_run_is_the_driver_its_ladder_names(tiny_vgg):
+    """One call for a spec: on a ladder it is stylize_multiscale with the ladder's
+    arguments, at one size stylize, bit for bit; another method is refused."""
+    import jax.numpy as jnp
+    import numpy as np
+    from conftest import make_image
+
+    import nstjax
+    from nstjax.run.resolve import stylize_run
+
+    content, style = jnp.asarray(make_image(32, 32, 1)), jnp.asarray(make_image(32, 32, 2))
+    spec = RunSpec(size=32, min_size=16, scale_iters=(2, 1), style_layers=("relu1_1",),
+                   content_layers=("relu2_1",), init="content")
+    run = resolve(spec)
+    assert run.ladder.sizes == (16, 23, 32) and run.iterations == 4
+    got = stylize_run(tiny_vgg, content, style, run)
+    want = nstjax.stylize_multiscale(tiny_vgg, content, style, key=jax.random.PRNGKey(0),
+                                     min_size=16, iters=(2, 1, 1), objective=run.objective,
+                                     weights=run.weights, solver=run.solver, init="content")
+    np.testing.assert_array_equal(np.asarray(got.image), np.asarray(want.image))
+    one = resolve(spec.replace(min_size=None, scale_iters=None, iters=2))
+    assert one.ladder is None
+    got = stylize_run(tiny_vgg, content, style, one)
+    want = nstjax.stylize(tiny_vgg, content, style, key=jax.random.PRNGKey(0),
+                          objective=one.objective, weights=one.weights, solver=one.solver,
+                          init="content")
+    np.testing.assert_array_equal(np.asarray(got.image), np.asarray(want.image))
+    with pytest.raises(ValueError, match="call nstjax.nnst"):
+        stylize_run(tiny_vgg, content, style, resolve(RunSpec(preset="nnst")))

@@ -223,7 +223,8 @@ def test_readme_snippets_run(tiny_vgg, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     for code in blocks:
         code = re.sub(r"max_iter=\d+", "max_iter=3", code)
-        exec(compile(code.replace("size=256", "size=32"), "README.md", "exec"), {})
+        code = code.replace("size=256", "size=32").replace("RunSpec(size=384)", "RunSpec(size=32)")
+        exec(compile(code, "README.md", "exec"), {})
     assert (tmp_path / "out.png").exists() and (tmp_path / "member_8.png").exists()
 
 

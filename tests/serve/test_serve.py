@@ -543,6 +543,7 @@ def test_stylize_web_refuses_what_it_cannot_show(flags, capsys, tmp_path):
 def test_stylize_web_shows_a_failed_solve_as_failed(monkeypatch, tiny_vgg, tmp_path):
     from nstjax.cli import common
     from nstjax.cli import serve as cli_serve
+    from nstjax.run import resolve as resolve_module
     calls, real_view = [], cli_serve.web_view
 
     def web_view(callbacks, total, **kw):
@@ -559,7 +560,7 @@ def test_stylize_web_shows_a_failed_solve_as_failed(monkeypatch, tiny_vgg, tmp_p
 
     monkeypatch.setattr(cli_serve, "web_view", web_view)
     monkeypatch.setattr(common, "load_vgg", lambda args: tiny_vgg)
-    monkeypatch.setattr(nstjax, "stylize", broken)
+    monkeypatch.setattr(resolve_module, "stylize", broken)     # what stylize_run calls
     with pytest.raises(RuntimeError, match="the solver broke"):      # a bug: not hidden
         cli_run(["stylize", "--demo", "--output", str(tmp_path / "o.png"), "--web",
                  "--size", "32", "--iters", "2", "--style-layers", "relu1_1", "relu2_1",
