@@ -15,6 +15,7 @@ from nstjax.evaluate import ScoreResult, score
 from nstjax.io.image import ImageError, load_image
 from nstjax.io.image_writing import save_image
 from nstjax.io.weights import WeightsError, convert, load_vgg19
+from nstjax.large.plans import Sharded, Tiles
 from nstjax.large.sharding import stylize_sharded
 from nstjax.large.tiling import stylize_tiled
 from nstjax.losses import (
@@ -45,12 +46,14 @@ from nstjax.run.hooks import Callbacks
 from nstjax.run.inversion import InversionResult, invert
 from nstjax.run.multiscale import size_ladder, stylize_multiscale
 from nstjax.run.nnst import NNSTResult, nnst
-from nstjax.run.resolve import Ladder, Run, stylize_run
+from nstjax.run.plans import Histogram, Ladder, Luminance, Single, stylize
+from nstjax.run.resolve import Run, stylize_run
 from nstjax.run.result import Stage, TransferResult
 from nstjax.run.sidecar import Sidecar, SidecarError
 from nstjax.run.spec import RunSpec, SpecError
 from nstjax.run.sweeps import SweepResult, sweep
-from nstjax.run.transfer import run_transfer, stylize
+from nstjax.run.transfer import run_transfer
+from nstjax.run.transfer_memory import TransferMemory, plan_transfer
 from nstjax.solve.minimize import OptimizeResult, Status, minimize
 from nstjax.solve.optimize import (
     Optimizer,
@@ -66,7 +69,6 @@ from nstjax.solve.optimize import (
     register_optimizer,
 )
 from nstjax.solve.solver import Solver
-from nstjax.run.transfer_memory import TransferMemory, plan_transfer
 
 
 def __getattr__(name):
@@ -103,7 +105,8 @@ __all__ = [
     "TransferResult", "Stage", "run_transfer", "stylize",
     "size_ladder", "stylize_multiscale", "stylize_sharded", "stylize_tiled",
     "NNSTResult", "nnst",
-    "RunSpec", "SpecError", "Run", "Ladder", "stylize_run", "Sidecar", "SidecarError",
+    "RunSpec", "SpecError", "Run", "stylize_run", "Sidecar", "SidecarError",
+    "Single", "Ladder", "Tiles", "Sharded", "Luminance", "Histogram",
     "TransferMemory", "plan_transfer",
     "LAYERS", "VGG_WIDTHS", "canonical_layer", "extract_features", "init_random_weights",
     "VGGWeights", "WeightsError", "convert", "load_vgg19",

@@ -210,7 +210,9 @@ def run(args) -> int:
     vgg = common.load_vgg(args)
     session.loaded()
     if args.tile:
-        run_kw = {k: v for k, v in settings.arguments().items() if k != "key"}
+        run_kw = {"objective": objective, "weights": settings.weights, "solver": solver,
+                  "init": settings.init, "preserve_color": settings.preserve_color,
+                  "color_match": settings.color_match}
         return tiles.run(args, out, session, vgg=vgg, content=content, styles=styles,
                          alpha=alpha, plan=plan, **run_kw)
     result, frames, period, mask_kw = _solve(args, out, session, vgg, content, styles,
@@ -235,7 +237,8 @@ def _solve(args, out, session, vgg, content, styles, alpha, settings):
     with frames and snapshots: ``(result, frames, period, mask_kw)``."""
     solver, ladder, total = settings.solver, settings.ladder, settings.iterations
     h, w = content.shape[:2]
-    sizes = "" if ladder is None else f" over sizes {', '.join(map(str, ladder.sizes))}"
+    sizes = "" if ladder is None else \
+        f" over sizes {', '.join(map(str, ladder.sizes(settings.size)))}"
     session.start(total, "stylize", f"stylize: {w}×{h}, {solver.optimizer}, "
                   f"{plural(total, 'iteration')}{sizes} (the first run at a size compiles "
                   "first, cached for next time)")

@@ -12,7 +12,7 @@ import numpy as np
 
 from nstjax.io.image import MIN_SIZE
 
-STYLE_MARGIN = 0.25   # a recoloured style overshoots [0, 1] (run.color does not clip it)
+STYLE_MARGIN = 0.25   # a style array a little outside [0, 1] (an unclipped recolouring)
 
 
 def check_image_array(image, name: str, *, margin: float = 1e-6):

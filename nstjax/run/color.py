@@ -187,14 +187,15 @@ def prepare_inputs(content, styles: Sequence, *, preserve: str | None,
     """The images a colour-preserving transfer optimises: ``(content', [styles'])``.
 
     ``None``: unchanged.  ``"histogram"``: each style recoloured to the content's colour
-    statistics (§5.1).  ``"luminance"``: the content's and the styles' luminance images,
+    statistics (§5.1), clipped to [0, 1] (a picture the network can see; a style far from
+    the content's colours overshoots the box).  ``"luminance"``: the content's and the styles' luminance images,
     each style's luminance first matched to the content's (§5.2); give the result to
     :func:`finish_output`.
     """
     if preserve is None:
         return content, list(styles)
     if preserve == "histogram":
-        return content, [match_color(s, content, method=method) for s in styles]
+        return content, [match_color(s, content, method=method, clip=True) for s in styles]
     if preserve == "luminance":
         grey = lambda y: jnp.repeat(y[..., None], 3, axis=-1)  # noqa: E731
         return (luminance_image(content, space=space),

@@ -3,7 +3,8 @@ every check of a run's settings in one place.
 
 :func:`resolve` fills in the spec's preset (:func:`with_preset`), then builds the
 :class:`~nstjax.Objective` (:func:`objective_of`), the :class:`~nstjax.Solver`
-(:func:`solver_of`), the coarse-to-fine :class:`Ladder` (:func:`ladder_of`: the command's
+(:func:`solver_of`), the plan: one size or a coarse-to-fine
+:class:`~nstjax.run.plans.Ladder` (:func:`ladder_of`: the command's
 default ladder on a Laplacian pyramid, or a preset's, or ``--min-size``'s) and the
 :func:`~nstjax.loss_weights` (:func:`weights_kwargs`), and returns them as a :class:`Run`.
 Each field is checked alone first, so a :class:`~nstjax.run.spec.SpecError` files every
@@ -21,6 +22,7 @@ from nstjax.io.image import DEFAULT_SIZE, MIN_SIZE
 from nstjax.losses import parse_style_spec
 from nstjax.objective.config import LossWeights, Objective, loss_weights
 from nstjax.run import multiscale
+from nstjax.run.plans import Ladder, Single, color_of, stylize
 from nstjax.run.presets import Preset, get_preset
 from nstjax.run.spec import (
     LADDER_FIELDS,
@@ -32,39 +34,11 @@ from nstjax.run.spec import (
     flag,
 )
 from nstjax.run.start import INITS, MAX_SEED, SWEEP_INITS, check_solver
-from nstjax.run.transfer import stylize
 from nstjax.solve.solver import Solver
 
 DEFAULT_INIT = "grey"        # jcjohnson/neural-style's start: the mean colour, faint noise
 COLORS = ("luminance", "histogram")
 COLOR_MATCHES = ("cholesky", "eigen")
-
-
-class Ladder(NamedTuple):
-    """A coarse-to-fine schedule (:func:`nstjax.stylize_multiscale`'s arguments).
-
-    Attributes:
-      sizes: long edges, coarse first, the last the output's.
-      iters: iterations at each size.
-      factor, add_detail, carry_moments, content_decay: as the function's.
-    """
-
-    sizes: tuple[int, ...]
-    iters: tuple[int, ...]
-    factor: float = multiscale.LADDER_FACTOR
-    add_detail: bool = False
-    carry_moments: bool = False
-    content_decay: float = 1.0
-
-    @property
-    def min_size(self) -> int:
-        return self.sizes[0]
-
-    def arguments(self) -> dict:
-        """Keyword arguments of :func:`nstjax.stylize_multiscale`."""
-        return {"min_size": self.sizes[0], "iters": self.iters, "factor": self.factor,
-                "add_detail": self.add_detail, "carry_moments": self.carry_moments,
-                "content_decay": self.content_decay}
 
 
 class Run(NamedTuple):
@@ -76,7 +50,8 @@ class Run(NamedTuple):
       objective, weights, solver: the library's objects (``weights`` for ``n_styles``; for
         a preset of its own method, the default objective and its content weight).
       style_mix: the fusion weights parsed from ``--style-loss`` (None: the default).
-      ladder: the coarse-to-fine :class:`Ladder`, or None for one size.
+      plan: :class:`~nstjax.run.plans.Single` or the coarse-to-fine
+        :class:`~nstjax.run.plans.Ladder` (its ``iters`` one per size).
       init: a named start, or the path of a start image (the caller loads it).
       seed: the PRNG seed.
       preserve_color, color_match: the colour control (None: off).
@@ -89,7 +64,7 @@ class Run(NamedTuple):
     weights: LossWeights | None
     solver: Solver
     style_mix: tuple | None
-    ladder: Ladder | None
+    plan: Single | Ladder
     init: str
     seed: int
     preserve_color: str | None
@@ -101,14 +76,22 @@ class Run(NamedTuple):
         """``"objective"``, or the preset's own method (``"nnst"``)."""
         return self.preset.method if self.preset else "objective"
 
+    @property
+    def ladder(self) -> Ladder | None:
+        """The plan when it is a ladder, else None."""
+        return self.plan if isinstance(self.plan, Ladder) else None
+
+    @property
+    def color(self):
+        """The colour control as :func:`nstjax.stylize`'s ``color`` value, or None."""
+        return color_of(self.preserve_color, self.color_match)
+
     def arguments(self) -> dict:
-        """Keyword arguments of :func:`nstjax.stylize`, or with a ladder of
-        :func:`nstjax.stylize_multiscale` (its ``min_size``, ``iters``, ... added); the
-        PRNG key from ``seed``."""
-        kw = {"key": jax.random.PRNGKey(self.seed), "objective": self.objective,
-              "weights": self.weights, "solver": self.solver, "init": self.init,
-              "preserve_color": self.preserve_color, "color_match": self.color_match}
-        return {**kw, **(self.ladder.arguments() if self.ladder else {})}
+        """Keyword arguments of :func:`nstjax.stylize` (the plan, the colour, the
+        objective, weights, solver and start; the PRNG key from ``seed``)."""
+        return {"key": jax.random.PRNGKey(self.seed), "plan": self.plan, "color": self.color,
+                "objective": self.objective, "weights": self.weights, "solver": self.solver,
+                "init": self.init}
 
     @property
     def iterations(self) -> int:
@@ -117,9 +100,9 @@ class Run(NamedTuple):
 
 
 def stylize_run(vgg, content, style, run: Run, **kw):
-    """``run`` on the images: :func:`nstjax.stylize` at one size, or
-    :func:`nstjax.stylize_multiscale` along ``run.ladder``; ``kw`` (``callbacks``, masks,
-    ``alpha``, an ``init`` image, a ``key``) is passed on over :meth:`Run.arguments`.
+    """``run`` on the images: :func:`nstjax.stylize` along ``run.plan`` (one size or its
+    ladder) with its colour control; ``kw`` (``callbacks``, masks, ``alpha``, an ``init``
+    image, a ``key``) is passed on over :meth:`Run.arguments`.
 
     Raises:
       ValueError: a run of another method than the objective's (``--preset nnst``: call
@@ -127,10 +110,7 @@ def stylize_run(vgg, content, style, run: Run, **kw):
     """
     if run.method != "objective":
         raise ValueError(f"--preset {run.preset.name} is its own method: call nstjax.nnst")
-    kw = {**run.arguments(), **kw}
-    if run.ladder is None:
-        return stylize(vgg, content, style, **kw)
-    return multiscale.stylize_multiscale(vgg, content, style, **kw)
+    return stylize(vgg, content, style, **{**run.arguments(), **kw})
 
 
 def with_preset(spec: RunSpec) -> tuple[RunSpec, Preset | None]:
@@ -300,7 +280,7 @@ def ladder_of(spec: RunSpec, size: int, solver: Solver, preset: Preset | None = 
                                                 len(sizes))
         except ValueError as e:
             raise SpecError({"scale_iters": f"--scale-iters: {e}"}) from None
-    return Ladder(sizes, iters, factor, bool(spec.add_detail), bool(spec.carry_moments),
+    return Ladder(sizes[0], iters, factor, bool(spec.add_detail), bool(spec.carry_moments),
                   1.0 if spec.content_decay is None else spec.content_decay)
 
 
@@ -360,7 +340,7 @@ def resolve(spec: RunSpec, *, n_styles: int = 1, max_size: int | None = None,
             raise SpecError(errors)
         objective = Objective()       # not solved: the record of the share in the weights
         weights = loss_weights(objective, content_weight=share)
-        return Run(spec, size, objective, weights, solver, None, None, init, seed, None,
+        return Run(spec, size, objective, weights, solver, None, Single(), init, seed, None,
                    "cholesky", preset)
     objective, mix = attempt(objective_of, spec) or (None, None)
     ladder = None
@@ -382,5 +362,5 @@ def resolve(spec: RunSpec, *, n_styles: int = 1, max_size: int | None = None,
             weights = loss_weights(objective, n_styles=n_styles, **kw)
     if errors:
         raise SpecError(errors)
-    return Run(spec, size, objective, weights, solver, mix, ladder, init, seed,
+    return Run(spec, size, objective, weights, solver, mix, ladder or Single(), init, seed,
                spec.preserve_color, spec.color_match or "cholesky", preset)

@@ -20,7 +20,7 @@ def _cli(*extra) -> RunSpec:
 
 
 def _ladder(run):
-    return None if run.ladder is None else (run.ladder.sizes, run.ladder.iters)
+    return None if run.ladder is None else (run.ladder.sizes(run.size), run.ladder.iters)
 
 
 @pytest.mark.parametrize("extra,size,expected", [
@@ -57,7 +57,8 @@ def test_the_default_ladder_optimises_a_laplacian_pyramid(extra, expected):
 def test_the_defaults_of_a_run_are_the_librarys_and_the_commands():
     run = resolve(RunSpec())
     assert run.size == 384 and run.init == "grey" and run.seed == 0
-    assert run.ladder.sizes[0] == multiscale.DEFAULT_MIN_SIZE and run.ladder.sizes[-1] == 384
+    assert run.ladder.sizes(384)[0] == multiscale.DEFAULT_MIN_SIZE
+    assert run.ladder.sizes(384)[-1] == 384 and len(run.ladder.iters) == 5
     assert float(run.weights.style_weight) == 100.0 and run.solver.optimizer == "plbfgs"
     assert resolve(RunSpec(), sweep=True).init == "content"
     assert resolve(RunSpec(), max_size=256).size == 256
@@ -114,7 +115,7 @@ def test_a_preset_fills_what_is_not_given_and_the_given_overrides():
     assert run.solver.history_size == 100 and run.solver.max_iter == 500
     assert run.init == "grey" and run.ladder is None and run.objective.tv_loss == "sum"
     crowsonkb = resolve(RunSpec(preset="crowsonkb", size=96))
-    assert crowsonkb.ladder.sizes == (96,) and crowsonkb.ladder.iters == (1000,)
+    assert crowsonkb.ladder.sizes(96) == (96,) and crowsonkb.ladder.iters == (1000,)
     assert crowsonkb.ladder.carry_moments and crowsonkb.solver.average == 0.99
     nnst = resolve(RunSpec(preset="nnst"))
     assert nnst.method == "nnst" and nnst.ladder is None and nnst.solver.max_iter == 200
@@ -135,14 +136,14 @@ def test_stylize_run_is_the_driver_its_ladder_names(tiny_vgg):
     spec = RunSpec(size=32, min_size=16, scale_iters=(2, 1), style_layers=("relu1_1",),
                    content_layers=("relu2_1",), init="content")
     run = resolve(spec)
-    assert run.ladder.sizes == (16, 23, 32) and run.iterations == 4
+    assert run.ladder.sizes(32) == (16, 23, 32) and run.iterations == 4
     got = stylize_run(tiny_vgg, content, style, run)
     want = nstjax.stylize_multiscale(tiny_vgg, content, style, key=jax.random.PRNGKey(0),
                                      min_size=16, iters=(2, 1, 1), objective=run.objective,
                                      weights=run.weights, solver=run.solver, init="content")
     np.testing.assert_array_equal(np.asarray(got.image), np.asarray(want.image))
     one = resolve(spec.replace(min_size=None, scale_iters=None, iters=2))
-    assert one.ladder is None
+    assert one.ladder is None and one.plan == nstjax.Single()
     got = stylize_run(tiny_vgg, content, style, one)
     want = nstjax.stylize(tiny_vgg, content, style, key=jax.random.PRNGKey(0),
                           objective=one.objective, weights=one.weights, solver=one.solver,
