@@ -59,7 +59,7 @@ from nstjax.objective.config import LossWeights, Objective
 from nstjax.objective.config import loss_weights as make_loss_weights
 from nstjax.objective.terms import Targets, auto_scales
 from nstjax.run import color
-from nstjax.run.hooks import Callbacks
+from nstjax.run.hooks import Callbacks, offset
 from nstjax.run.result import Stage, TransferResult, staged_result
 from nstjax.run.transfer import Problem, as_image_list, initial_image, solve
 from nstjax.solve.minimize import Status
@@ -270,8 +270,7 @@ class _StageCallbacks:
                 self._stopped = True
             return self._stopped
 
-        return Callbacks(progress=c.progress and (lambda i, v: c.progress(done + i, v)),
-                         should_stop=should_stop)
+        return offset(Callbacks(progress=c.progress, should_stop=should_stop), done)
 
     def stopped(self) -> bool:
         c = self.callbacks

@@ -116,10 +116,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from nstjax.losses.builtin import MEASURED
-from nstjax.losses.core import position_mean, position_weights
+from nstjax.losses.core import position_weights
+from nstjax.losses.feature_stats import central_moments, mean_and_covariance, safe_sqrt
+from nstjax.losses.registry import MEASURED
 from nstjax.losses.registry import register_style_loss as _register
-from nstjax.losses.statistics import central_moments, safe_sqrt
 
 register_style_loss = functools.partial(_register, scale_source=MEASURED)
 
@@ -270,19 +270,6 @@ class GaussianTarget(NamedTuple):
     mean: jax.Array
     cov: jax.Array
     cov_sqrt: jax.Array
-
-
-def mean_and_covariance(features, *, mask=None):
-    """Mean ``f32[C]`` and population covariance ``f32[C, C]`` over (weighted) positions."""
-    x = _rows(features)
-    w = position_weights(features, mask)
-    mu = position_mean(x, w)
-    d = x - mu
-    if w is None:
-        cov = jnp.matmul(d.T, d, precision=_HIGHEST) / x.shape[0]
-    else:
-        cov = jnp.matmul((d * w[:, None]).T, d, precision=_HIGHEST) / jnp.sum(w)
-    return mu, 0.5 * (cov + cov.T)
 
 
 @jax.custom_batching.custom_vmap

@@ -37,11 +37,8 @@ import jax
 import jax.numpy as jnp
 
 from nstjax.losses.core import gram_matrix, position_mean, position_weights, sizes
-
-
-def samples(features):
-    """``f32[..., C]`` to the sample matrix ``f32[n, C]`` (one row per position)."""
-    return jnp.reshape(features, (-1, features.shape[-1]))
+from nstjax.losses.feature_stats import bandwidth, samples
+from nstjax.losses.registry import register_builtin as register_style_loss
 
 
 def _count(x):
@@ -147,26 +144,6 @@ def gaussian_pairs(n: int, m: int, key):
     return ix, iy
 
 
-def bandwidth(sq_dists, sigma2, *, axis=None, weights=None):
-    """``σ²``: ``sigma2`` where > 0, else the mean of ``sq_dists`` over ``axis`` (no gradient).
-
-    li2017 §4 fixes the bandwidth to the mean squared distance of the sampled pairs.  It
-    is a heuristic constant of the kernel, not part of what is matched, so no gradient flows
-    through it (``stop_gradient``): differentiating it would also push the features to move
-    the bandwidth.  The choice is a ``jnp.where``, so ``sigma2`` can be traced and vmapped.
-    A floor at the smallest normal float keeps ``0/σ²`` finite when all distances are 0.
-    """
-    if weights is None:
-        data = jnp.mean(sq_dists, axis=axis)
-    else:   # masked positions: only the pairs that count set the width
-        weights = jnp.broadcast_to(weights, sq_dists.shape)
-        data = jnp.sum(sq_dists * weights, axis=axis) / jnp.maximum(
-            jnp.sum(weights, axis=axis), jnp.finfo(sq_dists.dtype).tiny)
-    data = jax.lax.stop_gradient(data)
-    s2 = jnp.where(sigma2 > 0, sigma2, data)
-    return jnp.maximum(s2, jnp.finfo(s2.dtype).tiny)
-
-
 def mmd_gaussian(features, style_features, key, *, sigma2=0.0, mask=None, width=2.0):
     """Unbiased linear-time estimate of the Gaussian-kernel MMD² (li2017 §3.2, kernel 3).
 
@@ -239,3 +216,36 @@ def mmd_gaussian_full(features, style_features, sigma2, *, unbiased: bool = Fals
     else:
         within = jnp.sum(kxx) / (n * n) + jnp.sum(kyy) / (m * m)
     return within - 2.0 * jnp.sum(kxy) / (n * m)
+
+
+# --------------------------------------------------------------------- the registered methods
+
+
+def _identity(features):
+    return features
+
+
+@register_style_loss("mmd-linear", target=linear_target, scale=1.6e5,
+                     reference="li2017 eq. 10, linear kernel, Z = N",
+                     paper_factor=lambda n, m: m / 2.0, paper_scale=1e3)
+def _linear(f, t, *, hyper, key, mask=None):
+    n, _ = sizes(f)
+    return mmd_linear(f, t, mask=mask) / n
+
+
+@register_style_loss("mmd-poly", target=poly_target, scale=0.33, hyper={"c": 0.0},
+                     reference="li2017 eq. 9-10, (xᵀy + c)², Z = 4N²",
+                     paper_factor=lambda n, m: m, paper_scale=0.05)
+def _poly(f, t, *, hyper, key, mask=None):
+    n, _ = sizes(f)
+    return mmd_poly(f, t, c=hyper["c"], mask=mask) / (4.0 * n * n)
+
+
+@register_style_loss("mmd-gauss", target=_identity, scale=1.5e11,
+                     hyper={"sigma2": 0.0, "width": 2.0},
+                     uses_key=True, permutation_invariant=False,
+                     reference="li2017 eq. 10 + §4, Gaussian kernel, linear-time "
+                               "estimator, Z = 1",
+                     paper_factor=lambda n, m: 1.0 / (4.0 * n), paper_scale=1.5e14)
+def _gauss(f, t, *, hyper, key, mask=None):
+    return mmd_gaussian(f, t, key, sigma2=hyper["sigma2"], mask=mask, width=hyper["width"])

@@ -108,9 +108,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from nstjax.losses.builtin import MEASURED
 from nstjax.losses.core import position_weights
-from nstjax.losses.distribution import mean_and_covariance
+from nstjax.losses.feature_stats import mean_and_covariance
+from nstjax.losses.registry import MEASURED
 from nstjax.losses.registry import register_style_loss as _register
 
 register_style_loss = functools.partial(_register, scale_source=MEASURED)

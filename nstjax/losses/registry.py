@@ -58,6 +58,13 @@ class StyleLoss(NamedTuple):
 
 STYLE_LOSSES: dict[str, StyleLoss] = {}
 
+# How every built-in λ was obtained (li2017 §4): nstjax.losses.builtin's docstring.
+MEASURED = ("‖∇_x L_content‖/‖∇_x L_style‖ at uniform noise in [0, 1] (seed 0), real VGG19, "
+            "tubingen/starry_night at 256 px, relu1_1..relu5_1 weight 1, content relu4_2 "
+            "(½Σ), key 0; benchmarks/style_scales.py")
+PAPER = ("li2017's released code's constants (github.com/lyttonhao/Neural-Style-MMD), "
+         "halved for our ½Σ content loss")
+
 
 def register_style_loss(name: str, *, target: Callable, scale: float, hyper: dict | None = None,
                         uses_key: bool = False, permutation_invariant: bool = True,
@@ -179,3 +186,11 @@ def style_loss_terms(names, features: dict, targets: dict, layer_weights, hyper:
             total = total + layer_weights[j] * value
         out.append(total)
     return jnp.stack(out)
+
+
+def register_builtin(name: str, **kw):
+    """:func:`register_style_loss` for the package's own methods: their λ measured as
+    :data:`MEASURED` says (li2017's code's, :data:`PAPER`, under paper normalisation)."""
+    kw.setdefault("scale_source", MEASURED)
+    kw.setdefault("paper_scale_source", PAPER)
+    return register_style_loss(name, **kw)

@@ -26,9 +26,11 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from nstjax.losses.core import position_mean, position_weights
-from nstjax.losses.mmd import bandwidth, samples
+from nstjax.losses.feature_stats import bandwidth, central_moments, safe_sqrt, samples
+from nstjax.losses.registry import register_builtin as register_style_loss
 
 STAT_EPS = 1e-6
 MAX_MOMENT = 4
@@ -36,34 +38,6 @@ MAX_MOMENT = 4
 
 def _channels(features):
     return jnp.asarray(features.shape[-1], jnp.float32)
-
-
-def safe_sqrt(x):
-    """``√x`` for ``x ≥ 0`` with gradient 0 (not ∞) at ``x = 0``."""
-    pos = x > 0
-    return jnp.where(pos, jnp.sqrt(jnp.where(pos, x, 1.0)), 0.0)
-
-
-def central_moments(features, order: int, *, mask=None):
-    """Mean and central moments per channel.
-
-    Args:
-      features: ``f32[H, W, C]``.
-      order: highest moment ``N`` (static).
-      mask: optional ``f32[H, W]`` position weights (weighted mean and moments).
-
-    Returns:
-      ``f32[N, C]``: row 0 the mean ``μ``, row ``k−1`` the central moment ``m_k``, ``k ≥ 2``.
-    """
-    x = samples(features)
-    w = position_weights(features, mask)
-    mu = position_mean(x, w)
-    d = x - mu
-    rows, power = [mu], d
-    for _ in range(2, order + 1):
-        power = power * d
-        rows.append(position_mean(power, w))
-    return jnp.stack(rows)
 
 
 # --------------------------------------------------------------------------- BN statistics
@@ -272,3 +246,71 @@ def statistics_loss(features, target, weights, *, mask=None):
     """
     d = sample_statistics(features, mask=mask) - target
     return jnp.sum(jnp.asarray(weights) * jnp.mean(d * d, axis=1))
+
+
+# --------------------------------------------------------------------- the registered methods
+
+
+@register_style_loss("bn", target=bn_target, scale=9.6e4,
+                     reference="li2017 eq. 11-12",
+                     paper_factor=lambda n, m: m / 2.0, paper_scale=500.0)
+def bn(f, t, *, hyper, key, mask=None):
+    return bn_statistics_loss(f, t, mask=mask)
+
+
+@register_style_loss("moments", target=moment_target, scale=1.4e-4,
+                     hyper={**{f"w{i}": 1.0 for i in range(1, MAX_MOMENT + 1)},
+                            "literal_psi": 0.0},
+                     reference="stylerep eq. 1.4-1.5, N = 4, weights w1..w4; ψ with |M_1| "
+                               "unless literal_psi = 1 (our guess)")
+def moments(f, t, *, hyper, key, mask=None):
+    w = jnp.stack([jnp.asarray(hyper[f"w{i}"]) for i in range(1, t.moments.shape[0] + 1)])
+    return moment_loss(f, t, w, mask=mask, literal_psi=hyper["literal_psi"])
+
+
+@register_style_loss("channel-mmd", target=lambda features: features, scale=3.5e8,
+                     hyper={"sigma2": 0.0}, permutation_invariant=False,
+                     reference="stylerep eq. 1.6 (mean over pairs)")
+def channel_mmd(f, t, *, hyper, key, mask=None):
+    return channel_mmd_loss(f, t, sigma2=hyper["sigma2"], mask=mask)
+
+
+# ------------------------------------------------------------------------ dislocators
+
+
+def _register_dislocator(name, statistic, scale, reference):
+    @register_style_loss(name, target=statistic, scale=scale, reference=reference)
+    def dislocator(f, t, *, hyper, key, mask=None):
+        return dislocator_loss(statistic(f, mask=mask), t)
+    return dislocator
+
+
+mean = _register_dislocator("mean", scaled_sum, 3.3e10,
+                            "du2017 §3.5 dislocator 1 (scaled sum)")
+mean_sq = _register_dislocator("mean-sq", scaled_sum_squares, 3.8e3,
+                               "du2017 §3.5 dislocator 2 (scaled sum of squares)")
+mean_abs = _register_dislocator("mean-abs", scaled_sum_abs, 3.3e10,
+                                "du2017 §3.5 dislocator 3 (scaled sum of |F|)")
+
+
+@register_style_loss("stats", target=sample_statistics, scale=650.0,
+                     hyper={s: 1.0 for s in STATISTICS},
+                     reference="du2017 §3.5 sample mean, std, skewness, kurtosis")
+def stats(f, t, *, hyper, key, mask=None):
+    w = jnp.stack([jnp.asarray(hyper[s]) for s in STATISTICS])
+    return statistics_loss(f, t, w, mask=mask)
+
+
+def _register_one_statistic(name, scale):
+    onehot = np.asarray([float(s == name) for s in STATISTICS], np.float32)
+
+    @register_style_loss(f"stats-{name}", target=sample_statistics, scale=scale,
+                         reference=f"du2017 §3.5 sample {name} alone")
+    def one_statistic(f, t, *, hyper, key, mask=None):
+        return statistics_loss(f, t, onehot, mask=mask)
+    return one_statistic
+
+
+stats_mean, stats_std, stats_skew, stats_kurt = (
+    _register_one_statistic(name, scale)
+    for name, scale in zip(STATISTICS, (1.6e5, 1.7e5, 1.1e7, 650.0)))

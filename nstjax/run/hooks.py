@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
+import numpy as np
+
 
 class Callbacks(NamedTuple):
     """Host functions a solve calls (all optional).
@@ -35,3 +37,20 @@ class Callbacks(NamedTuple):
     @property
     def every(self) -> int:
         return int(self.snapshot_every) if self.snapshot is not None else 0
+
+
+def offset(callbacks: Callbacks | None, done: int, *, snapshots: bool = True,
+           terms: bool = True) -> Callbacks | None:
+    """``callbacks`` whose iteration numbers continue after ``done`` earlier iterations
+    (a ladder's rungs, a tiled run's tiles, a video's frames), the stop request as it is;
+    ``snapshots=False``/``terms=False`` drop those (a stage whose images or terms are not
+    the run's).  A batch's iterations stay an array, one per member.  None stays None."""
+    if callbacks is None:
+        return None
+
+    def shift(fn):
+        return fn and (lambda i, v: fn(done + np.asarray(i) if np.ndim(i) else done + i, v))
+
+    return callbacks._replace(progress=shift(callbacks.progress),
+                              snapshot=shift(callbacks.snapshot) if snapshots else None,
+                              terms=shift(callbacks.terms) if terms else None)

@@ -36,7 +36,7 @@ from nstjax.io.image_arrays import check_image_array
 from nstjax.model.layers import VGGWeights
 from nstjax.objective.config import LossWeights, Objective, loss_weights
 from nstjax.run import color
-from nstjax.run.hooks import Callbacks
+from nstjax.run.hooks import Callbacks, offset
 from nstjax.run.result import Stage, TransferResult, staged_result
 from nstjax.run.transfer import as_image_list, initial_image, stylize
 from nstjax.solve.solver import Solver
@@ -112,16 +112,6 @@ def resize_image(image, shape: tuple[int, int]):
     if tuple(image.shape[:2]) == tuple(shape):
         return image
     return jnp.clip(jax.image.resize(image, tuple(shape) + image.shape[2:], "linear"), 0.0, 1.0)
-
-
-def _offset(callbacks: Callbacks | None, done: int) -> Callbacks | None:
-    """Callbacks whose iteration numbers continue after ``done`` earlier iterations."""
-    if callbacks is None:
-        return None
-    progress = callbacks.progress and (lambda i, v: callbacks.progress(done + i, v))
-    snapshot = callbacks.snapshot and (lambda i, x: callbacks.snapshot(done + i, x))
-    terms = callbacks.terms and (lambda i, t: callbacks.terms(done + i, t))
-    return callbacks._replace(progress=progress, snapshot=snapshot, terms=terms)
 
 
 def stylize_multiscale(vgg: VGGWeights, content, style, *, key, min_size: int,
@@ -220,7 +210,7 @@ def stylize_multiscale(vgg: VGGWeights, content, style, *, key, min_size: int,
         result = stylize(vgg, content_k, styles_k, key=jax.random.fold_in(key, k),
                          objective=objective, weights=weights_k,
                          solver=dataclasses.replace(solver, max_iter=count), init=init_k,
-                         callbacks=_offset(callbacks, done), style_masks=style_masks,
+                         callbacks=offset(callbacks, done), style_masks=style_masks,
                          content_mask=content_mask, mask_mode=mask_mode, alpha=alpha,
                          warm_start=warm,
                          keep_opt_state=carry_moments and k + 1 < len(shapes))

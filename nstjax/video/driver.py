@@ -26,7 +26,7 @@ from nstjax.model.vgg import extract_features
 from nstjax.objective.config import Objective, loss_weights
 from nstjax.objective.terms import compute_targets
 from nstjax.run import color
-from nstjax.run.hooks import Callbacks
+from nstjax.run.hooks import Callbacks, offset
 from nstjax.run.transfer import Problem, as_image_list, initial_image, solve
 from nstjax.solve.minimize import Status
 from nstjax.solve.solver import Solver
@@ -194,18 +194,10 @@ def earlier_outputs(clip: Clip, run_frames: Sequence, i: int, gaps, strength, st
     return frame_inputs(previous, flows, weights, np.float32(strength), start)
 
 
-def offset_callbacks(callbacks: Callbacks | None, offset: int) -> Callbacks:
-    """``callbacks`` whose progress counts iterations from ``offset`` (the frames before);
-    a batch's iterations stay an array, one per loss."""
-    callbacks = callbacks or Callbacks()
-    user = callbacks.progress
-    if user is None:
-        return callbacks._replace(snapshot=None)
-
-    def progress(i, loss):
-        return user(offset + np.asarray(i), loss)
-
-    return callbacks._replace(progress=progress, snapshot=None)
+def offset_callbacks(callbacks: Callbacks | None, done: int) -> Callbacks:
+    """``callbacks`` whose progress counts iterations from ``done`` (the frames before),
+    without snapshots (a frame's iterate is not the clip's picture)."""
+    return offset(callbacks or Callbacks(), done, snapshots=False)
 
 
 def finish(clip: Clip, frames_u8, *, done, passes, losses, terms, n_iter, seconds,
