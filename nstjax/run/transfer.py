@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
