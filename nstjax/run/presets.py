@@ -4,7 +4,8 @@ A :class:`Preset` is a named run description in the flags' own names (``settings
 destination of each flag and its value), so the command line, ``--config`` and the sidecar
 read it alike: ``nstjax stylize --preset NAME`` takes the settings as its defaults and any
 flag given beside it overrides one (except those the preset ``refuses``, with the reason).
-:meth:`Preset.library` gives the same run as the library's arguments for Python.
+In Python the same run is ``nstjax.RunSpec(preset=NAME).resolve()`` (the library's
+objects, see :mod:`nstjax.run.resolve`), run by :func:`nstjax.stylize_run`.
 
 Each preset was read from the tool's own source, named with its commit in ``source``; what
 this project's pieces do differently is listed in ``departures``.
@@ -49,48 +50,6 @@ class Preset:
     departures: tuple[str, ...] = ()
     refuses: Mapping[str, str] = dataclasses.field(default_factory=dict)
     method: str = "objective"
-
-    def library(self) -> dict:
-        """The recipe as the library's arguments: ``{"objective": Objective, "weights":
-        loss_weights kwargs, "solver": Solver, "init", and for a ladder "min_size", "iters",
-        "factor", "add_detail", "carry_moments", "content_decay"}`` (call
-        :func:`nstjax.stylize_multiscale` when ``min_size`` is there, else
-        :func:`nstjax.stylize`; ``weights`` goes to :func:`nstjax.loss_weights`).  For
-        ``method="nnst"``: :func:`nstjax.nnst`'s keyword arguments."""
-        if self.method == "nnst":
-            return {"iters": self.settings["iters"], "lr": self.settings["lr"],
-                    "alpha": 1.0 - self.settings["content_weight"]}
-        from nstjax.losses import parse_style_spec
-        from nstjax.objective.config import Objective
-        from nstjax.solve.solver import Solver
-
-        s = dict(self.settings)
-        kw = {k: s[k] for k in ("content_loss", "pooling", "tv_loss", "parametrization",
-                                "pyramid_levels") if k in s}
-        mix = None
-        if "style_loss" in s:
-            kw["style_losses"], mix = parse_style_spec(s["style_loss"])
-        solver = Solver(**{field: s[flag] for flag, field in (
-            ("optimizer", "optimizer"), ("iters", "max_iter"), ("history", "history_size"),
-            ("lr", "lr"), ("average", "average")) if flag in s})
-        weights = {k: s[k] for k in ("content_weight", "style_weight", "tv_weight",
-                                     "style_layer_weights", "style_scales") if k in s}
-        for k in ("style_layer_weights", "style_scales"):
-            if isinstance(weights.get(k), str):
-                weights[k] = tuple(float(w) for w in weights[k].replace(",", " ").split())
-        weights["style_mix"] = mix
-        if "hyper" in s:
-            weights["hyper"] = {k: float(v) for k, v in
-                                (item.split("=", 1) for item in s["hyper"])}
-        out = {"objective": Objective(**kw), "weights": weights, "solver": solver,
-               "init": s.get("init", "content")}
-        if s.get("min_size") is not None:
-            out.update(min_size=s["min_size"], iters=tuple(s["scale_iters"]),
-                       factor=s.get("scale_factor", 2 ** 0.5),
-                       add_detail=bool(s.get("add_detail")),
-                       carry_moments=bool(s.get("carry_moments")),
-                       content_decay=s.get("content_decay", 1.0))
-        return out
 
 
 PRESETS: dict[str, Preset] = {}

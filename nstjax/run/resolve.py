@@ -93,6 +93,14 @@ class Run(NamedTuple):
                 "objective": self.objective, "weights": self.weights, "solver": self.solver,
                 "init": self.init}
 
+    def nnst_arguments(self) -> dict:
+        """Keyword arguments of :func:`nstjax.nnst` for a run of its own method (``--preset
+        nnst``): Adam's steps per pass and rate, and ``alpha = 1 − content_weight`` (the
+        authors' ``content_weight`` is the share of the current image in the search)."""
+        s = self.spec
+        return {"key": jax.random.PRNGKey(self.seed), "iters": int(s.iters),
+                "lr": float(s.lr), "alpha": 1.0 - float(s.content_weight)}
+
     @property
     def iterations(self) -> int:
         """Iterations in all: the ladder's sum, or the solver's."""
@@ -101,15 +109,23 @@ class Run(NamedTuple):
 
 def stylize_run(vgg, content, style, run: Run, **kw):
     """``run`` on the images: :func:`nstjax.stylize` along ``run.plan`` (one size or its
-    ladder) with its colour control; ``kw`` (``callbacks``, masks, ``alpha``, an ``init``
-    image, a ``key``) is passed on over :meth:`Run.arguments`.
+    ladder) with its colour control, ``kw`` (``callbacks``, masks, ``alpha``, an ``init``
+    image, a ``key``) passed on over :meth:`Run.arguments`; for a run of NNST's own method
+    (``--preset nnst``), :func:`nstjax.nnst` with :meth:`Run.nnst_arguments` (``kw``:
+    ``callbacks``, ``key``, or its own keywords).
 
     Raises:
-      ValueError: a run of another method than the objective's (``--preset nnst``: call
-        :func:`nstjax.nnst`).
+      ValueError: masks or a start image given with ``--preset nnst`` (its search takes
+        neither).
     """
-    if run.method != "objective":
-        raise ValueError(f"--preset {run.preset.name} is its own method: call nstjax.nnst")
+    if run.method == "nnst":
+        from nstjax.run.nnst import nnst
+
+        taken = {"callbacks", "key", "scales", "flip", "final_pass", "colorize", "block"}
+        other = sorted(set(kw) - taken)
+        if other:
+            raise ValueError(f"--preset nnst takes no {', '.join(other)}")
+        return nnst(vgg, content, style, **{**run.nnst_arguments(), **kw})
     return stylize(vgg, content, style, **{**run.arguments(), **kw})
 
 

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from nstjax.cli import run
-from nstjax.objective.config import loss_weights
+from nstjax.run.plans import Ladder, Single
 from nstjax.run.presets import CLASSIC_TV, CROWSONKB_LAYERS, PRESETS, get_preset
+from nstjax.run.spec import RunSpec
 
 
 def _stylize(tmp_path, capsys, *flags):
@@ -50,9 +51,8 @@ def test_a_flag_beside_a_preset_overrides_it(tmp_path, capsys):
 def test_classic_is_the_lua_tools_objective():
     """neural_style.lua: ``5·mean(F−P)²`` at relu4_2, ``100·mean((G−A)/(CHW))²`` at five
     layers, TV ``1e-3 · ½ Σ Δx²`` in its 0-256 units, L-BFGS history 100, the mean colour."""
-    lib = get_preset("classic").library()
-    objective, solver = lib["objective"], lib["solver"]
-    weights = loss_weights(objective, **lib["weights"])
+    run = RunSpec(preset="classic", size=256).resolve()
+    objective, solver, weights = run.objective, run.solver, run.weights
     assert objective.style_losses == ("gram-chw",) and objective.content_loss == "mse"
     assert objective.content_layers == ("relu4_2",) and len(objective.style_layers) == 5
     assert float(weights.content_weight) == 5.0 and float(weights.style_weight) == 100.0
@@ -61,24 +61,26 @@ def test_classic_is_the_lua_tools_objective():
     assert objective.tv_loss == "sum"
     assert CLASSIC_TV == pytest.approx(1e-3 * 0.5 * 256 ** 2)
     assert solver.history_size == 100 and solver.max_iter == 500
-    assert lib["init"] == "grey" and "min_size" not in lib
+    assert run.init == "grey" and run.plan == Single()
 
 
 def test_crowsonkb_layer_weights_are_its_normalised_ratios():
     assert sum(CROWSONKB_LAYERS) == pytest.approx(1.0)
     np.testing.assert_allclose(np.asarray(CROWSONKB_LAYERS) / CROWSONKB_LAYERS[-1],
                                [256, 64, 16, 4, 1])
-    lib = get_preset("crowsonkb").library()
-    assert lib["min_size"] == 128 and lib["iters"] == (1000, 500) and lib["carry_moments"]
-    assert lib["solver"].optimizer == "adam" and lib["solver"].average == 0.99
+    run = RunSpec(preset="crowsonkb", size=256).resolve()
+    assert isinstance(run.plan, Ladder) and run.plan.sizes(256) == (128, 181, 256)
+    assert run.plan.iters == (1000, 500, 500) and run.plan.carry_moments
+    assert run.solver.optimizer == "adam" and run.solver.average == 0.99
 
 
 def test_strotss_runs_on_the_pyramid_with_halved_content():
-    lib = get_preset("strotss").library()
-    assert lib["objective"].parametrization == "laplacian"
-    assert lib["objective"].content_loss == "self-similarity"
-    assert lib["factor"] == 2.0 and lib["content_decay"] == 0.5 and lib["add_detail"]
-    assert lib["solver"].optimizer == "rmsprop"
+    run = RunSpec(preset="strotss", size=256).resolve()
+    assert run.objective.parametrization == "laplacian"
+    assert run.objective.content_loss == "self-similarity"
+    assert run.plan.factor == 2.0 and run.plan.content_decay == 0.5 and run.plan.add_detail
+    assert run.plan.sizes(256) == (64, 128, 256)
+    assert run.solver.optimizer == "rmsprop"
 
 
 def test_unknown_preset_and_refused_combinations_are_one_line(tmp_path, capsys):
@@ -103,4 +105,15 @@ def test_unknown_preset_and_refused_combinations_are_one_line(tmp_path, capsys):
 
 
 def test_nnst_library_arguments_are_the_authors_defaults():
-    assert get_preset("nnst").library() == {"iters": 200, "lr": 2e-3, "alpha": 0.75}
+    run = RunSpec(preset="nnst").resolve()
+    arguments = run.nnst_arguments()
+    assert run.method == "nnst" and arguments.pop("key").shape == (2,)
+    assert arguments == {"iters": 200, "lr": 2e-3, "alpha": 0.75}
+
+
+def test_stylize_run_of_nnst_refuses_what_its_search_cannot_take():
+    from nstjax.run.resolve import stylize_run
+
+    run = RunSpec(preset="nnst").resolve()
+    with pytest.raises(ValueError, match="takes no style_masks"):
+        stylize_run(None, None, None, run, style_masks=[None])
