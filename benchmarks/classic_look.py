@@ -81,17 +81,35 @@ def main(argv=None) -> int:
             print(f"\n{name} at {size} px")
             print(f"{'method':<18}{'SW (score)':>11}{'patch':>8}{'content':>9}{'speckle':>9}"
                   f"{'seconds':>9}{'× ref':>7}")
+            sw, patch = [], []
             for (method, _, secs), sc, im in zip(rows, scores, images):
-                print(f"{method:<18}{sc.style['sliced_wasserstein']:>11.3f}"
-                      f"{measures.patch_distance(im, content, style):>8.3f}"
+                sw.append(sc.style["sliced_wasserstein"])
+                patch.append(measures.patch_distance(im, content, style))
+                print(f"{method:<18}{sw[-1]:>11.3f}{patch[-1]:>8.3f}"
                       f"{sc.content_error:>9.3f}{measures.speckle(im, style_at):>9.2f}"
                       f"{secs:>9.1f}{secs / rows[0][2]:>7.2f}")
+            if len(rows) > 2:
+                print(f"Spearman rank correlation of SW with the patch distance over these "
+                      f"{len(rows)} results: {spearman(sw, patch):.2f}")
             if size == a.size[0]:
                 figure_rows.append([c_path, s_path, ref, d / "default.png"])
     if a.figure and figure_rows:
         side_by_side(figure_rows, Path(a.figure), a.size[0])
         print(f"\nwrote {a.figure}")
     return 0
+
+
+def spearman(a, b) -> float:
+    """Spearman's rank correlation of two sequences (ties get their mean rank)."""
+    def ranks(x):
+        x = np.asarray(x, float)
+        order = np.argsort(x, kind="stable")
+        r = np.empty(len(x))
+        r[order] = np.arange(len(x), dtype=float)
+        for v in np.unique(x):
+            r[x == v] = r[x == v].mean()
+        return r
+    return float(np.corrcoef(ranks(a), ranks(b))[0, 1])
 
 
 def side_by_side(rows, path: Path, size: int, crop: int = 64) -> None:
