@@ -176,19 +176,19 @@ def stylize_work(content, style, settings: RunSettings, inputs: dict,
 
 
 def _solve(vgg, content, style, settings: RunSettings, weights, live) -> TransferResult:
-    key = jax.random.PRNGKey(settings.seed)
-    if settings.preset and PRESETS[settings.preset].method == "nnst":
-        iters = settings.solver.max_iter
-        total = iters * (scale_count(max(content.shape[:2])) + 1)
-        r = nstjax.nnst(vgg, content, style, key=key, iters=iters, lr=settings.solver.lr,
-                        alpha=1.0 - float(weights.content_weight),
-                        callbacks=live.callbacks(total))
-        status = nstjax.Status.INTERRUPTED if r.stopped else nstjax.Status.MAX_ITER
-        return TransferResult(image=r.image, loss=jnp.float32(r.loss), history=r.history,
-                              n_iter=jnp.int32(r.n_iter), status=jnp.int32(status), terms={},
-                              weights=weights)
-    return stylize_run(vgg, content, style, settings.run,
-                       callbacks=live.callbacks(settings.run.iterations))
+    """The run through :func:`nstjax.stylize_run` (``--preset nnst``'s result as a
+    :class:`TransferResult`, with no loss terms)."""
+    run = settings.run
+    if run.method != "nnst":
+        return stylize_run(vgg, content, style, run,
+                           callbacks=live.callbacks(run.iterations))
+    arguments = run.nnst_arguments()
+    total = arguments["iters"] * (scale_count(max(content.shape[:2])) + 1)
+    r = stylize_run(vgg, content, style, run, callbacks=live.callbacks(total))
+    status = nstjax.Status.INTERRUPTED if r.stopped else nstjax.Status.MAX_ITER
+    return TransferResult(image=r.image, loss=jnp.float32(r.loss), history=r.history,
+                          n_iter=jnp.int32(r.n_iter), status=jnp.int32(status), terms={},
+                          weights=weights)
 
 
 def sweep_labels(values: dict) -> list[str]:
