@@ -124,7 +124,8 @@ def test_a_preset_fills_what_is_not_given_and_the_given_overrides():
 
 def test_stylize_run_is_the_driver_its_ladder_names(tiny_vgg):
     """One call for a spec: on a ladder it is stylize_multiscale with the ladder's
-    arguments, at one size stylize, bit for bit; another method is refused."""
+    arguments, at one size stylize, bit for bit; NNST's run refuses what its search
+    cannot take."""
     import jax.numpy as jnp
     import numpy as np
     from conftest import make_image
@@ -149,5 +150,5 @@ def test_stylize_run_is_the_driver_its_ladder_names(tiny_vgg):
                           objective=one.objective, weights=one.weights, solver=one.solver,
                           init="content")
     np.testing.assert_array_equal(np.asarray(got.image), np.asarray(want.image))
-    with pytest.raises(ValueError, match="call nstjax.nnst"):
-        stylize_run(tiny_vgg, content, style, resolve(RunSpec(preset="nnst")))
+    with pytest.raises(ValueError, match="--preset nnst takes no alpha"):
+        stylize_run(tiny_vgg, content, style, resolve(RunSpec(preset="nnst")), alpha=0.5)
