@@ -115,8 +115,8 @@ def stylize_run(vgg, content, style, run: Run, **kw):
     ``callbacks``, ``key``, or its own keywords).
 
     Raises:
-      ValueError: masks or a start image given with ``--preset nnst`` (its search takes
-        neither).
+      ValueError: a keyword that NNST does not take (masks, ``alpha``, a start image)
+        given with ``--preset nnst``.
     """
     if run.method == "nnst":
         from nstjax.run.nnst import nnst

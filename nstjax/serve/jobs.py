@@ -182,8 +182,7 @@ def _solve(vgg, content, style, settings: RunSettings, weights, live) -> Transfe
     if run.method != "nnst":
         return stylize_run(vgg, content, style, run,
                            callbacks=live.callbacks(run.iterations))
-    arguments = run.nnst_arguments()
-    total = arguments["iters"] * (scale_count(max(content.shape[:2])) + 1)
+    total = run.nnst_arguments()["iters"] * (scale_count(max(content.shape[:2])) + 1)
     r = stylize_run(vgg, content, style, run, callbacks=live.callbacks(total))
     status = nstjax.Status.INTERRUPTED if r.stopped else nstjax.Status.MAX_ITER
     return TransferResult(image=r.image, loss=jnp.float32(r.loss), history=r.history,
