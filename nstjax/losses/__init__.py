@@ -14,8 +14,8 @@ The command lines (``--style-loss bn:0.5,mmd-poly:0.5``), the Python API, sweeps
 inversion tool all pick methods here.  A new method is one function with the
 :func:`register_style_loss` decorator on it, in its family's module (each family imports
 only :mod:`~nstjax.losses.core`, :mod:`~nstjax.losses.feature_stats` and
-:mod:`~nstjax.losses.registry`); every registered method is also reachable here by its name, e.g. ``nstjax.losses.gram``, a
-callable :class:`StyleLoss`: ``gram(features, gram.target(style_features))``.
+:mod:`~nstjax.losses.registry`); every registered method is also reachable here by its
+name, e.g. ``nstjax.losses.gram``, a callable :class:`StyleLoss`: ``gram(features, gram.target(style_features))``.
 
 Registered in :mod:`nstjax.losses.gram`: ``gram``, ``gram-gamma``, ``gram-hw``,
 ``gram-chw``; in :mod:`nstjax.losses.mmd`: ``mmd-linear``, ``mmd-poly``, ``mmd-gauss``; in

@@ -110,7 +110,6 @@ References:
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import jax
@@ -118,10 +117,7 @@ import jax.numpy as jnp
 
 from nstjax.losses.core import position_weights
 from nstjax.losses.feature_stats import central_moments, mean_and_covariance, safe_sqrt
-from nstjax.losses.registry import MEASURED
-from nstjax.losses.registry import register_style_loss as _register
-
-register_style_loss = functools.partial(_register, scale_source=MEASURED)
+from nstjax.losses.registry import register_builtin as register_style_loss
 
 CMD_ORDER = 5
 _HIGHEST = jax.lax.Precision.HIGHEST

@@ -102,7 +102,6 @@ References:
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import jax
@@ -110,10 +109,7 @@ import jax.numpy as jnp
 
 from nstjax.losses.core import position_weights
 from nstjax.losses.feature_stats import mean_and_covariance
-from nstjax.losses.registry import MEASURED
-from nstjax.losses.registry import register_style_loss as _register
-
-register_style_loss = functools.partial(_register, scale_source=MEASURED)
+from nstjax.losses.registry import register_builtin as register_style_loss
 
 REMD_SAMPLES = 1024          # N: positions drawn per evaluation, on each side
 TARGET_ROWS = 4096           # at most this many style rows / patches in a target
