@@ -32,7 +32,7 @@ import pairs  # noqa: E402
 
 
 def _run(cmd, pin):
-    cmd = (["taskset", "-c", "0"] if pin else []) + cmd
+    cmd = (["taskset", "-c", "1"] if pin else []) + cmd
     started = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     p.add_argument("--pairs", nargs="*", help="pair names (default all)")
     p.add_argument("--folder", default="out/classic")
     p.add_argument("--candidate", action="append", default=[], metavar="NAME='FLAGS'")
-    p.add_argument("--pin", action="store_true")
+    p.add_argument("--pin", action="store_true", help="every run on core 1 (taskset)")
     p.add_argument("--figure", default="docs/classic_look.png",
                    help="where to write the side-by-side picture of the first --size "
                    "('' for none)")
