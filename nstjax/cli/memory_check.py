@@ -2,9 +2,10 @@
 program would not fit, in one line naming the largest ``--size`` (or ``--tile``) that does
 and the flags that would make it fit.
 
-The decision is :func:`nstjax.run.transfer_memory.plan_transfer`, the one the web page and
-Python use; this module reads the flags (``--max-memory``, ``--remat``, ``--tile``,
-``--style-size``) and words the refusal.  The check returns the run's memory plan, which
+The decision is :func:`nstjax.run.transfer_memory.plan_transfer` (``--preset nnst``:
+:func:`nstjax.run.nnst_memory.check_nnst`), the one the web page and Python use; this
+module reads the flags (``--max-memory``, ``--remat``, ``--tile``, ``--style-size``) and
+words the refusal.  The check returns the run's memory plan, which
 the commands write beside their outputs with the measured peak.
 """
 
@@ -15,7 +16,7 @@ import sys
 
 from nstjax.cli.common import MIN_SIZE, UsageError, build_solver, style_size_of
 from nstjax.io.image import ImageError, scaled_shape
-from nstjax.run import memory
+from nstjax.run import memory, nnst_memory
 from nstjax.run.transfer_memory import (BUDGET_FRACTION, WEIGHT_BYTES, does_not_fit, gib,
                                         history_bytes, largest_edge, plan_transfer)
 
@@ -54,6 +55,34 @@ class TooBig(UsageError):
         self.largest = largest
 
 
+def input_shapes(args, size: int) -> list[tuple[int, int]]:
+    """``[(H, W)]`` of the content and each style as the run will load them, read from the
+    files' headers (nothing is decoded)."""
+    if args.demo:
+        return [(3 * size // 4, size), (style_size_of(args, size),) * 2]
+    try:
+        return [scaled_shape(args.content, size)] + [
+            scaled_shape(s, style_size_of(args, size)) for s in args.style]
+    except ImageError as e:       # a bomb or a broken file, refused before decoding
+        raise UsageError(str(e)) from None
+
+
+def check_nnst_memory(args, size: int):
+    """Refuse, before decoding anything, an ``--preset nnst`` run that would not fit
+    (:func:`nstjax.run.nnst_memory.check_nnst`), naming the largest ``--size`` that fits;
+    returns the run's :class:`nstjax.run.memory_plan.MemoryPlan`."""
+    content, style = input_shapes(args, size)[:2]
+    available = available_memory(args)
+    fit = nnst_memory.check_nnst(content, style, available=available)
+    if fit.fits:
+        return fit.plan
+    allows = "--max-memory" if memory_limit(args) is not None else "this machine"
+    largest = largest_edge(fit.need, fit.budget, size)
+    fits = (f"the largest that fits is --size {largest}" if largest >= MIN_SIZE
+            else "no size fits")
+    raise TooBig(f"{nnst_memory.does_not_fit(fit, content, allows)}; {fits}", largest)
+
+
 def check_memory(args, objective, size: int, *, members: int = 1,
                  available: int | None = None):
     """Refuse, before decoding anything, a run whose compiled program would not fit.
@@ -67,15 +96,7 @@ def check_memory(args, objective, size: int, *, members: int = 1,
       ``(objective, plan)``: ``objective`` with its checkpointing policy chosen when
       ``--remat`` is auto, and the run's :class:`nstjax.run.memory_plan.MemoryPlan`.
     """
-    if args.demo:
-        shapes = [(3 * size // 4, size), (style_size_of(args, size),) * 2]
-    else:
-        try:
-            shapes = [scaled_shape(args.content, size)]
-            shapes += [scaled_shape(s, style_size_of(args, size)) for s in args.style]
-        except ImageError as e:       # a bomb or a broken file, refused before decoding
-            raise UsageError(str(e)) from None
-    (h, w), style_shapes = shapes[0], shapes[1:]
+    (h, w), *style_shapes = input_shapes(args, size)
     tile = getattr(args, "tile", None)
     if tile:                           # tiled: one tile at a time is solved
         h, w = min(h, tile), min(w, tile)

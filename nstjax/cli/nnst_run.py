@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 import nstjax
-from nstjax.cli import common
+from nstjax.cli import common, memory_check
 from nstjax.cli.common import UsageError
 from nstjax.cli.session import Session, plural
 from nstjax.io.image_writing import output_unit
@@ -29,6 +29,8 @@ def run(args, out, size: int, write_result) -> int:
     """The run and its files (``write_result``: stylize's writer of the image and the
     demo's inputs; then the sidecar)."""
     check(args)
+    common.enable_compilation_cache()      # first: the memory plan's compiles are kept
+    plan = memory_check.check_nnst_memory(args, size)
     session = Session(args, "stylize")
     content, styles, alpha = common.load_inputs(args, size, alpha=True)
     vgg = common.load_vgg(args)
@@ -59,7 +61,7 @@ def run(args, out, size: int, write_result) -> int:
             image_size=[int(w), int(h)], iterations=int(result.n_iter),
             status="interrupted" if result.stopped else "max_iter",
             final_loss=float(result.loss), loss_history=result.history,
-            memory={"peak_bytes": memory.measured_peak_bytes()})
+            memory=plan.record(peak=memory.measured_peak_bytes()))
         common.write_json(written[1], record)
     status = (nstjax.Status.INTERRUPTED if result.stopped else nstjax.Status.MAX_ITER
               if np.isfinite(result.loss) else nstjax.Status.NON_FINITE)

@@ -164,6 +164,20 @@ def transfer_plan(program: memory.ProgramMemory, available: int, *, members: int
         host_per_member=2 * (image + history))
 
 
+def abstract_vgg() -> VGGWeights:
+    """The real VGG19's parameters as ``ShapeDtypeStruct`` leaves: what a program is lowered
+    on to read XLA's figures without loading or allocating anything."""
+    sds = jax.ShapeDtypeStruct
+    params, cin = {}, 3
+    for name in CONV_NAMES:
+        cout = VGG_WIDTHS[int(name[5]) - 1]
+        params[name] = {"kernel": sds((3, 3, cin, cout), jnp.float32),
+                        "bias": sds((cout,), jnp.float32)}
+        cin = cout
+    return VGGWeights(params=params, mean=sds((3,), jnp.float32), std=sds((3,), jnp.float32),
+                      scale=sds((), jnp.float32), bgr=sds((), jnp.bool_))
+
+
 def compiled_transfer_memory(objective, solver, shape: tuple,
                              style_shapes) -> memory.ProgramMemory:
     """XLA's memory figures for one chunk of the solve (``transfer_advance``) for a ``shape``
@@ -173,14 +187,7 @@ def compiled_transfer_memory(objective, solver, shape: tuple,
     one the run compiles; with the persistent compilation cache on, the run reuses it.
     """
     sds = jax.ShapeDtypeStruct
-    params, cin = {}, 3
-    for name in CONV_NAMES:
-        cout = VGG_WIDTHS[int(name[5]) - 1]
-        params[name] = {"kernel": sds((3, 3, cin, cout), jnp.float32),
-                        "bias": sds((cout,), jnp.float32)}
-        cin = cout
-    vgg = VGGWeights(params=params, mean=sds((3,), jnp.float32), std=sds((3,), jnp.float32),
-                     scale=sds((), jnp.float32), bgr=sds((), jnp.bool_))
+    vgg = abstract_vgg()
     content = sds(tuple(shape) + (3,), jnp.float32)
     styles = [sds(tuple(s) + (3,), jnp.float32) for s in style_shapes]
     weights = loss_weights(objective, n_styles=len(styles))

@@ -146,7 +146,8 @@ def routes_for(folders: Folders, runner: jobs.Runner | None, hub: events.Hub, *,
         errors.update(image_errors)
         if errors:
             return error(400, "fix the marked fields", errors)
-        plan, refusal = jobs.plan_memory(arrays["content"], arrays["style"], chosen)
+        plan, refusal = await run_in_threadpool(     # NNST's plan compiles
+            jobs.plan_memory, arrays["content"], arrays["style"], chosen)
         if refusal:
             return error(400, refusal, {"size": refusal})
         inputs = {"content": str(paths["content"]), "style": [str(paths["style"])]}

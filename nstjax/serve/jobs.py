@@ -22,7 +22,7 @@ import numpy as np
 import nstjax
 from nstjax.io.image import MIN_SIZE
 from nstjax.io.pictures import label
-from nstjax.run import memory
+from nstjax.run import memory, nnst_memory
 from nstjax.run.memory_plan import MemoryPlan
 from nstjax.run.nnst import scale_count
 from nstjax.run.presets import PRESETS
@@ -134,11 +134,17 @@ def plan_memory(content, style, settings: RunSettings) -> tuple[MemoryPlan | Non
     """``(plan, None)`` for a run of the page that fits in memory, ``(None, line)`` with the
     command line's refusal for one that does not, decided before any work by
     :func:`nstjax.run.transfer_memory.plan_transfer` at the run's full size (a ladder's last
-    rung; a sweep's members are solved one at a time).  NNST is not planned: ``(None,
-    None)``."""
-    if settings.preset and PRESETS[settings.preset].method == "nnst":
-        return None, None
+    rung; a sweep's members are solved one at a time), or for NNST by
+    :func:`nstjax.run.nnst_memory.check_nnst`."""
     shape = tuple(content.shape[:2])
+    if settings.preset and PRESETS[settings.preset].method == "nnst":
+        nnst_fit = nnst_memory.check_nnst(shape, tuple(style.shape[:2]))
+        if nnst_fit.fits:
+            return nnst_fit.plan, None
+        largest = largest_edge(nnst_fit.need, nnst_fit.budget, max(shape))
+        fits = (f"the largest size that fits is {largest}" if largest >= MIN_SIZE
+                else "no size fits")
+        return None, f"{nnst_memory.does_not_fit(nnst_fit, shape)}; {fits}"
     fit = plan_transfer(settings.objective, settings.solver, shape, [tuple(style.shape[:2])],
                         remat_auto=False)
     if fit.fits:

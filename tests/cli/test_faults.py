@@ -539,6 +539,8 @@ def test_a_damaged_compilation_cache_is_repaired_quietly(tmp_path):
     ("stylize", ["--max-memory", "-1"], "--max-memory must be a positive"),
     ("stylize", ["--iters", "2000000000"], ["loss histories", "--iters"]),
     ("sweep", ["--max-memory", "0.3"], ["--max-memory allows", "GiB"]),
+    ("stylize", ["--preset", "nnst", "--max-memory", "0.3"],
+     ["--preset nnst", "--max-memory allows", "GiB"]),
 ])
 def test_a_run_beyond_its_memory_is_one_line_before_any_work(inputs, tmp_path, command,
                                                              extra, says):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from pathlib import Path
 import sys
 
 import jax
@@ -332,3 +333,26 @@ def test_sweep_plan_matches_the_measured_peak_of_2_and_8_members():
               f"peak {r['peak_bytes'] / MiB:.0f} MiB, ratio {ratio:.3f}")
         assert 0.75 <= ratio <= 1.25, r
     assert runs[1]["planned_bytes"] > runs[0]["planned_bytes"]
+
+
+@pytest.mark.integration
+@pytest.mark.real_weights
+def test_nnst_plan_matches_the_measured_peak(tmp_path):
+    """``--preset nnst``'s plan (XLA's figures of its four largest programs, what the
+    process holds, its programs' code) against the command's measured peak (``VmHWM``),
+    both from its sidecar, at 48 px in a fresh process: within 25%."""
+    path = W.default_weights_path()
+    if not path.exists():
+        pytest.skip(f"{path} missing")
+    out = tmp_path / "nnst.png"
+    proc = subprocess.run([sys.executable, "-m", "nstjax", "stylize", "--demo", "--preset",
+                           "nnst", "--size", "48", "--iters", "1", "--no-progress",
+                           "--output", str(out)], capture_output=True, text=True,
+                          timeout=600, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads(Path(str(out) + ".json").read_text())["memory"]
+    ratio = record["planned_bytes"] / record["peak_bytes"]
+    print(f"planned {record['planned_bytes'] / MiB:.0f} MiB, peak "
+          f"{record['peak_bytes'] / MiB:.0f} MiB, ratio {ratio:.3f}")
+    assert 0.75 <= ratio <= 1.25, record
+    assert record["available_bytes"] > record["planned_bytes"]
