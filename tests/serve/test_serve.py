@@ -607,6 +607,9 @@ def test_an_nnst_run_through_the_studio(studio):
     assert record["record"]["arguments"]["preset"] == "nnst"
     assert record["record"]["iterations"] == 4             # one scale and the last pass
     assert record["form"]["preset"] == "nnst"
+    planned = record["record"]["memory"]                    # planned as the command's
+    assert 0 < planned["planned_bytes"] < planned["available_bytes"]
+    assert planned["peak_bytes"] > 0
 
 
 def test_a_preset_alone_on_the_form_is_its_whole_recipe(tmp_path, capsys):
