@@ -24,8 +24,8 @@ import jax
 import nstjax
 from nstjax.cli.counts import count
 from nstjax.cli.objective_args import add_objective_args, build_objective  # noqa: F401
-from nstjax.io import demo, jsonio
-from nstjax.io.image import DEFAULT_SIZE, MIN_SIZE, ImageError, image_size, load_image
+from nstjax.io import jsonio
+from nstjax.io.image import DEFAULT_SIZE, MIN_SIZE, ImageError, image_size
 from nstjax.io.image_writing import check_writable, write_text_atomic
 from nstjax.io.weights import WeightsError
 from nstjax.objective.config import Objective
@@ -41,9 +41,9 @@ EXIT_BAD_INPUT = 2
 EXIT_NON_FINITE = 3
 
 
-def prng_key(args):
+def prng_key(seed: int | None):
     """The run's PRNG key from ``--seed`` (0 by default; :func:`parse_args` checked it)."""
-    return jax.random.PRNGKey(args.seed or 0)
+    return jax.random.PRNGKey(seed or 0)
 
 
 class UsageError(Exception):
@@ -252,42 +252,11 @@ def style_size_of(args, size: int) -> int:
 # --------------------------------------------------------------------------- inputs
 
 
-def input_paths(args) -> list[Path]:
-    """The files a run reads (never written over)."""
-    paths = [Path(args.content)] if args.content else []
-    paths += [Path(s) for s in args.style or ()]
-    init = getattr(args, "init", None)
-    if init not in (None, "content", "noise", "uniform", "style", "grey"):
-        paths.append(Path(init))
-    return paths
-
-
 def check_inputs_given(args) -> None:
     if args.demo and (args.content or args.style):
         raise UsageError("--demo generates its own inputs: drop --content/--style")
     if not args.demo and (args.content is None or not args.style):
         raise UsageError("give --content and --style (or --demo)")
-
-
-def load_inputs(args, size: int, *, alpha: bool = False):
-    """``(content, [styles])`` as float32 RGB arrays (the demo images with ``--demo``);
-    with ``alpha=True``, ``(content, [styles], content alpha uint8[H, W] or None)``."""
-    style_size = style_size_of(args, size)
-    try:
-        if args.demo:
-            return (demo.demo_content(3 * size // 4, size),
-                    [demo.demo_style(style_size, style_size)]) + ((None,) if alpha else ())
-        wh = header_size(args.content)
-        if max(wh) < MIN_SIZE:
-            raise UsageError(f"{args.content}: {wh[0]}×{wh[1]} is below the {MIN_SIZE}-pixel "
-                             "minimum for a content image")
-        note = lambda m: print(f"note: {m}", file=sys.stderr)  # noqa: E731
-        content = load_image(args.content, size=size, log=note, alpha=alpha)
-        content, a = content if alpha else (content, None)
-        styles = [load_image(s, size=style_size, log=note) for s in args.style]
-        return (content, styles, a) if alpha else (content, styles)
-    except ImageError as e:
-        raise UsageError(str(e)) from None
 
 
 def refuse_overwriting_inputs(outputs, inputs) -> None:
@@ -326,9 +295,10 @@ def header_size(path) -> tuple[int, int]:
         raise UsageError(str(e)) from None
 
 
-def load_vgg(args):
+def load_vgg(weights: str | None):
+    """The network from ``--weights`` (``None``: the default file); one line for a bad one."""
     try:
-        return nstjax.load_vgg19(args.weights, log=lambda m: print(m, file=sys.stderr))
+        return nstjax.load_vgg19(weights, log=lambda m: print(m, file=sys.stderr))
     except WeightsError as e:
         raise UsageError(str(e)) from None
 

@@ -29,7 +29,7 @@ import numpy as np
 import nstjax
 from nstjax.cli import common, counts
 from nstjax.cli.common import UsageError
-from nstjax.cli.session import Session
+from nstjax.cli.session import session_of
 from nstjax.io import demo
 from nstjax.io.image import ImageError, load_image
 from nstjax.io.image_writing import output_unit, save_image
@@ -170,12 +170,12 @@ def run(args) -> int:
 
 
 
-    session = Session(args, "invert")
+    session = session_of(args, "invert", protect=inputs)
     try:
         image = demo.demo_style(size, size) if args.demo else load_image(args.image, size=size)
     except ImageError as e:
         raise UsageError(str(e)) from None
-    vgg = common.load_vgg(args)
+    vgg = common.load_vgg(args.weights)
     session.loaded()
     r, c = len(probes), len(layer_sets)
     budgets = kwargs["budgets"]
@@ -184,7 +184,7 @@ def run(args) -> int:
           f"{image.shape[1]}×{image.shape[0]}, up to {total} iterations", file=sys.stderr)
     session.start(total, "invert", "")
     res = session.solve(lambda: inv.invert(
-        vgg, image, probes, layer_sets, key=common.prng_key(args),
+        vgg, image, probes, layer_sets, key=common.prng_key(args.seed),
         callbacks=session.callbacks(), **kwargs))
     report = session.record(
         "invert_including_compile", image="demo" if args.demo else str(args.image),

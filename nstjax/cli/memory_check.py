@@ -14,8 +14,8 @@ from __future__ import annotations
 import math
 import sys
 
-from nstjax.cli.common import MIN_SIZE, UsageError, build_solver, style_size_of
-from nstjax.io.image import ImageError, scaled_shape
+from nstjax.cli.common import MIN_SIZE, UsageError, build_solver
+from nstjax.cli.inputs import Inputs
 from nstjax.run import memory, nnst_memory
 from nstjax.run.transfer_memory import (BUDGET_FRACTION, WEIGHT_BYTES, does_not_fit, gib,
                                         history_bytes, largest_edge, plan_transfer)
@@ -55,29 +55,21 @@ class TooBig(UsageError):
         self.largest = largest
 
 
-def input_shapes(args, size: int) -> list[tuple[int, int]]:
-    """``[(H, W)]`` of the content and each style as the run will load them, read from the
-    files' headers (nothing is decoded)."""
-    if args.demo:
-        return [(3 * size // 4, size), (style_size_of(args, size),) * 2]
-    try:
-        return [scaled_shape(args.content, size)] + [
-            scaled_shape(s, style_size_of(args, size)) for s in args.style]
-    except ImageError as e:       # a bomb or a broken file, refused before decoding
-        raise UsageError(str(e)) from None
+def allows(args) -> str:
+    """Who sets the budget, as a refusal names it: ``--max-memory`` or this machine."""
+    return "--max-memory" if memory_limit(args) is not None else "this machine"
 
 
-def check_nnst_memory(args, size: int):
-    """Refuse, before decoding anything, an ``--preset nnst`` run that would not fit
-    (:func:`nstjax.run.nnst_memory.check_nnst`), naming the largest ``--size`` that fits;
-    returns the run's :class:`nstjax.run.memory_plan.MemoryPlan`."""
-    content, style = input_shapes(args, size)[:2]
-    available = available_memory(args)
+def check_nnst_memory(inputs: Inputs, available: int, allows: str = "this machine"):
+    """Refuse, before decoding anything, an ``--preset nnst`` run of ``inputs`` that would
+    not fit in ``available`` bytes (:func:`nstjax.run.nnst_memory.check_nnst`), naming the
+    largest ``--size`` that fits; returns the run's
+    :class:`nstjax.run.memory_plan.MemoryPlan`."""
+    content, style = inputs.shapes()[:2]
     fit = nnst_memory.check_nnst(content, style, available=available)
     if fit.fits:
         return fit.plan
-    allows = "--max-memory" if memory_limit(args) is not None else "this machine"
-    largest = largest_edge(fit.need, fit.budget, size)
+    largest = largest_edge(fit.need, fit.budget, inputs.size)
     fits = (f"the largest that fits is --size {largest}" if largest >= MIN_SIZE
             else "no size fits")
     raise TooBig(f"{nnst_memory.does_not_fit(fit, content, allows)}; {fits}", largest)
@@ -96,19 +88,18 @@ def check_memory(args, objective, size: int, *, members: int = 1,
       ``(objective, plan)``: ``objective`` with its checkpointing policy chosen when
       ``--remat`` is auto, and the run's :class:`nstjax.run.memory_plan.MemoryPlan`.
     """
-    (h, w), *style_shapes = input_shapes(args, size)
+    (h, w), *style_shapes = Inputs.of(args, size).shapes()
     tile = getattr(args, "tile", None)
     if tile:                           # tiled: one tile at a time is solved
         h, w = min(h, tile), min(w, tile)
     available = available_memory(args) if available is None else available
-    limit = memory_limit(args)
     budget = BUDGET_FRACTION * available
-    allows = "--max-memory" if limit is not None else "this machine"
-    style_refusal = _style_refusal(args, objective, style_shapes, budget, tile, allows)
+    allowed_by = allows(args)
+    style_refusal = _style_refusal(args, objective, style_shapes, budget, tile, allowed_by)
     if style_refusal == "refit":                       # tiles: the style was made smaller
         return check_memory(args, objective, size, members=members, available=available)
     solver = build_solver(args)
-    history = _history_bytes(solver, members, budget, allows)
+    history = _history_bytes(solver, members, budget, allowed_by)
     screen = memory.estimate_transfer_bytes(h, w, layers=objective.layers,
                                             members=members) + members * history
     if style_refusal is not None and screen <= 4 * budget:  # far beyond: the content first
@@ -122,7 +113,8 @@ def check_memory(args, objective, size: int, *, members: int = 1,
                   f"{fit.objective.remat} ({fit.need / 2**30:.1f} GiB)", file=sys.stderr)
         return fit.objective, fit.plan
     edge = min(size, tile) if tile else size
-    raise _too_big(does_not_fit(fit, (h, w), allows), fit.need, budget, edge, objective, tile, auto)
+    raise _too_big(does_not_fit(fit, (h, w), allowed_by), fit.need, budget, edge, objective,
+                   tile, auto)
 
 
 def _history_bytes(solver, members: int, budget: float, allows: str) -> int:

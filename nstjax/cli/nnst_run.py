@@ -8,7 +8,7 @@ import numpy as np
 import nstjax
 from nstjax.cli import common, memory_check
 from nstjax.cli.common import UsageError
-from nstjax.cli.session import Session, plural
+from nstjax.cli.session import plural, session_of
 from nstjax.io.image_writing import output_unit
 from nstjax.run import memory
 from nstjax.run.nnst import nnst, scale_count
@@ -25,15 +25,16 @@ def check(args) -> None:
         raise UsageError(f"--lr must be a positive number, not {args.lr}")
 
 
-def run(args, out, size: int, write_result) -> int:
+def run(args, out, inputs, write_result) -> int:
     """The run and its files (``write_result``: stylize's writer of the image and the
     demo's inputs; then the sidecar)."""
     check(args)
     common.enable_compilation_cache()      # first: the memory plan's compiles are kept
-    plan = memory_check.check_nnst_memory(args, size)
-    session = Session(args, "stylize")
-    content, styles, alpha = common.load_inputs(args, size, alpha=True)
-    vgg = common.load_vgg(args)
+    plan = memory_check.check_nnst_memory(inputs, memory_check.available_memory(args),
+                                          memory_check.allows(args))
+    session = session_of(args, "stylize", protect=inputs.paths)
+    content, styles, alpha = inputs.load(alpha=True)
+    vgg = common.load_vgg(inputs.weights)
     session.loaded()
     h, w = content.shape[:2]
     scales = scale_count(max(h, w))
@@ -49,10 +50,11 @@ def run(args, out, size: int, write_result) -> int:
     callbacks = session.callbacks(snapshot=snapshot if args.save_every else None,
                                   snapshot_every=args.save_every or 0)
     result = session.solve(lambda: nnst(
-        vgg, content, styles[0], key=common.prng_key(args), iters=args.iters, lr=args.lr,
+        vgg, content, styles[0], key=inputs.key(), iters=args.iters, lr=args.lr,
         alpha=1.0 - args.content_weight, scales=scales, callbacks=callbacks))
     with output_unit():
-        written = write_result(out, result.image, args, alpha, content, styles)
+        written = write_result(out, result.image, inputs, args.bit_depth, alpha, content,
+                               styles)
         record = session.record(
             with_snapshots=True, output=str(out), method="nnst",
             nnst={"steps_per_pass": int(args.iters), "lr": float(args.lr),

@@ -52,8 +52,9 @@ def loss_curve_path(out: Path) -> Path:
     return out.with_name(out.stem + LOSS_SUFFIX)
 
 
-def check(args, out: Path) -> None:
-    """Validate the flags and write-test the extra outputs, before any work."""
+def check(args, out: Path, protect) -> None:
+    """Validate the flags and write-test the extra outputs, before any work (``protect``:
+    the run's input files)."""
     n_styles = 1 if args.demo else len(args.style or ())
     if args.style_mask is not None:
         if args.demo:
@@ -66,7 +67,7 @@ def check(args, out: Path) -> None:
     for path in list(args.style_mask or ()) + [args.content_mask] * bool(args.content_mask):
         if not Path(path).is_file():
             raise UsageError(f"{path}: no such mask file")
-    inputs = common.input_paths(args) + mask_paths(args)
+    inputs = list(protect) + mask_paths(args)
     extra = [loss_curve_path(out)]
     common.refuse_overwriting_inputs([out], mask_paths(args))
     if args.animation:

@@ -100,7 +100,7 @@ def run(args) -> int:
         if abs(w / h - cw / ch) > 0.01 * cw / ch:
             _note(f"{path}: aspect {w}×{h} differs from the content's {cw}×{ch}; the content "
                   "is stretched to it for the content measures")
-    vgg = common.load_vgg(args)
+    vgg = common.load_vgg(args.weights)
     results = [None] * len(images)
     for hw, content in contents.items():          # one call per size: content at that size
         group = [k for k, im in enumerate(images) if im.shape[:2] == hw]

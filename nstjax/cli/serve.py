@@ -81,7 +81,7 @@ def run(args) -> int:
     sock = _listen(args.host, args.port)
     hosts = trusted_hosts(args.host)
     common.enable_compilation_cache()
-    app = create_app(folders, load_vgg=lambda: common.load_vgg(args), hosts=hosts,
+    app = create_app(folders, load_vgg=lambda: common.load_vgg(args.weights), hosts=hosts,
                      max_upload=int(args.max_upload_mb * 2**20), max_size=args.max_size)
     print(f"nstjax studio at {address(sock)} (results in {folders.out}; Ctrl-C to quit)",
           file=sys.stderr)

@@ -32,14 +32,28 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+def session_of(args, command: str, protect=()) -> "Session":
+    """The :class:`Session` of a command's parsed flags (its ``run`` calls this; nothing
+    below it sees the namespace)."""
+    return Session(command, arguments=common.arguments_record(args), protect=protect,
+                   progress=not getattr(args, "no_progress", False),
+                   log_every=getattr(args, "log_every", None))
+
+
 class Session:
     """The shared shell of a solve.
     Args:
-      args: the parsed flags (``no_progress``, ``seed``, ... are read from it).
       command: the subcommand's name, as the sidecar records it.
+      arguments: the parsed flags as JSON values (:func:`nstjax.cli.common.arguments_record`),
+        the sidecar's ``arguments``.
+      protect: the run's input files, which no snapshot may overwrite.
+      progress: show progress (``--no-progress`` turns it off).
+      log_every: one plain line every this many iterations (``--log-every``).
     """
-    def __init__(self, args, command: str):
-        self.args, self.command = args, command
+    def __init__(self, command: str, *, arguments: dict, protect=(), progress: bool = True,
+                 log_every: int | None = None):
+        self.command, self.arguments, self.protect = command, arguments, list(protect)
+        self.show_progress, self.log_every_asked = progress, log_every
         self.interruption = Interruption()
         self.t_start = time.perf_counter()
         self.t_loaded = self.t_done = None
@@ -60,12 +74,12 @@ class Session:
         """Print ``message`` and open a progress bar of ``total`` iterations (unless
         ``--no-progress``); plain lines every ``--log-every`` iterations instead when that
         is given or stderr is not a terminal (a log file)."""
-        if getattr(self.args, "no_progress", False):
+        if not self.show_progress:
             return
         if message:
             print(message, file=sys.stderr)
         self.total, self.desc = total, desc
-        every = getattr(self.args, "log_every", None)
+        every = self.log_every_asked
         if every is None and not sys.stderr.isatty():
             every = max(1, min(DEFAULT_LOG_EVERY, total // 10 or 1))
         if every:
@@ -102,7 +116,7 @@ class Session:
     def save_snapshot(self, path: Path, image, **save_kw) -> None:
         """Write one snapshot; a failure is noted, never fatal (the run goes on)."""
         try:
-            save_image(path, image, protect=common.input_paths(self.args), **save_kw)
+            save_image(path, image, protect=self.protect, **save_kw)
             self.snapshots.append(str(path))
         except (ImageError, OSError) as e:
             self.snapshot_errors.append(str(e))
@@ -141,7 +155,7 @@ class Session:
         """The sidecar: the common part (command, arguments, timings and, for commands
         that write them, snapshots) and ``fields``."""
         now = time.perf_counter()
-        out = Sidecar(self.command, common.arguments_record(self.args), {
+        out = Sidecar(self.command, self.arguments, {
             **fields,
             "timings_s": {"load": round(self.t_loaded - self.t_start, 3),
                           solve_name: round(self.seconds, 3),

@@ -19,7 +19,8 @@ import numpy as np
 import nstjax
 from nstjax.cli import common, counts, memory_check, run_pictures, tiles
 from nstjax.cli.common import UsageError
-from nstjax.cli.session import Session, plural
+from nstjax.cli.inputs import Inputs
+from nstjax.cli.session import plural, session_of
 from nstjax.io.image import ImageError, load_image
 from nstjax.io.image_writing import can_hold_alpha, output_unit, save_image
 from nstjax.objective.config import loss_weights
@@ -111,8 +112,7 @@ def build_weights(args, objective, mix, n_styles: int):
                         **weights_kwargs(spec, objective, mix, n_styles))
 
 
-def _check(args):
-    common.check_inputs_given(args)
+def _check(args, inputs):
     if args.output is None:
         raise UsageError("give --output (the image to write)")
     if args.save_every < 0:
@@ -126,17 +126,17 @@ def _check(args):
         raise UsageError("--web shows a single-image solve: not with "
                          f"{'--tile' if args.tile else '--transfer-color-only'}")
     out = Path(args.output)
-    common.refuse_overwriting_inputs([out], common.input_paths(args))
-    common.check_output(out, common.input_paths(args), bit_depth=args.bit_depth)
-    run_pictures.check(args, out)
+    common.refuse_overwriting_inputs([out], inputs.paths)
+    common.check_output(out, inputs.paths, bit_depth=args.bit_depth)
+    run_pictures.check(args, out, inputs.paths)
     return out
 
 
-def _color_only(args, out, content, styles, alpha, session) -> int:
+def _color_only(args, out, inputs, content, styles, alpha, session) -> int:
     """``--transfer-color-only``: the content recoloured to the style's colour statistics."""
     image = np.asarray(color.match_color(content, styles[0], method=args.color_match
                                          or "cholesky", clip=True))
-    save_image_checked(out, image, args, alpha)
+    save_image(out, image, protect=inputs.paths, bit_depth=args.bit_depth, alpha=alpha)
     common.write_json(out.with_name(out.name + ".json"), {
         "command": "stylize", "arguments": common.arguments_record(args), "output": str(out),
         "image_size": [int(content.shape[1]), int(content.shape[0])],
@@ -145,17 +145,12 @@ def _color_only(args, out, content, styles, alpha, session) -> int:
     return 0
 
 
-def save_image_checked(out, image, args, alpha=None) -> None:
-    save_image(out, image, protect=common.input_paths(args), bit_depth=args.bit_depth,
-               alpha=alpha)
-
-
-def write_result(out, image, args, alpha, content, styles) -> list:
+def write_result(out, image, inputs, bit_depth: int, alpha, content, styles) -> list:
     """The image and, with ``--demo``, the generated inputs beside it; the paths written,
     the sidecar's second (inside an ``output_unit``)."""
-    save_image_checked(out, np.asarray(image), args, alpha)
+    save_image(out, np.asarray(image), protect=inputs.paths, bit_depth=bit_depth, alpha=alpha)
     written = [out, out.with_name(out.name + ".json")]
-    if args.demo:
+    if inputs.demo:
         written += [out.with_name(f"{out.stem}_content.png"),
                     out.with_name(f"{out.stem}_style.png")]
         save_image(written[-2], content)
@@ -189,39 +184,42 @@ def _init_image(init: str, content):
 
 def run(args) -> int:
     """The body of ``nstjax stylize``; returns the exit code."""
-    out = _check(args)
-    size = common.size_of(args)
+    common.check_inputs_given(args)
+    inputs = Inputs.of(args)
+    out = _check(args, inputs)
+    size = inputs.size
     n_styles = 1 if args.demo else len(args.style)
     settings = resolve(RunSpec.from_arguments(vars(args)), n_styles=n_styles)  # before work
     if settings.method == "nnst":                                 # its own driver
         from nstjax.cli import nnst_run
-        return nnst_run.run(args, out, size, write_result)
+        return nnst_run.run(args, out, inputs, write_result)
     common.enable_compilation_cache()      # first: the memory check's compile is kept
     objective, plan = tiles.check_memory(args, settings.objective, size)  # --remat, --tile
     settings = settings._replace(objective=objective)
     solver, ladder = settings.solver, settings.ladder
 
-    session = Session(args, "stylize")
-    content, styles, alpha = common.load_inputs(args, size, alpha=True)
+    session = session_of(args, "stylize", protect=inputs.paths)
+    content, styles, alpha = inputs.load(alpha=True)
     alpha = _output_alpha(out, alpha)
     settings = settings._replace(init=_init_image(settings.init, content))
     if args.transfer_color_only:
-        return _color_only(args, out, content, styles, alpha, session)
-    vgg = common.load_vgg(args)
+        return _color_only(args, out, inputs, content, styles, alpha, session)
+    vgg = common.load_vgg(inputs.weights)
     session.loaded()
     if args.tile:
         run_kw = {"objective": objective, "weights": settings.weights, "solver": solver,
                   "init": settings.init, "preserve_color": settings.preserve_color,
                   "color_match": settings.color_match}
-        return tiles.run(args, out, session, vgg=vgg, content=content, styles=styles,
+        return tiles.run(args, out, session, inputs=inputs, vgg=vgg, content=content, styles=styles,
                          alpha=alpha, plan=plan, **run_kw)
     result, frames, period, mask_kw = _solve(args, out, session, vgg, content, styles,
                                              alpha, settings)
     with output_unit():                 # the image, its sidecar and pictures: all or none
-        written = write_result(out, result.image, args, alpha, content, styles)
+        written = write_result(out, result.image, inputs, args.bit_depth, alpha, content,
+                               styles)
         record = _record(args, out, session, result, objective, solver, content, ladder)
         record.update(run_pictures.write(out, args, result, frames, mask_kw=mask_kw,
-                                         protect=common.input_paths(args)
+                                         protect=inputs.paths
                                          + run_pictures.mask_paths(args), period=period))
         record["memory"] = plan.record(peak=memory.measured_peak_bytes())
         common.write_json(written[1], record)

@@ -26,7 +26,8 @@ import numpy as np
 import nstjax
 from nstjax.cli import common, counts, memory_check
 from nstjax.cli.common import UsageError
-from nstjax.cli.session import Session
+from nstjax.cli.inputs import Inputs
+from nstjax.cli.session import session_of
 from nstjax.io.image_writing import output_unit, save_image
 from nstjax.io.pictures import contact_sheet, label, with_loss_curve
 from nstjax.objective.config import loss_weights
@@ -170,7 +171,8 @@ def run(args) -> int:
         raise UsageError("--preset nnst runs with nstjax stylize only: its targets are "
                          "searched anew at each scale of one run, not a swept weight")
     out_dir = _check(args)
-    size = common.size_of(args)
+    inputs = Inputs.of(args)
+    size = inputs.size
     objective, mix = common.build_objective(args)
     solver = common.build_solver(args)
     values, swept = _sweep_values(args, objective)
@@ -183,18 +185,18 @@ def run(args) -> int:
     members = sw.member_settings(values, mode=args.mode)
     sw.stack_loss_weights(base, members)              # every member's values checked now
     outputs = _outputs(out_dir, len(members), args.demo)
-    common.refuse_overwriting_inputs(outputs, common.input_paths(args))
+    common.refuse_overwriting_inputs(outputs, inputs.paths)
     common.enable_compilation_cache()      # first: the memory check's compile is kept
     objective, _ = memory_check.check_memory(args, objective, size)   # may pick --remat
 
-    session = Session(args, "sweep")
-    content, styles = common.load_inputs(args, size)
+    session = session_of(args, "sweep", protect=inputs.paths)
+    content, styles = inputs.load()
     init = args.init or "content"
     if init not in SWEEP_INITS:
         raise UsageError(f"--init for a sweep is {', '.join(SWEEP_INITS[:-1])} or "
                          f"{SWEEP_INITS[-1]}")
     common.ensure_writable_dir(out_dir)  # inputs are good: now the folder, before the work
-    vgg = common.load_vgg(args)
+    vgg = common.load_vgg(inputs.weights)
     session.loaded()
     print(f"sweep: {len(members)} members ({args.mode} over {', '.join(swept)}) at "
           f"{content.shape[1]}×{content.shape[0]}", file=sys.stderr)
@@ -206,7 +208,7 @@ def run(args) -> int:
 
     session.start(solver.max_iter, "sweep", "")
     res = session.solve(lambda: sw.sweep(
-        vgg, content, styles, values, key=common.prng_key(args),
+        vgg, content, styles, values, key=inputs.key(),
         objective=objective, weights=base, solver=solver, init=init, mode=args.mode,
         chunk=args.chunk, log=log, callbacks=session.callbacks(),
         available=memory_check.available_memory(args)))
@@ -223,7 +225,8 @@ def run(args) -> int:
                     "share of the sweep's wall time (compile included)")
     stale = _earlier_members(outputs[len(members) + 1]) - {Path(p).name for p in outputs}
     with output_unit():          # every member, the sheet and sweep.json: all or none
-        _write_pictures(args, res, outputs, members, values, swept, content, styles)
+        _write_pictures(args, res, outputs, members, values, swept, content, styles,
+                        inputs.paths)
         report["memory"]["peak_bytes"] = memory.measured_peak_bytes()  # the pictures too
         common.write_json(outputs[len(members) + 1], report)
     for name in stale:           # an earlier, larger sweep's members, now replaced
@@ -245,9 +248,10 @@ def _earlier_members(sweep_json: Path) -> set:
         return set()
 
 
-def _write_pictures(args, res, outputs, members, values, swept, content, styles) -> None:
-    """Every member's image, the labelled contact sheet and, for --demo, the inputs."""
-    inputs = common.input_paths(args)
+def _write_pictures(args, res, outputs, members, values, swept, content, styles,
+                    inputs) -> None:
+    """Every member's image, the labelled contact sheet and, for --demo, the inputs
+    (``inputs``: the files read, never written over)."""
     done = len(res.images)
     for i in range(done):
         save_image(outputs[i], res.images[i], protect=inputs)

@@ -137,8 +137,8 @@ def check_memory(args, objective, size: int):
         return fitted
 
 
-def run(args, out, session, *, vgg, content, styles, alpha, objective, weights, solver,
-        init, preserve_color, color_match, plan=None) -> int:
+def run(args, out, session, *, inputs, vgg, content, styles, alpha, objective, weights,
+        solver, init, preserve_color, color_match, plan=None) -> int:
     """Solve in tiles, write the image and its sidecar; returns the exit code."""
     h, w = content.shape[:2]
     layout = tile_layout((h, w), args.tile, args.tile_overlap, args.tile_margin)
@@ -161,14 +161,14 @@ def run(args, out, session, *, vgg, content, styles, alpha, objective, weights, 
 
     result = session.solve(lambda: tiling.stylize_tiled(
         vgg, jnp.asarray(content), [jnp.asarray(s) for s in styles],
-        key=common.prng_key(args), objective=objective, weights=weights,
+        key=inputs.key(), objective=objective, weights=weights,
         solver=tile_solver, coarse_solver=solver, tile=args.tile, weights_at=args.tile,
         overlap=args.tile_overlap, margin=args.tile_margin, init=init,
         callbacks=session.callbacks(snapshot=snapshot),
         log=lambda text: setattr(session, "stage", text), preserve_color=preserve_color,
         color_match=color_match, match=args.tile_match))
     with output_unit():        # the image and its sidecar: all or none
-        save_image(out, np.asarray(result.image), protect=common.input_paths(args),
+        save_image(out, np.asarray(result.image), protect=inputs.paths,
                    bit_depth=args.bit_depth, alpha=alpha)
         tiles = [s for s in result.stages if s.core]
         solved, coarse = len(tiles), [s for s in result.stages if not s.core]
@@ -189,7 +189,7 @@ def run(args, out, session, *, vgg, content, styles, alpha, objective, weights, 
                                         and tiling.gram_objective(objective)),
                    "losses": [float(s.result.loss) for s in tiles]})
         record.update(run_pictures.write(out, args, result, run_pictures.Frames(),
-                                         mask_kw={}, protect=common.input_paths(args),
+                                         mask_kw={}, protect=inputs.paths,
                                          period=0))
         if plan is not None:          # a tile's plan, and the whole run's measured peak
             record["memory"] = plan.record(peak=memory.measured_peak_bytes())

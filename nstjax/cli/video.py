@@ -24,7 +24,8 @@ import numpy as np
 import nstjax
 from nstjax.cli import common, counts, run_pictures, stylize
 from nstjax.cli.common import MIN_SIZE, UsageError
-from nstjax.cli.session import Session
+from nstjax.cli.session import session_of
+from nstjax.cli.inputs import Inputs
 from nstjax.cli.video_work import Work, settings_of
 from nstjax.io.image import ImageError, load_image
 from nstjax.io.image_writing import output_unit
@@ -118,7 +119,7 @@ def _check(args):
         clip_kind(content)
     except ImageError as e:
         raise UsageError(str(e)) from None
-    inputs = common.input_paths(args) + run_pictures.mask_paths(args)
+    inputs = Inputs.of(args).paths + run_pictures.mask_paths(args)
     for p in inputs:
         if p.exists() and out.exists() and out.resolve() == p.resolve():
             raise UsageError(f"{out}: refusing to overwrite an input")
@@ -173,10 +174,10 @@ def run(args) -> int:
     if multipass.frames_that_fit(size, size, objective, history_size=solver.history_size) < 1:
         raise UsageError(f"a {size}-pixel frame does not fit in memory: lower --size")
     common.enable_compilation_cache()
-    session = Session(args, "video")
+    session = session_of(args, "video", protect=Inputs.of(args).paths)
     clip, styles = _load(args, size)
     plan, members = _plan_memory(args, clip, styles, objective, solver, gaps)
-    vgg = common.load_vgg(args)
+    vgg = common.load_vgg(args.weights)
     note = lambda m: print(f"note: {m}", file=sys.stderr)  # noqa: E731
     work.create()
     flows = cached_flows(clip.frames, work.flow_path, method=args.flow,
@@ -243,7 +244,7 @@ def _library_kwargs(args, clip, objective, weights, solver, gaps, work, session)
     """The keyword arguments of :func:`nstjax.stylize_video` from the flags and the work
     kept so far."""
     n = len(clip.frames)
-    kw = dict(key=common.prng_key(args), mode=args.mode, objective=objective,
+    kw = dict(key=common.prng_key(args.seed), mode=args.mode, objective=objective,
               weights=weights, solver=solver, temporal_weight=args.temporal_weight,
               long_term=gaps, passes=args.passes, pass_iters=args.pass_iters,
               blend=args.blend, chunk=args.chunk, init=_init(args, clip),

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from typing import NamedTuple
 
 import jax
@@ -41,8 +42,10 @@ from nstjax.losses.neighbors import (
 )
 from nstjax.model.vgg import preprocess, vgg_forward
 from nstjax.objective.pyramid import decompose, synthesize
+from nstjax.run import memory
 from nstjax.run.hooks import Callbacks
 from nstjax.run.oklab import nnst_color_match
+from nstjax.run.transfer_memory import abstract_vgg
 
 LAYERS = ("relu1_1", "relu1_2", "relu2_1", "relu2_2", "relu3_1", "relu3_2", "relu3_3",
           "relu4_1", "relu4_2", "relu4_3")
@@ -267,3 +270,41 @@ def nnst(vgg, content, style, *, key, iters: int = 200, lr: float = 2e-3,
     return NNSTResult(image=image, raw=raw, loss=history[-1] if history else float("nan"),
                       history=np.asarray(history, np.float32), n_iter=len(history),
                       stopped=stopped, sizes=tuple(sizes))
+
+
+def program_memory(content_shape: tuple, style_shape: tuple, *, flip: bool = True,
+                   block: int | None = None) -> list[memory.ProgramMemory]:
+    """XLA's figures, inputs included, for the finest scale's neighbour search and fit, the
+    style's features and the last pass's fit of a ``content_shape`` content (``(H, W)``)
+    with a ``style_shape`` style, lowered as :func:`nstjax.nnst` calls them."""
+    sds = jax.ShapeDtypeStruct
+    vgg = abstract_vgg()
+    content = sds(tuple(content_shape) + (3,), jnp.float32)
+    style = sds(tuple(style_shape) + (3,), jnp.float32)
+    c_pyr = jax.eval_shape(lambda x: decompose(x, LEVELS), content)
+    s_pyr = jax.eval_shape(lambda x: decompose(x, LEVELS), style)
+    key = jax.eval_shape(lambda: jax.random.PRNGKey(0))
+    lr = sds((), jnp.float32)
+    found = []
+
+    def figures(fn, *args, **static):
+        with warnings.catch_warnings():   # JAX's notes on index dtypes of huge shapes
+            warnings.simplefilter("ignore")
+            compiled = fn.lower(*args, **static).compile()
+        found.append(memory.program_memory(compiled, args=args))
+
+    def fit(levels, data, loss_fn):
+        state = jax.eval_shape(lambda x: optax.adam(1e-3).init(x), levels)
+        figures(_chunk, levels, state, 0, CHUNK, lr, vgg, data, key,
+                loss_fn=loss_fn)
+
+    target_args = (vgg, c_pyr, c_pyr, s_pyr, 0.25)
+    figures(_scale_target, *target_args, scl=0, flip=bool(flip), block=block)
+    target = jax.eval_shape(lambda *a: _scale_target(
+        *a, scl=0, flip=bool(flip), block=block), *target_args)
+    fit(c_pyr, target, _hypercolumn_loss)
+    figures(_style_features, vgg, style, flip=bool(flip))
+    feats = jax.eval_shape(lambda v, s: _style_features(v, s, flip=bool(flip)),
+                           vgg, style)
+    fit(c_pyr, feats, _splitting_loss)
+    return found

@@ -4,9 +4,10 @@ decided before any work from XLA's figures for its largest programs.
 NNST's memory is not the transfer's: at full size it holds the style's features at every
 matched layer for each of its four rotations (the feature-splitting pass's references),
 fits the image through VGG19's backward pass there, and at each scale searches the style's
-hypercolumns in blocks (:mod:`nstjax.losses.neighbors`).  :func:`plan_nnst` lowers the four
-programs that dominate (the finest scale's neighbour search and fit, the style's features,
-the last pass's fit) on abstract arguments, so nothing is allocated; with the persistent
+hypercolumns in blocks (:mod:`nstjax.losses.neighbors`).  :func:`plan_nnst` reads XLA's
+figures for the four programs that dominate (:func:`nstjax.run.nnst.program_memory`: the
+finest scale's neighbour search and fit, the style's features, the last pass's fit),
+lowered on abstract arguments, so nothing is allocated; with the persistent
 compilation cache on, the run reuses what they compile.  The answer is the run's
 :class:`nstjax.run.memory_plan.MemoryPlan` (one member), which the command line and the web
 page write beside the result with the measured peak, and refuse by when it does not fit.
@@ -14,54 +15,13 @@ page write beside the result with the measured peak, and refuse by when it does 
 
 from __future__ import annotations
 
-import warnings
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
-import optax
 
 from nstjax.run import memory, memory_plan
 from nstjax.run import nnst as nnst_run
-from nstjax.run.transfer_memory import BUDGET_FRACTION, WEIGHT_BYTES, abstract_vgg, gib
-
-def nnst_programs(content_shape: tuple, style_shape: tuple, *, flip: bool = True,
-                  block: int | None = None) -> list[memory.ProgramMemory]:
-    """XLA's figures, inputs included, for the finest scale's neighbour search and fit, the
-    style's features and the last pass's fit of a ``content_shape`` content (``(H, W)``)
-    with a ``style_shape`` style, lowered as :func:`nstjax.nnst` calls them."""
-    sds = jax.ShapeDtypeStruct
-    vgg = abstract_vgg()
-    content = sds(tuple(content_shape) + (3,), jnp.float32)
-    style = sds(tuple(style_shape) + (3,), jnp.float32)
-    c_pyr = jax.eval_shape(lambda x: nnst_run.decompose(x, nnst_run.LEVELS), content)
-    s_pyr = jax.eval_shape(lambda x: nnst_run.decompose(x, nnst_run.LEVELS), style)
-    key = jax.eval_shape(lambda: jax.random.PRNGKey(0))
-    lr = sds((), jnp.float32)
-    found = []
-
-    def figures(fn, *args, **static):
-        with warnings.catch_warnings():   # JAX's notes on index dtypes of huge shapes
-            warnings.simplefilter("ignore")
-            compiled = fn.lower(*args, **static).compile()
-        found.append(memory.program_memory(compiled, args=args))
-
-    def fit(levels, data, loss_fn):
-        state = jax.eval_shape(lambda x: optax.adam(1e-3).init(x), levels)
-        figures(nnst_run._chunk, levels, state, 0, nnst_run.CHUNK, lr, vgg, data, key,
-                loss_fn=loss_fn)
-
-    target_args = (vgg, c_pyr, c_pyr, s_pyr, 0.25)
-    figures(nnst_run._scale_target, *target_args, scl=0, flip=bool(flip), block=block)
-    target = jax.eval_shape(lambda *a: nnst_run._scale_target(
-        *a, scl=0, flip=bool(flip), block=block), *target_args)
-    fit(c_pyr, target, nnst_run._hypercolumn_loss)
-    figures(nnst_run._style_features, vgg, style, flip=bool(flip))
-    feats = jax.eval_shape(lambda v, s: nnst_run._style_features(v, s, flip=bool(flip)),
-                           vgg, style)
-    fit(c_pyr, feats, nnst_run._splitting_loss)
-    return found
-
+from nstjax.run.transfer_memory import BUDGET_FRACTION, WEIGHT_BYTES, gib
 
 def plan_nnst(content_shape: tuple, style_shape: tuple, *, flip: bool = True,
               block: int | None = None, available: int | None = None
@@ -70,13 +30,13 @@ def plan_nnst(content_shape: tuple, style_shape: tuple, *, flip: bool = True,
     ``style_shape`` style (both ``(H, W)``): what is resident now, what compiling the
     programs keeps (measured on a CPU: the compiler's arenas, and the code, which the run
     loads from the persistent cache), the largest of
-    :func:`nnst_programs` (its inputs, the weights among them, and what a call allocates,
+    :func:`nstjax.run.nnst.program_memory` (its inputs, the weights among them, and what a call allocates,
     with the CPU's first-call growth), and the host's copies of the result (image, raw
     image and the colour-matched one)."""
     cpu = jax.default_backend() == "cpu"
     first = memory.CPU_FIRST_CALL if cpu else 1.0
     resident = memory.resident_bytes()
-    programs = nnst_programs(content_shape, style_shape, flip=flip, block=block)
+    programs = nnst_run.program_memory(content_shape, style_shape, flip=flip, block=block)
     kept = max(memory.resident_bytes() - resident, 0) if cpu else 0
     step = max(p.argument + first * p.new for p in programs)
     h, w = content_shape

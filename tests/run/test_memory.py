@@ -128,7 +128,9 @@ def check(r, label):
             f"{r['inputs_resident'] / MiB:.1f} + call {r['growth'] / MiB:.1f}), "
             f"ratio {est / got:.3f}")
     print(line)
-    assert abs(est - got) <= 0.2 * got, line
+    # 20%, or 4 MiB on the smallest programs, where the runtime's per-thread convolution
+    # scratch (a few MiB, more or less of it touched as the machine is busy) is the error
+    assert abs(est - got) <= max(0.2 * got, 4 * MiB), line
     if r["growth"] >= 8 * MiB:
         assert abs(r["new"] - r["growth"]) <= 0.2 * r["growth"], line
     assert est >= got - 2 * MiB, line  # errs, if at all, towards refusing: never far under

@@ -16,6 +16,7 @@ from conftest import make_image
 
 import nstjax
 from nstjax.cli import build_parser, common
+from nstjax.cli.inputs import Inputs
 from nstjax.losses import get_style_loss, mmd, style_loss_terms, style_targets
 from nstjax.objective import terms as obj
 from nstjax.run.start import check_solver
@@ -260,7 +261,7 @@ def test_flags_reach_the_objective():
                                           "--init", "grey"])
     objective, _ = common.build_objective(args)
     assert objective.normalization == "paper" and objective.resample
-    assert common.input_paths(args) == [common.Path("c.png"), common.Path("s.png")]
+    assert Inputs.of(args).paths == [common.Path("c.png"), common.Path("s.png")]
 
 
 @pytest.mark.parametrize("normalization, gamma_of", [("paper", lambda s2: 1.0 / s2),
