@@ -212,12 +212,15 @@ def run(args) -> int:
                   "color_match": settings.color_match}
         return tiles.run(args, out, session, inputs=inputs, vgg=vgg, content=content, styles=styles,
                          alpha=alpha, plan=plan, **run_kw)
-    result, frames, period, mask_kw = _solve(args, out, session, vgg, content, styles,
-                                             alpha, settings)
+    mask_kw = run_pictures.mask_arguments(args, content.shape[:2])
+    period = run_pictures.frame_period(args, settings.iterations)
+    result, frames = _solve(out, session, vgg, content, styles, alpha, settings,
+                            mask_kw=mask_kw, period=period, save_every=args.save_every,
+                            web=args.web)
     with output_unit():                 # the image, its sidecar and pictures: all or none
         written = write_result(out, result.image, inputs, args.bit_depth, alpha, content,
                                styles)
-        record = _record(args, out, session, result, objective, solver, content, ladder)
+        record = _record(out, session, result, objective, solver, content, ladder)
         record.update(run_pictures.write(out, args, result, frames, mask_kw=mask_kw,
                                          protect=inputs.paths
                                          + run_pictures.mask_paths(args), period=period))
@@ -230,9 +233,11 @@ def run(args) -> int:
                                   f"loss {float(result.loss):.4g}")
 
 
-def _solve(args, out, session, vgg, content, styles, alpha, settings):
+def _solve(out, session, vgg, content, styles, alpha, settings, *, mask_kw: dict,
+           period: int, save_every: int, web: bool):
     """The library call, one size or a ladder (:func:`nstjax.run.resolve.stylize_run`),
-    with frames and snapshots: ``(result, frames, period, mask_kw)``."""
+    with ``mask_kw`` (its masks), an animation frame every ``period`` iterations, a snapshot
+    every ``save_every`` and, with ``web``, the live page: ``(result, frames)``."""
     solver, ladder, total = settings.solver, settings.ladder, settings.iterations
     h, w = content.shape[:2]
     sizes = "" if ladder is None else \
@@ -240,20 +245,18 @@ def _solve(args, out, session, vgg, content, styles, alpha, settings):
     session.start(total, "stylize", f"stylize: {w}×{h}, {solver.optimizer}, "
                   f"{plural(total, 'iteration')}{sizes} (the first run at a size compiles "
                   "first, cached for next time)")
-    mask_kw = run_pictures.mask_arguments(args, content.shape[:2])
     frames = run_pictures.Frames()       # for the animation
-    period = run_pictures.frame_period(args, total)
 
     def keep_frame(i, x):
         frames(i, x)
-        if args.save_every:
+        if save_every:
             full = x.shape == content.shape
             session.save_snapshot(out.with_name(f"{out.stem}_{i:05d}{out.suffix}"), x,
                                   alpha=alpha if full else None)
 
     kw = dict(alpha=alpha, **mask_kw,
               callbacks=session.callbacks(snapshot=keep_frame, snapshot_every=period))
-    if args.web:
+    if web:
         from nstjax.cli import serve  # the web server only when asked for
         kw["callbacks"], web_done = serve.web_view(kw["callbacks"], total)
     content_j, styles_j = jnp.asarray(content), [jnp.asarray(s) for s in styles]
@@ -261,14 +264,14 @@ def _solve(args, out, session, vgg, content, styles, alpha, settings):
     try:
         result = session.solve(lambda: stylize_run(vgg, content_j, styles_j, settings, **kw))
     finally:
-        if args.web and result is None:
+        if web and result is None:
             web_done("the run failed (see the command's output)", failed=True)
-        elif args.web:
+        elif web:
             web_done(f"{plural(int(result.n_iter), 'iteration')}, loss {float(result.loss):.4g}")
-    return result, frames, period, mask_kw
+    return result, frames
 
 
-def _record(args, out, session, result, objective, solver, content, ladder) -> dict:
+def _record(out, session, result, objective, solver, content, ladder) -> dict:
     """The sidecar of a solved run."""
     n_iter = int(result.n_iter)
     h, w = content.shape[:2]
