@@ -195,6 +195,7 @@ def run(args) -> int:
         return nnst_run.run(args, out, inputs, write_result)
     common.enable_compilation_cache()      # first: the memory check's compile is kept
     objective, plan = tiles.check_memory(args, settings.objective, size)  # --remat, --tile
+    inputs = Inputs.of(args)        # at the style size the check chose for a tiled run
     settings = settings._replace(objective=objective)
     solver, ladder = settings.solver, settings.ladder
 

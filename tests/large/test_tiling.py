@@ -326,3 +326,37 @@ def test_cli_tile_auto_tiles_only_beyond_memory(tmp_path, tiny_vgg, monkeypatch,
         assert ("tiles" in meta) == tiled and ("pixel tiles" in err) == tiled, err
         if tiled:
             assert 64 <= meta["tiles"]["window"][0] < 512 and meta["tiles"]["count"] >= 2
+
+
+def test_cli_tiles_load_the_style_at_the_size_the_memory_check_chose(tmp_path, tiny_vgg,
+                                                                     monkeypatch, capsys):
+    """A tiled run's style follows --size; when that style's forward pass would not fit,
+    the memory check lowers its size (with a note), and the style is loaded at that size.
+    The solve itself is replaced: only the decision and the loaded inputs are checked (the
+    check compiles the real VGG19's program for one 96-pixel tile on abstract arguments)."""
+    import re
+
+    from PIL import Image
+
+    from nstjax.cli import run, tiles
+    from nstjax.run import memory
+    monkeypatch.setattr(nstjax, "load_vgg19", lambda *a, **k: tiny_vgg)
+    monkeypatch.setattr(memory, "available_bytes", lambda: int(0.9 * 2**30))
+    seen = {}
+
+    def fake_tiles_run(args, out, session, *, styles, **kw):
+        seen["style"] = styles[0].shape
+        return 0
+    monkeypatch.setattr(tiles, "run", fake_tiles_run)
+    c, s = tmp_path / "c.png", tmp_path / "s.png"
+    Image.fromarray((make_image(384, 512, seed=1) * 255).astype(np.uint8)).save(c)
+    Image.fromarray((make_image(512, 512, seed=2) * 255).astype(np.uint8)).save(s)
+    code = run(["stylize", "--content", str(c), "--style", str(s), "--output",
+                str(tmp_path / "o.png"), "--size", "512", "--tile", "96", "--iters", "1",
+                "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    chosen = re.search(r"using --style-size (\d+)", err)
+    assert chosen, err
+    assert 64 <= int(chosen.group(1)) < 512
+    assert max(seen["style"][:2]) == int(chosen.group(1)), (seen, err)
