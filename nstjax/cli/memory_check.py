@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import sys
+from typing import NamedTuple
 
 from nstjax.cli.common import MIN_SIZE, UsageError, build_solver
 from nstjax.cli.inputs import Inputs
@@ -75,29 +76,42 @@ def check_nnst_memory(inputs: Inputs, available: int, allows: str = "this machin
     raise TooBig(f"{nnst_memory.does_not_fit(fit, content, allows)}; {fits}", largest)
 
 
+class Fitted(NamedTuple):
+    """:func:`check_memory`'s answer for a run that fits: ``objective`` with its
+    checkpointing policy chosen when ``--remat`` is auto, the run's
+    :class:`nstjax.run.memory_plan.MemoryPlan`, and the styles' long edge (``--style-size``
+    as given, or the largest that fits for a tiled run that named none)."""
+
+    objective: object
+    plan: object
+    style_size: int
+
+
 def check_memory(args, objective, size: int, *, members: int = 1,
-                 available: int | None = None):
+                 available: int | None = None, tile: int | None = None,
+                 style_size: int | None = None) -> Fitted:
     """Refuse, before decoding anything, a run whose compiled program would not fit.
     The decision is :func:`nstjax.run.transfer_memory.plan_transfer` (80% of
     :func:`nstjax.run.memory.available_bytes`); with ``--remat auto`` (the default) the
     checkpointing policy ``"block"`` is taken when ``"none"`` would not fit.
     A refusal names the largest ``--size`` that fits and the options that would make
-    this one fit.  ``available``: the bytes to plan for (default: measured now).
-
-    Returns:
-      ``(objective, plan)``: ``objective`` with its checkpointing policy chosen when
-      ``--remat`` is auto, and the run's :class:`nstjax.run.memory_plan.MemoryPlan`.
+    this one fit.  ``available``: the bytes to plan for (default: measured now);
+    ``tile``: the window's edge of a tiled run (one window at a time is solved);
+    ``style_size``: the styles' long edge (default: the flags').
     """
-    (h, w), *style_shapes = Inputs.of(args, size).shapes()
-    tile = getattr(args, "tile", None)
+    inputs = Inputs.of(args, size)
+    if style_size is not None:
+        inputs = inputs._replace(style_size=style_size)
+    (h, w), *style_shapes = inputs.shapes()
     if tile:                           # tiled: one tile at a time is solved
         h, w = min(h, tile), min(w, tile)
     available = available_memory(args) if available is None else available
     budget = BUDGET_FRACTION * available
     allowed_by = allows(args)
     style_refusal = _style_refusal(args, objective, style_shapes, budget, tile, allowed_by)
-    if style_refusal == "refit":                       # tiles: the style was made smaller
-        return check_memory(args, objective, size, members=members, available=available)
+    if isinstance(style_refusal, int):                 # tiles: a smaller style fits
+        return check_memory(args, objective, size, members=members, available=available,
+                            tile=tile, style_size=style_refusal)
     solver = build_solver(args)
     history = _history_bytes(solver, members, budget, allowed_by)
     screen = memory.estimate_transfer_bytes(h, w, layers=objective.layers,
@@ -111,7 +125,7 @@ def check_memory(args, objective, size: int, *, members: int = 1,
         if fit.objective.remat != objective.remat:
             print(f"note: {w}×{h} does not fit without checkpointing; using --remat "
                   f"{fit.objective.remat} ({fit.need / 2**30:.1f} GiB)", file=sys.stderr)
-        return fit.objective, fit.plan
+        return Fitted(fit.objective, fit.plan, inputs.style_size)
     edge = min(size, tile) if tile else size
     raise _too_big(does_not_fit(fit, (h, w), allowed_by), fit.need, budget, edge, objective,
                    tile, auto)
@@ -149,9 +163,8 @@ def _too_big(what: str, need: float, budget: float, edge: int, objective, tile,
 
 
 def _style_refusal(args, objective, style_shapes, budget: float, tile, allows: str):
-    """``None`` when every style's forward pass fits; ``"refit"`` after lowering
-    ``args.style_size`` to the largest that fits (tiles, with no size asked for); else the
-    :class:`TooBig` to raise."""
+    """``None`` when every style's forward pass fits; the largest style size that fits
+    (tiles, with no size asked for); else the :class:`TooBig` to raise."""
     explicit = args.style_size is not None or getattr(args, "style_scale", None) is not None
     for sh, sw in style_shapes:
         need = memory.estimate_transfer_bytes(sh, sw, layers=objective.style_layers)
@@ -163,8 +176,7 @@ def _style_refusal(args, objective, style_shapes, budget: float, tile, allows: s
         if tile and not explicit and edge >= MIN_SIZE:
             print(f"note: a {sw}×{sh} style would need {need / 2**30:.1f} GiB; using "
                   f"--style-size {edge}", file=sys.stderr)
-            args.style_size = edge
-            return "refit"
+            return edge
         how = "" if explicit else " (a style follows the content's long edge unless told)"
         return TooBig(f"a {sw}×{sh} style image{how} needs about {gib(need)}, more "
                       f"than the {gib(budget)} {allows} allows; use "

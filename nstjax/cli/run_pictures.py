@@ -160,13 +160,14 @@ def term_series(result) -> dict:
             for k, h in result.term_history.items()}
 
 
-def write(out: Path, args, result, frames: Frames, *, mask_kw: dict, protect,
-          period: int) -> dict:
-    """Write the loss curve (always) and the animation (``--animation``); returns the
-    sidecar's entries for them."""
+def write(out: Path, result, frames: Frames, *, mask_kw: dict, protect, period: int,
+          style_masks=None, content_mask=None, animation=None) -> dict:
+    """Write the loss curve (always) and, to ``animation`` (``--animation``), the
+    animation; returns the sidecar's entries for them (``style_masks`` and
+    ``content_mask``: the mask files, as the record names them)."""
     n_iter = int(result.n_iter)
     record = {"frame_period": period,
-              "masks": {"style": args.style_mask, "content": args.content_mask,
+              "masks": {"style": style_masks, "content": content_mask,
                         "mode": mask_kw.get("mask_mode")}}
     history = np.asarray(result.history)[:n_iter]
     series = {"total": (np.arange(1, n_iter + 1), history)}
@@ -182,8 +183,8 @@ def write(out: Path, args, result, frames: Frames, *, mask_kw: dict, protect,
         record["loss_curve"] = None
         record["loss_curve_error"] = str(e)
         print(f"warning: no loss curve written: {e}", file=sys.stderr)
-    if args.animation:
+    if animation:
         shots = animation_frames(frames, result.image, n_iter)
-        pictures.save_animation(args.animation, shots)
-        record["animation"] = {"path": str(args.animation), "frames": len(shots)}
+        pictures.save_animation(animation, shots)
+        record["animation"] = {"path": str(animation), "frames": len(shots)}
     return record

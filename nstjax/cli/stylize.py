@@ -121,15 +121,15 @@ def _check(args, inputs):
         raise UsageError("--transfer-color-only and --preserve-color are opposites: give one")
     if args.transfer_color_only and not args.demo and len(args.style) != 1:
         raise UsageError("--transfer-color-only takes one style image")
-    tiles.parse(args)
-    if args.web and (args.tile or args.transfer_color_only):
+    tiling = tiles.parse(args)
+    if args.web and (tiling or args.transfer_color_only):
         raise UsageError("--web shows a single-image solve: not with "
-                         f"{'--tile' if args.tile else '--transfer-color-only'}")
+                         f"{'--tile' if tiling else '--transfer-color-only'}")
     out = Path(args.output)
     common.refuse_overwriting_inputs([out], inputs.paths)
     common.check_output(out, inputs.paths, bit_depth=args.bit_depth)
     run_pictures.check(args, out, inputs.paths)
-    return out
+    return out, tiling
 
 
 def _color_only(args, out, inputs, content, styles, alpha, session) -> int:
@@ -186,7 +186,7 @@ def run(args) -> int:
     """The body of ``nstjax stylize``; returns the exit code."""
     common.check_inputs_given(args)
     inputs = Inputs.of(args)
-    out = _check(args, inputs)
+    out, tiling = _check(args, inputs)
     size = inputs.size
     n_styles = 1 if args.demo else len(args.style)
     settings = resolve(RunSpec.from_arguments(vars(args)), n_styles=n_styles)  # before work
@@ -194,8 +194,9 @@ def run(args) -> int:
         from nstjax.cli import nnst_run
         return nnst_run.run(args, out, inputs, write_result)
     common.enable_compilation_cache()      # first: the memory check's compile is kept
-    objective, plan = tiles.check_memory(args, settings.objective, size)  # --remat, --tile
-    inputs = Inputs.of(args)        # at the style size the check chose for a tiled run
+    fitted, tiling = tiles.check_memory(args, tiling, settings.objective, size)
+    objective, plan = fitted.objective, fitted.plan     # --remat, --tile auto, a style size
+    inputs = inputs._replace(style_size=fitted.style_size)
     settings = settings._replace(objective=objective)
     solver, ladder = settings.solver, settings.ladder
 
@@ -207,12 +208,13 @@ def run(args) -> int:
         return _color_only(args, out, inputs, content, styles, alpha, session)
     vgg = common.load_vgg(inputs.weights)
     session.loaded()
-    if args.tile:
+    if tiling:
         run_kw = {"objective": objective, "weights": settings.weights, "solver": solver,
                   "init": settings.init, "preserve_color": settings.preserve_color,
                   "color_match": settings.color_match}
-        return tiles.run(args, out, session, inputs=inputs, vgg=vgg, content=content, styles=styles,
-                         alpha=alpha, plan=plan, **run_kw)
+        return tiles.run(tiling, out, session, inputs=inputs, vgg=vgg, content=content,
+                         styles=styles, alpha=alpha, plan=plan, bit_depth=args.bit_depth,
+                         save_every=args.save_every, **run_kw)
     mask_kw = run_pictures.mask_arguments(args, content.shape[:2])
     period = run_pictures.frame_period(args, settings.iterations)
     result, frames = _solve(out, session, vgg, content, styles, alpha, settings,
@@ -222,9 +224,11 @@ def run(args) -> int:
         written = write_result(out, result.image, inputs, args.bit_depth, alpha, content,
                                styles)
         record = _record(out, session, result, objective, solver, content, ladder)
-        record.update(run_pictures.write(out, args, result, frames, mask_kw=mask_kw,
-                                         protect=inputs.paths
-                                         + run_pictures.mask_paths(args), period=period))
+        record.update(run_pictures.write(
+            out, result, frames, mask_kw=mask_kw, period=period,
+            protect=inputs.paths + run_pictures.mask_paths(args),
+            style_masks=args.style_mask, content_mask=args.content_mask,
+            animation=args.animation))
         record["memory"] = plan.record(peak=memory.measured_peak_bytes())
         common.write_json(written[1], record)
     written += [record.get("loss_curve"), (record.get("animation") or {}).get("path")]

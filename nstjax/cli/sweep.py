@@ -187,7 +187,7 @@ def run(args) -> int:
     outputs = _outputs(out_dir, len(members), args.demo)
     common.refuse_overwriting_inputs(outputs, inputs.paths)
     common.enable_compilation_cache()      # first: the memory check's compile is kept
-    objective, _ = memory_check.check_memory(args, objective, size)   # may pick --remat
+    objective = memory_check.check_memory(args, objective, size).objective  # may pick --remat
 
     session = session_of(args, "sweep", protect=inputs.paths)
     content, styles = inputs.load()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -58,39 +59,48 @@ def add_arguments(p) -> None:
                    "of a smaller tile)")
 
 
-def parse(args) -> None:
-    """Validate the tile flags before any work: ``args.tile`` becomes None, ``"auto"`` or
-    the window's edge in pixels."""
+class Tiling(NamedTuple):
+    """The tile flags, checked: ``tile`` is ``"auto"`` or the window's edge in pixels
+    (``--tile``), ``margin`` ``None`` until an ``"auto"`` window is chosen."""
+
+    tile: int | str
+    overlap: int
+    margin: int | None
+    iters: int | None
+    match: str
+
+
+def parse(args) -> Tiling | None:
+    """The tile flags, validated before any work (``None``: no ``--tile``)."""
     tile = args.tile
     if tile is None:
         for flag in ("tile_overlap", "tile_margin", "tile_iters"):
             if getattr(args, flag) is not None:
                 raise UsageError(f"--{flag.replace('_', '-')} needs --tile")
-        return
+        return None
     if getattr(args, "parametrization", None) == "laplacian":
         raise UsageError("--tile holds each window's margin fixed, which a laplacian "
                          "pyramid's coarse levels cannot: use --parametrization pixels")
     if str(tile).strip().lower() == "auto":
-        args.tile = "auto"
+        tile = "auto"
     else:
         try:
-            args.tile = int(tile)
+            tile = int(tile)
         except ValueError:
             raise UsageError(f"--tile: a number of pixels or 'auto', not {tile!r}") from None
-        if args.tile < MIN_TILE or args.tile % 16:
-            raise UsageError(f"--tile {args.tile}: a multiple of 16 of at least {MIN_TILE} "
+        if tile < MIN_TILE or tile % 16:
+            raise UsageError(f"--tile {tile}: a multiple of 16 of at least {MIN_TILE} "
                              "pixels, please")
     overlap = DEFAULT_OVERLAP if args.tile_overlap is None else args.tile_overlap
     margin = args.tile_margin
     if margin is None:
-        margin = default_margin(args.tile) if isinstance(args.tile, int) else None
+        margin = default_margin(tile) if isinstance(tile, int) else None
     if overlap < 0 or (margin is not None and (margin < 0 or margin % 16)):
         raise UsageError("--tile-overlap must be >= 0 and --tile-margin a multiple of 16 "
                          f">= 0 (got {overlap} and {margin})")
-    if isinstance(args.tile, int) and args.tile - 2 * margin <= overlap:
-        raise UsageError(f"--tile {args.tile} leaves no room for tiles after a margin of "
+    if isinstance(tile, int) and tile - 2 * margin <= overlap:
+        raise UsageError(f"--tile {tile} leaves no room for tiles after a margin of "
                          f"{margin} on each side and an overlap of {overlap}")
-    args.tile_overlap, args.tile_margin = overlap, margin
     if args.tile_iters is not None and args.tile_iters < 1:
         raise UsageError(f"--tile-iters must be at least 1, not {args.tile_iters}")
     clash = [flag for flag, given in (
@@ -103,6 +113,7 @@ def parse(args) -> None:
     if args.init not in (None, "content", "noise", "uniform", "style", "grey"):
         raise UsageError("--tile starts from 'content', 'noise', 'uniform', 'style' or 'grey', "
                          "not an --init image")
+    return Tiling(tile, overlap, margin, args.tile_iters, args.tile_match)
 
 
 def default_margin(tile: int) -> int:
@@ -110,66 +121,72 @@ def default_margin(tile: int) -> int:
     return min(DEFAULT_MARGIN, tile // 8 // 16 * 16)
 
 
-def check_memory(args, objective, size: int):
-    """:func:`memory_check.check_memory` (``(objective, plan)``), resolving ``--tile auto``:
-    no tiles when the whole image fits, else the largest window that fits (then the check
-    again for it)."""
-    if isinstance(args.tile, int) and args.tile >= size:   # one window holds it all
-        print(f"note: --tile {args.tile} is not smaller than the image ({size} px): "
+def check_memory(args, tiled: Tiling | None, objective, size: int
+                 ) -> tuple[memory_check.Fitted, Tiling | None]:
+    """:func:`memory_check.check_memory` and the tiles to solve in (``None``: the whole
+    image), resolving ``--tile auto``: no tiles when the whole image fits, else the
+    largest window that fits (then the check again for it)."""
+    if tiled is not None and isinstance(tiled.tile, int) and tiled.tile >= size:
+        print(f"note: --tile {tiled.tile} is not smaller than the image ({size} px): "
               "solving it whole", file=sys.stderr)
-        args.tile = None
-    if args.tile != "auto":
-        return memory_check.check_memory(args, objective, size)
-    args.tile, margin_given = None, args.tile_margin
+        tiled = None
+    if tiled is None or tiled.tile != "auto":
+        tile = None if tiled is None else tiled.tile
+        return memory_check.check_memory(args, objective, size, tile=tile), tiled
+    tile, margin = None, tiled.margin
     available = memory_check.available_memory(args)     # one budget for every attempt
     for attempt in range(4):  # memory is not quite proportional to pixels: refine the size
         try:
-            fitted = memory_check.check_memory(args, objective, size, available=available)
+            fitted = memory_check.check_memory(args, objective, size, available=available,
+                                               tile=tile)
         except memory_check.TooBig as e:
-            margin = default_margin(e.largest) if margin_given is None else margin_given
-            if attempt == 3 or e.largest < max(MIN_TILE, 2 * margin + args.tile_overlap + 16):
+            margin = default_margin(e.largest) if tiled.margin is None else tiled.margin
+            if attempt == 3 or e.largest < max(MIN_TILE, 2 * margin + tiled.overlap + 16):
                 raise
-            args.tile, args.tile_margin = e.largest, margin
+            tile = e.largest
             continue
-        if args.tile:
-            print(f"note: the whole image does not fit; solving it in {args.tile}-pixel "
+        if tile:
+            print(f"note: the whole image does not fit; solving it in {tile}-pixel "
                   "tiles", file=sys.stderr)
-        return fitted
+            return fitted, tiled._replace(tile=tile, margin=margin)
+        return fitted, None
 
 
-def run(args, out, session, *, inputs, vgg, content, styles, alpha, objective, weights,
-        solver, init, preserve_color, color_match, plan=None) -> int:
-    """Solve in tiles, write the image and its sidecar; returns the exit code."""
+def run(tiled: Tiling, out, session, *, inputs, vgg, content, styles, alpha, objective,
+        weights, solver, init, preserve_color, color_match, bit_depth: int, save_every: int,
+        plan=None) -> int:
+    """Solve in ``tiled``'s tiles, write the image and its sidecar; returns the exit
+    code."""
     h, w = content.shape[:2]
-    layout = tile_layout((h, w), args.tile, args.tile_overlap, args.tile_margin)
+    layout = tile_layout((h, w), tiled.tile, tiled.overlap, tiled.margin)
     n = len(layout.cores)
-    tile_solver = solver if args.tile_iters is None else dataclasses.replace(
-        solver, max_iter=args.tile_iters)
+    tile_solver = solver if tiled.iters is None else dataclasses.replace(
+        solver, max_iter=tiled.iters)
     session.start(solver.max_iter + n * tile_solver.max_iter, "stylize",
                   f"stylize: {w}×{h}, {solver.optimizer}: first the whole image at "
-                  f"{min(args.tile, max(h, w))} px ({plural(solver.max_iter, 'iteration')}), "
+                  f"{min(tiled.tile, max(h, w))} px ({plural(solver.max_iter, 'iteration')}), "
                   f"then {n} tiles of {layout.window[1]}×{layout.window[0]} "
                   f"({plural(tile_solver.max_iter, 'iteration')} each, every tile matching "
-                  f"the style {'on its own' if args.tile_match == 'local' else 'of the whole'}"
+                  f"the style {'on its own' if tiled.match == 'local' else 'of the whole'}"
                   "); the loss shown is the current stage's own")
     session.stage = "coarse"
 
     def snapshot(i, x):
-        if args.save_every:
+        if save_every:
             session.save_snapshot(out.with_name(f"{out.stem}_{i:05d}{out.suffix}"), x,
                                   alpha=alpha)
 
     result = session.solve(lambda: tiling.stylize_tiled(
         vgg, jnp.asarray(content), [jnp.asarray(s) for s in styles],
         key=inputs.key(), objective=objective, weights=weights,
-        solver=tile_solver, coarse_solver=solver, tile=args.tile, weights_at=args.tile,
-        overlap=args.tile_overlap, margin=args.tile_margin, init=init,
+        solver=tile_solver, coarse_solver=solver, tile=tiled.tile, weights_at=tiled.tile,
+        overlap=tiled.overlap, margin=tiled.margin, init=init,
         callbacks=session.callbacks(snapshot=snapshot),
         log=lambda text: setattr(session, "stage", text), preserve_color=preserve_color,
-        color_match=color_match, match=args.tile_match))
+        color_match=color_match, match=tiled.match))
     with output_unit():        # the image and its sidecar: all or none
         save_image(out, np.asarray(result.image), protect=inputs.paths,
-                   bit_depth=args.bit_depth, alpha=alpha)
+                   bit_depth=bit_depth, alpha=alpha)
         tiles = [s for s in result.stages if s.core]
         solved, coarse = len(tiles), [s for s in result.stages if not s.core]
         record = session.record(
@@ -180,15 +197,15 @@ def run(args, out, session, *, inputs, vgg, content, styles, alpha, objective, w
                     else "done"),
             tiles={"window": [int(layout.window[1]), int(layout.window[0])],
                    "core": [int(layout.core[1]), int(layout.core[0])],
-                   "overlap": args.tile_overlap, "margin": args.tile_margin,
-                   "count": n, "solved": solved, "weights_at": args.tile,
+                   "overlap": tiled.overlap, "margin": tiled.margin,
+                   "count": n, "solved": solved, "weights_at": tiled.tile,
                    "coarse_size": ([int(coarse[0].result.image.shape[1]),
                                     int(coarse[0].result.image.shape[0])] if coarse else None),
-                   "match": args.tile_match,
-                   "whole_image_gram": (args.tile_match == "whole"
+                   "match": tiled.match,
+                   "whole_image_gram": (tiled.match == "whole"
                                         and tiling.gram_objective(objective)),
                    "losses": [float(s.result.loss) for s in tiles]})
-        record.update(run_pictures.write(out, args, result, run_pictures.Frames(),
+        record.update(run_pictures.write(out, result, run_pictures.Frames(),
                                          mask_kw={}, protect=inputs.paths,
                                          period=0))
         if plan is not None:          # a tile's plan, and the whole run's measured peak
