@@ -443,9 +443,9 @@ def test_a_thin_image_is_screened_by_its_real_shape(inputs, tmp_path):
     args.style_size = int(str(e.value).split("--style-size ")[1].split()[0])
     assert memory_check.check_memory(args, Objective(), 20000) is not None
     # in tiles the style keeps --size where it fits, else the largest size that does
-    args.style_size, args.tile = None, 2240
-    assert memory_check.check_memory(args, Objective(), 20000) is not None
-    assert 16 <= args.style_size < 20000
+    args.style_size = None
+    fitted = memory_check.check_memory(args, Objective(), 20000, tile=2240)
+    assert 16 <= fitted.style_size < 20000 and args.style_size is None
 
 
 @pytest.mark.integration

@@ -128,18 +128,18 @@ def check(r, label):
             f"{r['inputs_resident'] / MiB:.1f} + call {r['growth'] / MiB:.1f}), "
             f"ratio {est / got:.3f}")
     print(line)
-    # 20%, or 4 MiB on the smallest programs, where the runtime's per-thread convolution
-    # scratch (a few MiB, more or less of it touched as the machine is busy) is the error
-    floor = 4 * MiB
-    assert abs(est - got) <= max(0.2 * got, floor), line
+    assert abs(est - got) <= 0.2 * got, line
     if r["growth"] >= 8 * MiB:
-        assert abs(r["new"] - r["growth"]) <= max(0.2 * r["growth"], floor), line
+        assert abs(r["new"] - r["growth"]) <= 0.2 * r["growth"], line
     assert est >= got - 2 * MiB, line  # errs, if at all, towards refusing: never far under
     return line
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("size, members", [(256, 1), (512, 1), (256, 4)])
+# Not 256 px × 1 (a 12 MiB program): there the runtime's per-thread convolution scratch,
+# 4.6 MiB in XLA's figures and touched more or less as the machine is busy, swings the
+# measured growth from 10 to 13 MiB from run to run.
+@pytest.mark.parametrize("size, members", [(512, 1), (256, 4)])
 def test_compiled_estimate_matches_measured_peak_tiny_vgg(size, members):
     r = probe("tiny", size, members)
     assert r["program"]["temp"] > 4 * MiB  # large enough that the comparison means something
