@@ -14,8 +14,7 @@ from nstjax.cli import common
 from nstjax.cli.common import MIN_SIZE, UsageError
 from nstjax.io import demo
 from nstjax.io.image import ImageError, load_image, scaled_shape
-
-_NAMED_STARTS = (None, "content", "noise", "uniform", "style", "grey")
+from nstjax.run.start import INITS
 
 
 class Inputs(NamedTuple):
@@ -52,7 +51,7 @@ class Inputs(NamedTuple):
                    styles=tuple(Path(s) for s in getattr(args, "style", None) or ()),
                    demo=bool(getattr(args, "demo", False)), size=size,
                    style_size=common.style_size_of(args, size),
-                   init=None if init in _NAMED_STARTS else Path(init),
+                   init=None if init is None or init in INITS else Path(init),
                    weights=getattr(args, "weights", None), seed=getattr(args, "seed", 0) or 0)
 
     @property

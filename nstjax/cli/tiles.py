@@ -33,6 +33,7 @@ from nstjax.io.image_writing import output_unit, save_image
 from nstjax.large import tiling
 from nstjax.large.tile_layout import tile_layout
 from nstjax.run import memory
+from nstjax.run.start import INITS
 from nstjax.solve.minimize import Status
 
 MIN_TILE = 64
@@ -110,7 +111,7 @@ def parse(args) -> Tiling | None:
     if clash:
         raise UsageError(f"--tile does not combine with {', '.join(clash)} (the tiles have "
                          "their own coarse stage and no masks or animation yet)")
-    if args.init not in (None, "content", "noise", "uniform", "style", "grey"):
+    if args.init is not None and args.init not in INITS:
         raise UsageError("--tile starts from 'content', 'noise', 'uniform', 'style' or 'grey', "
                          "not an --init image")
     return Tiling(tile, overlap, margin, args.tile_iters, args.tile_match)

@@ -30,7 +30,7 @@ from nstjax.cli.video_work import Work, settings_of
 from nstjax.io.image import ImageError, load_image
 from nstjax.io.image_writing import output_unit
 from nstjax.run import memory
-from nstjax.run.start import check_solver
+from nstjax.run.start import INITS, check_solver
 from nstjax.run.transfer_memory import does_not_fit, largest_edge, plan_transfer
 from nstjax.video import multipass
 from nstjax.video.api import DEFAULT_PASSES
@@ -271,7 +271,7 @@ def _staged(save, session, n: int, passes: int = 0):
 
 def _init(args, clip):
     init = args.init or "content"
-    if init in ("content", "noise", "uniform", "style", "grey"):
+    if init in INITS:
         return init
     try:
         return load_image(init, shape=clip.frames.shape[1:3])
