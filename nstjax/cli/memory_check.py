@@ -17,7 +17,9 @@ from typing import NamedTuple
 
 from nstjax.cli.common import MIN_SIZE, UsageError, build_solver
 from nstjax.cli.inputs import Inputs
+from nstjax.objective.config import Objective
 from nstjax.run import memory, nnst_memory
+from nstjax.run.memory_plan import MemoryPlan
 from nstjax.run.transfer_memory import (BUDGET_FRACTION, WEIGHT_BYTES, does_not_fit, gib,
                                         history_bytes, largest_edge, plan_transfer)
 
@@ -82,8 +84,8 @@ class Fitted(NamedTuple):
     :class:`nstjax.run.memory_plan.MemoryPlan`, and the styles' long edge (``--style-size``
     as given, or the largest that fits for a tiled run that named none)."""
 
-    objective: object
-    plan: object
+    objective: Objective
+    plan: MemoryPlan
     style_size: int
 
 
